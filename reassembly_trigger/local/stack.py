@@ -1,0 +1,240 @@
+"""An embedded AWS for local runs and tests: a moto server on 127.0.0.1 and the
+pipeline's tables and queues, created idempotently."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from reassembly_trigger.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_sqs import SQSClient
+
+DEFAULT_REGION = "us-east-1"
+#: Credentials for local endpoints only; moto accepts anything.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceNames:
+    """The names of the pipeline's tables and queues."""
+
+    jobs_table: str
+    segment_completions_table: str
+    reassembly_triggered_table: str
+    reassembly_queue: str
+    reassembly_dead_letter_queue: str
+    #: Where the stream poller (like Lambda's on-failure destination) sends the
+    #: metadata of batches it gave up on.
+    on_failure_queue: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str = "stereo-spot", *, fifo: bool = False) -> ResourceNames:
+        """Names as the pipeline's Terraform gives them, under `prefix`."""
+        suffix = ".fifo" if fifo else ""
+        return cls(
+            jobs_table=f"{prefix}-jobs",
+            segment_completions_table=f"{prefix}-segment-completions",
+            reassembly_triggered_table=f"{prefix}-reassembly-triggered",
+            reassembly_queue=f"{prefix}-reassembly{suffix}",
+            reassembly_dead_letter_queue=f"{prefix}-reassembly-dlq{suffix}",
+            on_failure_queue=f"{prefix}-reassembly-trigger-failures",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAws:
+    """Clients for one endpoint (a moto server, LocalStack, DynamoDB Local or AWS)."""
+
+    endpoint_url: str | None
+    region: str
+    dynamodb: DynamoDBClient
+    streams: DynamoDBStreamsClient
+    sqs: SQSClient
+
+    @classmethod
+    def connect(cls, endpoint_url: str | None, region: str = DEFAULT_REGION) -> LocalAws:
+        """Clients for `endpoint_url` (None: the standard AWS SDK settings)."""
+        credentials = LOCAL_CREDENTIALS if endpoint_url else {}
+        session = boto3.session.Session(
+            region_name=region,
+            aws_access_key_id=credentials.get("aws_access_key_id"),
+            aws_secret_access_key=credentials.get("aws_secret_access_key"),
+        )
+        # Stream calls carry a StreamArn, which newer botocore routes to account-ID
+        # hosts that local stacks do not serve.
+        config = Config(account_id_endpoint_mode="disabled", retries={"mode": "standard"})
+        return cls(
+            endpoint_url=endpoint_url,
+            region=region,
+            dynamodb=session.client("dynamodb", endpoint_url=endpoint_url, config=config),
+            streams=session.client("dynamodbstreams", endpoint_url=endpoint_url, config=config),
+            sqs=session.client("sqs", endpoint_url=endpoint_url, config=config),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """The created resources: names, queue URLs and stream ARNs."""
+
+    names: ResourceNames
+    reassembly_queue_url: str
+    reassembly_dead_letter_queue_url: str
+    on_failure_queue_url: str
+    segment_completions_stream_arn: str | None
+    jobs_stream_arn: str | None
+
+    def settings(self, **overrides: Any) -> Settings:
+        """The Lambda's settings for these resources."""
+        return Settings(
+            jobs_table_name=self.names.jobs_table,
+            segment_completions_table_name=self.names.segment_completions_table,
+            reassembly_triggered_table_name=self.names.reassembly_triggered_table,
+            reassembly_queue_url=self.reassembly_queue_url,
+            **overrides,
+        )
+
+
+_STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+def _table_specs(names: ResourceNames) -> list[dict[str, Any]]:
+    return [
+        {
+            "TableName": names.jobs_table,
+            "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "job_id", "AttributeType": "S"}],
+            "StreamSpecification": _STREAM,
+        },
+        {
+            "TableName": names.segment_completions_table,
+            "KeySchema": [
+                {"AttributeName": "job_id", "KeyType": "HASH"},
+                {"AttributeName": "segment_index", "KeyType": "RANGE"},
+            ],
+            "AttributeDefinitions": [
+                {"AttributeName": "job_id", "AttributeType": "S"},
+                {"AttributeName": "segment_index", "AttributeType": "N"},
+            ],
+            "StreamSpecification": _STREAM,
+        },
+        {
+            "TableName": names.reassembly_triggered_table,
+            "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "job_id", "AttributeType": "S"}],
+        },
+    ]
+
+
+def _ensure_table(dynamodb: DynamoDBClient, spec: Mapping[str, Any]) -> str | None:
+    name = spec["TableName"]
+    try:
+        dynamodb.create_table(BillingMode="PAY_PER_REQUEST", **spec)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    dynamodb.get_waiter("table_exists").wait(
+        TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+    )
+    table = dynamodb.describe_table(TableName=name)["Table"]
+    return table.get("LatestStreamArn")
+
+
+def _ensure_queue(sqs: SQSClient, name: str, attributes: dict[str, str]) -> str:
+    if name.endswith(".fifo"):
+        attributes = {**attributes, "FifoQueue": "true"}
+    return sqs.create_queue(QueueName=name, Attributes=cast(Any, attributes))["QueueUrl"]
+
+
+def create_resources(aws: LocalAws, names: ResourceNames) -> Resources:
+    """Create (or find) the three tables with their streams, and the queues."""
+    stream_arns = {
+        spec["TableName"]: _ensure_table(aws.dynamodb, spec) for spec in _table_specs(names)
+    }
+    try:
+        aws.dynamodb.update_time_to_live(
+            TableName=names.reassembly_triggered_table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"},
+        )
+    except ClientError as exc:  # already enabled
+        if exc.response["Error"]["Code"] != "ValidationException":
+            raise
+    dlq_url = _ensure_queue(aws.sqs, names.reassembly_dead_letter_queue, {})
+    dlq_arn = aws.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    queue_url = _ensure_queue(
+        aws.sqs,
+        names.reassembly_queue,
+        {
+            "VisibilityTimeout": "900",
+            "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}',
+        },
+    )
+    on_failure_url = _ensure_queue(aws.sqs, names.on_failure_queue, {})
+    return Resources(
+        names=names,
+        reassembly_queue_url=queue_url,
+        reassembly_dead_letter_queue_url=dlq_url,
+        on_failure_queue_url=on_failure_url,
+        segment_completions_stream_arn=stream_arns[names.segment_completions_table],
+        jobs_stream_arn=stream_arns[names.jobs_table],
+    )
+
+
+class EmbeddedMotoServer:
+    """A moto server on 127.0.0.1 (ephemeral port by default), in a thread of this process."""
+
+    def __init__(self, port: int = 0) -> None:
+        from moto.server import ThreadedMotoServer
+
+        # One log line per request would drown everything else.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.endpoint_url = ""
+
+    def start(self) -> str:
+        """Start serving; return the endpoint URL."""
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        """Stop serving and join the server thread."""
+        self._server.stop()
+
+
+@contextmanager
+def embedded_moto_server(port: int = 0) -> Iterator[str]:
+    """A running moto server for the duration of the block; yields its endpoint URL."""
+    server = EmbeddedMotoServer(port)
+    endpoint = server.start()
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def environment(resources: Resources, endpoint_url: str | None, region: str) -> dict[str, str]:
+    """The environment a process needs to use these resources (Lambda's env plus endpoint)."""
+    env = resources.settings().as_environment()
+    env["AWS_REGION"] = region
+    env["AWS_DEFAULT_REGION"] = region
+    if endpoint_url:
+        env["AWS_ENDPOINT_URL"] = endpoint_url
+        env["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"
+        env.setdefault("AWS_ACCESS_KEY_ID", os.environ.get("AWS_ACCESS_KEY_ID", "testing"))
+        env.setdefault("AWS_SECRET_ACCESS_KEY", os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"))
+    return env

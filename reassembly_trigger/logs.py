@@ -1,0 +1,50 @@
+"""structlog configuration: JSON lines on stdout in Lambda, readable lines for people."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Literal, TextIO
+
+import structlog
+
+Renderer = Literal["json", "console"]
+
+
+def _level() -> int:
+    # Lambda's advanced logging controls set AWS_LAMBDA_LOG_LEVEL.
+    name = os.environ.get("AWS_LAMBDA_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO"
+    level = logging.getLevelName(name.upper())
+    return level if isinstance(level, int) else logging.INFO
+
+
+def configure_logging(
+    renderer: Renderer = "json", stream: TextIO | None = None, *, force: bool = False
+) -> None:
+    """Route structlog events to `stream` (stdout), one JSON object per line or for humans.
+
+    Leaves an existing configuration alone unless `force` is set, so the Lambda's first
+    invocation does not undo what a test (`capture_logs`) or the CLI configured.
+    """
+    if structlog.is_configured() and not force:
+        return
+    final: structlog.typing.Processor
+    if renderer == "json":
+        final = structlog.processors.JSONRenderer(sort_keys=False)
+    else:
+        final = structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            final,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_level()),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
+        # Loggers are bound per invocation, so caching buys nothing and would hide
+        # them from structlog.testing.capture_logs().
+        cache_logger_on_first_use=False,
+    )
