@@ -1,0 +1,244 @@
+"""A model of the pipeline's media worker, with the contract's lock semantics.
+
+It consumes the reassembly queue over real AWS calls (a moto server locally) and does
+what the contract says the media worker does with a message, so a duplicate message is
+absorbed exactly as in production:
+
+1. claim the job: conditional update on ReassemblyTriggered,
+   `SET reassembly_started_at = :now` if `attribute_exists(job_id) AND
+   attribute_not_exists(reassembly_started_at)`; if that fails, another worker has it:
+   delete the message, nothing runs (a *duplicate absorbed*);
+2. skip when the Job is already `completed`;
+3. refuse when the number of completions differs from `total_segments`;
+4. otherwise "reassemble": record it, set the Job to `completed` with `completed_at`.
+
+The message is deleted in every case, a refusal included: a refusal is recorded (it
+means the trigger sent a message for an incomplete job, which the simulations treat as
+a broken invariant) rather than left to be redelivered until the dead-letter queue.
+Nothing is concatenated: "reassembly" is the record of it having run.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from reassembly_trigger.local.stack import LocalAws, Resources
+
+if TYPE_CHECKING:
+    from reassembly_trigger.evaluation import Clock
+
+
+@dataclass(slots=True)
+class JobTally:
+    """What the media worker did for one job."""
+
+    messages_received: int = 0
+    reassemblies: int = 0
+    #: Messages whose claim failed: another message of the job had claimed it first.
+    duplicates_absorbed: int = 0
+    #: Messages claimed but skipped because the Job was already `completed`.
+    already_completed: int = 0
+    #: Messages claimed for a job whose completions differ from `total_segments`.
+    refusals: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Reassembly:
+    """One reassembly the worker ran."""
+
+    job_id: str
+    started_at: float
+    total_segments: int
+    message_id: str
+
+
+@dataclass(slots=True)
+class MediaWorkerReport:
+    """Totals over every job, plus messages that broke the contract's body shape."""
+
+    messages_received: int = 0
+    reassemblies: int = 0
+    duplicates_absorbed: int = 0
+    already_completed: int = 0
+    refusals: int = 0
+    malformed_messages: int = 0
+
+
+class MediaWorker:
+    """Consumes the reassembly queue like the contract's media worker; counts per job."""
+
+    def __init__(self, aws: LocalAws, resources: Resources, clock: Clock) -> None:
+        self._aws = aws
+        self._names = resources.names
+        self._queue_url = resources.reassembly_queue_url
+        self._fifo = self._queue_url.endswith(".fifo")
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.tallies: dict[str, JobTally] = {}
+        self.reassemblies: list[Reassembly] = []
+        #: Bodies that are not exactly `{"job_id": "<id>"}` (deleted, never run).
+        self.malformed: list[str] = []
+        #: On a FIFO queue: the (MessageGroupId, MessageDeduplicationId) of each message.
+        self.fifo_ids: list[tuple[str | None, str | None, str]] = []
+
+    # ------------------------------------------------------------------ consuming
+
+    def poll(self, max_messages: int = 10, wait_seconds: int = 0) -> int:
+        """Receive up to `max_messages` (at most 10) and handle each; how many were received."""
+        attributes: Any = ["MessageGroupId", "MessageDeduplicationId"] if self._fifo else []
+        messages = self._aws.sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=max(1, min(max_messages, 10)),
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=attributes,
+        ).get("Messages", [])
+        for message in messages:
+            self.handle(
+                message["Body"],
+                message_id=message["MessageId"],
+                attributes={str(k): v for k, v in message.get("Attributes", {}).items()},
+            )
+            self._aws.sqs.delete_message(
+                QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+        return len(messages)
+
+    def drain(self) -> int:
+        """Poll until the queue returns nothing; how many messages were handled."""
+        handled = 0
+        while got := self.poll():
+            handled += got
+        return handled
+
+    def handle(
+        self, body: str, *, message_id: str = "", attributes: dict[str, str] | None = None
+    ) -> None:
+        """Do what the media worker does with one message body (the caller deletes it)."""
+        job_id = _job_id(body)
+        if job_id is None:
+            with self._lock:
+                self.malformed.append(body)
+            return
+        if self._fifo:
+            attrs = attributes or {}
+            with self._lock:
+                self.fifo_ids.append(
+                    (attrs.get("MessageGroupId"), attrs.get("MessageDeduplicationId"), job_id)
+                )
+        self._tally(job_id, "messages_received")
+        now = self._clock.now()
+        if not self._claim(job_id, now):
+            self._tally(job_id, "duplicates_absorbed")
+            return
+        job = self._read_job(job_id)
+        if job is None or job.get("status") == "completed":
+            self._tally(job_id, "already_completed")
+            return
+        total = int(job["total_segments"]) if "total_segments" in job else None
+        if total is None or self._completed_segments(job_id, total) != total:
+            self._tally(job_id, "refusals")
+            return
+        self._complete_job(job_id, now)
+        with self._lock:
+            self.tallies[job_id].reassemblies += 1
+            self.reassemblies.append(Reassembly(job_id, now, total, message_id))
+
+    # ------------------------------------------------------------------ reporting
+
+    def tally(self, job_id: str) -> JobTally:
+        """The counts of one job (zeros when it never got a message)."""
+        with self._lock:
+            return self.tallies.get(job_id) or JobTally()
+
+    def report(self) -> MediaWorkerReport:
+        """Totals over every job."""
+        with self._lock:
+            report = MediaWorkerReport(malformed_messages=len(self.malformed))
+            for tally in self.tallies.values():
+                report.messages_received += tally.messages_received
+                report.reassemblies += tally.reassemblies
+                report.duplicates_absorbed += tally.duplicates_absorbed
+                report.already_completed += tally.already_completed
+                report.refusals += tally.refusals
+            return report
+
+    # ------------------------------------------------------------------ AWS
+
+    def _claim(self, job_id: str, now: float) -> bool:
+        """The contract's step 1: the conditional claim; False when another message has it."""
+        try:
+            self._aws.dynamodb.update_item(
+                TableName=self._names.reassembly_triggered_table,
+                Key={"job_id": {"S": job_id}},
+                UpdateExpression="SET reassembly_started_at = :now",
+                ConditionExpression="attribute_exists(job_id) AND "
+                "attribute_not_exists(reassembly_started_at)",
+                ExpressionAttributeValues={":now": {"N": str(int(now))}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _read_job(self, job_id: str) -> dict[str, Any] | None:
+        item = self._aws.dynamodb.get_item(
+            TableName=self._names.jobs_table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return None
+        return {key: next(iter(value.values())) for key, value in item.items()}
+
+    def _completed_segments(self, job_id: str, total: int) -> int:
+        """Distinct recorded segments in `[0, total)`, read independently of the trigger."""
+        seen: set[int] = set()
+        start: Any = None
+        while True:
+            params: dict[str, Any] = {
+                "TableName": self._names.segment_completions_table,
+                "KeyConditionExpression": "job_id = :job",
+                "ExpressionAttributeValues": {":job": {"S": job_id}},
+                "ProjectionExpression": "segment_index",
+                "ConsistentRead": True,
+            }
+            if start:
+                params["ExclusiveStartKey"] = start
+            page = self._aws.dynamodb.query(**params)
+            seen.update(int(item["segment_index"]["N"]) for item in page.get("Items", []))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return len({index for index in seen if 0 <= index < total})
+
+    def _complete_job(self, job_id: str, now: float) -> None:
+        self._aws.dynamodb.update_item(
+            TableName=self._names.jobs_table,
+            Key={"job_id": {"S": job_id}},
+            UpdateExpression="SET #status = :completed, completed_at = :now",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":completed": {"S": "completed"},
+                ":now": {"N": str(int(now))},
+            },
+        )
+
+    def _tally(self, job_id: str, counter: str) -> None:
+        with self._lock:
+            tally = self.tallies.setdefault(job_id, JobTally())
+            setattr(tally, counter, getattr(tally, counter) + 1)
+
+
+def _job_id(body: str) -> str | None:
+    """The job id of a body that is exactly `{"job_id": "<id>"}`; None for anything else."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or set(payload) != {"job_id"}:
+        return None
+    job_id = payload["job_id"]
+    return job_id if isinstance(job_id, str) and job_id else None
