@@ -238,6 +238,7 @@ class JobEvaluation:
             return None
         # Imported here: pydantic's import is the largest cold-start cost.
         from pydantic import ValidationError
+
         from stereo_spot_shared import Job, JobStatus
 
         try:
