@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from reassembly_trigger.batch import PartialBatchResponse, ReassemblyTrigger
 from reassembly_trigger.evaluation import Invocation, SystemClock
+from reassembly_trigger.metrics import emit_invocation_metrics
 from reassembly_trigger.runtime import build_trigger
 
 _trigger: ReassemblyTrigger | None = None
@@ -33,4 +35,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
     """Evaluate each job named by a DynamoDB Streams batch; report failed jobs' records."""
     trigger = container_trigger()
     invocation = Invocation.from_lambda_context(context, SystemClock())
-    return trigger.handle(event, invocation).response()
+    started = time.perf_counter()
+    result = trigger.handle(event, invocation)
+    emit_invocation_metrics(result, trigger.settings.metrics_namespace, context, started)
+    return result.response()
