@@ -5,10 +5,21 @@ botocore's own retry logic see exactly what a failing AWS would give them: an er
 response (throttling, 5xx), a connection that times out before the request arrives,
 or a request that AWS carried out but whose response was lost. Nothing of ours is
 mocked.
+
+Two more kinds model what happens to the Lambda rather than to AWS: a `CRASH` kills the
+invocation just before a call goes out (a `BaseException`, so no `except Exception`
+of ours runs: no release, no answer, exactly like Lambda killing a timed-out
+invocation), and a `PAUSE` holds the caller at a call while another evaluation runs
+(a race with a deterministic schedule).
+
+`instant_retries` keeps botocore's retry decisions (standard mode, attempts, retry
+quota) but hands the wait to a simulated clock, so thousands of retried faults cost
+no real time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import threading
@@ -30,6 +41,17 @@ class FaultKind(StrEnum):
     SERVER_ERROR = "server_error"  # 500 InternalServerError
     CONNECT_TIMEOUT = "connect_timeout"  # the request never reached AWS
     LOST_RESPONSE = "lost_response"  # AWS did it; the response never came back
+    CRASH = "crash"  # the invocation dies before the call goes out (raises SimulatedCrash)
+    PAUSE = "pause"  # the caller waits at the call while the rule's `action` runs
+
+
+class SimulatedCrash(BaseException):
+    """The Lambda invocation died here (killed at its timeout, out of memory, ...).
+
+    Derives from `BaseException` so that no `except Exception` in the code under test
+    runs: nothing is released, reported or logged after it, as when Lambda kills the
+    invocation. Whoever drives the handler catches it and retries the whole batch.
+    """
 
 
 _THROTTLE_CODES = {
@@ -46,15 +68,24 @@ class FaultRule:
     kind: FaultKind
     times: int | None = None
     probability: float = 1.0
-    #: Only calls whose request body contains this text (e.g. a job id).
-    body_contains: str | None = None
+    #: Only calls whose request body contains this text (e.g. a job id), or all of
+    #: these texts (e.g. a job id and `SET enqueued_at`).
+    body_contains: str | tuple[str, ...] | None = None
+    #: For `PAUSE`: what runs while the caller waits at this call.
+    action: Callable[[], None] | None = None
+    #: A name for reports (which scenario this rule belongs to).
+    label: str = ""
 
     def matches(self, operation: str, body: bytes) -> bool:
+        """Whether this rule applies to a call (before its probability is drawn)."""
         if self.operation not in ("*", operation):
             return False
         if self.times is not None and self.times <= 0:
             return False
-        return self.body_contains is None or self.body_contains.encode() in body
+        if self.body_contains is None:
+            return True
+        texts = (self.body_contains,) if isinstance(self.body_contains, str) else self.body_contains
+        return all(text.encode() in body for text in texts)
 
 
 class _Raw:
@@ -76,13 +107,31 @@ def _error_response(
 
 
 class FaultInjector:
-    """Decides, per call, whether to inject a fault; counts what it injected."""
+    """Decides, per call, whether to inject a fault; counts what it injected.
 
-    def __init__(self, rng: random.Random | None = None) -> None:
+    By default probabilities are drawn from one shared `rng`, in call order. With
+    `call_key` (e.g. the job id found in the request), each draw is instead a hash of
+    `seed`, the operation, the key and how many calls with that key came before: the
+    same seed then injects the same faults into the same job's calls whatever order
+    threads make their calls in.
+    """
+
+    def __init__(
+        self,
+        rng: random.Random | None = None,
+        *,
+        seed: int = 0,
+        call_key: Callable[[bytes], str] | None = None,
+    ) -> None:
         self.rules: list[FaultRule] = []
         self.injected: Counter[tuple[str, FaultKind]] = Counter()
+        #: Injections by rule label (rules without a label are counted by kind).
+        self.fired: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
         self._rng = rng or random.Random(0)
+        self._seed = seed
+        self._call_key = call_key
+        self._ordinals: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
         self._http = URLLib3Session()
         self.enabled = True
@@ -103,17 +152,30 @@ class FaultInjector:
         service = client.meta.service_model.service_id.hyphenize()
         client.meta.events.register(f"before-send.{service}", self._before_send(service))
 
-    def _pick(self, operation: str, body: bytes) -> FaultKind | None:
+    def _pick(self, operation: str, body: bytes) -> FaultRule | None:
+        key = self._call_key(body) if self._call_key is not None else None
         with self._lock:
             self.calls[operation] += 1
             if not self.enabled:
                 return None
-            for rule in self.rules:
-                if rule.matches(operation, body) and self._rng.random() < rule.probability:
+            ordinal = 0
+            if key is not None:
+                ordinal = self._ordinals[(operation, key)]
+                self._ordinals[(operation, key)] += 1
+            for index, rule in enumerate(self.rules):
+                if not rule.matches(operation, body):
+                    continue
+                draw = (
+                    self._rng.random()
+                    if key is None
+                    else _hashed_draw(self._seed, operation, key, ordinal, index)
+                )
+                if draw < rule.probability:
                     if rule.times is not None:
                         rule.times -= 1
                     self.injected[(operation, rule.kind)] += 1
-                    return rule.kind
+                    self.fired[rule.label or rule.kind.value] += 1
+                    return rule
         return None
 
     def _before_send(self, service: str) -> Callable[..., AWSResponse | None]:
@@ -124,9 +186,17 @@ class FaultInjector:
                 if isinstance(request.body, bytes)
                 else str(request.body or "").encode()
             )
-            kind = self._pick(operation, body)
-            if kind is None:
+            rule = self._pick(operation, body)
+            if rule is None:
                 return None
+            kind = rule.kind
+            if kind is FaultKind.PAUSE:
+                # Outside the injector's lock: the action makes calls of its own.
+                if rule.action is not None:
+                    rule.action()
+                return None
+            if kind is FaultKind.CRASH:
+                raise SimulatedCrash(f"invocation killed before {operation}")
             if kind is FaultKind.THROTTLE:
                 return _error_response(
                     request, service, _THROTTLE_CODES.get(service, "ThrottlingException"), 400
@@ -140,6 +210,53 @@ class FaultInjector:
             raise ReadTimeoutError(endpoint_url=request.url)
 
         return handler
+
+
+def _hashed_draw(seed: int, operation: str, key: str, ordinal: int, rule: int) -> float:
+    """A uniform draw in [0, 1) fixed by its inputs (reproducible across threads)."""
+    digest = hashlib.blake2b(
+        f"{seed}|{operation}|{key}|{ordinal}|{rule}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def instant_retries(client: Any, sleep: Callable[[float], None]) -> None:
+    """Let botocore retry as configured, but spend the backoff on `sleep` (a simulated clock).
+
+    botocore still decides whether a call is retried (standard mode, the client's
+    attempts, its retry quota); only the wait changes: the upper bound of the
+    exponential backoff for that attempt, without jitter (reproducible), handed to
+    `sleep`, and botocore itself then waits 0 s.
+    """
+    from botocore.retries import standard
+
+    service = client.meta.service_model.service_id.hyphenize()
+    unique_id = f"retry-config-{service}"
+    retries = client.meta.config.retries or {}
+    attempts = retries.get("total_max_attempts") or retries.get("max_attempts", 2) + 1
+    # Replace the client's standard-mode handler by one we can wrap.
+    client.meta.events.unregister(f"needs-retry.{service}", unique_id=unique_id)
+    handler = standard.register_retry_handler(client, max_attempts=attempts)
+    client.meta.events.unregister(f"needs-retry.{service}", unique_id=unique_id)
+
+    def needs_retry(**kwargs: Any) -> float | None:
+        delay = handler.needs_retry(**kwargs)
+        if delay is None:
+            return None
+        attempt = int(kwargs.get("attempts", 1))
+        throttled = _is_throttle(kwargs.get("response"))
+        base = 1.0 if throttled else 0.05
+        sleep(min(base * 2 ** (attempt - 1), 20.0))
+        return 0.0
+
+    client.meta.events.register(f"needs-retry.{service}", needs_retry, unique_id=unique_id)
+
+
+def _is_throttle(response: Any) -> bool:
+    if not response:
+        return False
+    code = str(response[1].get("Error", {}).get("Code", ""))
+    return "Throttl" in code or code == "ProvisionedThroughputExceededException"
 
 
 def _operation(request: AWSPreparedRequest, kwargs: dict[str, Any]) -> str:
