@@ -1,0 +1,44 @@
+"""The context object Lambda passes a handler, for invocations made in this process."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+DEFAULT_FUNCTION_NAME = "reassembly-trigger"
+#: The Terraform module's function timeout.
+DEFAULT_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(slots=True)
+class LocalLambdaContext:
+    """What the handler reads from Lambda's context: the request id and the time left.
+
+    The remaining time runs down in real time from `timeout_seconds`, as it does in
+    Lambda, so the handler's deadline (and the lease of any lock it takes) is real.
+    """
+
+    function_name: str = DEFAULT_FUNCTION_NAME
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 256
+    _started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        """The function's ARN, as Lambda gives it."""
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        """The function's log group."""
+        return f"/aws/lambda/{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds until Lambda would stop this invocation (never negative)."""
+        elapsed = time.monotonic() - self._started
+        return max(0, int((self.timeout_seconds - elapsed) * 1000))

@@ -1,0 +1,746 @@
+"""A DynamoDB Streams poller that behaves like Lambda's event source mapping (ESM).
+
+It reads a stream through the real Streams API (DescribeStream, GetShardIterator,
+GetRecords), so it works against a moto server, LocalStack, DynamoDB Local or AWS,
+and invokes a handler in this process with the event Lambda would deliver. What it
+does with the handler's answer is what Lambda does:
+
+- shards are read in order; a child shard only once its parent is finished;
+- records are batched up to `batch_size` (and a 6 MB payload), waiting up to the
+  batching window for a full batch;
+- success checkpoints the batch; a partial batch response (`batchItemFailures`)
+  checkpoints before the lowest failed sequence number and retries from it; an
+  invalid response fails the whole batch;
+- a function error (an exception, or running past the function timeout) retries the
+  batch, split in two first when bisect is on (a split costs no retry);
+- after `maximum_retry_attempts` retries, or once records are older than
+  `maximum_record_age_seconds`, the batch's metadata goes to the on-failure queue
+  (Lambda's document, with `DDBStreamBatchInfo`) and the shard moves on.
+
+One poller follows one stream, one shard after another (Lambda runs shards in
+parallel; order within a shard, which is all Lambda guarantees, is the same).
+`PollerGroup` runs one poller per stream in threads, as separate ESMs would.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reassembly_trigger.evaluation import Clock, SystemClock
+from reassembly_trigger.local.lambda_context import (
+    DEFAULT_FUNCTION_NAME,
+    DEFAULT_TIMEOUT_SECONDS,
+    LocalLambdaContext,
+)
+from reassembly_trigger.local.stream_events import (
+    dumps,
+    lambda_event,
+    lambda_record,
+    on_failure_record,
+    sequence_number,
+    stream_account,
+    stream_region,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_sqs import SQSClient
+
+#: A Lambda handler: `handler(event, context)`.
+Handler = Callable[[dict[str, Any], Any], Any]
+
+#: GetRecords' maximum page.
+GET_RECORDS_LIMIT = 1000
+#: Lambda's payload limit for a synchronous invocation.
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+#: The longest uninterrupted sleep, so that `stop()` takes effect promptly.
+_PAUSE_SLICE_SECONDS = 0.25
+
+
+class StartingPosition(StrEnum):
+    """Where a new mapping starts reading (ESM `StartingPosition`)."""
+
+    TRIM_HORIZON = "TRIM_HORIZON"
+    LATEST = "LATEST"
+
+
+class FailureCondition(StrEnum):
+    """Why a batch was discarded (`requestContext.condition` of the on-failure record)."""
+
+    RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
+    RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
+
+
+class InvocationOutcome(StrEnum):
+    """How one invocation ended, from the ESM's point of view."""
+
+    OK = "ok"
+    PARTIAL = "partial"  # batchItemFailures: retry from the lowest
+    ERROR = "error"  # an exception, a timeout or an invalid response
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSettings:
+    """The ESM settings (their Lambda names in comments) and this poller's pacing."""
+
+    batch_size: int = 100  # BatchSize
+    batching_window_seconds: float = 0.0  # MaximumBatchingWindowInSeconds
+    bisect_on_error: bool = False  # BisectBatchOnFunctionError
+    maximum_retry_attempts: int = -1  # MaximumRetryAttempts (-1: until the record expires)
+    maximum_record_age_seconds: int = -1  # MaximumRecordAgeInSeconds (-1: no limit)
+    starting_position: StartingPosition = StartingPosition.TRIM_HORIZON  # StartingPosition
+    on_failure_queue_url: str | None = None  # DestinationConfig.OnFailure (SQS)
+    report_batch_item_failures: bool = True  # FunctionResponseTypes
+    function_name: str = DEFAULT_FUNCTION_NAME
+    function_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS  # the function's Timeout
+    #: Lambda polls each shard four times a second when it is idle.
+    poll_interval_seconds: float = 0.25
+    #: Pause before a retry, doubling up to the maximum.
+    retry_backoff_seconds: float = 0.2
+    retry_backoff_max_seconds: float = 5.0
+    #: How often the shard list is read again (new shards appear as old ones close).
+    shard_refresh_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationReport:
+    """One invocation of the handler."""
+
+    stream_arn: str
+    shard_id: str
+    request_id: str
+    records: int
+    first_sequence_number: str
+    last_sequence_number: str
+    outcome: InvocationOutcome
+    #: On a partial failure: the sequence number the retry starts from.
+    retry_from: str | None
+    error: str | None
+    seconds: float
+    #: 0 for the first try of these records, then 1, 2, ... for retries.
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class DiscardReport:
+    """A batch given up on; `document` is what went (or would go) to the destination."""
+
+    stream_arn: str
+    shard_id: str
+    condition: FailureCondition
+    records: int
+    document: dict[str, Any]
+    #: The on-failure queue the document was sent to (None: no destination set).
+    sent_to: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PollerErrorReport:
+    """An AWS error of the poller itself (reading the stream, sending to the destination)."""
+
+    stream_arn: str
+    error: str
+
+
+PollerReport = InvocationReport | DiscardReport | PollerErrorReport
+#: Receives every report; called from the polling thread.
+Observer = Callable[[PollerReport], None]
+
+
+@dataclass(slots=True)
+class PollerStats:
+    """Counters over a poller's life."""
+
+    records_read: int = 0
+    invocations: int = 0
+    records_invoked: int = 0
+    succeeded: int = 0
+    partial_failures: int = 0
+    function_errors: int = 0
+    retries: int = 0
+    bisections: int = 0
+    discarded_batches: int = 0
+    discarded_records: int = 0
+    errors: int = 0
+
+    def __add__(self, other: PollerStats) -> PollerStats:
+        return PollerStats(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(slots=True)
+class _Shard:
+    shard_id: str
+    parent_id: str | None
+    closed: bool
+    first_position: StartingPosition | None  # None: nothing to read (LATEST on a closed shard)
+    iterator: str | None = None
+    #: GetRecords gave no next iterator: the shard is closed and read to its end.
+    exhausted: bool = False
+    #: The last sequence number read, and the last one done with (processed or discarded).
+    last_read: str | None = None
+    checkpoint: str | None = None
+    buffer: list[dict[str, Any]] = field(default_factory=list)
+    buffered_since: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return (self.exhausted or self.first_position is None) and not self.buffer
+
+
+@dataclass(slots=True)
+class _Batch:
+    records: list[dict[str, Any]]
+    retries: int = 0
+    invokes: int = 0
+    function_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    outcome: InvocationOutcome
+    retry_from: int | None = None  # index into the batch, on a partial failure
+    error: str | None = None
+
+
+class _Stopped(Exception):
+    """`stop()` was called while a batch was being retried."""
+
+
+class StreamPoller:
+    """Follows one stream like one event source mapping, invoking `handler` in-process."""
+
+    def __init__(
+        self,
+        streams: DynamoDBStreamsClient,
+        stream_arn: str,
+        handler: Handler | None = None,
+        settings: MappingSettings | None = None,
+        *,
+        sqs: SQSClient | None = None,
+        clock: Clock | None = None,
+        observer: Observer | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.stream_arn = stream_arn
+        self.settings = settings or MappingSettings()
+        if self.settings.on_failure_queue_url and sqs is None:
+            raise ValueError("an on-failure queue needs an SQS client")
+        self._streams = streams
+        self._sqs = sqs
+        self._handler = handler or _default_handler()
+        self._clock = clock or SystemClock()
+        self._observer = observer
+        self._stop = stop or threading.Event()
+        self._shards: dict[str, _Shard] = {}
+        self._listed_at: float | None = None
+        self._relist = True
+        self._quiet_since: float | None = None
+        self.stats = PollerStats()
+        self.region = stream_region(stream_arn)
+        self.function_arn = (
+            f"arn:aws:lambda:{self.region}:{stream_account(stream_arn)}:"
+            f"function:{self.settings.function_name}"
+        )
+
+    # ------------------------------------------------------------------ running
+
+    def run_once(self) -> int:
+        """One pass: list shards when due, read each active shard once, deliver every
+        ready batch. Returns the number of records read plus records delivered."""
+        if self._relist or self._listing_due():
+            self._list_shards()
+        activity = 0
+        for shard in self._active_shards():
+            activity += self._step(shard)
+            if shard.finished:
+                self._relist = True  # its children may be waiting
+        return activity
+
+    def poll_until_idle(
+        self, quiet_seconds: float = 0.5, timeout_seconds: float = 60.0
+    ) -> PollerStats:
+        """Poll until nothing was read or delivered for `quiet_seconds`; raise
+        `TimeoutError` if that takes longer than `timeout_seconds`."""
+        deadline = self._clock.now() + timeout_seconds
+        while not self._stop.is_set():
+            try:
+                activity = self.run_once()
+            except _Stopped:
+                break
+            now = self._clock.now()
+            if activity or self.pending():
+                self._quiet_since = None
+            elif self._quiet_since is None:
+                self._quiet_since = now
+            elif now - self._quiet_since >= quiet_seconds:
+                break
+            if now >= deadline:
+                raise TimeoutError(f"{self.stream_arn} still busy after {timeout_seconds}s")
+            if not activity:
+                self._pause(self.settings.poll_interval_seconds)
+        return self.stats
+
+    def run(self, duration_seconds: float | None = None) -> PollerStats:
+        """Poll until `stop()` (or for `duration_seconds`); AWS errors of the poller are
+        reported and retried, never fatal."""
+        until = None if duration_seconds is None else self._clock.now() + duration_seconds
+        while not self._stop.is_set() and (until is None or self._clock.now() < until):
+            try:
+                activity = self.run_once()
+            except _Stopped:
+                break
+            except (ClientError, BotoCoreError) as exc:
+                self.stats.errors += 1
+                self._report(PollerErrorReport(self.stream_arn, _describe(exc)))
+                self._pause(max(1.0, self.settings.poll_interval_seconds))
+                continue
+            if activity or self.pending():
+                self._quiet_since = None
+            elif self._quiet_since is None:
+                self._quiet_since = self._clock.now()
+            if not activity:
+                self._pause(self.settings.poll_interval_seconds)
+        return self.stats
+
+    def stop(self) -> None:
+        """Ask `run`/`poll_until_idle` to return (a retry in progress is abandoned)."""
+        self._stop.set()
+
+    def pending(self) -> bool:
+        """Whether records were read but not yet delivered (a batching window is open)."""
+        return any(shard.buffer for shard in self._shards.values())
+
+    def quiet_for(self) -> float:
+        """Seconds since `run` last read or delivered anything (0 while busy)."""
+        since = self._quiet_since
+        return 0.0 if since is None else max(0.0, self._clock.now() - since)
+
+    def checkpoints(self) -> dict[str, str | None]:
+        """Each shard's last sequence number done with (processed or discarded)."""
+        return {shard_id: shard.checkpoint for shard_id, shard in self._shards.items()}
+
+    # ------------------------------------------------------------------ shards
+
+    def _listing_due(self) -> bool:
+        return (
+            self._listed_at is None
+            or self._clock.now() - self._listed_at >= self.settings.shard_refresh_seconds
+        )
+
+    def _list_shards(self) -> None:
+        """DescribeStream, every page; new shards join with their starting position."""
+        first_listing = self._listed_at is None
+        listed: list[Mapping[str, Any]] = []
+        start: str | None = None
+        while True:
+            params: dict[str, Any] = {"StreamArn": self.stream_arn}
+            if start:
+                params["ExclusiveStartShardId"] = start
+            description = self._streams.describe_stream(**params)["StreamDescription"]
+            listed.extend(description.get("Shards", []))
+            start = description.get("LastEvaluatedShardId")
+            if not start:
+                break
+        for raw in listed:
+            shard_id = raw["ShardId"]
+            closed = "EndingSequenceNumber" in raw.get("SequenceNumberRange", {})
+            known = self._shards.get(shard_id)
+            if known is not None:
+                known.closed = closed
+                continue
+            self._shards[shard_id] = _Shard(
+                shard_id=shard_id,
+                parent_id=raw.get("ParentShardId"),
+                closed=closed,
+                first_position=self._first_position(first_listing, closed),
+            )
+        self._listed_at = self._clock.now()
+        self._relist = False
+
+    def _first_position(self, first_listing: bool, closed: bool) -> StartingPosition | None:
+        if not first_listing:
+            # A shard that appeared while we run holds only new records: read it all.
+            return StartingPosition.TRIM_HORIZON
+        if self.settings.starting_position is StartingPosition.LATEST:
+            return None if closed else StartingPosition.LATEST
+        return StartingPosition.TRIM_HORIZON
+
+    def _active_shards(self) -> list[_Shard]:
+        """Shards to read now: unfinished, whose parent is finished or no longer listed."""
+        active = []
+        for shard in self._shards.values():
+            if shard.finished:
+                continue
+            parent = self._shards.get(shard.parent_id) if shard.parent_id else None
+            if parent is None or parent.finished:
+                active.append(shard)
+        return active
+
+    # ------------------------------------------------------------------ reading
+
+    def _step(self, shard: _Shard) -> int:
+        activity = 0
+        if len(shard.buffer) < self.settings.batch_size and not shard.exhausted:
+            activity += self._read(shard)
+        while self._ready(shard):
+            batch = self._take_batch(shard)
+            try:
+                self._deliver(shard, batch)
+            except BaseException:
+                # Whatever was not done with goes back, to be delivered again.
+                done = int(shard.checkpoint) if shard.checkpoint else -1
+                shard.buffer[:0] = [r for r in batch if int(sequence_number(r)) > done]
+                raise
+            activity += len(batch)
+        return activity
+
+    def _iterator(self, shard: _Shard) -> str | None:
+        params: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": shard.shard_id}
+        if shard.last_read is not None:
+            params.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=shard.last_read)
+        elif shard.first_position is not None:
+            params["ShardIteratorType"] = shard.first_position.value
+        else:
+            return None
+        try:
+            return self._streams.get_shard_iterator(**params)["ShardIterator"]
+        except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException":  # trimmed away
+                shard.exhausted = True
+                return None
+            raise
+
+    def _read(self, shard: _Shard) -> int:
+        """One GetRecords call; new records join the shard's buffer."""
+        if shard.iterator is None:
+            shard.iterator = self._iterator(shard)
+            if shard.iterator is None:
+                return 0
+        try:
+            page = self._streams.get_records(ShardIterator=shard.iterator, Limit=GET_RECORDS_LIMIT)
+        except ClientError as exc:
+            if _code(exc) == "ExpiredIteratorException":
+                shard.iterator = None  # a fresh one resumes after the last record read
+                return 0
+            if _code(exc) == "TrimmedDataAccessException":
+                # Records aged out of the stream before we read them: carry on from
+                # the oldest record still there, as Lambda does.
+                shard.iterator = None
+                shard.last_read = None
+                shard.first_position = StartingPosition.TRIM_HORIZON
+                return 0
+            raise
+        records = [lambda_record(raw, self.stream_arn) for raw in page.get("Records", [])]
+        next_iterator = page.get("NextShardIterator")
+        shard.iterator = next_iterator
+        if not next_iterator:
+            shard.exhausted = True
+        if records:
+            if not shard.buffer:
+                shard.buffered_since = self._clock.now()
+            shard.buffer.extend(records)
+            shard.last_read = sequence_number(records[-1])
+            self.stats.records_read += len(records)
+        return len(records)
+
+    def _ready(self, shard: _Shard) -> bool:
+        if not shard.buffer:
+            return False
+        window = self.settings.batching_window_seconds
+        if len(shard.buffer) >= self.settings.batch_size or shard.exhausted or window <= 0:
+            return True
+        since = shard.buffered_since if shard.buffered_since is not None else self._clock.now()
+        return self._clock.now() - since >= window
+
+    def _take_batch(self, shard: _Shard) -> list[dict[str, Any]]:
+        size = 2  # {"Records": []}
+        count = 0
+        for record in shard.buffer[: self.settings.batch_size]:
+            size += len(dumps(record)) + 1
+            if count and size > MAX_PAYLOAD_BYTES:
+                break
+            count += 1
+        batch = shard.buffer[:count]
+        del shard.buffer[:count]
+        shard.buffered_since = self._clock.now() if shard.buffer else None
+        return batch
+
+    # ------------------------------------------------------------------ Lambda's semantics
+
+    def _deliver(self, shard: _Shard, records: list[dict[str, Any]]) -> None:
+        """Invoke until every record is processed or discarded, as the ESM would."""
+        todo: deque[_Batch] = deque([_Batch(records)])
+        while todo:
+            if self._stop.is_set():
+                raise _Stopped
+            batch = self._drop_expired(shard, todo.popleft())
+            if not batch.records:
+                continue
+            result = self._invoke(shard, batch)
+            batch.invokes += 1
+            if result.outcome is InvocationOutcome.OK:
+                shard.checkpoint = sequence_number(batch.records[-1])
+                continue
+            if result.outcome is InvocationOutcome.PARTIAL and result.retry_from is not None:
+                if result.retry_from > 0:
+                    shard.checkpoint = sequence_number(batch.records[result.retry_from - 1])
+                retry = _Batch(batch.records[result.retry_from :], batch.retries + 1, batch.invokes)
+            elif self.settings.bisect_on_error and len(batch.records) > 1:
+                half = len(batch.records) // 2
+                # A split costs no retry attempt.
+                todo.appendleft(_Batch(batch.records[half:], batch.retries, batch.invokes))
+                todo.appendleft(_Batch(batch.records[:half], batch.retries, batch.invokes))
+                self.stats.bisections += 1
+                continue
+            else:
+                retry = _Batch(batch.records, batch.retries + 1, batch.invokes, "Unhandled")
+            limit = self.settings.maximum_retry_attempts
+            if 0 <= limit < retry.retries:
+                self._discard(shard, retry, FailureCondition.RETRY_ATTEMPTS_EXHAUSTED)
+                continue
+            self.stats.retries += 1
+            backoff = self.settings.retry_backoff_seconds * 2 ** (retry.retries - 1)
+            self._pause(min(backoff, self.settings.retry_backoff_max_seconds))
+            todo.appendleft(retry)
+
+    def _drop_expired(self, shard: _Shard, batch: _Batch) -> _Batch:
+        """Discard the leading records older than the maximum record age."""
+        limit = self.settings.maximum_record_age_seconds
+        if limit < 0:
+            return batch
+        now = self._clock.now()
+        expired = 0
+        for record in batch.records:
+            if now - record["dynamodb"]["ApproximateCreationDateTime"] <= limit:
+                break
+            expired += 1
+        if expired:
+            aged = batch.records[:expired]
+            old = _Batch(aged, batch.retries, batch.invokes, batch.function_error)
+            self._discard(shard, old, FailureCondition.RECORD_AGE_EXCEEDED)
+            batch = _Batch(batch.records[expired:], batch.retries, batch.invokes)
+        return batch
+
+    def _invoke(self, shard: _Shard, batch: _Batch) -> _Result:
+        context = LocalLambdaContext(
+            function_name=self.settings.function_name,
+            timeout_seconds=self.settings.function_timeout_seconds,
+            region=self.region,
+            account_id=stream_account(self.stream_arn),
+        )
+        started = time.monotonic()
+        try:
+            response = self._handler(lambda_event(batch.records), context)
+        except Exception as exc:
+            result = _Result(InvocationOutcome.ERROR, error=f"{type(exc).__name__}: {exc}")
+        else:
+            result = self._interpret(response, batch.records)
+        seconds = time.monotonic() - started
+        if seconds > self.settings.function_timeout_seconds:
+            # Lambda would have stopped it: whatever it answered never arrives.
+            result = _Result(
+                InvocationOutcome.ERROR,
+                error=f"Task timed out after {self.settings.function_timeout_seconds:.2f} seconds",
+            )
+        self.stats.invocations += 1
+        self.stats.records_invoked += len(batch.records)
+        if result.outcome is InvocationOutcome.OK:
+            self.stats.succeeded += 1
+        elif result.outcome is InvocationOutcome.PARTIAL:
+            self.stats.partial_failures += 1
+        else:
+            self.stats.function_errors += 1
+        self._report(
+            InvocationReport(
+                stream_arn=self.stream_arn,
+                shard_id=shard.shard_id,
+                request_id=context.aws_request_id,
+                records=len(batch.records),
+                first_sequence_number=sequence_number(batch.records[0]),
+                last_sequence_number=sequence_number(batch.records[-1]),
+                outcome=result.outcome,
+                retry_from=(
+                    sequence_number(batch.records[result.retry_from])
+                    if result.retry_from is not None
+                    else None
+                ),
+                error=result.error,
+                seconds=seconds,
+                attempt=batch.retries,
+            )
+        )
+        return result
+
+    def _interpret(self, response: Any, records: Sequence[Mapping[str, Any]]) -> _Result:
+        """Lambda's reading of a partial batch response."""
+        if not self.settings.report_batch_item_failures:
+            return _Result(InvocationOutcome.OK)
+        failures = response.get("batchItemFailures") if isinstance(response, Mapping) else None
+        if not failures:  # None, empty, or no response at all: complete success
+            return _Result(InvocationOutcome.OK)
+        positions = {sequence_number(r): i for i, r in enumerate(records)}
+        lowest: int | None = None
+        for failure in failures if isinstance(failures, list) else [failures]:
+            identifier = failure.get("itemIdentifier") if isinstance(failure, Mapping) else None
+            if not isinstance(identifier, str) or identifier not in positions:
+                # Empty, null, a bad key or an unknown sequence number: the whole
+                # batch counts as failed.
+                return _Result(
+                    InvocationOutcome.PARTIAL,
+                    retry_from=0,
+                    error=f"invalid batchItemFailures entry: {failure!r}",
+                )
+            index = positions[identifier]
+            lowest = index if lowest is None else min(lowest, index)
+        return _Result(InvocationOutcome.PARTIAL, retry_from=lowest)
+
+    def _discard(self, shard: _Shard, batch: _Batch, condition: FailureCondition) -> None:
+        """Send the batch's metadata to the on-failure queue, then move past it."""
+        document = on_failure_record(
+            records=batch.records,
+            shard_id=shard.shard_id,
+            stream_arn=self.stream_arn,
+            function_arn=self.function_arn,
+            condition=condition.value,
+            invoke_count=batch.invokes,
+            function_error=batch.function_error,
+            request_id=str(uuid.uuid4()),
+            now=self._clock.now(),
+        )
+        queue_url = self.settings.on_failure_queue_url
+        if queue_url and self._sqs is not None:
+            self._sqs.send_message(QueueUrl=queue_url, MessageBody=dumps(document))
+        shard.checkpoint = sequence_number(batch.records[-1])
+        self.stats.discarded_batches += 1
+        self.stats.discarded_records += len(batch.records)
+        self._report(
+            DiscardReport(
+                stream_arn=self.stream_arn,
+                shard_id=shard.shard_id,
+                condition=condition,
+                records=len(batch.records),
+                document=document,
+                sent_to=queue_url,
+            )
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _pause(self, seconds: float) -> None:
+        remaining = seconds
+        while remaining > 0 and not self._stop.is_set():
+            step = min(remaining, _PAUSE_SLICE_SECONDS)
+            self._clock.sleep(step)
+            remaining -= step
+
+    def _report(self, report: PollerReport) -> None:
+        if self._observer is not None:
+            self._observer(report)
+
+
+class PollerGroup:
+    """Several streams, one poller each, like one ESM per stream."""
+
+    def __init__(self, pollers: Iterable[StreamPoller]) -> None:
+        self.pollers = list(pollers)
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Run each poller in its own thread until `stop()`."""
+        for poller in self.pollers:
+            thread = threading.Thread(
+                target=poller.run, name=f"poll-{poller.stream_arn.split('/')[1]}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout_seconds: float = 30.0) -> None:
+        """Stop every poller and wait for its thread."""
+        for poller in self.pollers:
+            poller.stop()
+        for thread in self._threads:
+            thread.join(timeout_seconds)
+        self._threads.clear()
+
+    def run_once(self) -> int:
+        """One pass of every poller, in this thread."""
+        return sum(poller.run_once() for poller in self.pollers)
+
+    def poll_until_idle(
+        self, quiet_seconds: float = 0.5, timeout_seconds: float = 60.0
+    ) -> PollerStats:
+        """Poll every stream, in this thread, until all were quiet for `quiet_seconds`."""
+        if not self.pollers:
+            return PollerStats()
+        clock = self.pollers[0]._clock
+        interval = min(p.settings.poll_interval_seconds for p in self.pollers)
+        deadline = clock.now() + timeout_seconds
+        quiet_since: float | None = None
+        while True:
+            activity = self.run_once()
+            now = clock.now()
+            if activity or any(p.pending() for p in self.pollers):
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= quiet_seconds:
+                return self.stats()
+            if now >= deadline:
+                raise TimeoutError(f"streams still busy after {timeout_seconds}s")
+            if not activity:
+                clock.sleep(interval)
+
+    def quiet_for(self) -> float:
+        """Seconds every threaded poller has been quiet (0 if any is busy)."""
+        return min((p.quiet_for() for p in self.pollers), default=0.0)
+
+    def stats(self) -> PollerStats:
+        """The counters of every poller, summed."""
+        total = PollerStats()
+        for poller in self.pollers:
+            total = total + poller.stats
+        return total
+
+
+def find_stream_arns(dynamodb: DynamoDBClient, table_names: Iterable[str]) -> dict[str, str]:
+    """The latest stream ARN of each table that has its stream enabled."""
+    found = {}
+    for name in table_names:
+        table = dynamodb.describe_table(TableName=name)["Table"]
+        enabled = table.get("StreamSpecification", {}).get("StreamEnabled", False)
+        arn = table.get("LatestStreamArn")
+        if enabled and arn:
+            found[name] = arn
+    return found
+
+
+def _default_handler() -> Handler:
+    from reassembly_trigger.handler import lambda_handler
+
+    return lambda_handler
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return f"{_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
+    return f"{type(exc).__name__}: {exc}"
