@@ -24,7 +24,8 @@ if [ -x "$root/.venv/bin/python" ] && [ -z "${PYTHON:-}" ]; then python="$root/.
 runtime="${RUNTIME:-python3.12}"
 arch="${ARCH:-x86_64}"
 output="${OUTPUT:-$root/dist/deploy.zip}"
-quiet() { "$@" 2> >(grep -v "^WARNING: Location" >&2); }
+# pip warns about every unreachable mirror location (coloured when stderr is a terminal).
+quiet() { "$@" 2> >(grep -v "WARNING: Location .* is ignored" >&2); }
 
 if [ "$runtime" = "local" ]; then
   runtime="$("$python" -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}")')"
