@@ -1,0 +1,608 @@
+"""Why did (or didn't) a job reassemble? The answer, read through the Lambda's own gateways.
+
+`Doctor.diagnose` changes nothing. It reads the Job, the recorded segment indexes (a
+keys-only query), the time of the latest completion and the lock, and it runs the real
+state machine as a dry run (`ReassemblyTrigger.evaluate(..., dry_run=True)`), which
+stops before any write and says what it would do next. The facts map to one `Verdict`
+with a reason and the next action. `Doctor.repair` runs the real machine for real: the
+same code path as the Lambda, lease rules included, so it can only ever send a message
+the Lambda would have sent.
+
+The verdicts are defined in docs/operations.md ("Verdicts").
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from reassembly_trigger.batch import ReassemblyTrigger
+from reassembly_trigger.clients import aws_clients
+from reassembly_trigger.evaluation import Clock, Invocation, JobOutcome, SystemClock
+from reassembly_trigger.gateways import RELEASED, LockRecord
+from reassembly_trigger.machine import SkipReason, State, Trigger
+from reassembly_trigger.records import JobRequest
+from reassembly_trigger.runtime import build_gateways
+from reassembly_trigger.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+#: How long after the last write that should trigger a job (the last completion, or
+#: the end of a holder's lease) the Lambda, retries included, is still expected to act.
+#: Past it, a job the machine would trigger is `stuck`: nothing will retry it.
+DEFAULT_GRACE_SECONDS = 300
+#: `--repair`'s invocation deadline: the lease it takes, and how long it may wait for
+#: another holder (Lambda's default timeout in the Terraform module).
+DEFAULT_REPAIR_TIMEOUT_SECONDS = 60.0
+#: The dry run never waits, so its deadline only names a lease it never takes.
+_DRY_RUN_TIMEOUT_SECONDS = 60.0
+
+
+class Verdict(StrEnum):
+    """Where a job stands, as one word (defined in docs/operations.md)."""
+
+    REASSEMBLED = "reassembled"
+    IN_PROGRESS = "in_progress"
+    WAITING_FOR_SEGMENTS = "waiting_for_segments"
+    WAITING_FOR_CHUNKING = "waiting_for_chunking"
+    WOULD_TRIGGER = "would_trigger"
+    STUCK = "stuck"
+    NOT_FOUND = "not_found"
+    INVALID = "invalid"
+
+
+#: Verdicts that need a person: `doctor` exits 1 on them.
+ACTION_NEEDED = frozenset({Verdict.STUCK, Verdict.NOT_FOUND, Verdict.INVALID})
+
+
+class DoctorError(Exception):
+    """The dry run itself failed (an AWS error): there is no verdict to give."""
+
+
+# ------------------------------------------------------------------------- facts
+
+
+@dataclass(frozen=True, slots=True)
+class LockState:
+    """The lock as read, with its lease judged against now."""
+
+    record: LockRecord
+    #: When the holder's lease ends (for a lock without lease: triggered_at + the
+    #: Lambda's LOCK_LEASE_SECONDS).
+    lease_end: int
+    #: `released` (the holder gave it up after a failure), `active` or `over`.
+    lease: str
+    #: Seconds until the lease ends (negative: over that long ago).
+    lease_seconds_left: float
+    #: Seconds since `triggered_at`.
+    age_seconds: float | None
+
+    @classmethod
+    def judge(cls, record: LockRecord, now: float, legacy_lease_seconds: int) -> LockState:
+        """Judge `record`'s lease at `now`."""
+        lease_end = record.lease_end(legacy_lease_seconds)
+        if record.lease_expires_at == RELEASED:
+            lease = "released"
+        else:
+            lease = "active" if now < lease_end else "over"
+        return cls(
+            record=record,
+            lease_end=lease_end,
+            lease=lease,
+            lease_seconds_left=round(lease_end - now, 1),
+            age_seconds=round(now - record.triggered_at, 1) if record.triggered_at else None,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The lock item's fields and the lease judgement."""
+        return {
+            **self.record.as_log(),
+            "lease_end": self.lease_end,
+            "lease": self.lease,
+            "lease_seconds_left": self.lease_seconds_left,
+            "age_seconds": self.age_seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MachineView:
+    """What the real state machine did in the dry run (or the repair)."""
+
+    state: str
+    reason: str | None
+    would: str | None
+    transitions: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, outcome: JobOutcome, transitions: list[dict[str, Any]]) -> MachineView:
+        """From the evaluation's outcome and its logged transitions."""
+        details = outcome.details or {}
+        would = details.get("would")
+        return cls(
+            state=outcome.state.value,
+            reason=outcome.reason,
+            would=str(would) if would is not None else None,
+            transitions=transitions,
+        )
+
+    @property
+    def path(self) -> list[str]:
+        """The states it went through, from `received`."""
+        if not self.transitions:
+            return []
+        return [str(self.transitions[0]["source"]), *(str(t["dest"]) for t in self.transitions)]
+
+    def as_json(self) -> dict[str, Any]:
+        """The final state, reason, `would`, and the path."""
+        return {"state": self.state, "reason": self.reason, "would": self.would, "path": self.path}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """One job's verdict, why, the facts behind it, and what to do next."""
+
+    job_id: str
+    verdict: Verdict
+    reason: str
+    status: str | None
+    total_segments: int | None
+    #: Completions counted toward the job: those in `[0, total_segments)` (all of them
+    #: while `total_segments` is unknown).
+    completions: int
+    missing_segments: list[int]
+    out_of_range_segments: list[int]
+    lock: LockState | None
+    next_action: str
+    machine: MachineView
+    #: Epoch seconds of the newest completion's `completed_at`, when recorded.
+    latest_completion_at: int | None = None
+    checked_at: float = field(default=0.0)
+
+    @property
+    def exit_status(self) -> int:
+        """1 when a person must act (stuck, not found, invalid), else 0."""
+        return 1 if self.verdict in ACTION_NEEDED else 0
+
+    def as_json(self) -> dict[str, Any]:
+        """The `--json` document."""
+        return {
+            "job_id": self.job_id,
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "status": self.status,
+            "total_segments": self.total_segments,
+            "completions": self.completions,
+            "missing_segments": self.missing_segments,
+            "out_of_range_segments": self.out_of_range_segments,
+            "lock": self.lock.as_json() if self.lock else None,
+            "next_action": self.next_action,
+            "machine": self.machine.as_json(),
+            "latest_completion_at": self.latest_completion_at,
+            "checked_at": round(self.checked_at, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RepairResult:
+    """What `--repair` did: the real machine's transitions and outcome, then a fresh look."""
+
+    outcome: JobOutcome
+    machine: MachineView
+    after: Diagnosis
+
+    @property
+    def sent(self) -> bool:
+        """Whether this repair sent the reassembly message."""
+        return self.outcome.state is State.ENQUEUED
+
+    @property
+    def nothing_to_repair(self) -> bool:
+        """The machine found the job already triggered or under way."""
+        return self.outcome.state is State.SKIPPED and self.outcome.reason in (
+            SkipReason.ALREADY_TRIGGERED,
+            SkipReason.REASSEMBLY_STARTED,
+        )
+
+    @property
+    def exit_status(self) -> int:
+        """0 when the message was sent or none was needed; 1 when refused or failed."""
+        return 0 if self.sent or self.nothing_to_repair else 1
+
+    def as_json(self) -> dict[str, Any]:
+        """The `--repair --json` document."""
+        return {
+            "job_id": self.outcome.job_id,
+            "outcome": self.outcome.state.value,
+            "reason": self.outcome.reason,
+            "message_id": self.outcome.message_id,
+            "details": self.outcome.details,
+            "transitions": self.machine.transitions,
+            "after": self.after.as_json(),
+        }
+
+
+# ------------------------------------------------------------------- the reading
+
+
+class CompletionTimes:
+    """When a job's newest completion was written (its `completed_at`)."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def latest(self, job_id: str) -> int | None:
+        """The largest `completed_at` over every page of the job's completions."""
+        latest: int | None = None
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="job_id = :job",
+            ExpressionAttributeValues={":job": {"S": job_id}},
+            ProjectionExpression="#at",
+            ExpressionAttributeNames={"#at": "completed_at"},
+            ConsistentRead=True,
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                raw = item.get("completed_at", {}).get("N")
+                if raw is not None:
+                    value = int(Decimal(raw))
+                    latest = value if latest is None else max(latest, value)
+        return latest
+
+
+@contextmanager
+def captured_transitions() -> Iterator[list[dict[str, Any]]]:
+    """Collect the machine's `transition` events instead of printing them."""
+    transitions: list[dict[str, Any]] = []
+    with structlog.testing.capture_logs() as events:
+        yield transitions
+    transitions.extend(dict(e) for e in events if e.get("event") == "transition")
+
+
+def _plain_int(value: Any) -> int | None:
+    if isinstance(value, Decimal | int) and not isinstance(value, bool) and value == int(value):
+        return int(value)
+    return None
+
+
+def segment_ranges(indexes: list[int]) -> str:
+    """`[0, 1, 2, 5, 7, 8]` -> `0-2, 5, 7-8` (or `none`)."""
+    if not indexes:
+        return "none"
+    parts: list[str] = []
+    start = previous = indexes[0]
+    for index in [*indexes[1:], None]:
+        if index is not None and index == previous + 1:
+            previous = index
+            continue
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        if index is not None:
+            start = previous = index
+    return ", ".join(parts)
+
+
+def when(epoch: float) -> str:
+    """Epoch seconds as `2026-11-27 10:00:00Z`."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def duration(seconds: float) -> str:
+    """`5400` -> `1h 30m`; `42` -> `42s`."""
+    seconds = abs(int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+# ------------------------------------------------------------------- the doctor
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    job_id: str
+    found: bool
+    status: str | None
+    total_segments: int | None
+    completions: int
+    missing: list[int]
+    out_of_range: list[int]
+    lock: LockState | None
+    latest_completion_at: int | None
+    now: float
+
+
+class Doctor:
+    """Diagnoses (and repairs) one job through the gateways the Lambda uses."""
+
+    def __init__(
+        self,
+        trigger: ReassemblyTrigger,
+        completion_times: Callable[[str], int | None],
+        *,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    ) -> None:
+        self.trigger = trigger
+        self._completion_times = completion_times
+        self.grace_seconds = grace_seconds
+
+    @classmethod
+    def from_environment(
+        cls,
+        settings: Settings | None = None,
+        *,
+        clock: Clock | None = None,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    ) -> Doctor:
+        """The Lambda's settings, clients and gateways, from the same environment variables."""
+        settings = settings or Settings.from_env()
+        clients = aws_clients(settings.evaluation_concurrency)
+        gateways = build_gateways(settings, clients, clock or SystemClock())
+        times = CompletionTimes(clients.dynamodb, settings.segment_completions_table_name)
+        return cls(ReassemblyTrigger(settings, gateways), times.latest, grace_seconds=grace_seconds)
+
+    @property
+    def _clock(self) -> Clock:
+        return self.trigger.gateways.clock
+
+    def diagnose(self, job_id: str) -> Diagnosis:
+        """Read everything, run the machine as a dry run, and give the verdict; writes nothing."""
+        invocation = Invocation.local(
+            self._clock, _DRY_RUN_TIMEOUT_SECONDS, request_id=f"doctor-{uuid.uuid4().hex[:12]}"
+        )
+        with captured_transitions() as transitions:
+            outcome = self.trigger.evaluate(_request(job_id), invocation, dry_run=True)
+        machine = MachineView.of(outcome, transitions)
+        if outcome.state is State.FAILED:
+            details = outcome.details or {}
+            raise DoctorError(
+                f"the dry run of {job_id} failed ({outcome.reason}): "
+                f"{details.get('error_code', '')} {details.get('error', '')}".strip()
+            )
+        facts = self._read(job_id)
+        verdict, reason, action = _classify(facts, machine, self.grace_seconds)
+        return Diagnosis(
+            job_id=job_id,
+            verdict=verdict,
+            reason=reason,
+            status=facts.status,
+            total_segments=facts.total_segments,
+            completions=facts.completions,
+            missing_segments=facts.missing,
+            out_of_range_segments=facts.out_of_range,
+            lock=facts.lock,
+            next_action=action,
+            machine=machine,
+            latest_completion_at=facts.latest_completion_at,
+            checked_at=facts.now,
+        )
+
+    def repair(
+        self, job_id: str, timeout_seconds: float = DEFAULT_REPAIR_TIMEOUT_SECONDS
+    ) -> RepairResult:
+        """Run the real machine for the job, as the Lambda would, then diagnose it again."""
+        invocation = Invocation.local(
+            self._clock, timeout_seconds, request_id=f"repair-{uuid.uuid4().hex[:12]}"
+        )
+        with captured_transitions() as transitions:
+            outcome = self.trigger.evaluate(_request(job_id), invocation, dry_run=False)
+        return RepairResult(
+            outcome=outcome,
+            machine=MachineView.of(outcome, transitions),
+            after=self.diagnose(job_id),
+        )
+
+    def _read(self, job_id: str) -> _Facts:
+        gateways = self.trigger.gateways
+        now = self._clock.now()
+        item = gateways.jobs.load_jobs([job_id])[job_id]
+        indexes = sorted(set(gateways.completions.segment_indexes(job_id)))
+        record = gateways.lock.read(job_id)
+        status = item.get("status") if item else None
+        total = _plain_int(item.get("total_segments")) if item else None
+        if total is not None:
+            recorded = set(indexes)
+            missing = [i for i in range(total) if i not in recorded]
+            out_of_range = [i for i in indexes if not 0 <= i < total]
+            completions = total - len(missing)
+        else:
+            missing = []
+            out_of_range = [i for i in indexes if i < 0]
+            completions = len(indexes) - len(out_of_range)
+        return _Facts(
+            job_id=job_id,
+            found=item is not None,
+            status=str(status) if status is not None else None,
+            total_segments=total,
+            completions=completions,
+            missing=missing,
+            out_of_range=out_of_range,
+            lock=LockState.judge(record, now, gateways.lock_lease_seconds) if record else None,
+            latest_completion_at=self._completion_times(job_id),
+            now=now,
+        )
+
+
+def _request(job_id: str) -> JobRequest:
+    # Not from a stream batch: no records, no sequence numbers.
+    return JobRequest(job_id=job_id, sequence_numbers=(), sources=())
+
+
+# ---------------------------------------------------------------- the verdicts
+
+#: A verdict, its reason (one sentence) and the next action.
+Finding = tuple[Verdict, str, str]
+
+
+def _classify(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+    """The verdict, its reason and the next action, from the facts and the dry run."""
+    if not facts.found or machine.reason == SkipReason.JOB_NOT_FOUND:
+        return (
+            Verdict.NOT_FOUND,
+            "no Job item has this job_id",
+            "Check the job id, and that JOBS_TABLE_NAME and the AWS endpoint/region point "
+            "at the right environment.",
+        )
+    reassembled = _reassembled(facts)
+    if reassembled is not None:
+        return reassembled
+    judge = _BY_SKIP_REASON.get(str(machine.reason))
+    if judge is None:
+        raise DoctorError(f"unexpected dry-run outcome {machine.state}/{machine.reason}")
+    return judge(facts, machine, grace)
+
+
+def _reassembled(facts: _Facts) -> Finding | None:
+    lock = facts.lock
+    if lock and lock.record.reassembly_started_at is not None:
+        reason = (
+            f"the media worker claimed the job at {when(lock.record.reassembly_started_at)} "
+            "(reassembly_started_at)"
+        )
+        if facts.status == "completed":
+            return Verdict.REASSEMBLED, reason + " and the Job is completed", "Nothing to do."
+        return (
+            Verdict.REASSEMBLED,
+            reason + f"; the Job is still `{facts.status}`",
+            "Nothing to do for the trigger: reassembly is under way. If the Job never "
+            "reaches `completed`, look at the media worker's logs.",
+        )
+    if facts.status == "completed":
+        return Verdict.REASSEMBLED, "the Job is completed", "Nothing to do."
+    return None
+
+
+def _job_invalid(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+    errors: list[str] = next((t["errors"] for t in machine.transitions if t.get("errors")), [])
+    return (
+        Verdict.INVALID,
+        "the Job item fails the shared Job model: " + ("; ".join(map(str, errors)) or "?"),
+        "Fix the Job item (written by the web UI and the chunker); no trigger can count a "
+        "job it cannot read.",
+    )
+
+
+def _total_missing(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+    return (
+        Verdict.INVALID,
+        "the Job is chunking_complete but has no total_segments",
+        "The chunker must set total_segments with chunking_complete; until then the job "
+        "cannot be counted. Fix the Job item, then run doctor again.",
+    )
+
+
+def _not_chunked(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+    if facts.status == "failed":
+        return (
+            Verdict.INVALID,
+            "the Job failed upstream (status `failed`)",
+            "Nothing will reassemble it: find out why it failed (chunker or video workers' logs).",
+        )
+    return (
+        Verdict.WAITING_FOR_CHUNKING,
+        f"the Job's status is `{facts.status}`, not chunking_complete",
+        "Wait for the chunker to set chunking_complete with total_segments: that Jobs-stream "
+        "record (or the next completion) re-evaluates the job. If chunking ended long ago, "
+        "look at the chunker.",
+    )
+
+
+def _incomplete(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+    missing = segment_ranges(facts.missing)
+    return (
+        Verdict.WAITING_FOR_SEGMENTS,
+        f"{facts.completions} of {facts.total_segments} segments are recorded; missing: {missing}",
+        f"Wait for segment(s) {missing}: the last completion triggers the job. If no video "
+        "worker is still converting them, look at the video queue and its dead-letter queue.",
+    )
+
+
+def _enqueued(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+    record = facts.lock.record if facts.lock else None
+    sent = record.enqueued_at if record else None
+    at = f" at {when(sent)} ({duration(facts.now - sent)} ago)" if sent else ""
+    message = f" {record.message_id}" if record and record.message_id else ""
+    return (
+        Verdict.IN_PROGRESS,
+        f"the reassembly message{message} was sent{at} and awaits the media worker",
+        "Nothing to do: the media worker claims it. If it stays unclaimed, check the "
+        "reassembly queue's depth and its dead-letter queue.",
+    )
+
+
+def _started(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+    return Verdict.REASSEMBLED, "the media worker has claimed the job", "Nothing to do."
+
+
+def _would(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+    lock = facts.lock
+    if machine.would == Trigger.WAIT and lock is not None:
+        holder = lock.record.holder or "an earlier trigger"
+        return (
+            Verdict.IN_PROGRESS,
+            f"{holder} holds the lock until {when(lock.lease_end)} "
+            f"({duration(lock.lease_seconds_left)} left) and has not sent yet",
+            "Nothing to do: the holder sends within its lease; if it dies, the Lambda's "
+            f"retry takes over after {when(lock.lease_end)}. Run doctor again after that.",
+        )
+    return _ready(facts, machine, grace)
+
+
+def _ready(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+    """A complete, chunked job the machine would trigger now: is a retry still due?"""
+    lock = facts.lock
+    basis: float | None
+    if machine.would == Trigger.TAKE_OVER and lock is not None:
+        if lock.lease == "released":
+            state = "its holder failed and released the lock"
+            basis, what = lock.record.triggered_at, "the lock was taken"
+        else:
+            state = "the lock is unmarked and its lease is over"
+            basis, what = lock.lease_end, "the lease ended"
+    else:
+        state = "no lock exists"
+        basis, what = facts.latest_completion_at, "the last completion was written"
+    idle = facts.now - basis if basis is not None else None
+    since = f"{what} {duration(idle)} ago" if idle is not None else f"{what} at an unknown time"
+    repair = f"reassembly-trigger doctor {facts.job_id} --repair"
+    if idle is not None and idle < grace:
+        return (
+            Verdict.WOULD_TRIGGER,
+            f"every segment is done and {state}; {since}, within the {grace:g}s the Lambda "
+            "and its retries take",
+            f"Nothing to do yet: the Lambda (or its retry) should trigger it. If doctor still "
+            f"says so after {grace:g}s, run `{repair}`.",
+        )
+    return (
+        Verdict.STUCK,
+        f"every segment is done and {state}; {since}: nothing will retry it",
+        f"Run `{repair}`: it takes the lock (or takes over the expired one) and sends the "
+        "message, exactly as the Lambda would.",
+    )
+
+
+_BY_SKIP_REASON: dict[str, Callable[[_Facts, MachineView, float], Finding]] = {
+    SkipReason.JOB_INVALID: _job_invalid,
+    SkipReason.TOTAL_SEGMENTS_MISSING: _total_missing,
+    SkipReason.NOT_CHUNKING_COMPLETE: _not_chunked,
+    SkipReason.INCOMPLETE: _incomplete,
+    SkipReason.ALREADY_TRIGGERED: _enqueued,
+    SkipReason.REASSEMBLY_STARTED: _started,
+    SkipReason.DRY_RUN: _would,
+}

@@ -1,0 +1,284 @@
+"""Each job's story, rebuilt from the Lambda's logs.
+
+Every transition of the state machine is one JSON log event (`"event": "transition"`,
+with `job_id`, `source`, `dest`, `trigger`, `aws_request_id` and, on skips and
+failures, `reason`). This module finds those events wherever they sit:
+
+- plain JSON lines, as the handler prints them;
+- lines with a prefix (`aws logs tail`: `<time> <stream> {...}`, Lambda's text format:
+  `<time>\\t<request id>\\tINFO\\t{...}`), and pretty-printed JSON over several lines;
+- wrappers whose `message` (or `@message`) holds the event as a string or an object:
+  Lambda's JSON log format, CloudWatch Logs exports (`aws logs filter-log-events`:
+  `{"events": [{"timestamp": ..., "message": "..."}]}`), Logs Insights results;
+
+and ignores everything else (START/END/REPORT lines, EMF metric lines, other events).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from reassembly_trigger.machine import FINAL_STATES
+
+_FINAL = {state.value for state in FINAL_STATES}
+#: Keys under which wrappers carry the logged message.
+_MESSAGE_KEYS = ("message", "@message")
+#: Keys under which wrappers carry lists of log events.
+_LIST_KEYS = ("events", "results", "logEvents")
+
+
+# ------------------------------------------------------------------ finding events
+
+
+def json_values(text: str) -> Iterator[Any]:
+    """Every JSON object in `text`, wherever it starts; text around them is skipped."""
+    decoder = json.JSONDecoder()
+    position = 0
+    while (start := text.find("{", position)) >= 0:
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            position = start + 1
+            continue
+        yield value
+        position = end
+
+
+def transition_events(
+    value: Any, inherited: dict[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The transition events in one decoded JSON value, unwrapping log envelopes.
+
+    An envelope's request id and timestamp are kept for events that lack their own.
+    """
+    inherited = inherited or {}
+    if isinstance(value, list):
+        for item in value:
+            yield from transition_events(item, inherited)
+        return
+    if not isinstance(value, dict):
+        return
+    if value.get("event") == "transition" and "job_id" in value:
+        event = dict(value)
+        for key, fallback in inherited.items():
+            event.setdefault(key, fallback)
+        yield event
+        return
+    context = dict(inherited)
+    request_id = value.get("requestId") or value.get("aws_request_id")
+    if request_id:
+        context["aws_request_id"] = request_id
+    stamp = value.get("timestamp", value.get("@timestamp"))
+    if stamp is not None:
+        context["timestamp"] = stamp
+    if value.get("field") in _MESSAGE_KEYS:  # a Logs Insights result cell
+        yield from _inner(value.get("value"), context)
+    for key in _MESSAGE_KEYS:
+        yield from _inner(value.get(key), context)
+    for key in _LIST_KEYS:
+        if isinstance(value.get(key), list):
+            yield from transition_events(value[key], context)
+
+
+def _inner(message: Any, context: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    if isinstance(message, str):
+        for value in json_values(message):
+            yield from transition_events(value, context)
+    elif isinstance(message, dict | list):
+        yield from transition_events(message, context)
+
+
+def read_events(texts: Iterable[str]) -> list[dict[str, Any]]:
+    """The transition events of several log texts, duplicates dropped, in time order."""
+    seen: set[str] = set()
+    events: list[dict[str, Any]] = []
+    for text in texts:
+        for value in json_values(text):
+            for event in transition_events(value):
+                key = json.dumps(event, sort_keys=True, default=str)
+                if key not in seen:
+                    seen.add(key)
+                    events.append(event)
+    # Stable: events without a time keep their place relative to each other.
+    if all(epoch_seconds(e.get("timestamp")) is not None for e in events):
+        events.sort(key=lambda e: epoch_seconds(e.get("timestamp")) or 0.0)
+    return events
+
+
+def epoch_seconds(stamp: Any) -> float | None:
+    """An ISO-8601 string, or epoch seconds or milliseconds, as epoch seconds."""
+    if isinstance(stamp, bool):
+        return None
+    if isinstance(stamp, int | float):
+        return stamp / 1000.0 if stamp > 100_000_000_000 else float(stamp)
+    if isinstance(stamp, str):
+        try:
+            parsed = datetime.fromisoformat(stamp.replace(" ", "T"))
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    return None
+
+
+# ------------------------------------------------------------------ the stories
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One transition of one job."""
+
+    at: float | None
+    aws_request_id: str
+    source: str
+    dest: str
+    trigger: str
+    reason: str | None
+    dry_run: bool
+    event: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: dict[str, Any]) -> Step:
+        """From a transition event."""
+        reason = event.get("reason")
+        return cls(
+            at=epoch_seconds(event.get("timestamp")),
+            aws_request_id=str(event.get("aws_request_id") or "?"),
+            source=str(event.get("source")),
+            dest=str(event.get("dest")),
+            trigger=str(event.get("trigger")),
+            reason=str(reason) if reason is not None else None,
+            dry_run=bool(event.get("dry_run")),
+            event=event,
+        )
+
+    @property
+    def final(self) -> bool:
+        """Whether this step ends an evaluation."""
+        return self.dest in _FINAL
+
+    @property
+    def time(self) -> str:
+        """`2026-11-27 10:00:00.123Z`, or `?`."""
+        if self.at is None:
+            return "?"
+        return datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+    @property
+    def facts(self) -> str:
+        """The fields that explain this step."""
+        return transition_facts(self.event)
+
+
+@dataclass(slots=True)
+class JobStory:
+    """One job's transitions across invocations."""
+
+    job_id: str
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def evaluations(self) -> list[list[Step]]:
+        """The steps split into evaluations (each ends in a final state, but the last may not)."""
+        runs: list[list[Step]] = [[]]
+        for step in self.steps:
+            runs[-1].append(step)
+            if step.final:
+                runs.append([])
+        return [run for run in runs if run]
+
+    @property
+    def invocations(self) -> list[str]:
+        """The request ids that evaluated the job, in order."""
+        return list(dict.fromkeys(step.aws_request_id for step in self.steps))
+
+    @property
+    def last_outcome(self) -> Step | None:
+        """The last final step of a real (not dry-run) evaluation."""
+        finals = [s for s in self.steps if s.final and not s.dry_run]
+        return finals[-1] if finals else None
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Every job's story, and the evaluations' outcomes counted."""
+
+    stories: dict[str, JobStory]
+
+    @classmethod
+    def of(cls, events: Iterable[dict[str, Any]], job_id: str | None = None) -> Explanation:
+        """Group transition events by job (optionally only `job_id`)."""
+        stories: dict[str, JobStory] = {}
+        for event in events:
+            job = str(event["job_id"])
+            if job_id is None or job == job_id:
+                stories.setdefault(job, JobStory(job)).steps.append(Step.of(event))
+        return cls(stories)
+
+    def outcomes(self) -> Counter[tuple[str, str]]:
+        """Evaluations by final state and reason (`("skipped", "incomplete")`)."""
+        counts: Counter[tuple[str, str]] = Counter()
+        for story in self.stories.values():
+            for step in story.steps:
+                if step.final and not step.dry_run:
+                    counts[(step.dest, step.reason or "")] += 1
+        return counts
+
+    def skips_by_reason(self) -> Counter[str]:
+        """Skipped evaluations by reason."""
+        return Counter(
+            {reason: n for (dest, reason), n in self.outcomes().items() if dest == "skipped"}
+        )
+
+
+# ------------------------------------------------------------------ facts
+
+
+def transition_facts(event: dict[str, Any]) -> str:
+    """The fields that explain one transition, compactly (`3/4 segments`, `would=acquire`)."""
+    facts: list[str] = []
+    trigger, reason = event.get("trigger"), event.get("reason")
+    if "completions" in event and (trigger == "count" or reason == "incomplete"):
+        facts.append(f"{event['completions']}/{event.get('total_segments', '?')} segments")
+        if event.get("pages", 1) != 1:
+            facts.append(f"{event['pages']} pages")
+    if "status" in event and (trigger == "load" or reason):
+        facts.append(f"status={event['status']}")
+    for key in ("would", "message_id", "waited_seconds", "lease_expires_at", "error_code"):
+        if key in event:
+            facts.append(f"{key}={event[key]}")
+    if "error" in event:
+        facts.append(f"error={str(event['error'])[:80]}")
+    if event.get("errors"):
+        facts.append("errors=" + "; ".join(map(str, event["errors"])))
+    if "lease_released" in event:
+        facts.append(f"lease_released={event['lease_released']}")
+    lock = event.get("lock")
+    if isinstance(lock, dict):
+        facts.append("lock: " + lock_summary(lock))
+    if event.get("dry_run"):
+        facts.append("(dry run)")
+    return " ".join(facts)
+
+
+def lock_summary(lock: dict[str, Any]) -> str:
+    """A lock as logged, in a few words."""
+    parts = [f"holder {lock.get('holder', '-')}"]
+    lease = lock.get("lease_expires_at")
+    if lease == 0:
+        parts.append("released")
+    elif lease is not None:
+        parts.append(f"lease to {lease}")
+    if "enqueued_at" in lock:
+        parts.append(f"enqueued {lock['enqueued_at']}")
+    if "reassembly_started_at" in lock:
+        parts.append(f"reassembly started {lock['reassembly_started_at']}")
+    if lock.get("takeovers"):
+        parts.append(f"{lock['takeovers']} takeovers")
+    return ", ".join(parts)

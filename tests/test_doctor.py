@@ -1,0 +1,434 @@
+"""`doctor` tells where a job stands and what to do next; `--repair` triggers it as the
+Lambda would, and never otherwise."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from reassembly_trigger.local import cli
+
+from conftest import Pipeline
+
+HOUR = 3600
+
+
+def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    """Run `reassembly-trigger doctor ... --json`; its exit status and document."""
+    capsys.readouterr()
+    status = cli.main(["doctor", *args, "--json"])
+    return status, json.loads(capsys.readouterr().out)
+
+
+def complete_at(pipeline: Pipeline, job_id: str, indexes: range | list[int], at: float) -> None:
+    """Record completions as a video worker would, written at `at` (epoch seconds)."""
+    for index in indexes:
+        pipeline.aws.dynamodb.put_item(
+            TableName=pipeline.names.segment_completions_table,
+            Item={
+                "job_id": {"S": job_id},
+                "segment_index": {"N": str(index)},
+                "output_s3_uri": {"S": f"s3://out/{job_id}/{index:05d}.mp4"},
+                "completed_at": {"N": str(int(at))},
+            },
+        )
+
+
+def nothing_written(pipeline: Pipeline, job_id: str) -> bool:
+    """No lock item and no message: the diagnosis changed nothing."""
+    return pipeline.lock(job_id) is None and pipeline.bodies() == []
+
+
+# ------------------------------------------------------------------ verdicts
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_an_unknown_job_is_not_found(capsys: pytest.CaptureFixture[str]) -> None:
+    """A job id without a Job item is `not_found`, exit 1, pointing at the id and the
+    environment."""
+    status, report = doctor(capsys, "job-nobody")
+
+    assert status == 1
+    assert report["verdict"] == "not_found"
+    assert report["status"] is None
+    assert report["lock"] is None
+    assert "JOBS_TABLE_NAME" in report["next_action"]
+
+
+@pytest.mark.usefixtures("lambda_env")
+@pytest.mark.parametrize(
+    ("job", "expected"),
+    [
+        ({"status": "chunking_complete", "total_segments": None}, "no total_segments"),
+        ({"status": "failed", "total_segments": 3}, "failed upstream"),
+        ({"status": "chunking_complete", "total_segments": 3, "mode": "3d"}, "mode"),
+    ],
+    ids=["total_segments_missing", "job_failed", "fails_the_model"],
+)
+def test_a_job_that_can_never_be_triggered_is_invalid(
+    pipeline: Pipeline,
+    capsys: pytest.CaptureFixture[str],
+    job: dict[str, Any],
+    expected: str,
+) -> None:
+    """A Job that no evaluation can ever trigger is `invalid`, exit 1, saying why."""
+    pipeline.add_job("job-bad", **job)
+    pipeline.complete("job-bad", range(3))
+
+    status, report = doctor(capsys, "job-bad")
+
+    assert status == 1
+    assert report["verdict"] == "invalid"
+    assert expected in report["reason"]
+    assert nothing_written(pipeline, "job-bad")
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_a_job_still_chunking_waits_for_chunking(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Completions before chunking completes: `waiting_for_chunking`, exit 0, and the
+    next action names the Jobs-stream record that re-evaluates it."""
+    pipeline.add_job("job-chunking", status="chunking_in_progress", total_segments=None)
+    pipeline.complete("job-chunking", [0, 1])
+
+    status, report = doctor(capsys, "job-chunking")
+
+    assert status == 0
+    assert report["verdict"] == "waiting_for_chunking"
+    assert (report["status"], report["total_segments"]) == ("chunking_in_progress", None)
+    assert report["completions"] == 2
+    assert "chunking_complete" in report["next_action"]
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_an_incomplete_job_names_its_missing_and_out_of_range_segments(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN 6 segments with 1 and 4 missing and a stray index 9 WHEN diagnosed THEN the
+    verdict is `waiting_for_segments` with exactly those indexes and 4 completions."""
+    pipeline.add_job("job-partial", total_segments=6)
+    pipeline.complete("job-partial", [0, 2, 3, 5, 9])
+
+    status, report = doctor(capsys, "job-partial")
+
+    assert status == 0
+    assert report["verdict"] == "waiting_for_segments"
+    assert report["completions"] == 4
+    assert report["missing_segments"] == [1, 4]
+    assert report["out_of_range_segments"] == [9]
+    assert "1, 4" in report["next_action"]
+    assert report["machine"]["reason"] == "incomplete"
+    assert nothing_written(pipeline, "job-partial")
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_a_job_completed_moments_ago_would_trigger(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A complete job without lock whose last completion is seconds old is `would_trigger`
+    (the Lambda is about to act), exit 0, and the dry run writes nothing."""
+    pipeline.add_job("job-fresh", total_segments=3)
+    complete_at(pipeline, "job-fresh", range(3), time.time() - 5)
+
+    status, report = doctor(capsys, "job-fresh")
+
+    assert status == 0
+    assert report["verdict"] == "would_trigger"
+    assert report["machine"] == {
+        "state": "skipped",
+        "reason": "dry_run",
+        "would": "acquire",
+        "path": ["received", "loaded", "counted", "skipped"],
+    }
+    assert "--repair" in report["next_action"]
+    assert nothing_written(pipeline, "job-fresh")
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_a_complete_job_nobody_locked_long_ago_is_stuck(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every segment done an hour ago and no lock: `stuck`, exit 1, next action `--repair`;
+    diagnosing it writes nothing."""
+    pipeline.add_job("job-stuck", total_segments=3)
+    complete_at(pipeline, "job-stuck", range(3), time.time() - HOUR)
+
+    status, report = doctor(capsys, "job-stuck")
+
+    assert status == 1
+    assert report["verdict"] == "stuck"
+    assert report["missing_segments"] == []
+    assert report["lock"] is None
+    assert "doctor job-stuck --repair" in report["next_action"]
+    assert nothing_written(pipeline, "job-stuck")
+
+
+@pytest.mark.usefixtures("lambda_env")
+@pytest.mark.parametrize(
+    "lock",
+    [
+        {"holder": "req-old/1", "triggered_at": -HOUR, "lease_expires_at": -HOUR + 60},
+        {"triggered_at": -HOUR},  # written before leases: leased for LOCK_LEASE_SECONDS
+    ],
+    ids=["expired_lease", "legacy_lock"],
+)
+def test_an_unmarked_lock_past_its_lease_is_stuck(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str], lock: dict[str, Any]
+) -> None:
+    """A lock never marked as enqueued whose lease ended long ago: its holder is gone and
+    nothing retries it, so `stuck`; the machine would take it over."""
+    now = int(time.time())
+    pipeline.add_job("job-orphan", total_segments=2)
+    complete_at(pipeline, "job-orphan", range(2), now - HOUR)
+    pipeline.put_lock(
+        "job-orphan", **{k: v if isinstance(v, str) else now + v for k, v in lock.items()}
+    )
+
+    status, report = doctor(capsys, "job-orphan")
+
+    assert status == 1
+    assert report["verdict"] == "stuck"
+    assert report["lock"]["lease"] == "over"
+    assert report["lock"]["lease_seconds_left"] < 0
+    assert report["machine"]["would"] == "take_over"
+    assert "--repair" in report["next_action"]
+    assert pipeline.bodies() == []
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_a_lock_released_moments_ago_would_trigger(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A holder that failed just now released its lock; Lambda retries its records, so
+    the job `would_trigger` rather than being stuck."""
+    now = int(time.time())
+    pipeline.add_job("job-retry", total_segments=2)
+    complete_at(pipeline, "job-retry", range(2), now - 40)
+    pipeline.put_lock("job-retry", holder="req-1/a", triggered_at=now - 30, lease_expires_at=0)
+
+    status, report = doctor(capsys, "job-retry")
+
+    assert status == 0
+    assert report["verdict"] == "would_trigger"
+    assert report["lock"]["lease"] == "released"
+    assert report["machine"]["would"] == "take_over"
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_an_enqueued_job_is_in_progress(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lock records the sent message: `in_progress`, awaiting the media worker."""
+    now = int(time.time())
+    pipeline.add_job("job-sent", total_segments=2)
+    pipeline.complete("job-sent", range(2))
+    pipeline.put_lock(
+        "job-sent",
+        holder="req-1/a",
+        triggered_at=now - 20,
+        lease_expires_at=now + 40,
+        enqueued_at=now - 19,
+        message_id="msg-123",
+    )
+
+    status, report = doctor(capsys, "job-sent")
+
+    assert status == 0
+    assert report["verdict"] == "in_progress"
+    assert "msg-123" in report["reason"]
+    assert report["lock"]["message_id"] == "msg-123"
+    assert "dead-letter" in report["next_action"]
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_a_holder_within_its_lease_is_in_progress(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lock not yet marked whose holder is within its lease: `in_progress`; the machine
+    would wait for it."""
+    now = int(time.time())
+    pipeline.add_job("job-held", total_segments=2)
+    pipeline.complete("job-held", range(2))
+    pipeline.put_lock("job-held", holder="req-2/b", triggered_at=now - 5, lease_expires_at=now + 55)
+
+    status, report = doctor(capsys, "job-held")
+
+    assert status == 0
+    assert report["verdict"] == "in_progress"
+    assert report["lock"]["lease"] == "active"
+    assert report["machine"]["would"] == "wait"
+    assert "req-2/b" in report["reason"]
+
+
+@pytest.mark.usefixtures("lambda_env")
+@pytest.mark.parametrize("how", ["reassembly_started", "job_completed"])
+def test_a_claimed_or_completed_job_is_reassembled(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    """The media worker's claim (`reassembly_started_at`) or a completed Job: `reassembled`."""
+    now = int(time.time())
+    status_of_job = "completed" if how == "job_completed" else "chunking_complete"
+    pipeline.add_job("job-done", total_segments=2, status=status_of_job)
+    pipeline.complete("job-done", range(2))
+    if how == "reassembly_started":
+        pipeline.put_lock(
+            "job-done",
+            triggered_at=now - 60,
+            enqueued_at=now - 59,
+            message_id="m",
+            reassembly_started_at=now - 50,
+        )
+
+    status, report = doctor(capsys, "job-done")
+
+    assert status == 0
+    assert report["verdict"] == "reassembled"
+    assert report["next_action"].startswith("Nothing to do")
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_the_human_report_ends_with_the_next_action(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --json, a short report: the verdict first, the next action last."""
+    pipeline.add_job("job-h", total_segments=3)
+    complete_at(pipeline, "job-h", [0, 2], time.time() - HOUR)
+    capsys.readouterr()
+
+    status = cli.main(["doctor", "job-h"])
+
+    lines = [line.rstrip() for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert status == 0
+    assert "WAITING_FOR_SEGMENTS" in lines[1]
+    assert any("2 of 3; missing: 1" in line for line in lines)
+    next_row = max(i for i, line in enumerate(lines) if line.startswith("next"))
+    assert all(line.startswith(" ") for line in lines[next_row + 1 :])  # wrapped text only
+
+
+def test_without_the_lambda_environment_doctor_says_what_is_missing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No table names in the environment: exit 2 with the missing variables named."""
+    status = cli.main(["doctor", "job-x"])
+
+    assert status == 2
+    assert "JOBS_TABLE_NAME" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ repair
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_repair_takes_over_a_stale_unmarked_lock_and_enqueues_the_job(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN a complete job whose lock was never marked and whose lease ended an hour ago
+    WHEN repaired THEN the real machine takes the lock over, sends one message and marks
+    the lock, and the job is then `in_progress`."""
+    now = int(time.time())
+    pipeline.add_job("job-orphan", total_segments=3)
+    complete_at(pipeline, "job-orphan", range(3), now - HOUR)
+    pipeline.put_lock(
+        "job-orphan", holder="req-dead/1", triggered_at=now - HOUR, lease_expires_at=now - HOUR + 60
+    )
+
+    status, result = doctor(capsys, "job-orphan", "--repair", "--timeout", "30")
+
+    assert status == 0
+    assert result["outcome"] == "enqueued"
+    assert [t["trigger"] for t in result["transitions"]] == [
+        "load",
+        "count",
+        "contend",
+        "take_over",
+        "send",
+        "mark",
+    ]
+    assert pipeline.bodies() == [{"job_id": "job-orphan"}]
+    lock = pipeline.lock("job-orphan")
+    assert lock is not None
+    assert lock["message_id"] == result["message_id"]
+    assert "enqueued_at" in lock
+    assert int(lock["takeovers"]) == 1
+    assert result["after"]["verdict"] == "in_progress"
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_repair_refuses_an_incomplete_job(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job with a missing segment is skipped as incomplete by the real machine: nothing
+    is locked, nothing is sent, exit 1."""
+    now = int(time.time())
+    pipeline.add_job("job-partial", total_segments=3)
+    complete_at(pipeline, "job-partial", [0, 1], now - HOUR)
+
+    status, result = doctor(capsys, "job-partial", "--repair")
+
+    assert status == 1
+    assert (result["outcome"], result["reason"]) == ("skipped", "incomplete")
+    assert nothing_written(pipeline, "job-partial")
+    assert result["after"]["missing_segments"] == [2]
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_repair_of_a_stale_lock_on_an_incomplete_job_sends_nothing(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stale lock does not make an incomplete job sendable: the count comes first."""
+    now = int(time.time())
+    pipeline.add_job("job-half", total_segments=4)
+    complete_at(pipeline, "job-half", [0, 1], now - HOUR)
+    pipeline.put_lock(
+        "job-half", holder="x/1", triggered_at=now - HOUR, lease_expires_at=now - HOUR
+    )
+
+    status, result = doctor(capsys, "job-half", "--repair")
+
+    assert status == 1
+    assert result["reason"] == "incomplete"
+    assert pipeline.bodies() == []
+    lock = pipeline.lock("job-half")
+    assert lock is not None
+    assert lock["holder"] == "x/1"
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_repair_of_an_enqueued_job_sends_nothing_more(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Already sent: the machine skips as already_triggered; nothing to repair, exit 0."""
+    now = int(time.time())
+    pipeline.add_job("job-sent", total_segments=1)
+    pipeline.complete("job-sent", [0])
+    pipeline.put_lock("job-sent", triggered_at=now - 60, enqueued_at=now - 59, message_id="m-1")
+
+    status, result = doctor(capsys, "job-sent", "--repair")
+
+    assert status == 0
+    assert result["reason"] == "already_triggered"
+    assert pipeline.bodies() == []
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_repair_prints_the_transitions_and_the_verdict_after(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The human repair output lists the machine's transitions, says it sent, and ends
+    with the fresh diagnosis."""
+    pipeline.add_job("job-nolock", total_segments=1)
+    complete_at(pipeline, "job-nolock", [0], time.time() - HOUR)
+    capsys.readouterr()
+
+    status = cli.main(["doctor", "job-nolock", "--repair"])
+
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "counted -> locked" in out
+    assert "sent: message" in out
+    assert "IN_PROGRESS" in out
+    assert pipeline.bodies() == [{"job_id": "job-nolock"}]
