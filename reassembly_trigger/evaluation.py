@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -271,6 +271,11 @@ class JobEvaluation:
             lock.acquire(self.job_id, self._holder, self._now(), self._lease())
         except LockAlreadyHeld as held:
             seen = held.existing if held.existing is not None else lock.read(self.job_id)
+            if self._is_own(seen):
+                # Our create went through and only its answer was lost (botocore's
+                # retry then met our own lock): we hold it.
+                self._fire(Trigger.ACQUIRE, lease_expires_at=self._lease())
+                return True
             self._fire(Trigger.CONTEND, lock=seen.as_log() if seen else None)
             return self._resolve_contention(seen)
         self._fire(Trigger.ACQUIRE, lease_expires_at=self._lease())
@@ -286,6 +291,11 @@ class JobEvaluation:
             if seen is not None and seen.reassembly_started:
                 self._fire(Trigger.SKIP, reason=SkipReason.REASSEMBLY_STARTED, lock=seen.as_log())
                 return False
+            if self._is_own(seen):
+                # Our take-over went through and only its answer was lost: never wait
+                # for ourselves.
+                self._fire(Trigger.TAKE_OVER, lock=seen.as_log(), lease_expires_at=self._lease())
+                return True
             if seen is None or self._lease_over(seen):
                 # Unfinished and its holder is gone (or the item vanished): take it.
                 if self._dry_run:
@@ -360,6 +370,15 @@ class JobEvaluation:
 
     def _lease(self) -> int:
         return math.ceil(self._invocation.deadline)
+
+    def _is_own(self, seen: LockRecord | None) -> TypeGuard[LockRecord]:
+        """An unfinished lock whose holder is this very evaluation (holders are unique)."""
+        return (
+            seen is not None
+            and seen.holder == self._holder
+            and not seen.enqueued
+            and not seen.reassembly_started
+        )
 
     def _lease_over(self, seen: LockRecord) -> bool:
         lease_end = seen.lease_end(self._gw.lock_lease_seconds)

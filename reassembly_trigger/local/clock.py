@@ -8,6 +8,7 @@ hours of leases runs in the time its AWS calls take.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 #: Where simulated time starts (epoch seconds, 2026-11-15): any fixed value keeps
 #: runs reproducible.
@@ -25,6 +26,7 @@ class SimulatedClock:
     def __init__(self, start: float = DEFAULT_START) -> None:
         self._now = start
         self._lock = threading.Lock()
+        self._at_sleep: list[tuple[int | None, Callable[[], None]]] = []
         #: Total simulated seconds slept, and how many sleeps (for reports).
         self.slept = 0.0
         self.sleeps = 0
@@ -41,6 +43,25 @@ class SimulatedClock:
             self._now += step
             self.slept += step
             self.sleeps += 1
+            action = self._take_action(threading.get_ident())
+        if action is not None:
+            action()  # outside the lock: the action may read the time or sleep
+
+    def at_next_sleep(self, action: Callable[[], None], *, thread: int | None = None) -> None:
+        """Run `action` once, right after the next `sleep` (of `thread` only, if given).
+
+        This is how a test makes something happen "while an evaluation waits" (a holder
+        marking or releasing its lock) at a deterministic point.
+        """
+        with self._lock:
+            self._at_sleep.append((thread, action))
+
+    def _take_action(self, thread: int) -> Callable[[], None] | None:
+        for index, (wanted, action) in enumerate(self._at_sleep):
+            if wanted is None or wanted == thread:
+                del self._at_sleep[index]
+                return action
+        return None
 
     def advance(self, seconds: float) -> float:
         """Move time forward by `seconds` (a test or simulation passing time); the new time."""
