@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reassembly_trigger.evaluation import Clock, SystemClock
+from reassembly_trigger.local.faults import SimulatedCrash
 from reassembly_trigger.local.lambda_context import (
     DEFAULT_FUNCTION_NAME,
     DEFAULT_TIMEOUT_SECONDS,
@@ -452,6 +453,7 @@ class StreamPoller:
         if not next_iterator:
             shard.exhausted = True
         if records:
+            self._quiet_since = None  # busy until these are delivered
             if not shard.buffer:
                 shard.buffered_since = self._clock.now()
             shard.buffer.extend(records)
@@ -547,7 +549,8 @@ class StreamPoller:
         started = time.monotonic()
         try:
             response = self._handler(lambda_event(batch.records), context)
-        except Exception as exc:
+        except (Exception, SimulatedCrash) as exc:
+            # A simulated crash is the invocation dying: to Lambda, a function error.
             result = _Result(InvocationOutcome.ERROR, error=f"{type(exc).__name__}: {exc}")
         else:
             result = self._interpret(response, batch.records)

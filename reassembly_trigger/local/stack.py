@@ -64,8 +64,11 @@ class LocalAws:
     sqs: SQSClient
 
     @classmethod
-    def connect(cls, endpoint_url: str | None, region: str = DEFAULT_REGION) -> LocalAws:
-        """Clients for `endpoint_url` (None: the standard AWS SDK settings)."""
+    def connect(
+        cls, endpoint_url: str | None, region: str = DEFAULT_REGION, *, pool_size: int = 10
+    ) -> LocalAws:
+        """Clients for `endpoint_url` (None: the standard AWS SDK settings), each with
+        connections for `pool_size` threads."""
         credentials = LOCAL_CREDENTIALS if endpoint_url else {}
         session = boto3.session.Session(
             region_name=region,
@@ -74,7 +77,11 @@ class LocalAws:
         )
         # Stream calls carry a StreamArn, which newer botocore routes to account-ID
         # hosts that local stacks do not serve.
-        config = Config(account_id_endpoint_mode="disabled", retries={"mode": "standard"})
+        config = Config(
+            account_id_endpoint_mode="disabled",
+            retries={"mode": "standard"},
+            max_pool_connections=max(10, pool_size),
+        )
         return cls(
             endpoint_url=endpoint_url,
             region=region,

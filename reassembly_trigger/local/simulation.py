@@ -1,0 +1,722 @@
+"""The whole pipeline around the trigger, played on an embedded AWS.
+
+`Simulation.run()` starts a moto server, creates the tables and queues, and plays a
+workload through real AWS calls:
+
+- the chunker marks each job `chunking_complete` with `total_segments`, part of the
+  way through its segments, or (for some jobs) only after its last one is written;
+- video workers (threads) write completions concurrently and out of order, now and
+  then twice (a re-delivered work message);
+- the stream poller follows both streams like Lambda's event source mappings and
+  invokes the real `lambda_handler`, whose AWS calls can be made to fail at a rate;
+- a modelled media worker consumes the reassembly queue with the contract's lock.
+
+The run ends once everything is written and the streams, the handler and the queue
+have been quiet for a moment. A job reassembled once is a success; a job never
+reassembled is stuck; a job reassembled twice is a broken guarantee.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import random
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from reassembly_trigger import handler as lambda_function
+from reassembly_trigger.clients import aws_clients, reset_clients
+from reassembly_trigger.evaluation import SystemClock
+from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule
+from reassembly_trigger.local.media_worker import MediaWorker
+from reassembly_trigger.local.poller import MappingSettings, PollerGroup, PollerStats, StreamPoller
+from reassembly_trigger.local.stack import (
+    DEFAULT_REGION,
+    LocalAws,
+    ResourceNames,
+    Resources,
+    create_resources,
+    embedded_moto_server,
+    environment,
+)
+from reassembly_trigger.metrics import configure_metrics
+from reassembly_trigger.settings import Settings
+
+#: Faults injected into the handler's AWS calls, in equal shares of the fault rate.
+FAULT_KINDS = (FaultKind.THROTTLE, FaultKind.SERVER_ERROR, FaultKind.LOST_RESPONSE)
+#: How long everything must stay quiet before the run is over.
+QUIET_SECONDS = 0.5
+#: Environment variables that would send the handler's clients elsewhere.
+_FOREIGN_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SQS",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What to play: how many jobs, how big, how many workers, how unreliable."""
+
+    jobs: int = 20
+    min_segments: int = 3
+    max_segments: int = 60
+    workers: int = 8
+    seed: int = 1
+    #: Share of the handler's AWS calls that fail (throttle, 5xx, lost response).
+    fault_rate: float = 0.0
+    #: Share of jobs whose chunking completes only after their last segment.
+    late_chunking_share: float = 0.25
+    #: Share of segments a video worker writes a second time.
+    duplicate_share: float = 0.03
+    #: Give up waiting for quiet after this long (whatever is not done is stuck).
+    timeout_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1:
+            raise ValueError("jobs must be at least 1")
+        if not 1 <= self.min_segments <= self.max_segments:
+            raise ValueError("segments need 1 <= min <= max")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if not 0.0 <= self.fault_rate < 1.0:
+            raise ValueError("fault rate must be in [0, 1)")
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedJob:
+    """One job of the workload."""
+
+    job_id: str
+    total_segments: int
+    #: Distinct segments written before the chunker marks the job complete; equal to
+    #: `total_segments` when chunking completes after the last segment.
+    chunk_after: int
+    #: Seconds the chunker takes, once `chunk_after` segments are written.
+    chunk_delay: float
+
+    @property
+    def late_chunking(self) -> bool:
+        """Whether chunking completes only after every segment is written."""
+        return self.chunk_after >= self.total_segments
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentWrite:
+    """One completion a video worker writes (`attempt` 1 is a duplicate)."""
+
+    job_id: str
+    segment_index: int
+    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The jobs, and the completions in the order the workers pick them up."""
+
+    jobs: list[PlannedJob]
+    writes: list[SegmentWrite]
+
+
+def plan_workload(workload: Workload) -> Plan:
+    """A reproducible plan for `workload` (same seed, same plan)."""
+    rng = random.Random(workload.seed)
+    jobs: list[PlannedJob] = []
+    timed: list[tuple[float, SegmentWrite]] = []
+    for number in range(1, workload.jobs + 1):
+        total = rng.randint(workload.min_segments, workload.max_segments)
+        late = rng.random() < workload.late_chunking_share
+        job = PlannedJob(
+            job_id=f"job-{number:02d}-{rng.getrandbits(24):06x}",
+            total_segments=total,
+            chunk_after=total if late else rng.randint(0, total - 1),
+            chunk_delay=rng.uniform(0.1, 0.4) if late else 0.0,
+        )
+        jobs.append(job)
+        # Jobs start at different times; within a job, segments finish in any order.
+        start = rng.uniform(0.0, 1.0)
+        for index in range(total):
+            ready = start + rng.uniform(0.0, 1.0)
+            timed.append((ready, SegmentWrite(job.job_id, index)))
+            if rng.random() < workload.duplicate_share:
+                timed.append((ready + rng.uniform(0.0, 0.3), SegmentWrite(job.job_id, index, 1)))
+    timed.sort(key=lambda pair: pair[0])
+    return Plan(jobs=jobs, writes=[write for _, write in timed])
+
+
+# ------------------------------------------------------------------ observing the handler
+
+
+@dataclass(slots=True)
+class JobTransitions:
+    """What the handler's transition events said about one job."""
+
+    skips: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    enqueued: int = 0
+
+
+class TransitionTally:
+    """A structlog processor: counts the handler's `transition` events, prints nothing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.jobs: dict[str, JobTransitions] = {}
+        self.transitions = 0
+        self.errors = 0
+
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        """Count the event, then drop it."""
+        if event_dict.get("event") == "transition":
+            job_id = str(event_dict.get("job_id"))
+            dest = event_dict.get("dest")
+            reason = str(event_dict.get("reason"))
+            with self._lock:
+                self.transitions += 1
+                job = self.jobs.setdefault(job_id, JobTransitions())
+                if dest == "skipped":
+                    job.skips[reason] += 1
+                elif dest == "failed":
+                    job.failures[reason] += 1
+                elif dest == "enqueued":
+                    job.enqueued += 1
+        elif event_dict.get("event") == "evaluation_error":
+            with self._lock:
+                self.errors += 1
+        raise structlog.DropEvent
+
+    def job(self, job_id: str) -> JobTransitions:
+        """One job's counts (empty if the handler never evaluated it)."""
+        with self._lock:
+            return self.jobs.get(job_id) or JobTransitions()
+
+    def skips_by_reason(self) -> Counter[str]:
+        """Skips over every job, by reason."""
+        with self._lock:
+            return sum((job.skips for job in self.jobs.values()), Counter())
+
+    def failures_by_reason(self) -> Counter[str]:
+        """Failed evaluations over every job, by reason."""
+        with self._lock:
+            return sum((job.failures for job in self.jobs.values()), Counter())
+
+
+@contextmanager
+def captured_transitions() -> Iterator[TransitionTally]:
+    """Route every structlog event to a `TransitionTally` for the block."""
+    tally = TransitionTally()
+    previous = structlog.get_config() if structlog.is_configured() else None
+    structlog.configure(processors=[tally], cache_logger_on_first_use=False)
+    try:
+        yield tally
+    finally:
+        if previous is None:
+            structlog.reset_defaults()
+        else:
+            structlog.configure(**previous)
+
+
+@contextmanager
+def discarded_metrics() -> Iterator[None]:
+    """Drop the handler's EMF lines for the block (they would mix with the report)."""
+    with open(os.devnull, "w") as sink:
+        configure_metrics(sink)
+        try:
+            yield
+        finally:
+            configure_metrics(None)
+
+
+@contextmanager
+def lambda_environment(values: Mapping[str, str]) -> Iterator[None]:
+    """The process environment the handler reads, for the block; a fresh container."""
+    names = set(values) | set(_FOREIGN_VARIABLES)
+    saved = {name: os.environ.get(name) for name in names}
+    for name in _FOREIGN_VARIABLES:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+    lambda_function.reset_container()
+    reset_clients()
+    try:
+        yield
+    finally:
+        lambda_function.reset_container()
+        reset_clients()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def fault_injector(rate: float, seed: int) -> FaultInjector:
+    """Throttles, server errors and lost responses, together at `rate` of the calls."""
+    injector = FaultInjector(random.Random(seed))
+    share = rate / len(FAULT_KINDS)
+    taken = 0.0
+    for kind in FAULT_KINDS:
+        # Rules are tried in turn: each one's probability applies to the calls the
+        # earlier ones let through.
+        injector.add(FaultRule("*", kind, probability=share / (1.0 - taken)))
+        taken += share
+    return injector
+
+
+# ------------------------------------------------------------------ the actors
+
+
+class Chunker:
+    """Marks jobs `chunking_complete` with `total_segments`, each when it is due."""
+
+    def __init__(self, aws: LocalAws, jobs_table: str) -> None:
+        self._aws = aws
+        self._table = jobs_table
+        self._due: list[tuple[float, int, PlannedJob]] = []
+        self._cv = threading.Condition()
+        self._stop = False
+        self._order = 0
+        self.marked = 0
+        self.error: Exception | None = None
+
+    def schedule(self, job: PlannedJob, delay: float) -> None:
+        """Complete `job`'s chunking `delay` seconds from now."""
+        with self._cv:
+            self._order += 1
+            heapq.heappush(self._due, (time.monotonic() + delay, self._order, job))
+            self._cv.notify()
+
+    def idle(self) -> bool:
+        """Nothing scheduled."""
+        with self._cv:
+            return not self._due
+
+    def stop(self) -> None:
+        """Return from `run` (jobs still scheduled are left as they are)."""
+        with self._cv:
+            self._stop = True
+            self._cv.notify()
+
+    def run(self) -> None:
+        """Mark jobs as they fall due, until `stop()`."""
+        while True:
+            with self._cv:
+                while not self._stop and (not self._due or self._due[0][0] > time.monotonic()):
+                    timeout = self._due[0][0] - time.monotonic() if self._due else None
+                    self._cv.wait(timeout)
+                if self._stop:
+                    return
+                _, _, job = self._due[0]
+            try:
+                self._mark(job)
+            except Exception as exc:
+                self.error = exc
+                return
+            with self._cv:
+                heapq.heappop(self._due)
+                self.marked += 1
+
+    def _mark(self, job: PlannedJob) -> None:
+        self._aws.dynamodb.update_item(
+            TableName=self._table,
+            Key={"job_id": {"S": job.job_id}},
+            UpdateExpression="SET #status = :complete, total_segments = :total",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":complete": {"S": "chunking_complete"},
+                ":total": {"N": str(job.total_segments)},
+            },
+        )
+
+
+class VideoWorkers:
+    """Threads writing completions in plan order; tells the chunker when a job is due."""
+
+    def __init__(
+        self, aws: LocalAws, table: str, plan: Plan, chunker: Chunker, workers: int
+    ) -> None:
+        self._aws = aws
+        self._table = table
+        self._writes = plan.writes
+        self._jobs = {job.job_id: job for job in plan.jobs}
+        self._chunker = chunker
+        self._workers = workers
+        self._lock = threading.Lock()
+        self._next = 0
+        self._distinct: dict[str, set[int]] = {job.job_id: set() for job in plan.jobs}
+        self.written = 0
+        self.errors: list[Exception] = []
+
+    @property
+    def total(self) -> int:
+        """Completions to write, duplicates included."""
+        return len(self._writes)
+
+    def run(self) -> None:
+        """Write every completion, `workers` at a time; return when all are written."""
+        with ThreadPoolExecutor(self._workers, thread_name_prefix="video-worker") as pool:
+            for _ in range(self._workers):
+                pool.submit(self._work)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if self._next >= len(self._writes):
+                    return
+                write = self._writes[self._next]
+                self._next += 1
+            try:
+                self._put(write)
+            except Exception as exc:
+                with self._lock:
+                    self.errors.append(exc)
+                continue
+            job = self._jobs[write.job_id]
+            with self._lock:
+                self.written += 1
+                seen = self._distinct[write.job_id]
+                before = len(seen)
+                seen.add(write.segment_index)
+                due = before < job.chunk_after == len(seen)
+            if due:
+                self._chunker.schedule(job, job.chunk_delay)
+
+    def _put(self, write: SegmentWrite) -> None:
+        suffix = "" if write.attempt == 0 else f"?attempt={write.attempt}"
+        self._aws.dynamodb.put_item(
+            TableName=self._table,
+            Item={
+                "job_id": {"S": write.job_id},
+                "segment_index": {"N": str(write.segment_index)},
+                "output_s3_uri": {
+                    "S": f"s3://stereo-spot-output/jobs/{write.job_id}/segments/"
+                    f"{write.segment_index:05d}.mp4{suffix}"
+                },
+                "completed_at": {"N": str(int(time.time()))},
+            },
+        )
+
+
+class MediaWorkerLoop:
+    """Runs the modelled media worker against the queue until stopped."""
+
+    def __init__(self, worker: MediaWorker) -> None:
+        self.worker = worker
+        self._stop = threading.Event()
+        self._last_message = time.monotonic()
+        self._last_empty = 0.0
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        """Poll, handle, repeat; a short pause when the queue is empty."""
+        while not self._stop.is_set():
+            try:
+                got = self.worker.poll()
+            except Exception as exc:
+                self.error = exc
+                return
+            now = time.monotonic()
+            if got:
+                self._last_message = now
+            else:
+                self._last_empty = now
+                self._stop.wait(0.05)
+
+    def quiet_for(self) -> float:
+        """Seconds since the last message, if the queue has been found empty since."""
+        if self._last_empty <= self._last_message:
+            return 0.0
+        return time.monotonic() - self._last_message
+
+    def stop(self) -> None:
+        """Return from `run`."""
+        self._stop.set()
+
+
+# ------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """How one job went."""
+
+    job: PlannedJob
+    messages: int
+    reassemblies: int
+    duplicates_absorbed: int
+    refusals: int
+    skips: Counter[str]
+    failures: Counter[str]
+
+    @property
+    def outcome(self) -> str:
+        """`reassembled`, `stuck`, `reassembled N times` or `refused`."""
+        if self.refusals:
+            return "refused"
+        if self.reassemblies == 0:
+            return "stuck"
+        if self.reassemblies == 1:
+            return "reassembled"
+        return f"reassembled {self.reassemblies} times"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A snapshot for a progress display."""
+
+    written: int
+    to_write: int
+    reassembled: int
+    jobs: int
+    invocations: int
+    records: int
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    """Everything a run produced."""
+
+    workload: Workload
+    jobs: list[JobResult]
+    poller: PollerStats
+    messages: int
+    completions_written: int
+    faults_injected: int
+    seconds: float
+    skips_by_reason: Counter[str]
+    failures_by_reason: Counter[str]
+    timed_out: bool
+    errors: list[str]
+
+    @property
+    def reassembled_once(self) -> int:
+        """Jobs reassembled exactly once."""
+        return sum(1 for job in self.jobs if job.reassemblies == 1)
+
+    @property
+    def stuck(self) -> int:
+        """Jobs never reassembled."""
+        return sum(1 for job in self.jobs if job.reassemblies == 0)
+
+    @property
+    def duplicate_reassemblies(self) -> int:
+        """Reassemblies beyond the first, over every job."""
+        return sum(max(0, job.reassemblies - 1) for job in self.jobs)
+
+    @property
+    def refusals(self) -> int:
+        """Messages for jobs whose completions did not add up (the trigger fired early)."""
+        return sum(job.refusals for job in self.jobs)
+
+    @property
+    def passed(self) -> bool:
+        """Every job reassembled exactly once, nothing stuck, refused or broken."""
+        return (
+            self.reassembled_once == len(self.jobs)
+            and self.refusals == 0
+            and not self.timed_out
+            and not self.errors
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The figures of `simulate --json`."""
+        return {
+            "jobs": len(self.jobs),
+            "reassembled_once": self.reassembled_once,
+            "stuck": self.stuck,
+            "duplicate_reassemblies": self.duplicate_reassemblies,
+            "messages": self.messages,
+            "invocations": self.poller.invocations,
+            "records": self.poller.records_read,
+            "skips_by_reason": dict(sorted(self.skips_by_reason.items())),
+            "faults_injected": self.faults_injected,
+            "seconds": round(self.seconds, 2),
+            "passed": self.passed,
+            "seed": self.workload.seed,
+            "segments": sum(job.job.total_segments for job in self.jobs),
+            "completions_written": self.completions_written,
+            "refusals": self.refusals,
+            "failures_by_reason": dict(sorted(self.failures_by_reason.items())),
+            "retries": self.poller.retries,
+            "discarded_batches": self.poller.discarded_batches,
+            "errors": self.errors,
+        }
+
+
+# ------------------------------------------------------------------ the run
+
+
+class Simulation:
+    """One run of a workload on a fresh embedded AWS."""
+
+    def __init__(
+        self,
+        workload: Workload,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        region: str = DEFAULT_REGION,
+    ) -> None:
+        self.workload = workload
+        self.plan = plan_workload(workload)
+        self._on_progress = on_progress
+        self._region = region
+
+    def run(self) -> SimulationResult:
+        """Play the workload; return what happened to every job."""
+        started = time.monotonic()
+        with embedded_moto_server() as endpoint:
+            aws = LocalAws.connect(endpoint, self._region, pool_size=self.workload.workers + 4)
+            # A fresh prefix: moto servers of one process share their state.
+            names = ResourceNames.with_prefix(f"sim-{secrets.token_hex(3)}")
+            resources = create_resources(aws, names)
+            env = environment(resources, endpoint, self._region)
+            with lambda_environment(env), captured_transitions() as tally, discarded_metrics():
+                return self._play(aws, resources, tally, started)
+
+    def _play(
+        self, aws: LocalAws, resources: Resources, tally: TransitionTally, started: float
+    ) -> SimulationResult:
+        injector = None
+        if self.workload.fault_rate > 0:
+            clients = aws_clients(Settings.from_env().evaluation_concurrency)
+            injector = fault_injector(self.workload.fault_rate, self.workload.seed)
+            injector.attach(clients.dynamodb)
+            injector.attach(clients.sqs)
+        names = resources.names
+        for job in self.plan.jobs:
+            aws.dynamodb.put_item(
+                TableName=names.jobs_table,
+                Item={
+                    "job_id": {"S": job.job_id},
+                    "mode": {"S": "anaglyph"},
+                    "status": {"S": "chunking_in_progress"},
+                    "created_at": {"N": str(int(time.time()))},
+                },
+            )
+        chunker = Chunker(aws, names.jobs_table)
+        for job in self.plan.jobs:
+            if job.chunk_after == 0:
+                chunker.schedule(job, 0.0)
+        writers = VideoWorkers(
+            aws, names.segment_completions_table, self.plan, chunker, self.workload.workers
+        )
+        media = MediaWorkerLoop(MediaWorker(aws, resources, SystemClock()))
+        pollers = self._pollers(aws, resources)
+        threads = [
+            threading.Thread(target=chunker.run, name="chunker", daemon=True),
+            threading.Thread(target=media.run, name="media-worker", daemon=True),
+            threading.Thread(target=writers.run, name="video-workers", daemon=True),
+        ]
+        pollers.start()
+        for thread in threads:
+            thread.start()
+        timed_out = False
+        try:
+            timed_out = not self._wait_for_quiet(threads[2], chunker, pollers, media, writers)
+        finally:
+            pollers.stop()
+            chunker.stop()
+            media.stop()
+            for thread in threads:
+                thread.join(10)
+        errors = [f"video worker: {exc!r}" for exc in writers.errors[:5]]
+        if chunker.error is not None:
+            errors.append(f"chunker: {chunker.error!r}")
+        if media.error is not None:
+            errors.append(f"media worker: {media.error!r}")
+        if tally.errors:
+            errors.append(f"handler: {tally.errors} unexpected evaluation errors")
+        return SimulationResult(
+            workload=self.workload,
+            jobs=[self._job_result(job, media.worker, tally) for job in self.plan.jobs],
+            poller=pollers.stats(),
+            messages=media.worker.report().messages_received,
+            completions_written=writers.written,
+            faults_injected=sum(injector.injected.values()) if injector else 0,
+            seconds=time.monotonic() - started,
+            skips_by_reason=tally.skips_by_reason(),
+            failures_by_reason=tally.failures_by_reason(),
+            timed_out=timed_out,
+            errors=errors,
+        )
+
+    def _pollers(self, aws: LocalAws, resources: Resources) -> PollerGroup:
+        # A production-like mapping: bisect, bounded retries, an on-failure queue.
+        # It polls faster than Lambda's four times a second to keep runs short.
+        settings = MappingSettings(
+            batch_size=100,
+            bisect_on_error=True,
+            maximum_retry_attempts=10,
+            on_failure_queue_url=resources.on_failure_queue_url,
+            poll_interval_seconds=0.05,
+            retry_backoff_seconds=0.1,
+            retry_backoff_max_seconds=1.0,
+        )
+        arns = [resources.segment_completions_stream_arn, resources.jobs_stream_arn]
+        return PollerGroup(
+            StreamPoller(aws.streams, arn, settings=settings, sqs=aws.sqs) for arn in arns if arn
+        )
+
+    def _wait_for_quiet(
+        self,
+        writer_thread: threading.Thread,
+        chunker: Chunker,
+        pollers: PollerGroup,
+        media: MediaWorkerLoop,
+        writers: VideoWorkers,
+    ) -> bool:
+        """Wait until all is written and everything stayed quiet; False on timeout."""
+        deadline = time.monotonic() + self.workload.timeout_seconds
+        while time.monotonic() < deadline:
+            self._report_progress(writers, media, pollers)
+            settled = (
+                not writer_thread.is_alive()
+                and chunker.idle()
+                and pollers.quiet_for() >= QUIET_SECONDS
+                and media.quiet_for() >= QUIET_SECONDS
+            )
+            if settled:
+                self._report_progress(writers, media, pollers)
+                return True
+            time.sleep(0.1)
+        return False
+
+    def _report_progress(
+        self, writers: VideoWorkers, media: MediaWorkerLoop, pollers: PollerGroup
+    ) -> None:
+        if self._on_progress is None:
+            return
+        stats = pollers.stats()
+        self._on_progress(
+            Progress(
+                written=writers.written,
+                to_write=writers.total,
+                reassembled=len(media.worker.reassemblies),
+                jobs=len(self.plan.jobs),
+                invocations=stats.invocations,
+                records=stats.records_read,
+            )
+        )
+
+    @staticmethod
+    def _job_result(job: PlannedJob, worker: MediaWorker, tally: TransitionTally) -> JobResult:
+        counts = worker.tally(job.job_id)
+        seen = tally.job(job.job_id)
+        return JobResult(
+            job=job,
+            messages=counts.messages_received,
+            reassemblies=counts.reassemblies,
+            duplicates_absorbed=counts.duplicates_absorbed,
+            refusals=counts.refusals,
+            skips=seen.skips,
+            failures=seen.failures,
+        )

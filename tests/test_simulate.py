@@ -1,0 +1,121 @@
+"""`simulate` plays the pipeline end to end on its own embedded AWS and judges it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from reassembly_trigger.local.cli import main
+from reassembly_trigger.local.simulation import Simulation, Workload, plan_workload
+
+SUMMARY_KEYS = {
+    "jobs",
+    "reassembled_once",
+    "stuck",
+    "duplicate_reassemblies",
+    "messages",
+    "invocations",
+    "records",
+    "skips_by_reason",
+    "faults_injected",
+    "seconds",
+}
+
+
+def simulate_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    status = main(["simulate", "--json", "--no-progress", *args])
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, f"expected exactly one JSON object, got: {out!r}"
+    return status, json.loads(lines[0])
+
+
+def test_a_small_seeded_workload_passes_and_its_counts_add_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """GIVEN six jobs WHEN simulated THEN each is reassembled exactly once, nothing is
+    stuck, and every write the pipeline made reached the handler as a stream record."""
+    status, summary = simulate_json(capsys, "--jobs", "6", "--segments", "3-12", "--seed", "5")
+
+    assert status == 0
+    assert set(summary) >= SUMMARY_KEYS
+    assert summary["jobs"] == summary["reassembled_once"] == 6
+    assert summary["stuck"] == summary["duplicate_reassemblies"] == 0
+    assert summary["faults_injected"] == 0
+    # One message per job, plus any second message the lock absorbed.
+    assert summary["messages"] >= 6
+    # Completions (duplicates included), and per job on the Jobs stream: its creation,
+    # chunking completing, and the media worker marking it completed.
+    assert summary["records"] == summary["completions_written"] + 3 * 6
+    assert summary["completions_written"] >= summary["segments"]
+    assert 1 <= summary["invocations"] <= summary["records"]
+    assert all(isinstance(n, int) and n > 0 for n in summary["skips_by_reason"].values())
+    assert summary["seconds"] > 0
+
+
+def test_the_same_seed_plays_the_same_workload() -> None:
+    """A seed fixes the jobs, their sizes, when chunking completes and the write order."""
+    workload = Workload(jobs=5, min_segments=3, max_segments=20, seed=11)
+
+    assert plan_workload(workload) == plan_workload(workload)
+    assert plan_workload(workload) != plan_workload(Workload(jobs=5, max_segments=20, seed=12))
+
+
+def test_the_plan_has_late_chunking_and_duplicate_writes() -> None:
+    """Some jobs complete chunking after their last segment, some segments are written
+    twice, and writes of different jobs interleave out of order."""
+    plan = plan_workload(Workload(jobs=40, seed=3))
+
+    assert any(job.late_chunking for job in plan.jobs)
+    assert any(not job.late_chunking for job in plan.jobs)
+    assert any(write.attempt == 1 for write in plan.writes)
+    first_job = plan.writes[0].job_id
+    indexes = [w.segment_index for w in plan.writes if w.job_id == first_job and not w.attempt]
+    assert indexes != sorted(indexes)
+    assert len({w.job_id for w in plan.writes[:20]}) > 1
+
+
+def test_with_faults_injected_every_job_is_still_reassembled_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Throttles, server errors and lost responses in the handler's calls change nothing
+    about the outcome."""
+    status, summary = simulate_json(
+        capsys, "--jobs", "5", "--segments", "3-10", "--seed", "2", "--fault-rate", "0.2"
+    )
+
+    assert status == 0
+    assert summary["faults_injected"] > 0
+    assert summary["reassembled_once"] == 5
+    assert summary["stuck"] == summary["duplicate_reassemblies"] == 0
+
+
+def test_jobs_that_cannot_finish_in_time_are_reported_stuck_and_fail_the_run() -> None:
+    """A run cut short by its timeout fails, counting the unfinished jobs as stuck."""
+    result = Simulation(
+        Workload(jobs=3, min_segments=40, max_segments=40, timeout_seconds=0.2)
+    ).run()
+
+    assert not result.passed
+    assert result.timed_out
+    assert result.stuck == 3 - result.reassembled_once
+    assert result.stuck > 0
+
+
+def test_the_report_is_a_table_with_a_verdict(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --json: a row per job and a PASS verdict."""
+    status = main(["simulate", "--no-progress", "--jobs", "2", "--segments", "3-5", "--seed", "9"])
+
+    out = capsys.readouterr().out
+    assert status == 0
+    assert out.count("reassembled") >= 2
+    assert "PASS: all 2 jobs reassembled exactly once" in out
+
+
+def test_a_bad_segment_range_is_refused() -> None:
+    """`--segments 9-3` is a usage error."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--segments", "9-3"])
+    assert exit_info.value.code == 2
