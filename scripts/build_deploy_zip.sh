@@ -68,10 +68,11 @@ staging="$(mktemp -d)"
 trap 'rm -rf "$staging"' EXIT
 
 # The shared types: the built wheel itself, never an index (its version cannot be on one).
-quiet "$python" -m pip install --quiet --no-deps --no-compile --target "$staging" "$wheel"
+pip_install=("$python" -m pip install --quiet --root-user-action=ignore --no-compile)
+quiet "${pip_install[@]}" --no-deps --target "$staging" "$wheel"
 # Everything else, for the target: --no-deps because the lock lists every project, and
 # --require-hashes because the lock names the exact files, whatever index serves them.
-quiet "$python" -m pip install --quiet --no-deps --no-compile --target "$staging" \
+quiet "${pip_install[@]}" --no-deps --target "$staging" \
   --require-hashes --only-binary=:all: --implementation cp --python-version "$python_version" \
   "${platforms[@]}" --requirement requirements/lambda-runtime.txt
 
