@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -187,3 +188,11 @@ def test_every_reason_of_the_machine_has_its_metric() -> None:
     assert per_reason == expected
     assert "SkippedIncomplete" in per_reason
     assert "FailedLeaseWaitTimeout" in per_reason
+
+
+def test_the_operations_guide_documents_every_metric() -> None:
+    """docs/operations.md names every metric the line carries, and how many there are."""
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text()
+
+    assert [name for name in METRIC_UNITS if f"`{name}`" not in guide] == []
+    assert f"({len(METRIC_UNITS)} per function)" in guide
