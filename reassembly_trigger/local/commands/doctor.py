@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from reassembly_trigger.local.commands.explain import print_trimmed
 from reassembly_trigger.local.doctor import (
     ACTION_NEEDED,
     DEFAULT_GRACE_SECONDS,
@@ -60,7 +61,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=DEFAULT_REPAIR_TIMEOUT_SECONDS,
         metavar="SECONDS",
         help="--repair's deadline: its lease, and how long it may wait for another holder "
@@ -68,13 +69,23 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--grace",
-        type=float,
+        type=_seconds,
         default=DEFAULT_GRACE_SECONDS,
         metavar="SECONDS",
         help="how long after the last completion or lease end a ready job still counts as "
         f"would_trigger rather than stuck (default {DEFAULT_GRACE_SECONDS})",
     )
     parser.set_defaults(run=run)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,8 +136,7 @@ def render_diagnosis(console: Console, diagnosis: Diagnosis) -> None:
     report.add_row("lock", _lock_line(diagnosis.lock, diagnosis.checked_at))
     report.add_row("machine", _machine_line(diagnosis))
     report.add_row(Text("next", style="bold"), Text(diagnosis.next_action, style="bold"))
-    console.print(Text(f"doctor {diagnosis.job_id}", style="bold underline"))
-    console.print(report)
+    print_trimmed(console, Text(f"doctor {diagnosis.job_id}", style="bold underline"), report)
 
 
 def render_repair(console: Console, result: RepairResult) -> None:
@@ -142,7 +152,7 @@ def render_repair(console: Console, result: RepairResult) -> None:
             str(transition.get("reason", "")),
             transition_facts(transition),
         )
-    console.print(table)
+    print_trimmed(console, table)
     outcome = result.outcome
     if result.sent:
         line = Text(f"sent: message {outcome.message_id} is on the reassembly queue", "green")
@@ -197,7 +207,7 @@ def _lock_line(lock: LockState | None, now: float) -> str:
         )
     else:
         parts.append(
-            f"lease over since {when(lock.lease_end)} ({duration(lock.lease_seconds_left)})"
+            f"lease over since {when(lock.lease_end)} ({duration(lock.lease_seconds_left)} ago)"
         )
     if record.enqueued_at is not None:
         parts.append(f"enqueued {when(record.enqueued_at)} message {record.message_id}")

@@ -56,16 +56,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_trimmed(console: Console, *renderables: Any) -> None:
+    """Print without the blanks rich pads table titles and grid cells with."""
+    with console.capture() as captured:
+        console.print(*renderables)
+    console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
 def render(console: Console, explanation: Explanation) -> None:
     """One timeline per job, then the summary."""
     stories = sorted(
         explanation.stories.values(), key=lambda s: min((st.at or 0.0) for st in s.steps)
     )
     for story in stories:
-        console.print(_timeline(story))
-        console.print(_last_outcome(story))
-        console.print()
-    console.print(_summary(explanation))
+        print_trimmed(console, _timeline(story), _last_outcome(story), "")
+    print_trimmed(console, _summary(explanation))
 
 
 def _timeline(story: JobStory) -> Table:
