@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from reassembly_trigger.local.cli import main
 from reassembly_trigger.local.clock import SimulatedClock
 from reassembly_trigger.local.poller import (
     MappingSettings,
@@ -516,3 +517,21 @@ def test_by_default_the_real_handler_triggers_from_both_streams(
     assert pipeline.bodies() == [{"job_id": "job-z"}]
     assert stats.records_read == 5  # 3 completions, the Job's insert and its update
     assert stats.function_errors == stats.partial_failures == 0
+
+
+def test_the_poll_command_follows_both_streams_until_idle(
+    pipeline: Pipeline, lambda_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`poll --until-idle` reads the tables' streams from the Lambda's environment, invokes
+    the real handler, prints each invocation and transition, and exits once quiet."""
+    pipeline.add_job("job-p", total_segments=2)
+    pipeline.complete("job-p", [1, 0])
+
+    status = main(["poll", "--until-idle", "0.3", "--poll-interval", "0.02"])
+
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "invoked with 2 records" in out  # the completions
+    assert "invoked with 1 records" in out  # the Job's insert
+    assert "job-p: sent -> enqueued (mark)" in out
+    assert pipeline.bodies() == [{"job_id": "job-p"}]

@@ -4,7 +4,6 @@ pipeline's tables and queues, created idempotently."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -242,6 +241,7 @@ def environment(resources: Resources, endpoint_url: str | None, region: str) -> 
     if endpoint_url:
         env["AWS_ENDPOINT_URL"] = endpoint_url
         env["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"
-        env.setdefault("AWS_ACCESS_KEY_ID", os.environ.get("AWS_ACCESS_KEY_ID", "testing"))
-        env.setdefault("AWS_SECRET_ACCESS_KEY", os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"))
+        # The local stack's own credentials: never echo whatever real ones are set.
+        env["AWS_ACCESS_KEY_ID"] = LOCAL_CREDENTIALS["aws_access_key_id"]
+        env["AWS_SECRET_ACCESS_KEY"] = LOCAL_CREDENTIALS["aws_secret_access_key"]
     return env

@@ -1,0 +1,103 @@
+"""`reassembly-trigger local up`: the embedded AWS in the foreground, for other shells."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from reassembly_trigger.local.stack import (
+    DEFAULT_REGION,
+    EmbeddedMotoServer,
+    LocalAws,
+    ResourceNames,
+    Resources,
+    create_resources,
+    environment,
+)
+
+#: Not read by the Lambda: where `reassembly-trigger poll` sends discarded batches.
+ON_FAILURE_QUEUE_VARIABLE = "ON_FAILURE_QUEUE_URL"
+
+
+def register(subparsers: Any) -> None:
+    """Add the `local` command and its `up` subcommand."""
+    local: argparse.ArgumentParser = subparsers.add_parser(
+        "local", help="the embedded AWS stack (local up)", description="The embedded AWS stack."
+    )
+    actions = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
+    up: argparse.ArgumentParser = actions.add_parser(
+        "up",
+        help="run a moto server with the pipeline's tables and queues until Ctrl-C",
+        description=(
+            "Start a moto server on 127.0.0.1, create the three tables (streams "
+            "NEW_AND_OLD_IMAGES on SegmentCompletions and Jobs), the reassembly queue, its "
+            "dead-letter queue and the poller's on-failure queue, print the variables to "
+            "export in other shells, and serve in the foreground until Ctrl-C."
+        ),
+    )
+    up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free)")
+    up.add_argument("--prefix", default="stereo-spot", help="name prefix of the tables and queues")
+    up.add_argument("--region", default=DEFAULT_REGION, help=f"region (default {DEFAULT_REGION})")
+    up.add_argument("--fifo", action="store_true", help="make the reassembly queue a FIFO queue")
+    up.add_argument(
+        "--env-file", type=Path, help="also write the export lines to this file (for `source`)"
+    )
+    up.set_defaults(run=run)
+
+
+def exports(resources: Resources, endpoint_url: str, region: str) -> dict[str, str]:
+    """The variables a shell needs to run the Lambda, the poller or a worker locally."""
+    env = environment(resources, endpoint_url, region)
+    env[ON_FAILURE_QUEUE_VARIABLE] = resources.on_failure_queue_url
+    return env
+
+
+def export_lines(env: dict[str, str]) -> list[str]:
+    """`export NAME=value` lines, quoted for a POSIX shell."""
+    return [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+
+
+def _stop_on_sigterm(stop: threading.Event) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C (or SIGTERM)."""
+    server = EmbeddedMotoServer(args.port)
+    try:
+        endpoint = server.start()
+    except OSError as exc:
+        print(f"local up: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    try:
+        aws = LocalAws.connect(endpoint, args.region)
+        resources = create_resources(aws, ResourceNames.with_prefix(args.prefix, fifo=args.fifo))
+        lines = export_lines(exports(resources, endpoint, args.region))
+        print(f"# moto server on {endpoint}; paste these in other shells (Ctrl-C here stops it)")
+        print("\n".join(lines))
+        print(f"# streams: {resources.segment_completions_stream_arn}")
+        print(f"#          {resources.jobs_stream_arn}")
+        if args.env_file:
+            args.env_file.write_text("\n".join(lines) + "\n")
+            print(f"# also written to {args.env_file}: source {shlex.quote(str(args.env_file))}")
+        sys.stdout.flush()
+        if threading.current_thread() is threading.main_thread():
+            _stop_on_sigterm(stop)
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    print("# moto server stopped", file=sys.stderr)
+    return 0
