@@ -130,7 +130,7 @@ def _print_outcome(path: Path, event: dict[str, Any], outcome: dict[str, Any]) -
             console.print(f"[yellow]{entry['log_level']}[/]: {entry['event']} {details}")
     transitions = [e for e in outcome["events"] if e.get("event") == "transition"]
     if transitions:
-        table = Table("job", "transition", "trigger", "reason", "facts", title_justify="left")
+        table = Table("job", "transition", "trigger", "reason", "facts")
         for entry in transitions:
             table.add_row(
                 str(entry.get("job_id")),

@@ -157,14 +157,12 @@ def _print_report(result: SimulationResult, console: Any) -> None:
     from rich.table import Table
 
     workload = result.workload
-    table = Table(
-        title=(
-            f"simulate: {workload.jobs} jobs of {workload.min_segments}-{workload.max_segments} "
-            f"segments, {workload.workers} video workers, seed {workload.seed}, "
-            f"fault rate {workload.fault_rate:g}"
-        ),
-        title_justify="left",
+    console.print(
+        f"simulate: {workload.jobs} jobs of {workload.min_segments}-{workload.max_segments} "
+        f"segments, {workload.workers} video workers, seed {workload.seed}, "
+        f"fault rate {workload.fault_rate:g}"
     )
+    table = Table()
     table.add_column("job")
     table.add_column("segments", justify="right")
     table.add_column("chunked", justify="right")
@@ -189,8 +187,10 @@ def _print_report(result: SimulationResult, console: Any) -> None:
         )
     console.print(table)
     poller = result.poller
+    duplicates = result.completions_written - sum(job.job.total_segments for job in result.jobs)
     console.print(
-        f"{result.completions_written} completions written, {poller.records_read} stream "
+        f"{result.completions_written} completions written ({duplicates} duplicates), "
+        f"{poller.records_read} stream "
         f"records, {poller.invocations} invocations ({poller.retries} retries, "
         f"{poller.discarded_batches} batches discarded), {result.messages} messages, "
         f"{result.faults_injected} faults injected, {result.seconds:.1f} s"
