@@ -1,0 +1,192 @@
+"""`reassembly-trigger bench`: run the benchmark and print its table (or JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from reassembly_trigger.local.bench import Bench, BenchConfig, BenchReport, Endpoints
+from reassembly_trigger.local.latency_proxy import DEFAULT_LATENCY_MS, SubprocessStack
+from reassembly_trigger.settings import DEFAULT_EVALUATION_CONCURRENCY
+
+
+def register(subparsers: Any) -> None:
+    """Add the `bench` command."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "bench",
+        help="benchmark the handler against moto behind a latency proxy",
+        description="Run the three workloads and the cold-start measurement of the "
+        "performance issue against an embedded moto server behind a loopback proxy "
+        "that delays and counts every AWS call. Not a test: it reports what it measures.",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=DEFAULT_LATENCY_MS,
+        help=f"delay added to every AWS call (default {DEFAULT_LATENCY_MS:g})",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_EVALUATION_CONCURRENCY,
+        help="EVALUATION_CONCURRENCY of the main runs; workload 1 also runs at 1 "
+        f"(default {DEFAULT_EVALUATION_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--cold-start-runs",
+        type=int,
+        default=None,
+        help="fresh interpreters per cold-start figure, median reported (default 7; 0 skips)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="order of the completions")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument(
+        "--stock-moto",
+        action="store_true",
+        help="leave moto's Query as it is (it sorts the whole table on every call)",
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="machine-readable output")
+    output.add_argument("--markdown", action="store_true", help="the table as Markdown")
+    parser.set_defaults(run=run)
+
+
+def config_from(args: argparse.Namespace) -> BenchConfig:
+    """The run's configuration from the command line."""
+    overrides: dict[str, Any] = {
+        "latency_ms": args.latency_ms,
+        "concurrency": args.concurrency,
+        "tuned_moto": not args.stock_moto,
+    }
+    if args.cold_start_runs is not None:
+        overrides["cold_start_runs"] = args.cold_start_runs
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    return BenchConfig.quick(**overrides) if args.quick else BenchConfig(**overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start moto behind the proxy in a child process, run, print; 0 when every check held."""
+    from rich.console import Console
+
+    progress = Console(stderr=True)
+    config = config_from(args)
+    with SubprocessStack(config.latency_ms, tune_moto=config.tuned_moto) as stack:
+        assert stack.control is not None
+        endpoints = Endpoints(stack.upstream_url, stack.proxy_url, stack.control)
+        report = Bench(config, endpoints, progress=progress.log).run()
+    if args.json:
+        json.dump(report.as_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif args.markdown:
+        sys.stdout.write(markdown(report))
+    else:
+        render(report, Console())
+    return 0 if correct(report) else 1
+
+
+def correct(report: BenchReport) -> bool:
+    """Whether every workload did the right thing (timing targets are reported, not enforced)."""
+    ok = True
+    for workload in report.workloads:
+        checks = workload.checks
+        ok &= checks.get("failed_records", 0) == 0
+        if workload.key.startswith("stream"):
+            ok &= checks["triggered"] == checks["expected"] and checks["duplicates"] == 0
+    deep = report.workload("deep").checks
+    ok &= deep["completions"] == deep["segments"] and deep["triggered"] == 1
+    return bool(ok)
+
+
+def _calls(calls: dict[str, dict[str, int]]) -> str:
+    return ", ".join(
+        f"{action} {count}" for actions in calls.values() for action, count in actions.items()
+    )
+
+
+def rows(report: BenchReport) -> list[list[str]]:
+    """One row per workload run, as printed."""
+    return [
+        [
+            w.title,
+            str(w.concurrency),
+            f"{w.wall_seconds:.3f}",
+            f"{w.calls_total} ({_calls(w.calls)})",
+            f"{w.calls_per_job:.1f}",
+            f"{w.effective_parallelism:.1f}",
+            f"{w.cpu_us_per_record:.1f}",
+            f"{w.upstream_seconds:.2f}",
+        ]
+        for w in report.workloads
+    ]
+
+
+HEADERS = [
+    "workload",
+    "concurrency",
+    "wall s",
+    "AWS calls (by action)",
+    "calls/job",
+    "eff. parallelism",
+    "CPU us/record",
+    "moto busy s",
+]
+
+
+def summary_lines(report: BenchReport) -> list[str]:
+    """The figures under the table: round trip, speed-up, cold start, targets."""
+    machine = report.machine
+    lines = [
+        f"machine: {machine['nproc']} cores, {machine['cpu']}, Python {machine['python']}, "
+        f"load {machine['load_average']} before, {machine.get('load_average_after')} after",
+        f"latency added per call: {report.config.latency_ms:g} ms; measured single-call "
+        f"round trip through the proxy: {report.round_trip_seconds * 1000:.2f} ms",
+        f"workload 1 speed-up, concurrency {report.config.concurrency} over 1: "
+        f"{report.speedup:.1f}x",
+    ]
+    cold = report.cold_start
+    if cold is not None:
+        lines += [
+            f"cold start (median of {cold.runs} fresh processes): python -c pass "
+            f"{cold.empty_process * 1000:.0f} ms, import boto3 {cold.boto3_process * 1000:.0f} ms,"
+            f" import reassembly_trigger.handler {cold.handler_process * 1000:.0f} ms: "
+            f"ratio {cold.import_ratio:.2f}",
+            f"first invocation: {cold.first_invocation * 1000:.0f} ms (warm: "
+            f"{cold.warm_invocation * 1000:.0f} ms), so {cold.first_invocation_overhead * 1000:.0f}"
+            f" ms once (clients, logging, lazy imports); in-process import "
+            f"{cold.handler_import * 1000:.0f} ms vs import boto3 {cold.boto3_import * 1000:.0f}"
+            f" ms + two clients {cold.boto3_clients * 1000:.0f} ms",
+        ]
+    lines.append("targets:")
+    lines += [
+        f"  [{'met' if t.met else 'MISSED'}] {t.name}: {t.measured} (goal {t.goal})"
+        for t in report.targets()
+    ]
+    return lines
+
+
+def render(report: BenchReport, console: Any) -> None:
+    """The table and the summary, for a terminal."""
+    from rich.table import Table
+
+    table = Table(title="reassembly-trigger benchmark")
+    for header in HEADERS:
+        table.add_column(header, overflow="fold")
+    for row in rows(report):
+        table.add_row(*row)
+    console.print(table)
+    for line in summary_lines(report):
+        console.print(line, highlight=False, markup=False)
+
+
+def markdown(report: BenchReport) -> str:
+    """The table and the summary as Markdown (for docs/performance.md)."""
+    out = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    out += ["| " + " | ".join(row) + " |" for row in rows(report)]
+    out += [
+        "",
+        *(f"- {line}" if not line.startswith("  ") else line for line in summary_lines(report)),
+    ]
+    return "\n".join(out) + "\n"

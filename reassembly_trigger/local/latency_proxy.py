@@ -1,0 +1,516 @@
+"""A loopback HTTP proxy that makes a local AWS behave like a distant one, and counts.
+
+The proxy listens on 127.0.0.1 (an ephemeral port), delays every request by a fixed
+latency (standing in for the round trip to a real region), forwards it upstream
+and counts it by service and API action. Clients point at it like at any endpoint
+(`AWS_ENDPOINT_URL` or `endpoint_url=`). The upstream is either an HTTP endpoint
+(`HttpUpstream`: any moto server) or moto's WSGI application in the proxy's own
+process (`WsgiUpstream`), which the benchmark uses.
+
+- Each client connection is served by its own thread (`ThreadingHTTPServer`) over
+  HTTP/1.1 keep-alive, so concurrent clients overlap their waits and no call pays a
+  TCP handshake it would not pay against AWS; an HTTP upstream gets one keep-alive
+  connection per proxy thread.
+- The action comes from `X-Amz-Target` (DynamoDB and SQS JSON protocols, e.g.
+  `DynamoDB_20120810.Query`) or from `Action=` (query protocol).
+- It also sums the upstream's own answer time, so a report can tell the stand-in
+  AWS's processing from the client's.
+- Paths under `/__latency_proxy__/` control the proxy itself (see `ControlClient`), so a
+  proxy running in another process can be read and reset over HTTP.
+
+Run `python -m reassembly_trigger.local.latency_proxy` to start a moto server with a
+proxy in front of it in a process of its own (`SubprocessStack` does this): the
+benchmark then measures the handler's process alone, with "AWS" on another core.
+Data written for set-up goes to that moto server directly (same backends), neither
+delayed nor counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import IO, Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+DEFAULT_LATENCY_MS = 5.0
+#: Path prefix of the proxy's own endpoints (never forwarded).
+CONTROL_PREFIX = "/__latency_proxy__/"
+#: Headers that describe one hop, not the message (RFC 9110 section 7.6.1).
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_TARGET_SERVICES = {
+    "DynamoDB": "dynamodb",
+    "DynamoDBStreams": "dynamodbstreams",
+    "AmazonSQS": "sqs",
+}
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+
+
+def identify_call(headers: Any, path: str, body: bytes) -> tuple[str, str]:
+    """(service, action) of an AWS request, e.g. ("dynamodb", "Query")."""
+    target = headers.get("X-Amz-Target")
+    if target and "." in target:
+        prefix, action = target.rsplit(".", 1)
+        service = _TARGET_SERVICES.get(prefix.split("_", 1)[0], prefix.lower())
+        return service, action
+    scope = _CREDENTIAL_SCOPE.search(headers.get("Authorization", ""))
+    service = scope.group(1) if scope else "unknown"
+    query = parse_qs(urlsplit(path).query)
+    if "Action" not in query and body:
+        query = parse_qs(body.decode("utf-8", "replace"))
+    actions = query.get("Action")
+    return service, actions[0] if actions else "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyStats:
+    """What went through the proxy since the last reset."""
+
+    #: {service: {action: calls}}, e.g. {"dynamodb": {"Query": 430}}.
+    calls: dict[str, dict[str, int]]
+    #: Time the upstream took to answer, summed over every call (latency excluded).
+    upstream_seconds: float
+    #: CPU time of the proxy's process (the proxy, and moto when it runs inside it).
+    process_cpu_seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        """Every call, whatever its service."""
+        return sum(sum(actions.values()) for actions in self.calls.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the control endpoint's body)."""
+        return {
+            "calls": self.calls,
+            "upstream_seconds": self.upstream_seconds,
+            "process_cpu_seconds": self.process_cpu_seconds,
+        }
+
+
+class ProxyControl(Protocol):
+    """Reading and resetting a proxy, wherever it runs."""
+
+    def stats(self) -> ProxyStats:
+        """Calls and upstream time since the last reset."""
+        ...
+
+    def reset(self) -> None:
+        """Zero the counts."""
+        ...
+
+    def set_latency(self, latency_ms: float) -> None:
+        """Change the added latency from now on."""
+        ...
+
+
+class CallCounter:
+    """AWS calls by service and action, and the upstream's time; shared between threads."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._upstream_seconds = 0.0
+        self._cpu_at_reset = time.process_time()
+        self._lock = threading.Lock()
+
+    def add(self, service: str, action: str, upstream_seconds: float = 0.0) -> None:
+        """Count one call."""
+        with self._lock:
+            self._counts[(service, action)] += 1
+            self._upstream_seconds += upstream_seconds
+
+    def snapshot(self) -> ProxyStats:
+        """The counts so far."""
+        with self._lock:
+            items = sorted(self._counts.items())
+            upstream_seconds = self._upstream_seconds
+            cpu = time.process_time() - self._cpu_at_reset
+        calls: dict[str, dict[str, int]] = {}
+        for (service, action), count in items:
+            calls.setdefault(service, {})[action] = count
+        return ProxyStats(calls=calls, upstream_seconds=upstream_seconds, process_cpu_seconds=cpu)
+
+    def reset(self) -> None:
+        """Forget every count."""
+        with self._lock:
+            self._counts.clear()
+            self._upstream_seconds = 0.0
+            self._cpu_at_reset = time.process_time()
+
+
+Response = tuple[int, list[tuple[str, str]], bytes]
+
+
+class Upstream(Protocol):
+    """Where the proxy sends a request once it has waited."""
+
+    def send(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> Response:
+        """Status, headers and body of the upstream's answer."""
+        ...
+
+
+class _Connection(threading.local):
+    connection: http.client.HTTPConnection | None = None
+
+
+class HttpUpstream:
+    """An HTTP endpoint, on one keep-alive connection per proxy thread."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"upstream must be an http:// URL, got {url!r}")
+        self.url = url
+        self._host = parts.hostname
+        self._port = parts.port or 80
+        self._local = _Connection()
+
+    def send(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> Response:
+        """Send on this thread's connection; reconnect once if the upstream closed it."""
+        for attempt in (1, 2):
+            connection = self._local.connection
+            if connection is None:
+                connection = http.client.HTTPConnection(self._host, self._port, timeout=60)
+                self._local.connection = connection
+            try:
+                connection.request(method, path, body=body, headers=dict(headers))
+                response = connection.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, ConnectionError):
+                # The upstream closed an idle keep-alive connection: open a new one.
+                connection.close()
+                self._local.connection = None
+                if attempt == 2:
+                    raise
+                continue
+            if response.will_close:
+                connection.close()
+                self._local.connection = None
+            return response.status, response.getheaders(), data
+        raise AssertionError("unreachable")
+
+
+class WsgiUpstream:
+    """A WSGI application in this process (moto's own), called without a second HTTP hop.
+
+    moto's HTTP server (werkzeug's development server) closes the connection after
+    every response and starts a thread per connection; calling its application
+    directly leaves only the work moto itself does.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def send(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> Response:
+        """Run the request through the application; buffer its answer."""
+        from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+        builder = EnvironBuilder(path=path, method=method, headers=headers, data=body)
+        try:
+            environ = builder.get_environ()
+        finally:
+            builder.close()
+        chunks, status, response_headers = run_wsgi_app(self.app, environ, buffered=True)
+        try:
+            data = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return int(status.split(" ", 1)[0]), list(response_headers.items()), data
+
+
+class LatencyProxy:
+    """The proxy: delay, forward, count. Start it, point clients at `endpoint_url`."""
+
+    def __init__(
+        self, upstream: str | Upstream, latency_ms: float = DEFAULT_LATENCY_MS, port: int = 0
+    ) -> None:
+        self.upstream = HttpUpstream(upstream) if isinstance(upstream, str) else upstream
+        self.latency_seconds = latency_ms / 1000.0
+        self.counter = CallCounter()
+        self._server = _Server(("127.0.0.1", port), _handler_class(self))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        """Where clients should send their requests."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> str:
+        """Serve in a background thread; return the endpoint URL."""
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="latency-proxy",
+            daemon=True,
+        )
+        self._thread.start()
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket."""
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> LatencyProxy:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def control(self, method: str, name: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """The proxy's own endpoints: `calls` (GET), `reset` and `latency` (POST)."""
+        if name == "stats" and method == "GET":
+            return 200, self.stats().as_dict()
+        if name == "reset" and method == "POST":
+            self.reset()
+            return 200, {}
+        if name == "latency" and method == "POST":
+            self.set_latency(float(json.loads(body or b"{}")["ms"]))
+            return 200, {"latency_ms": self.latency_seconds * 1000.0}
+        return 404, {"error": f"no control endpoint {method} {name}"}
+
+    # The same three operations as `ControlClient`, for a proxy in this process.
+
+    def stats(self) -> ProxyStats:
+        """Calls and upstream time since the last reset."""
+        return self.counter.snapshot()
+
+    def reset(self) -> None:
+        """Zero the counts."""
+        self.counter.reset()
+
+    def set_latency(self, latency_ms: float) -> None:
+        """Change the added latency from now on."""
+        self.latency_seconds = latency_ms / 1000.0
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client closing its keep-alive connection is the normal end of it.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+def _handler_class(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        # HTTP/1.1: clients keep their connection (and this thread) across calls.
+        protocol_version = "HTTP/1.1"
+        # Headers and body leave in separate writes: without TCP_NODELAY, Nagle's
+        # algorithm and the client's delayed ACK would add ~40 ms to every call.
+        disable_nagle_algorithm = True
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if self.path.startswith(CONTROL_PREFIX):
+                status, payload = proxy.control(
+                    self.command, self.path[len(CONTROL_PREFIX) :], body
+                )
+                self._reply(status, [("Content-Type", "application/json")], _json(payload))
+                return
+            service, action = identify_call(self.headers, self.path, body)
+            if proxy.latency_seconds > 0:
+                time.sleep(proxy.latency_seconds)
+            headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP]
+            started = time.perf_counter()
+            try:
+                status, upstream_headers, data = proxy.upstream.send(
+                    self.command, self.path, headers, body
+                )
+            except OSError as exc:
+                proxy.counter.add(service, action, time.perf_counter() - started)
+                self._reply(502, [("Content-Type", "text/plain")], str(exc).encode())
+                return
+            proxy.counter.add(service, action, time.perf_counter() - started)
+            kept = [
+                (k, v)
+                for k, v in upstream_headers
+                if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"
+            ]
+            self._reply(status, kept, data)
+
+        def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
+            self.send_response_only(status)
+            for key, value in headers:
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        # http.server dispatches on these names.
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve  # noqa: N815
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Silent: one line per call would drown the benchmark's output."""
+
+    return Handler
+
+
+def _json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode()
+
+
+# ------------------------------------------------------------------ from another process
+
+
+class ControlClient:
+    """Reads and resets a proxy's counts over HTTP (the proxy may live in another process)."""
+
+    def __init__(self, proxy_url: str) -> None:
+        parts = urlsplit(proxy_url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 80
+
+    def _call(self, method: str, name: str, payload: dict[str, Any] | None = None) -> Any:
+        connection = http.client.HTTPConnection(self._host, self._port, timeout=10)
+        try:
+            body = _json(payload) if payload is not None else None
+            connection.request(method, CONTROL_PREFIX + name, body=body)
+            response = connection.getresponse()
+            data = json.loads(response.read())
+            if response.status != 200:
+                raise RuntimeError(f"latency proxy: {data}")
+            return data
+        finally:
+            connection.close()
+
+    def stats(self) -> ProxyStats:
+        """Calls and upstream time since the last reset."""
+        data = self._call("GET", "stats")
+        return ProxyStats(
+            calls=data["calls"],
+            upstream_seconds=float(data["upstream_seconds"]),
+            process_cpu_seconds=float(data["process_cpu_seconds"]),
+        )
+
+    def reset(self) -> None:
+        """Zero the counts."""
+        self._call("POST", "reset")
+
+    def set_latency(self, latency_ms: float) -> None:
+        """Change the added latency from now on."""
+        self._call("POST", "latency", {"ms": latency_ms})
+
+
+class SubprocessStack:
+    """A moto server with a latency proxy in front, in a child process of its own.
+
+    `upstream_url` reaches moto directly (for setting up data, uncounted and undelayed);
+    `proxy_url` is the delayed, counted endpoint for the code under measurement.
+    """
+
+    def __init__(self, latency_ms: float = DEFAULT_LATENCY_MS, *, tune_moto: bool = True) -> None:
+        self.latency_ms = latency_ms
+        #: Take moto's own overheads out of the way (`moto_tuning`).
+        self.tune_moto = tune_moto
+        self.upstream_url = ""
+        self.proxy_url = ""
+        self._process: subprocess.Popen[str] | None = None
+        self.control: ControlClient | None = None
+
+    def start(self) -> SubprocessStack:
+        """Start the child and wait for it to report its endpoints."""
+        command = [sys.executable, "-m", __name__, "--latency-ms", str(self.latency_ms)]
+        if self.tune_moto:
+            command.append("--tune-moto")
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            self.stop()
+            raise RuntimeError("the latency proxy process exited before it was ready")
+        ready = json.loads(line)
+        self.upstream_url, self.proxy_url = ready["upstream"], ready["proxy"]
+        self.control = ControlClient(self.proxy_url)
+        return self
+
+    def stop(self) -> None:
+        """Ask the child to stop (close its stdin); kill it if it does not."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def __enter__(self) -> SubprocessStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(latency_ms: float, stdin: IO[str], stdout: IO[str], *, tune_moto: bool = False) -> None:
+    """Run moto and the proxy until `stdin` closes; announce both URLs as one JSON line."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    from reassembly_trigger.local.stack import embedded_moto_server
+
+    if tune_moto:
+        from reassembly_trigger.local.moto_tuning import tune_moto as apply_tuning
+
+        apply_tuning()
+    # The proxy calls moto's application in this process: the same backends as the
+    # server at `upstream`, without werkzeug's connection-per-request second hop.
+    app = DomainDispatcherApplication(create_backend_app)
+    with embedded_moto_server() as upstream, LatencyProxy(WsgiUpstream(app), latency_ms) as proxy:
+        stdout.write(json.dumps({"upstream": upstream, "proxy": proxy.endpoint_url}) + "\n")
+        stdout.flush()
+        # The parent closes our stdin when done (or dies): then we stop too.
+        while stdin.read(4096):
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the child process started by `SubprocessStack`."""
+    parser = argparse.ArgumentParser(description="moto on 127.0.0.1 behind a latency proxy")
+    parser.add_argument("--latency-ms", type=float, default=DEFAULT_LATENCY_MS)
+    parser.add_argument(
+        "--tune-moto",
+        action="store_true",
+        help="take moto's own overheads out of the way (moto_tuning)",
+    )
+    args = parser.parse_args(argv)
+    serve(args.latency_ms, sys.stdin, sys.stdout, tune_moto=args.tune_moto)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
