@@ -353,6 +353,7 @@ class VideoWorkers:
         self._lock = threading.Lock()
         self._next = 0
         self._distinct: dict[str, set[int]] = {job.job_id: set() for job in plan.jobs}
+        self._stop = threading.Event()
         self.written = 0
         self.errors: list[Exception] = []
 
@@ -367,8 +368,12 @@ class VideoWorkers:
             for _ in range(self._workers):
                 pool.submit(self._work)
 
+    def stop(self) -> None:
+        """Write nothing more (writes under way finish)."""
+        self._stop.set()
+
     def _work(self) -> None:
-        while True:
+        while not self._stop.is_set():
             with self._lock:
                 if self._next >= len(self._writes):
                     return
@@ -623,6 +628,7 @@ class Simulation:
         try:
             timed_out = not self._wait_for_quiet(threads[2], chunker, pollers, media, writers)
         finally:
+            writers.stop()
             pollers.stop()
             chunker.stop()
             media.stop()
