@@ -56,6 +56,11 @@ class SimulatedClock:
         with self._lock:
             self._at_sleep.append((thread, action))
 
+    def cancel_sleep_actions(self, thread: int) -> None:
+        """Forget the actions still waiting for a sleep of `thread` (it is finishing)."""
+        with self._lock:
+            self._at_sleep = [(t, a) for t, a in self._at_sleep if t != thread]
+
     def _take_action(self, thread: int) -> Callable[[], None] | None:
         for index, (wanted, action) in enumerate(self._at_sleep):
             if wanted is None or wanted == thread:

@@ -53,6 +53,11 @@ class SimulatedCrash(BaseException):
     invocation. Whoever drives the handler catches it and retries the whole batch.
     """
 
+    def __init__(self, message: str, label: str = "") -> None:
+        super().__init__(message)
+        #: The label of the rule that crashed the invocation.
+        self.label = label
+
 
 _THROTTLE_CODES = {
     "dynamodb": "ProvisionedThroughputExceededException",
@@ -152,12 +157,17 @@ class FaultInjector:
         service = client.meta.service_model.service_id.hyphenize()
         client.meta.events.register(f"before-send.{service}", self._before_send(service))
 
-    def _pick(self, operation: str, body: bytes) -> FaultRule | None:
+    def _pick(self, operation: str, body: bytes) -> tuple[list[FaultRule], FaultRule | None]:
+        """The pauses to run before this call, and the fault to inject into it (if any).
+
+        A pause does not end the scan: the call it holds may still fail afterwards.
+        """
         key = self._call_key(body) if self._call_key is not None else None
+        pauses: list[FaultRule] = []
         with self._lock:
             self.calls[operation] += 1
             if not self.enabled:
-                return None
+                return pauses, None
             ordinal = 0
             if key is not None:
                 ordinal = self._ordinals[(operation, key)]
@@ -170,13 +180,16 @@ class FaultInjector:
                     if key is None
                     else _hashed_draw(self._seed, operation, key, ordinal, index)
                 )
-                if draw < rule.probability:
-                    if rule.times is not None:
-                        rule.times -= 1
-                    self.injected[(operation, rule.kind)] += 1
-                    self.fired[rule.label or rule.kind.value] += 1
-                    return rule
-        return None
+                if draw >= rule.probability:
+                    continue
+                if rule.times is not None:
+                    rule.times -= 1
+                self.injected[(operation, rule.kind)] += 1
+                self.fired[rule.label or rule.kind.value] += 1
+                if rule.kind is not FaultKind.PAUSE:
+                    return pauses, rule
+                pauses.append(rule)
+        return pauses, None
 
     def _before_send(self, service: str) -> Callable[..., AWSResponse | None]:
         def handler(request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse | None:
@@ -186,17 +199,16 @@ class FaultInjector:
                 if isinstance(request.body, bytes)
                 else str(request.body or "").encode()
             )
-            rule = self._pick(operation, body)
+            pauses, rule = self._pick(operation, body)
+            for pause in pauses:
+                # Outside the injector's lock: the action makes calls of its own.
+                if pause.action is not None:
+                    pause.action()
             if rule is None:
                 return None
             kind = rule.kind
-            if kind is FaultKind.PAUSE:
-                # Outside the injector's lock: the action makes calls of its own.
-                if rule.action is not None:
-                    rule.action()
-                return None
             if kind is FaultKind.CRASH:
-                raise SimulatedCrash(f"invocation killed before {operation}")
+                raise SimulatedCrash(f"invocation killed before {operation}", rule.label)
             if kind is FaultKind.THROTTLE:
                 return _error_response(
                     request, service, _THROTTLE_CODES.get(service, "ThrottlingException"), 400

@@ -10,7 +10,10 @@ absorbed exactly as in production:
    delete the message, nothing runs (a *duplicate absorbed*);
 2. skip when the Job is already `completed`;
 3. refuse when the number of completions differs from `total_segments`;
-4. otherwise "reassemble": record it, set the Job to `completed` with `completed_at`.
+4. otherwise "reassemble": record it, set the Job to `completed` with `completed_at`
+   (at once, or with `finish_later` on the next `finish()`, to model a concatenation
+   that takes a while: meanwhile the lock carries `reassembly_started_at` and the Job
+   is still `chunking_complete`).
 
 The message is deleted in every case, a refusal included: a refusal is recorded (it
 means the trigger sent a message for an incomplete job, which the simulations treat as
@@ -72,8 +75,13 @@ class MediaWorkerReport:
 class MediaWorker:
     """Consumes the reassembly queue like the contract's media worker; counts per job."""
 
-    def __init__(self, aws: LocalAws, resources: Resources, clock: Clock) -> None:
+    def __init__(
+        self, aws: LocalAws, resources: Resources, clock: Clock, *, finish_later: bool = False
+    ) -> None:
         self._aws = aws
+        self._finish_later = finish_later
+        #: Reassemblies started but not finished yet (with `finish_later`).
+        self.in_progress: list[str] = []
         self._names = resources.names
         self._queue_url = resources.reassembly_queue_url
         self._fifo = self._queue_url.endswith(".fifo")
@@ -103,16 +111,23 @@ class MediaWorker:
                 message_id=message["MessageId"],
                 attributes={str(k): v for k, v in message.get("Attributes", {}).items()},
             )
-            self._aws.sqs.delete_message(
-                QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"]
+        if messages:
+            self._aws.sqs.delete_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                    for n, m in enumerate(messages)
+                ],
             )
         return len(messages)
 
     def drain(self) -> int:
-        """Poll until the queue returns nothing; how many messages were handled."""
+        """Poll until the queue returns nothing, then finish every reassembly; how many
+        messages were handled."""
         handled = 0
         while got := self.poll():
             handled += got
+        self.finish()
         return handled
 
     def handle(
@@ -143,10 +158,21 @@ class MediaWorker:
         if total is None or self._completed_segments(job_id, total) != total:
             self._tally(job_id, "refusals")
             return
-        self._complete_job(job_id, now)
         with self._lock:
             self.tallies[job_id].reassemblies += 1
             self.reassemblies.append(Reassembly(job_id, now, total, message_id))
+            if self._finish_later:
+                self.in_progress.append(job_id)
+                return
+        self._complete_job(job_id, now)
+
+    def finish(self) -> int:
+        """Finish the reassemblies started earlier (with `finish_later`); how many."""
+        with self._lock:
+            finishing, self.in_progress = self.in_progress, []
+        for job_id in finishing:
+            self._complete_job(job_id, self._clock.now())
+        return len(finishing)
 
     # ------------------------------------------------------------------ reporting
 
