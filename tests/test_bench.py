@@ -223,6 +223,27 @@ def test_the_report_compares_each_target_and_serialises(bench: Bench) -> None:
     assert all(w["calls_total"] > 0 for w in decoded["workloads"])
 
 
+def test_the_scaling_sweep_grows_calls_only_with_jobs_and_pages(bench: Bench) -> None:
+    """More records cost no more calls; each job costs one Query and a share of one
+    BatchGetItem per hundred; more completions cost more pages of one count."""
+    points = bench.scaling()
+    by_dimension: dict[str, list[Any]] = {}
+    for point in points:
+        by_dimension.setdefault(point.dimension, []).append(point)
+
+    for point in by_dimension["records per batch"]:
+        assert point.records == point.size
+        assert point.calls == {"dynamodb": {"BatchGetItem": 1}}
+    for point in by_dimension["jobs per batch"]:
+        assert point.calls == {
+            "dynamodb": {"BatchGetItem": math.ceil(point.size / 100), "Query": point.size}
+        }
+    pages = [point.pages for point in by_dimension["segments per job"]]
+    assert all(p is not None and p >= 1 for p in pages)
+    assert pages == sorted(pages)
+    assert [p.calls["dynamodb"]["Query"] for p in by_dimension["segments per job"]] == pages
+
+
 @pytest.mark.slow
 def test_the_bench_command_runs_end_to_end_with_json_output(
     capsys: pytest.CaptureFixture[str],

@@ -94,6 +94,11 @@ class BenchConfig:
     round_trip_samples: int = 30
     #: moto's Query reads one partition, as DynamoDB's does (`moto_tuning`).
     tuned_moto: bool = True
+    #: Also measure how cost grows (`Bench.scaling`); sizes below.
+    scaling: bool = False
+    scaling_records: tuple[int, ...] = (100, 1_000, 10_000)
+    scaling_jobs: tuple[int, ...] = (1, 10, 50, 100, 250)
+    scaling_segments: tuple[int, ...] = (100, 1_000, 5_000)
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchConfig:
@@ -108,6 +113,9 @@ class BenchConfig:
             deep_padding=80_000,
             cold_start_runs=1,
             round_trip_samples=5,
+            scaling_records=(10, 100),
+            scaling_jobs=(1, 5),
+            scaling_segments=(5, 20),
         )
         return replace(small, **overrides)
 
@@ -178,13 +186,20 @@ class WorkloadResult:
 
 @dataclass(frozen=True, slots=True)
 class ColdStart:
-    """Fresh-interpreter costs (medians over `runs` processes), in seconds."""
+    """Fresh-interpreter costs in seconds: medians over `runs` interleaved processes.
+
+    Measured "as deployed": `rich` (installed here by the `local` extra, never in the
+    Lambda zip) is hidden from the child, because structlog imports it, and pygments
+    and attrs with it, whenever it can. `handler_process_with_rich` is the same import
+    with this virtualenv as it is. Bytecode is compiled once beforehand, as for boto3.
+    """
 
     runs: int
     #: Whole-process wall time of `python -c "pass"`, `import boto3`, `import ...handler`.
     empty_process: float
     boto3_process: float
     handler_process: float
+    handler_process_with_rich: float
     #: Inside one process: the handler's import, its first invocation (one record of
     #: an incomplete job: BatchGetItem + Query), and a second, warm invocation.
     handler_import: float
@@ -201,17 +216,52 @@ class ColdStart:
         return self.handler_process / self.boto3_process
 
     @property
+    def import_ratio_with_rich(self) -> float:
+        """The same ratio with `rich` importable (this virtualenv as it is)."""
+        return self.handler_process_with_rich / self.boto3_process
+
+    @property
     def first_invocation_overhead(self) -> float:
         """What the first invocation pays once: clients, logging set-up, lazy imports."""
         return self.first_invocation - self.warm_invocation
+
+    @property
+    def to_first_response(self) -> float:
+        """Import plus first invocation, against import boto3 plus creating two clients."""
+        return self.handler_import + self.first_invocation
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with the derived figures."""
         return {
             **asdict(self),
             "import_ratio": round(self.import_ratio, 3),
+            "import_ratio_with_rich": round(self.import_ratio_with_rich, 3),
             "first_invocation_overhead": self.first_invocation_overhead,
+            "to_first_response": self.to_first_response,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingPoint:
+    """One batch of a sweep: how its cost compares with the same batch at other sizes."""
+
+    dimension: str
+    size: int
+    wall_seconds: float
+    cpu_seconds: float
+    records: int
+    calls: dict[str, dict[str, int]]
+    #: Query pages of the count (segments sweep only).
+    pages: int | None = None
+
+    @property
+    def calls_total(self) -> int:
+        """Every AWS call of the batch."""
+        return sum(sum(actions.values()) for actions in self.calls.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {**asdict(self), "calls_total": self.calls_total}
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +283,7 @@ class BenchReport:
     round_trip_seconds: float
     workloads: list[WorkloadResult]
     cold_start: ColdStart | None
+    scaling: list[ScalingPoint] = field(default_factory=list)
 
     def workload(self, key: str) -> WorkloadResult:
         """The result of one workload by key (`stream`, `stream@1`, `wide`, `deep`)."""
@@ -300,6 +351,7 @@ class BenchReport:
             "workloads": [w.as_dict() for w in self.workloads],
             "speedup": round(self.speedup, 2),
             "cold_start": self.cold_start.as_dict() if self.cold_start else None,
+            "scaling": [p.as_dict() for p in self.scaling],
             "targets": [asdict(t) for t in self.targets()],
         }
 
@@ -759,14 +811,32 @@ class Bench:
         runs = self.config.cold_start_runs
         resources, _, warm_up = self._resources("cold")
         env = {**os.environ, **environment(resources, self.endpoints.proxy_url, DEFAULT_REGION)}
-        self._progress(f"cold start: {runs} fresh interpreters per measurement")
-        empty = _median_process_seconds("pass", runs)
-        bare = _median_process_seconds("import boto3", runs)
-        imported = _median_process_seconds("import reassembly_trigger.handler", runs)
-        invocations = [
-            _child_timings(_FIRST_INVOCATION, env, json.dumps(warm_up)) for _ in range(runs)
-        ]
-        baselines = [_child_timings(_CLIENTS_BASELINE, env) for _ in range(runs)]
+        # Compiled bytecode, as boto3 has it in the virtualenv and the Lambda runtime.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self._progress(f"cold start: {runs} interleaved rounds of fresh interpreters")
+        programs = {
+            "empty": "pass",
+            "boto3": _AS_DEPLOYED + "import boto3",
+            "handler": _AS_DEPLOYED + "import reassembly_trigger.handler",
+            "handler_with_rich": "import reassembly_trigger.handler",
+        }
+        walls: dict[str, list[float]] = {name: [] for name in programs}
+        invocations: list[dict[str, float]] = []
+        baselines: list[dict[str, float]] = []
+        event = json.dumps(warm_up)
+        for round_ in range(runs + 1):
+            # Interleaved, so a change in the machine's load hits every figure alike;
+            # the first round only compiles bytecode and warms the file cache.
+            for name, code in programs.items():
+                started = time.perf_counter()
+                _run_child(code, env)
+                if round_:
+                    walls[name].append(time.perf_counter() - started)
+            invocation = _child_timings(_AS_DEPLOYED + _FIRST_INVOCATION, env, event)
+            baseline = _child_timings(_AS_DEPLOYED + _CLIENTS_BASELINE, env)
+            if round_:
+                invocations.append(invocation)
+                baselines.append(baseline)
         self.endpoints.control.reset()
 
         def median(samples: list[dict[str, float]], key: str) -> float:
@@ -774,9 +844,10 @@ class Bench:
 
         return ColdStart(
             runs=runs,
-            empty_process=empty,
-            boto3_process=bare,
-            handler_process=imported,
+            empty_process=statistics.median(walls["empty"]),
+            boto3_process=statistics.median(walls["boto3"]),
+            handler_process=statistics.median(walls["handler"]),
+            handler_process_with_rich=statistics.median(walls["handler_with_rich"]),
             handler_import=median(invocations, "import"),
             first_invocation=median(invocations, "first"),
             warm_invocation=median(invocations, "warm"),
@@ -784,8 +855,76 @@ class Bench:
             boto3_clients=median(baselines, "clients"),
         )
 
+    def scaling(self) -> list[ScalingPoint]:
+        """One batch at several sizes along each dimension, at the configured concurrency."""
+        cfg = self.config
+        points: list[ScalingPoint] = []
+        control = self.endpoints.control
+
+        def measure(harness: Harness, dimension: str, size: int, event: dict[str, Any]) -> None:
+            before_wall, before_cpu = harness.wall_seconds, harness.cpu_seconds
+            harness.tap.clear()
+            control.reset()
+            harness.invoke(event)
+            points.append(
+                ScalingPoint(
+                    dimension=dimension,
+                    size=size,
+                    wall_seconds=harness.wall_seconds - before_wall,
+                    cpu_seconds=harness.cpu_seconds - before_cpu,
+                    records=len(event["Records"]),
+                    calls=control.stats().calls,
+                    pages=max(harness.tap.pages) if harness.tap.pages else None,
+                )
+            )
+
+        # Records per batch: jobs not ready, so only parsing grows (one BatchGetItem).
+        resources, records, warm_up = self._resources("scale-records")
+        jobs = [f"job-{n:04d}" for n in range(10)]
+        write_items(
+            self.aws.dynamodb,
+            resources.names.jobs_table,
+            [job_item(j, status="chunking_in_progress", total_segments=None) for j in jobs],
+        )
+        with _handler(resources, self.endpoints.proxy_url, cfg.concurrency, warm_up) as harness:
+            for size in cfg.scaling_records:
+                items = [completion_item(jobs[n % len(jobs)], n) for n in range(size)]
+                measure(harness, "records per batch", size, records.event(items))
+
+        # Jobs per batch: one record each, every job chunked and incomplete (one Query).
+        resources, records, warm_up = self._resources("scale-jobs")
+        most = max(cfg.scaling_jobs)
+        jobs = [f"job-{n:04d}" for n in range(most)]
+        write_items(
+            self.aws.dynamodb,
+            resources.names.jobs_table,
+            [job_item(j, status="chunking_complete", total_segments=2) for j in jobs],
+        )
+        firsts = [completion_item(j, 0) for j in jobs]
+        write_items(self.aws.dynamodb, resources.names.segment_completions_table, firsts)
+        with _handler(resources, self.endpoints.proxy_url, cfg.concurrency, warm_up) as harness:
+            for size in cfg.scaling_jobs:
+                measure(harness, "jobs per batch", size, records.event(firsts[:size]))
+
+        # Segments per job: one job, ever more (padded) completions, one record delivered.
+        resources, records, warm_up = self._resources("scale-segments")
+        job, total = "job-deep", max(cfg.scaling_segments) + 1
+        write_items(
+            self.aws.dynamodb,
+            resources.names.jobs_table,
+            [job_item(job, status="chunking_complete", total_segments=total)],
+        )
+        written = 0
+        with _handler(resources, self.endpoints.proxy_url, cfg.concurrency, warm_up) as harness:
+            for size in cfg.scaling_segments:
+                items = [completion_item(job, i, cfg.deep_padding) for i in range(written, size)]
+                write_items(self.aws.dynamodb, resources.names.segment_completions_table, items)
+                written = size
+                measure(harness, "segments per job", size, records.event(items[-1:]))
+        return points
+
     def run(self) -> BenchReport:
-        """Every workload, then the cold start."""
+        """Every workload, then the cold start (and the scaling sweep when asked)."""
         cfg = self.config
         machine = machine_description()
         self.endpoints.control.set_latency(cfg.latency_ms)
@@ -800,36 +939,44 @@ class Bench:
         self._progress("workload 3 (deep job)")
         workloads.append(self.deep())
         cold = self.cold_start() if cfg.cold_start_runs > 0 else None
+        points: list[ScalingPoint] = []
+        if cfg.scaling:
+            self._progress("scaling sweep: records per batch, jobs per batch, segments per job")
+            points = self.scaling()
         machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-        return BenchReport(cfg, machine, self.round_trip_seconds, workloads, cold)
+        return BenchReport(cfg, machine, self.round_trip_seconds, workloads, cold, points)
 
 
 # ------------------------------------------------------------------ fresh interpreters
 
 _MARK = "BENCH-RESULT "
+#: Hides `rich` from a child interpreter, as in the Lambda zip (see `ColdStart`).
+_AS_DEPLOYED = "import sys; sys.modules['rich'] = None\n"
 
 _FIRST_INVOCATION = f"""
-import json, sys, time
+import time
 started = time.perf_counter()
 import reassembly_trigger.handler as handler
 imported = time.perf_counter()
+import json, sys
 event = json.loads(sys.argv[1])
 class Context:
     aws_request_id = "bench-cold-start"
     def get_remaining_time_in_millis(self):
         return {INVOCATION_TIMEOUT_MS}
+ready = time.perf_counter()
 response = handler.lambda_handler(event, Context())
 first = time.perf_counter()
 handler.lambda_handler(event, Context())
 warm = time.perf_counter()
 assert response == {{"batchItemFailures": []}}, response
 print({_MARK!r} + json.dumps(
-    {{"import": imported - started, "first": first - imported, "warm": warm - first}}
+    {{"import": imported - started, "first": first - ready, "warm": warm - first}}
 ))
 """
 
 _CLIENTS_BASELINE = f"""
-import json, time
+import time
 started = time.perf_counter()
 import boto3
 imported = time.perf_counter()
@@ -837,18 +984,16 @@ session = boto3.session.Session()
 session.client("dynamodb")
 session.client("sqs")
 created = time.perf_counter()
+import json
 print({_MARK!r} + json.dumps({{"import": imported - started, "clients": created - imported}}))
 """
 
 
-def _median_process_seconds(code: str, runs: int) -> float:
-    """Median wall time of `python -c code` in a fresh interpreter."""
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)  # noqa: S603 - our own code
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+def _run_child(code: str, env: dict[str, str]) -> None:
+    """Run `python -c code` in a fresh interpreter; fail loudly if it fails."""
+    subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code], env=env, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def _child_timings(code: str, env: dict[str, str], *args: str) -> dict[str, float]:

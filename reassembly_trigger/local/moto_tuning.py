@@ -9,8 +9,10 @@ GIL: the benchmark would measure moto, not the handler. DynamoDB reads one parti
 1 MB pages, `LastEvaluatedKey`) and only narrows the item list it starts from to the
 queried partition, which is exactly the subset moto would have kept.
 
-`modules_listed_once()`: moto's server lists its own package directory (~60 `stat`
-calls) on every request to route it; the listing never changes, so it is cached.
+`modules_listed_once()` and `handler_methods_listed_once()`: on every request moto
+lists its own package directory (~60 `stat` calls) to route it, and the methods of
+the response class (`inspect.getmembers`) to dispatch it; neither ever changes, so
+both are listed once.
 
 Both are applied by `tune_moto()` in the benchmark's server process only
 (`latency_proxy --tune-moto`), never in the test suite's moto. Neither changes an
@@ -33,6 +35,20 @@ def tune_moto() -> None:
     """Apply every tuning below (idempotent)."""
     query_reads_one_partition()
     modules_listed_once()
+    handler_methods_listed_once()
+
+
+def handler_methods_listed_once() -> None:
+    """Cache the method names of moto's response classes (listed on every request)."""
+    import functools
+
+    from moto.core import responses
+
+    with _lock:
+        original = responses.method_names_from_class
+        if hasattr(original, "cache_info"):
+            return
+        responses.method_names_from_class = functools.cache(original)
 
 
 def modules_listed_once() -> None:

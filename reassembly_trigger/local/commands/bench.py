@@ -43,6 +43,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=None, help="order of the completions")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="also measure how one batch's cost grows with records, jobs and segments",
+    )
+    parser.add_argument(
         "--stock-moto",
         action="store_true",
         help="leave moto's Query as it is (it sorts the whole table on every call)",
@@ -59,6 +64,7 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         "latency_ms": args.latency_ms,
         "concurrency": args.concurrency,
         "tuned_moto": not args.stock_moto,
+        "scaling": args.scaling,
     }
     if args.cold_start_runs is not None:
         overrides["cold_start_runs"] = args.cold_start_runs
@@ -83,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.markdown:
         sys.stdout.write(markdown(report))
     else:
-        render(report, Console())
+        # Piped output has no terminal width; the table reads better wide than folded.
+        render(report, Console(width=None if sys.stdout.isatty() else 180))
     return 0 if correct(report) else 1
 
 
@@ -148,16 +155,19 @@ def summary_lines(report: BenchReport) -> list[str]:
     ]
     cold = report.cold_start
     if cold is not None:
+        ms = 1000
         lines += [
-            f"cold start (median of {cold.runs} fresh processes): python -c pass "
-            f"{cold.empty_process * 1000:.0f} ms, import boto3 {cold.boto3_process * 1000:.0f} ms,"
-            f" import reassembly_trigger.handler {cold.handler_process * 1000:.0f} ms: "
-            f"ratio {cold.import_ratio:.2f}",
-            f"first invocation: {cold.first_invocation * 1000:.0f} ms (warm: "
-            f"{cold.warm_invocation * 1000:.0f} ms), so {cold.first_invocation_overhead * 1000:.0f}"
-            f" ms once (clients, logging, lazy imports); in-process import "
-            f"{cold.handler_import * 1000:.0f} ms vs import boto3 {cold.boto3_import * 1000:.0f}"
-            f" ms + two clients {cold.boto3_clients * 1000:.0f} ms",
+            f"cold start, median of {cold.runs} interleaved fresh processes, as deployed "
+            f"(no rich): python -c pass {cold.empty_process * ms:.0f} ms, import boto3 "
+            f"{cold.boto3_process * ms:.0f} ms, import reassembly_trigger.handler "
+            f"{cold.handler_process * ms:.0f} ms: ratio {cold.import_ratio:.2f} "
+            f"(with this venv's rich: {cold.handler_process_with_rich * ms:.0f} ms, "
+            f"ratio {cold.import_ratio_with_rich:.2f})",
+            f"first invocation {cold.first_invocation * ms:.0f} ms vs warm "
+            f"{cold.warm_invocation * ms:.0f} ms: {cold.first_invocation_overhead * ms:.0f} ms "
+            f"paid once (clients, logging set-up, lazy imports); import + first invocation "
+            f"{cold.to_first_response * ms:.0f} ms vs import boto3 {cold.boto3_import * ms:.0f}"
+            f" ms + two clients {cold.boto3_clients * ms:.0f} ms",
         ]
     lines.append("targets:")
     lines += [
@@ -167,8 +177,27 @@ def summary_lines(report: BenchReport) -> list[str]:
     return lines
 
 
+SCALING_HEADERS = ["dimension", "size", "records", "wall ms", "CPU ms", "AWS calls", "pages"]
+
+
+def scaling_rows(report: BenchReport) -> list[list[str]]:
+    """One row per batch of the scaling sweep."""
+    return [
+        [
+            p.dimension,
+            f"{p.size:,}",
+            f"{p.records:,}",
+            f"{p.wall_seconds * 1000:.1f}",
+            f"{p.cpu_seconds * 1000:.1f}",
+            f"{p.calls_total} ({_calls(p.calls)})",
+            "" if p.pages is None else str(p.pages),
+        ]
+        for p in report.scaling
+    ]
+
+
 def render(report: BenchReport, console: Any) -> None:
-    """The table and the summary, for a terminal."""
+    """The tables and the summary, for a terminal."""
     from rich.table import Table
 
     table = Table(title="reassembly-trigger benchmark")
@@ -177,16 +206,32 @@ def render(report: BenchReport, console: Any) -> None:
     for row in rows(report):
         table.add_row(*row)
     console.print(table)
+    if report.scaling:
+        sweep = Table(title="how one batch's cost grows")
+        for header in SCALING_HEADERS:
+            sweep.add_column(header, overflow="fold")
+        for row in scaling_rows(report):
+            sweep.add_row(*row)
+        console.print(sweep)
     for line in summary_lines(report):
         console.print(line, highlight=False, markup=False)
 
 
+def _markdown_table(headers: list[str], body: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(row) + " |" for row in body]
+
+
 def markdown(report: BenchReport) -> str:
-    """The table and the summary as Markdown (for docs/performance.md)."""
-    out = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    out += ["| " + " | ".join(row) + " |" for row in rows(report)]
+    """The tables and the summary as Markdown (for docs/performance.md)."""
+    out = _markdown_table(HEADERS, rows(report))
+    if report.scaling:
+        out += ["", *_markdown_table(SCALING_HEADERS, scaling_rows(report))]
     out += [
         "",
-        *(f"- {line}" if not line.startswith("  ") else line for line in summary_lines(report)),
+        *(
+            f"  - {line.strip()}" if line.startswith("  ") else f"- {line}"
+            for line in summary_lines(report)
+        ),
     ]
     return "\n".join(out) + "\n"
