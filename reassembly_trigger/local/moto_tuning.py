@@ -45,10 +45,11 @@ def handler_methods_listed_once() -> None:
     from moto.core import responses
 
     with _lock:
-        original = responses.method_names_from_class
+        # Imported by moto's responses module from moto.core.utils (not re-exported).
+        original = responses.method_names_from_class  # type: ignore[attr-defined]
         if hasattr(original, "cache_info"):
             return
-        responses.method_names_from_class = functools.cache(original)
+        responses.method_names_from_class = functools.cache(original)  # type: ignore[attr-defined]
 
 
 def modules_listed_once() -> None:
