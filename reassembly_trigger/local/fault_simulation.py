@@ -91,7 +91,7 @@ TRIGGER_OPERATIONS = ("BatchGetItem", "Query", "PutItem", "GetItem", "UpdateItem
 MAX_DELIVERIES_PER_RECORD = 25
 #: Segment counts and how often each occurs: mostly small, some large.
 JOB_SIZES = (1, 2, 3, 4, 5, 6, 8, 12, 24)
-JOB_SIZE_WEIGHTS = (14, 18, 18, 14, 10, 8, 8, 6, 4)
+JOB_SIZE_WEIGHTS = (16, 22, 20, 14, 10, 7, 5, 4, 2)
 #: Text only one kind of UpdateItem carries: the enqueue mark, a take-over.
 MARK_TEXT = "SET enqueued_at"
 TAKE_OVER_TEXT = "ADD takeovers"
@@ -516,6 +516,7 @@ class _Simulation:
     ) -> None:
         self.config = config
         self.report = SimulationReport(config)
+        self.shard = shard
         self.rng = random.Random(f"{config.seed}/{shard}")
         self.clock = SimulatedClock()
         self.aws = aws
@@ -565,8 +566,8 @@ class _Simulation:
             return
         ready = [job for job in jobs if job.complete]
         self.rng.shuffle(ready)
-        per_kind = max(1, round(c.targeted_rate * len(jobs)))
-        per_race = max(1, round(c.race_rate * len(jobs)))
+        per_kind = self._quota(c.targeted_rate, len(jobs))
+        per_race = self._quota(c.race_rate, len(jobs))
         picks = iter(ready)
 
         def take(n: int) -> list[JobPlan]:
@@ -621,6 +622,13 @@ class _Simulation:
         )
         for kind, rate in rates:
             self.faults.add(FaultRule("*", kind, probability=rate, label=_CALL_FAULTS[kind]))
+
+    def _quota(self, rate: float, jobs: int) -> int:
+        """How many jobs of this shard get a targeted fault: `rate` of them on average
+        (the fraction drawn), and at least one in the first shard, so every kind occurs."""
+        expected = rate * jobs
+        count = int(expected) + (1 if self.rng.random() < expected % 1 else 0)
+        return max(count, 1) if self.shard == 0 else count
 
     def _rule(
         self,
@@ -761,9 +769,11 @@ class _Simulation:
             self._rival = None
 
     def media_worker_round(self) -> None:
+        """Finish what the media worker started last round; now and then, empty the queue."""
         self.worker.finish()
-        if self.rng.random() < 0.5:
-            self.worker.poll()
+        if self.rng.random() < 0.35:
+            while self.worker.poll() == 10:
+                pass
 
     def run(self, jobs: list[JobPlan]) -> None:
         counts: Counter[str] = Counter()
