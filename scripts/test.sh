@@ -5,12 +5,6 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/bootstrap.sh
-echo "== ruff"
-.venv/bin/ruff check reassembly_trigger tests shared-types scripts
-.venv/bin/ruff format --check reassembly_trigger tests shared-types scripts
-echo "== mypy --strict"
-.venv/bin/mypy reassembly_trigger
-echo "== state diagram"
-.venv/bin/reassembly-trigger diagram --check
+bash scripts/lint.sh
 echo "== pytest"
 .venv/bin/pytest "$@"
