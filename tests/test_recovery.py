@@ -602,3 +602,27 @@ def test_fifo_messages_carry_the_job_id_as_group_and_deduplication_id(
     assert got[0]["Body"] == '{"job_id":"job-fifo"}'
     assert got[0]["Attributes"]["MessageGroupId"] == "job-fifo"
     assert got[0]["Attributes"]["MessageDeduplicationId"] == "job-fifo"
+
+
+# ------------------------------------------------------------------ the media worker's lock
+
+
+def test_the_media_worker_model_refuses_a_message_for_an_incomplete_job(harness: Harness) -> None:
+    """The model of the media worker keeps the contract's check: a message for a job with
+    fewer completions than `total_segments` is refused and recorded, never reassembled."""
+    harness.pipeline.add_job("job-short", total_segments=3)
+    harness.pipeline.complete("job-short", [0, 2])
+    harness.pipeline.put_lock("job-short", triggered_at=int(harness.clock.now()))
+    harness.pipeline.aws.sqs.send_message(
+        QueueUrl=harness.pipeline.resources.reassembly_queue_url,
+        MessageBody='{"job_id":"job-short"}',
+    )
+
+    harness.worker.drain()
+
+    tally = harness.worker.tally("job-short")
+    assert (tally.messages_received, tally.refusals, tally.reassemblies) == (1, 1, 0)
+    job = harness.pipeline.aws.dynamodb.get_item(
+        TableName=harness.pipeline.names.jobs_table, Key={"job_id": {"S": "job-short"}}
+    )["Item"]
+    assert job["status"]["S"] == "chunking_complete"
