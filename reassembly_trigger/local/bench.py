@@ -294,6 +294,19 @@ class BenchReport:
         """Workload 1 at concurrency 1 over the default concurrency (wall time)."""
         return self.workload("stream@1").wall_seconds / self.workload("stream").wall_seconds
 
+    @property
+    def cpu_bound_ceiling(self) -> tuple[float, float]:
+        """Speed-up and effective parallelism workload 1 could reach at most if only the
+        handler's own CPU time limited it (wall time = CPU time): on AWS the server side
+        costs the function nothing, here moto shares the machine's cores."""
+        stream, serial = self.workload("stream"), self.workload("stream@1")
+        if stream.cpu_seconds <= 0:
+            return 0.0, 0.0
+        return (
+            serial.wall_seconds / stream.cpu_seconds,
+            stream.calls_total * stream.round_trip_seconds / stream.cpu_seconds,
+        )
+
     def targets(self) -> list[Target]:
         """The issue's targets, each compared with this run."""
         stream, wide, deep = self.workload("stream"), self.workload("wide"), self.workload("deep")
@@ -350,6 +363,10 @@ class BenchReport:
             "round_trip_ms": round(self.round_trip_seconds * 1000, 3),
             "workloads": [w.as_dict() for w in self.workloads],
             "speedup": round(self.speedup, 2),
+            "cpu_bound_ceiling": {
+                "speedup": round(self.cpu_bound_ceiling[0], 2),
+                "effective_parallelism": round(self.cpu_bound_ceiling[1], 2),
+            },
             "cold_start": self.cold_start.as_dict() if self.cold_start else None,
             "scaling": [p.as_dict() for p in self.scaling],
             "targets": [asdict(t) for t in self.targets()],
