@@ -1021,7 +1021,7 @@ def _print(report: SimulationReport) -> None:
         for key, value in sorted(counter.items()):
             table.add_row(str(key), str(value))
         console.print(table)
-    for line in lines[8:]:
+    for line in lines[7:]:  # calls by operation, the media worker, the invariants
         console.print(line)
 
 
