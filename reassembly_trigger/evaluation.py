@@ -207,7 +207,7 @@ class JobEvaluation:
         self._log = (log or structlog.get_logger("reassembly_trigger")).bind(
             job_id=request.job_id,
             aws_request_id=invocation.aws_request_id,
-            sequence_numbers=list(request.sequence_numbers),
+            **_logged_sequence_numbers(request.sequence_numbers),
         )
         self.state = INITIAL_STATE.value
 
@@ -441,6 +441,22 @@ class JobEvaluation:
             message_id=self.message_id,
             details=details or None,
         )
+
+
+#: Sequence numbers listed in full on each transition event; beyond this (a batch of
+#: up to 10,000 records of one job) the events would near CloudWatch's 256 KB limit.
+LOGGED_SEQUENCE_NUMBERS = 50
+
+
+def _logged_sequence_numbers(sequence_numbers: tuple[str, ...]) -> dict[str, Any]:
+    """The job's sequence numbers as logged: all of them, or the first ones and a count."""
+    if len(sequence_numbers) <= LOGGED_SEQUENCE_NUMBERS:
+        return {"sequence_numbers": list(sequence_numbers)}
+    return {
+        "sequence_numbers": list(sequence_numbers[:LOGGED_SEQUENCE_NUMBERS]),
+        "sequence_number_count": len(sequence_numbers),
+        "lowest_sequence_number": min(sequence_numbers, key=int),
+    }
 
 
 def _describe(exc: BaseException) -> dict[str, Any]:

@@ -200,6 +200,9 @@ TRANSITION_LOG_FIELDS = (
 #: Fields present once known, or on the transitions they explain.
 TRANSITION_LOG_OPTIONAL_FIELDS = (
     "reason",
+    # Only when a job has more records in the batch than are listed in full:
+    "sequence_number_count",
+    "lowest_sequence_number",
     "completions",
     "total_segments",
     "status",

@@ -79,3 +79,20 @@ def test_in_lambda_each_event_is_one_json_object_per_line_on_stdout(
     transitions = [e for e in lines if e["event"] == "transition"]
     assert [e["dest"] for e in transitions][-1] == "enqueued"
     assert all(e["level"] == "info" and e["timestamp"] for e in transitions)
+
+
+def test_a_job_with_many_records_logs_a_bounded_list_and_the_count(
+    pipeline: Pipeline, invoke: Invoker
+) -> None:
+    """A batch of hundreds of one job's records keeps each event small: the first 50
+    sequence numbers, how many there were, and the lowest (where a retry resumes)."""
+    pipeline.add_job("job-many", total_segments=400)
+    records = pipeline.completion_records("job-many", range(120))
+
+    invoke(stream_event(*reversed(records)))
+
+    final = invoke.final("job-many")
+    assert final["reason"] == "incomplete"
+    assert len(final["sequence_numbers"]) == 50
+    assert final["sequence_number_count"] == 120
+    assert final["lowest_sequence_number"] == records[0]["dynamodb"]["SequenceNumber"]
