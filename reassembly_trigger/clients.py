@@ -45,6 +45,10 @@ def client_config(pool_size: int) -> Config:
         read_timeout=READ_TIMEOUT_SECONDS,
         retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         max_pool_connections=max(10, pool_size),
+        # Every request is built by the gateways and shaped by their tests; local
+        # validation would only repeat what DynamoDB and SQS check anyway, and it
+        # costs ~20% of botocore's CPU per call (measured: 1.9 -> 1.5 ms per Query).
+        parameter_validation=False,
     )
 
 
