@@ -41,9 +41,9 @@ variable "timeout_seconds" {
 }
 
 variable "memory_size_mb" {
-  description = "Function memory (CPU scales with it)."
+  description = "Function memory. CPU scales with it (1,769 MB = one vCPU); botocore's per-call CPU is what bounds the concurrent evaluation of a batch's jobs, so 1,024 MB is the default (see docs/performance.md)."
   type        = number
-  default     = 256
+  default     = 1024
 }
 
 variable "live_version" {
