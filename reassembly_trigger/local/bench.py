@@ -709,8 +709,11 @@ class Bench:
         self.round_trip_seconds = statistics.median(samples)
         return self.round_trip_seconds
 
-    def stream(self, concurrency: int) -> WorkloadResult:
-        """Workload 1: completions in random order, batch after batch, as the stream delivers."""
+    def stream(self, concurrency: int, *, baseline: bool = False) -> WorkloadResult:
+        """Workload 1: completions in random order, batch after batch, as the stream delivers.
+
+        `baseline` marks the concurrency-1 run the speed-up is measured against.
+        """
         cfg = self.config
         resources, records, warm_up = self._resources(f"stream{concurrency}")
         names = resources.names
@@ -732,7 +735,7 @@ class Bench:
                 write_items(self.aws.dynamodb, names.segment_completions_table, items)
                 harness.invoke(records.event(items))
             result = self._result(
-                "stream" if concurrency == cfg.concurrency else f"stream@{concurrency}",
+                f"stream@{concurrency}" if baseline else "stream",
                 title=f"1. {len(order):,} completions, {len(jobs)} jobs x "
                 f"{cfg.stream_segments}, batches of {cfg.batch_size}",
                 concurrency=concurrency,
@@ -948,9 +951,9 @@ class Bench:
         self._progress("measuring the single-call round trip")
         self.measure_round_trip()
         workloads = []
-        for concurrency in (cfg.concurrency, 1):
+        for concurrency, baseline in ((cfg.concurrency, False), (1, True)):
             self._progress(f"workload 1 (stream) at concurrency {concurrency}")
-            workloads.append(self.stream(concurrency))
+            workloads.append(self.stream(concurrency, baseline=baseline))
         self._progress("workload 2 (wide batch)")
         workloads.append(self.wide())
         self._progress("workload 3 (deep job)")
