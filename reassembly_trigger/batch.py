@@ -19,7 +19,6 @@ from reassembly_trigger.evaluation import (
     JobOutcome,
 )
 from reassembly_trigger.gateways import Item
-from reassembly_trigger.machine import State
 from reassembly_trigger.records import JobRequest, ParsedBatch, parse_batch
 from reassembly_trigger.settings import Settings
 
@@ -134,8 +133,3 @@ class ReassemblyTrigger:
                     thread_name_prefix="evaluate",
                 )
             return self._pool
-
-
-def final_states(result: BatchResult) -> dict[str, State]:
-    """Each job's final state (handy in tests and tools)."""
-    return {o.job_id: o.state for o in result.outcomes}

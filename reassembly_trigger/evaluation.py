@@ -42,7 +42,7 @@ from reassembly_trigger.machine import (
     State,
     Trigger,
 )
-from reassembly_trigger.records import JobRequest
+from reassembly_trigger.records import JobRequest, lowest_sequence_number
 
 #: Errors that mean "AWS did not do it": the job fails and Lambda retries.
 AWS_ERRORS = (ClientError, BotoCoreError, JobsUnavailable)
@@ -145,7 +145,7 @@ class JobOutcome:
     @property
     def lowest_sequence_number(self) -> str:
         """Where Lambda resumes when this job failed."""
-        return min(self.sequence_numbers, key=int)
+        return lowest_sequence_number(self.sequence_numbers)
 
 
 JobLookup = Callable[[str], Item | None]
@@ -455,7 +455,7 @@ def _logged_sequence_numbers(sequence_numbers: tuple[str, ...]) -> dict[str, Any
     return {
         "sequence_numbers": list(sequence_numbers[:LOGGED_SEQUENCE_NUMBERS]),
         "sequence_number_count": len(sequence_numbers),
-        "lowest_sequence_number": min(sequence_numbers, key=int),
+        "lowest_sequence_number": lowest_sequence_number(sequence_numbers),
     }
 
 

@@ -50,6 +50,12 @@ class Ignored(StrEnum):
     JOB_NOT_CHUNKING_COMPLETE = "job_not_chunking_complete"
 
 
+def lowest_sequence_number(sequence_numbers: tuple[str, ...]) -> str:
+    """The earliest of a job's records: sequence numbers are decimal strings of varying
+    length, so they compare as numbers, not as text."""
+    return min(sequence_numbers, key=int)
+
+
 @dataclass(frozen=True, slots=True)
 class JobRequest:
     """A job named by a batch, with the sequence numbers of its records."""
@@ -60,8 +66,8 @@ class JobRequest:
 
     @property
     def lowest_sequence_number(self) -> str:
-        """Where Lambda must resume if this job fails (sequence numbers are decimal)."""
-        return min(self.sequence_numbers, key=int)
+        """Where Lambda must resume if this job fails."""
+        return lowest_sequence_number(self.sequence_numbers)
 
 
 @dataclass(slots=True)
