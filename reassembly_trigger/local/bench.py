@@ -47,6 +47,7 @@ import structlog
 from reassembly_trigger import handler
 from reassembly_trigger.batch import PartialBatchResponse
 from reassembly_trigger.clients import client_config, reset_clients
+from reassembly_trigger.local.lambda_context import LocalLambdaContext
 from reassembly_trigger.local.latency_proxy import DEFAULT_LATENCY_MS, ProxyControl
 from reassembly_trigger.local.stack import (
     DEFAULT_REGION,
@@ -504,16 +505,6 @@ class TransitionTap:
         return event
 
 
-@dataclass
-class _Context:
-    """The parts of Lambda's context object the handler reads."""
-
-    aws_request_id: str
-
-    def get_remaining_time_in_millis(self) -> int:
-        return INVOCATION_TIMEOUT_MS
-
-
 @contextmanager
 def _quiet_json_logging(tap: TransitionTap) -> Iterator[None]:
     """The production JSON logs and metric lines (their cost is real), sent to /dev/null;
@@ -571,7 +562,10 @@ class Harness:
 
     def invoke(self, event: dict[str, Any], *, measured: bool = True) -> PartialBatchResponse:
         """One invocation; `measured=False` for warm-ups."""
-        context = _Context(f"bench-{next(self._requests):05d}")
+        context = LocalLambdaContext(
+            aws_request_id=f"bench-{next(self._requests):05d}",
+            timeout_seconds=INVOCATION_TIMEOUT_MS / 1000,
+        )
         wall, cpu = time.perf_counter(), time.process_time()
         response = handler.lambda_handler(event, context)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
