@@ -1,9 +1,16 @@
-"""A stream batch end to end: parse, read the Jobs at once, evaluate every job, answer."""
+"""Jobs end to end: read the Jobs at once, evaluate every job (concurrently), answer.
+
+`ReassemblyTrigger` is the one place jobs are evaluated: the stream handler gives it
+the jobs a batch names, the reconciler the jobs in flight, and `trigger_job` the jobs
+a worker just completed a segment of; all three run the same machine on the same
+gateways.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -11,14 +18,14 @@ from typing import Any, TypedDict
 import structlog
 
 from reassembly_trigger.evaluation import (
-    AWS_ERRORS,
     Gateways,
     Invocation,
+    InvocationBudget,
     JobEvaluation,
     JobLookup,
     JobOutcome,
 )
-from reassembly_trigger.gateways import Item
+from reassembly_trigger.gateways import Item, LoadedJobs, LockRecord
 from reassembly_trigger.records import JobRequest, ParsedBatch, parse_batch
 from reassembly_trigger.settings import Settings
 
@@ -35,6 +42,16 @@ class PartialBatchResponse(TypedDict):
     batchItemFailures: list[BatchItemFailure]
 
 
+def outcome_counts(outcomes: Sequence[JobOutcome]) -> Counter[str]:
+    """Jobs by final state, and skips and failures by reason (`skipped:incomplete`)."""
+    counts: Counter[str] = Counter()
+    for outcome in outcomes:
+        counts[outcome.state.value] += 1
+        if outcome.reason is not None:
+            counts[f"{outcome.state.value}:{outcome.reason.value}"] += 1
+    return counts
+
+
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     """Everything that happened to one batch."""
@@ -44,32 +61,39 @@ class BatchResult:
 
     def response(self) -> PartialBatchResponse:
         """One failure entry per failed job: the lowest sequence number of its records."""
-        failed = sorted({o.lowest_sequence_number for o in self.outcomes if o.failed}, key=int)
-        return {"batchItemFailures": [{"itemIdentifier": seq} for seq in failed]}
+        failed = {o.lowest_sequence_number for o in self.outcomes if o.failed}
+        return {
+            "batchItemFailures": [
+                {"itemIdentifier": seq} for seq in sorted((s for s in failed if s), key=int)
+            ]
+        }
 
     def counts(self) -> Counter[str]:
         """Jobs by final state, and skips and failures by reason (`skipped:incomplete`)."""
-        counts: Counter[str] = Counter()
-        for outcome in self.outcomes:
-            counts[outcome.state.value] += 1
-            if outcome.reason:
-                counts[f"{outcome.state.value}:{outcome.reason}"] += 1
-        return counts
+        return outcome_counts(self.outcomes)
 
 
-def _prefetched(found: dict[str, Item | None]) -> JobLookup:
-    return found.__getitem__
+def job_lookup(loaded: LoadedJobs) -> JobLookup:
+    """A lookup over loaded Jobs that raises, for a job whose read failed, why it failed."""
+    items: Mapping[str, Item | None] = loaded.items
+    unavailable: Mapping[str, Exception] = loaded.unavailable
 
-
-def _unavailable(error: Exception) -> JobLookup:
     def lookup(job_id: str) -> Item | None:
-        raise error
+        error = unavailable.get(job_id)
+        if error is not None:
+            # Each job whose read failed fails with that error, and is retried.
+            raise error
+        return items.get(job_id)
 
     return lookup
 
 
+def _finished(lock: LockRecord | None) -> bool:
+    return lock is not None and lock.finished
+
+
 class ReassemblyTrigger:
-    """Evaluates the jobs a stream batch names; one instance per container."""
+    """Evaluates jobs on the container's gateways; one instance per container."""
 
     def __init__(self, settings: Settings, gateways: Gateways) -> None:
         self.settings = settings
@@ -77,8 +101,8 @@ class ReassemblyTrigger:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
-    def handle(self, event: dict[str, Any], invocation: Invocation) -> BatchResult:
-        """Evaluate every job of a batch once; failures are reported, never swallowed."""
+    def handle(self, event: Any, invocation: Invocation) -> BatchResult:
+        """Evaluate every job of a stream batch once; failures are reported, never swallowed."""
         log = structlog.get_logger("reassembly_trigger").bind(
             aws_request_id=invocation.aws_request_id
         )
@@ -95,34 +119,48 @@ class ReassemblyTrigger:
             ignored=dict(parsed.ignored),
             malformed=dict(parsed.malformed),
         )
-        lookup = self._load_jobs([r.job_id for r in parsed.requests])
-        outcomes = self._evaluate_all(parsed.requests, lookup, invocation)
+        outcomes = self.evaluate_jobs(parsed.requests, invocation)
         return BatchResult(parsed=parsed, outcomes=outcomes)
 
-    def evaluate(
-        self, request: JobRequest, invocation: Invocation, *, dry_run: bool = False
-    ) -> JobOutcome:
-        """Evaluate one job on its own (doctor, repair)."""
-        lookup = self._load_jobs([request.job_id])
-        return JobEvaluation(request, self.gateways, invocation, dry_run=dry_run).run(lookup)
-
-    def _load_jobs(self, job_ids: list[str]) -> JobLookup:
-        if not job_ids:
-            return _prefetched({})
-        try:
-            return _prefetched(self.gateways.jobs.load_jobs(job_ids))
-        except AWS_ERRORS as exc:
-            # Each job then fails with this error, and its records are retried.
-            return _unavailable(exc)
-
-    def _evaluate_all(
-        self, requests: list[JobRequest], lookup: JobLookup, invocation: Invocation
+    def evaluate_jobs(
+        self,
+        requests: Sequence[JobRequest],
+        invocation: Invocation,
+        *,
+        lease_wait_seconds: float | None = None,
+        known_locks: Mapping[str, LockRecord | None] | None = None,
     ) -> list[JobOutcome]:
+        """Evaluate each job once: Jobs read together, evaluations on the container's pool.
+
+        `lease_wait_seconds` overrides the setting (the reconciler never waits);
+        `known_locks` gives locks already read (the reconciler reads them first).
+        """
+        if not requests:
+            return []
+        budget = InvocationBudget(invocation, self.gateways.clock)
+        locks = known_locks or {}
+        # A job whose lock is known to be finished ends before its Job is read.
+        to_load = [r.job_id for r in requests if not _finished(locks.get(r.job_id))]
+        loaded = self.gateways.jobs.load_jobs(to_load, budget)
+        lookup = job_lookup(loaded)
+        wait = (
+            self.settings.lease_wait_seconds if lease_wait_seconds is None else lease_wait_seconds
+        )
+
         def evaluate(request: JobRequest) -> JobOutcome:
-            return JobEvaluation(request, self.gateways, invocation).run(lookup)
+            evaluation = JobEvaluation(
+                request,
+                self.gateways,
+                invocation,
+                lease_wait_seconds=wait,
+                known_lock=locks.get(request.job_id),
+            )
+            return evaluation.run(lookup)
 
         if self.settings.evaluation_concurrency == 1 or len(requests) <= 1:
             return [evaluate(request) for request in requests]
+        # Every evaluation checks the deadline before each call, so jobs still queued
+        # when time runs out end at once (failed: deadline) instead of overrunning.
         return list(self._executor().map(evaluate, requests))
 
     def _executor(self) -> ThreadPoolExecutor:

@@ -1,15 +1,20 @@
 """The boto3 clients, created once per container with bounded calls.
 
-Timeouts and retries are chosen so that a hung call fails well inside the function
-timeout (60 s by default in the Terraform module):
+Timeouts and retries are chosen so that every call has a known worst case, which the
+evaluation checks against the invocation's time left before it starts a step:
 
-- connect timeout 2 s, read timeout 5 s per attempt;
-- botocore "standard" retry mode, 3 attempts in total (throttling and 5xx are
-  retried with jittered exponential backoff, at most a few seconds here);
-- worst case for one API call: 3 x (2 s + 5 s) + backoff ~ 25 s.
+- DynamoDB: connect 1 s, read 4 s per attempt, botocore "standard" retries, 3 attempts
+  (throttling and 5xx retried with jittered backoff): at most `DYNAMODB_CALL_SECONDS`.
+- SQS `SendMessage`: connect 1 s, read 5 s, ONE attempt. A send that SQS carried out
+  but answered too late must not be sent again by botocore: with one attempt, a slow
+  or lost answer costs at most one extra message (the job fails, releases its lease,
+  and its retry sends once more), so no single fault yields more than 2 messages.
+  Throttling or a 5xx on the send fails the job, and Lambda (or the reconciler)
+  retries it.
 
-Region and endpoints come from the standard AWS SDK settings (`AWS_REGION`,
-`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SQS`, ...).
+Region and endpoints come from the standard AWS SDK settings: the region from
+`AWS_REGION` (set by Lambda) or `AWS_DEFAULT_REGION`, endpoints from `AWS_ENDPOINT_URL`,
+`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SQS`.
 """
 
 from __future__ import annotations
@@ -19,13 +24,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import boto3
     from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-CONNECT_TIMEOUT_SECONDS = 2.0
-READ_TIMEOUT_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = 1.0
+READ_TIMEOUT_SECONDS = 4.0
 MAX_ATTEMPTS = 3
+SQS_READ_TIMEOUT_SECONDS = 5.0
+SQS_MAX_ATTEMPTS = 1
+#: Upper bound of botocore's standard-mode backoff over the retries of one call.
+RETRY_BACKOFF_SECONDS = 3.0
+#: The longest one DynamoDB call can take, retries included.
+DYNAMODB_CALL_SECONDS = (
+    MAX_ATTEMPTS * (CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS) + RETRY_BACKOFF_SECONDS
+)
+#: The longest one SendMessage can take.
+SQS_CALL_SECONDS = SQS_MAX_ATTEMPTS * (CONNECT_TIMEOUT_SECONDS + SQS_READ_TIMEOUT_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +52,46 @@ class AwsClients:
     sqs: SQSClient
 
 
-def client_config(pool_size: int) -> Config:
+def client_config(
+    pool_size: int,
+    *,
+    read_timeout: float = READ_TIMEOUT_SECONDS,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> Config:
     """Bounded timeouts, standard retries and a connection pool for `pool_size` threads."""
     from botocore.config import Config
 
     return Config(
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        read_timeout=READ_TIMEOUT_SECONDS,
-        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+        read_timeout=read_timeout,
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         max_pool_connections=max(10, pool_size),
         # Every request is built by the gateways and shaped by their tests; local
         # validation would only repeat what DynamoDB and SQS check anyway, and it
         # costs ~20% of botocore's CPU per call (measured: 1.9 -> 1.5 ms per Query).
         parameter_validation=False,
+    )
+
+
+def session_clients(
+    session: boto3.session.Session, pool_size: int, *, endpoint_url: str | None = None
+) -> AwsClients:
+    """The two clients, each with its own limits, from `session` (optionally at an endpoint).
+
+    The one place clients are configured: the Lambda, the reconciler, the CLI and the
+    tests all get DynamoDB's retries and SQS's single attempt from here.
+    """
+    return AwsClients(
+        dynamodb=session.client(
+            "dynamodb", endpoint_url=endpoint_url, config=client_config(pool_size)
+        ),
+        sqs=session.client(
+            "sqs",
+            endpoint_url=endpoint_url,
+            config=client_config(
+                pool_size, read_timeout=SQS_READ_TIMEOUT_SECONDS, max_attempts=SQS_MAX_ATTEMPTS
+            ),
+        ),
     )
 
 
@@ -65,12 +108,7 @@ def aws_clients(pool_size: int) -> AwsClients:
 
             # A session of our own: boto3's default session is not thread-safe to
             # create clients from, and tests may reset the cache between mocks.
-            session = boto3.session.Session()
-            config = client_config(pool_size)
-            clients = AwsClients(
-                dynamodb=session.client("dynamodb", config=config),
-                sqs=session.client("sqs", config=config),
-            )
+            clients = session_clients(boto3.session.Session(), pool_size)
             _cache[pool_size] = clients
         return clients
 

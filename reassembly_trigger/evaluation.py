@@ -3,58 +3,81 @@
 `JobEvaluation` is the model of a `transitions.Machine` built from `machine.py`.
 It reads as the trigger's rules: load the Job, count its completions, take the
 lock (or decide what an existing lock means), send, mark. Every transition is
-logged by one machine-wide callback, so the logs tell why a job was or was not
-triggered. An evaluation shares no mutable state with another, so the jobs of a
-batch can be evaluated concurrently.
+recorded once, by one machine-wide callback, as a typed `Transition` in the
+evaluation's history and as one structlog event; the `JobOutcome` carries that
+history, so logs, metrics and tools read the same facts. An evaluation shares no
+mutable state with another, so the jobs of a batch can be evaluated concurrently.
+
+Every AWS call is preceded by a check that its worst case fits in the invocation's
+time left (`Budget`), so no evaluation overruns its deadline whatever AWS does, and
+every loop (waiting for a holder, retrying a take-over) is bounded in time and count.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import random
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
 from typing import Any, Protocol, TypeGuard
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 from transitions import EventData, Machine
 
-from reassembly_trigger.gateways import (
-    Item,
-    JobStore,
+from reassembly_trigger.clients import DYNAMODB_CALL_SECONDS, SQS_CALL_SECONDS
+from reassembly_trigger.errors import (
+    DeadlineReached,
     JobsUnavailable,
     LockAlreadyHeld,
     LockChanged,
+)
+from reassembly_trigger.gateways import (
+    CLOCK_SKEW_SECONDS,
+    MAX_LEASE_SECONDS,
+    CompletionCounter,
+    Item,
+    JobReader,
     LockRecord,
-    ReassemblyLock,
-    ReassemblyQueue,
-    SegmentCompletions,
+    LockStore,
+    MessageSender,
+    Undecodable,
+    whole_number,
 )
 from reassembly_trigger.machine import (
     INITIAL_STATE,
     STATES,
     TRANSITIONS,
     FailReason,
+    Reason,
     SkipReason,
     State,
+    Transition,
     Trigger,
 )
 from reassembly_trigger.records import JobRequest, lowest_sequence_number
 
-#: Errors that mean "AWS did not do it": the job fails and Lambda retries.
+#: Errors that mean "AWS did not do it": the job fails and is retried.
 AWS_ERRORS = (ClientError, BotoCoreError, JobsUnavailable)
-#: Clocks of Lambda hosts agree to well under this; a lease counts as over only
-#: once it is this far in the past.
-CLOCK_SKEW_SECONDS = 2
-#: Stop waiting for another holder this long before our own deadline, leaving
-#: time to answer Lambda.
-WAIT_MARGIN_SECONDS = 5.0
+#: Time kept in hand to answer Lambda after the last call.
+ANSWER_MARGIN_SECONDS = 1.0
+#: Time a step of one DynamoDB call needs before it may start.
+STEP_SECONDS = DYNAMODB_CALL_SECONDS + ANSWER_MARGIN_SECONDS
+#: Time taking the lock needs: the lock write and the send (the mark, if it cannot
+#: finish, is covered by the lease, which ends with the invocation).
+LOCK_SECONDS = DYNAMODB_CALL_SECONDS + SQS_CALL_SECONDS + ANSWER_MARGIN_SECONDS
 #: Polling of a lock within its lease: first interval, growth, ceiling.
 POLL_FIRST_SECONDS = 0.1
 POLL_MAX_SECONDS = 1.0
+#: Take-overs that lose their race before the evaluation defers to a later one.
+MAX_TAKE_OVER_ATTEMPTS = 5
+#: The largest `total_segments` believed (segments are ~5 minutes: about a year of video).
+MAX_TOTAL_SEGMENTS = 100_000
 
 
 class Clock(Protocol):
@@ -87,7 +110,8 @@ class Invocation:
 
     aws_request_id: str
     #: Epoch seconds at which Lambda stops the invocation; a lock taken in it is
-    #: leased until then, because past it the holder is certainly gone.
+    #: leased until then (at most `MAX_LEASE_SECONDS`), because past it the holder
+    #: is certainly gone.
     deadline: float
 
     @classmethod
@@ -100,24 +124,45 @@ class Invocation:
         )
 
     @classmethod
-    def local(
+    def outside_lambda(
         cls, clock: Clock, timeout_seconds: float, request_id: str | None = None
     ) -> Invocation:
-        """For callers outside Lambda (CLI, poller): leased for their own timeout."""
+        """For callers outside Lambda (CLI, workers): their own timeout is the deadline.
+
+        The timeout is capped at `MAX_LEASE_SECONDS`, like every lease.
+        """
         return cls(
             aws_request_id=request_id or f"local-{uuid.uuid4()}",
-            deadline=clock.now() + timeout_seconds,
+            deadline=clock.now() + min(max(timeout_seconds, 0.0), MAX_LEASE_SECONDS),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationBudget:
+    """The `Budget` of one invocation: refuses a step whose worst case would overrun."""
+
+    invocation: Invocation
+    clock: Clock
+
+    def seconds_left(self) -> float:
+        """Seconds until the deadline."""
+        return self.invocation.deadline - self.clock.now()
+
+    def ensure(self, step: str, seconds_needed: float) -> None:
+        """Raise `DeadlineReached` unless `seconds_needed` remain."""
+        left = self.seconds_left()
+        if left < seconds_needed:
+            raise DeadlineReached(step, left, seconds_needed)
 
 
 @dataclass(frozen=True, slots=True)
 class Gateways:
     """Everything an evaluation needs from the outside world."""
 
-    jobs: JobStore
-    completions: SegmentCompletions
-    lock: ReassemblyLock
-    queue: ReassemblyQueue
+    jobs: JobReader
+    completions: CompletionCounter
+    lock: LockStore
+    queue: MessageSender
     clock: Clock
     #: Lease assumed for a lock that records none.
     lock_lease_seconds: int
@@ -125,27 +170,42 @@ class Gateways:
 
 @dataclass(frozen=True, slots=True)
 class JobOutcome:
-    """How one job's evaluation ended."""
+    """How one job's evaluation ended, with the path it took."""
 
     job_id: str
     state: State
-    reason: str | None
+    reason: Reason | None
     sequence_numbers: tuple[str, ...]
+    history: tuple[Transition, ...] = ()
     completions: int | None = None
     total_segments: int | None = None
     message_id: str | None = None
-    #: On skips and failures: the facts that explain it (as logged).
-    details: dict[str, Any] | None = None
+    #: The last lock this evaluation saw (None: none seen, or none read).
+    lock: LockRecord | None = None
 
     @property
     def failed(self) -> bool:
-        """Whether Lambda must retry this job's records."""
+        """Whether the job's records must be retried."""
         return self.state is State.FAILED
 
     @property
-    def lowest_sequence_number(self) -> str:
-        """Where Lambda resumes when this job failed."""
-        return lowest_sequence_number(self.sequence_numbers)
+    def details(self) -> dict[str, Any]:
+        """The facts that explain the final transition (its reason excluded)."""
+        if not self.history:
+            return {}
+        return {k: v for k, v in self.history[-1].details.items() if k != "reason"}
+
+    @property
+    def lowest_sequence_number(self) -> str | None:
+        """Where Lambda resumes when this job failed (None: not from a stream)."""
+        return lowest_sequence_number(self.sequence_numbers) if self.sequence_numbers else None
+
+    @property
+    def path(self) -> tuple[State, ...]:
+        """The states the evaluation went through, the initial one first."""
+        if not self.history:
+            return (INITIAL_STATE,)
+        return (self.history[0].source, *(step.dest for step in self.history))
 
 
 JobLookup = Callable[[str], Item | None]
@@ -169,16 +229,12 @@ def job_machine() -> Machine:
         auto_transitions=False,
         send_event=True,
         # Resolved on each evaluation (the event's model) by name.
-        after_state_change="_log_transition",
+        after_state_change="_record_transition",
     )
 
 
-class LeaseWaitTimeout(Exception):
-    """Another holder stayed within its lease until this invocation ran out of time."""
-
-
 class JobEvaluation:
-    """Moves one job of one batch through the machine, logging every transition."""
+    """Moves one job through the machine, recording and logging every transition."""
 
     state: str  # maintained by the shared `job_machine()`
 
@@ -188,42 +244,51 @@ class JobEvaluation:
         gateways: Gateways,
         invocation: Invocation,
         *,
-        dry_run: bool = False,
-        log: structlog.typing.FilteringBoundLogger | None = None,
+        lease_wait_seconds: float,
+        known_lock: LockRecord | None = None,
     ) -> None:
+        """`known_lock`: the job's lock as just read (the reconciler reads locks first)."""
         self.request = request
         self.job_id = request.job_id
         self._gw = gateways
         self._invocation = invocation
-        self._dry_run = dry_run
+        self._budget = InvocationBudget(invocation, gateways.clock)
+        self._lease_wait_seconds = max(0.0, lease_wait_seconds)
+        self._known_lock = known_lock
         # Unique per evaluation: the lock's holder, so a release or mark can only
         # ever touch a lock this evaluation took.
         self._holder = f"{invocation.aws_request_id}/{uuid.uuid4().hex[:12]}"
         self.completions: int | None = None
         self.total_segments: int | None = None
         self.message_id: str | None = None
-        self._last_details: dict[str, Any] = {}
+        self.lock: LockRecord | None = known_lock
+        self.history: list[Transition] = []
+        self._item: Item | None = None
         self._lease_released: bool | None = None
-        self._log = (log or structlog.get_logger("reassembly_trigger")).bind(
+        self._log = structlog.get_logger("reassembly_trigger").bind(
             job_id=request.job_id,
             aws_request_id=invocation.aws_request_id,
-            **_logged_sequence_numbers(request.sequence_numbers),
+            **logged_sequence_numbers(request.sequence_numbers),
         )
         self.state = INITIAL_STATE.value
 
     # ------------------------------------------------------------------ the flow
 
     def run(self, lookup: JobLookup) -> JobOutcome:
-        """Evaluate the job to a final state and say how it ended."""
+        """Evaluate the job to a final state and say how it ended.
+
+        An exception that is not an `Exception` (Ctrl-C, a test's simulated crash)
+        propagates, after any lock this evaluation held was released.
+        """
         try:
             self._evaluate(lookup)
-        except LeaseWaitTimeout:
-            self._fire(Trigger.FAIL, reason=FailReason.LEASE_WAIT_TIMEOUT)
+        except DeadlineReached as exc:
+            self._fire(Trigger.FAIL, reason=FailReason.DEADLINE, error=str(exc))
         except LockChanged as exc:
             self._fire(Trigger.FAIL, reason=FailReason.LOCK_LOST, error=str(exc))
         except AWS_ERRORS as exc:
-            self._fire(Trigger.FAIL, reason=FailReason.AWS_ERROR, **_describe(exc))
-        except Exception as exc:  # never swallowed: the job's records are retried
+            self._fire(Trigger.FAIL, reason=FailReason.AWS_ERROR, **describe_aws_error(exc))
+        except Exception as exc:  # never swallowed: the job is retried
             self._fire(
                 Trigger.FAIL,
                 reason=FailReason.UNEXPECTED_ERROR,
@@ -231,61 +296,77 @@ class JobEvaluation:
                 error=str(exc),
             )
             self._log.exception("evaluation_error")
+        if self.state == State.ENQUEUED:
+            self._warn_if_item_differs_from_model()
         return self.outcome()
 
     def _evaluate(self, lookup: JobLookup) -> None:
+        known = self._known_lock
+        if known is not None and known.finished:
+            # Read first (reconciler): a finished lock costs no count.
+            self._skip_finished(known)
+            return
         total_segments = self._load(lookup(self.job_id))
         if total_segments is None:
             return
-        counted = self._gw.completions.count_completions(self.job_id, total_segments)
+        counted = self._gw.completions.count_completions(self.job_id, total_segments, self._budget)
         self.completions = counted.count
+        extra = {"fractional_indexes": counted.fractional} if counted.fractional else {}
         if counted.count < total_segments:
-            self._fire(Trigger.SKIP, reason=SkipReason.INCOMPLETE, pages=counted.pages)
+            self._fire(Trigger.SKIP, reason=SkipReason.INCOMPLETE, pages=counted.pages, **extra)
             return
-        self._fire(Trigger.COUNT, pages=counted.pages)
-        if self._take_lock():
+        self._fire(Trigger.COUNT, pages=counted.pages, **extra)
+        if not self._take_lock():
+            return
+        try:
             self._send_and_mark()
+        except BaseException:
+            # Whatever stops us between the lock and the mark (an error, Ctrl-C, a
+            # crash the runtime lets us see): let go, so nobody waits for our lease.
+            self._lease_released = self._release()
+            raise
 
     def _load(self, item: Item | None) -> int | None:
-        """Validate the Job; skip with the reason when it cannot be triggered."""
+        """Decide from `status` and `total_segments` only; skip with the reason otherwise."""
         if item is None:
             self._fire(Trigger.SKIP, reason=SkipReason.JOB_NOT_FOUND)
             return None
-        # Imported here: pydantic's import is the largest cold-start cost.
-        from pydantic import ValidationError
-
-        from stereo_spot_shared import Job, JobStatus
-
-        try:
-            job = Job.model_validate(item)
-        except ValidationError as exc:
-            errors = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-            self._fire(Trigger.SKIP, reason=SkipReason.JOB_INVALID, errors=errors)
+        self._item = item
+        status = item.get("status")
+        if not isinstance(status, str):
+            self._fire(
+                Trigger.SKIP, reason=SkipReason.JOB_INVALID, field="status", value=shown(status)
+            )
             return None
-        if job.status is not JobStatus.CHUNKING_COMPLETE:
-            self._fire(Trigger.SKIP, reason=SkipReason.NOT_CHUNKING_COMPLETE, status=job.status)
+        if status != "chunking_complete":
+            self._fire(Trigger.SKIP, reason=SkipReason.NOT_CHUNKING_COMPLETE, status=status)
             return None
-        if job.total_segments is None:
-            self._fire(Trigger.SKIP, reason=SkipReason.TOTAL_SEGMENTS_MISSING, status=job.status)
+        raw_total = item.get("total_segments")
+        if raw_total is None:
+            self._fire(Trigger.SKIP, reason=SkipReason.TOTAL_SEGMENTS_MISSING, status=status)
             return None
-        self.total_segments = job.total_segments
-        self._fire(Trigger.LOAD, status=job.status)
-        return job.total_segments
+        total = whole_number(raw_total)
+        if total is None or not 1 <= total <= MAX_TOTAL_SEGMENTS:
+            self._fire(
+                Trigger.SKIP,
+                reason=SkipReason.JOB_INVALID,
+                field="total_segments",
+                value=shown(raw_total),
+            )
+            return None
+        self.total_segments = total
+        self._fire(Trigger.LOAD, status=status)
+        return total
 
     def _take_lock(self) -> bool:
         """Hold the lock (created or taken over), or end in a skip; True when held."""
         lock = self._gw.lock
-        if self._dry_run:
-            seen = lock.read(self.job_id)
-            if seen is None:
-                self._fire(Trigger.SKIP, reason=SkipReason.DRY_RUN, would=Trigger.ACQUIRE)
-                return False
-            self._fire(Trigger.CONTEND, lock=seen.as_log())
-            return self._resolve_contention(seen)
+        self._budget.ensure("take the lock and send", LOCK_SECONDS)
         try:
             lock.acquire(self.job_id, self._holder, self._now(), self._lease())
         except LockAlreadyHeld as held:
-            seen = held.existing if held.existing is not None else lock.read(self.job_id)
+            seen = held.existing if held.existing is not None else self._read_lock()
+            self.lock = seen
             if self._is_own(seen):
                 # Our create went through and only its answer was lost (botocore's
                 # retry then met our own lock): we hold it.
@@ -297,14 +378,21 @@ class JobEvaluation:
         return True
 
     def _resolve_contention(self, seen: LockRecord | None) -> bool:
-        """Decide what an existing lock means; never skip while it may be unfinished."""
-        lock = self._gw.lock
+        """Decide what an existing lock means; never skip as final while it may be unfinished.
+
+        Bounded: a live holder is waited for at most `lease_wait_seconds` (then the job
+        is deferred), and a take-over that keeps losing its race is retried with backoff
+        at most `MAX_TAKE_OVER_ATTEMPTS` times.
+        """
+        clock = self._gw.clock
+        wait_until = min(
+            clock.now() + self._lease_wait_seconds, self._invocation.deadline - LOCK_SECONDS
+        )
+        attempts = 0
         while True:
-            if seen is not None and seen.enqueued:
-                self._fire(Trigger.SKIP, reason=SkipReason.ALREADY_TRIGGERED, lock=seen.as_log())
-                return False
-            if seen is not None and seen.reassembly_started:
-                self._fire(Trigger.SKIP, reason=SkipReason.REASSEMBLY_STARTED, lock=seen.as_log())
+            self.lock = seen
+            if seen is not None and seen.finished:
+                self._skip_finished(seen)
                 return False
             if self._is_own(seen):
                 # Our take-over went through and only its answer was lost: never wait
@@ -312,71 +400,114 @@ class JobEvaluation:
                 self._fire(Trigger.TAKE_OVER, lock=seen.as_log(), lease_expires_at=self._lease())
                 return True
             if seen is None or self._lease_over(seen):
-                # Unfinished and its holder is gone (or the item vanished): take it.
-                if self._dry_run:
-                    self._fire(Trigger.SKIP, reason=SkipReason.DRY_RUN, would=Trigger.TAKE_OVER)
+                if attempts >= MAX_TAKE_OVER_ATTEMPTS:
+                    self._defer(seen)
                     return False
-                try:
-                    if seen is None:
-                        lock.acquire(self.job_id, self._holder, self._now(), self._lease())
-                    else:
-                        lock.take_over(seen, self._holder, self._now(), self._lease())
-                except (LockChanged, LockAlreadyHeld):
-                    seen = lock.read(self.job_id)  # another taker won: look again
-                    self._fire(Trigger.RECHECK, lock=seen.as_log() if seen else None)
-                    continue
-                self._fire(
-                    Trigger.TAKE_OVER,
-                    lock=seen.as_log() if seen else None,
-                    lease_expires_at=self._lease(),
-                )
-                return True
-            if self._dry_run:
-                self._fire(Trigger.SKIP, reason=SkipReason.DRY_RUN, would=Trigger.WAIT)
+                if self._try_take_over(seen):
+                    return True
+                attempts += 1
+                clock.sleep(random.uniform(0, min(POLL_FIRST_SECONDS * 2**attempts, 1.0)))
+                seen = self._read_lock()  # another taker won: look again
+                self._fire(Trigger.RECHECK, lock=seen.as_log() if seen else None)
+                continue
+            if clock.now() >= wait_until:
+                self._defer(seen)
                 return False
-            lease_end = seen.lease_end(self._gw.lock_lease_seconds)
+            lease_end = seen.lease_end(self._gw.lock_lease_seconds, clock.now())
             self._fire(Trigger.WAIT, lock=seen.as_log(), lease_expires_at=lease_end)
-            started = self._gw.clock.now()
-            seen = self._wait_for_change(seen)
+            started = clock.now()
+            seen = self._wait_for_change(seen, wait_until)
             self._fire(
                 Trigger.RECHECK,
                 lock=seen.as_log() if seen else None,
-                waited_seconds=round(self._gw.clock.now() - started, 3),
+                waited_seconds=round(clock.now() - started, 3),
             )
 
-    def _wait_for_change(self, seen: LockRecord) -> LockRecord | None:
-        """Poll the lock until it changes or its lease ends, within our own time."""
+    def _try_take_over(self, seen: LockRecord | None) -> bool:
+        """One conditional take-over of an unfinished lock whose lease is over."""
+        self._budget.ensure("take over the lock and send", LOCK_SECONDS)
+        try:
+            if seen is None:
+                self._gw.lock.acquire(self.job_id, self._holder, self._now(), self._lease())
+            else:
+                self._gw.lock.take_over(seen, self._holder, self._now(), self._lease())
+        except (LockChanged, LockAlreadyHeld):
+            return False
+        self._fire(
+            Trigger.TAKE_OVER,
+            lock=seen.as_log() if seen else None,
+            lease_expires_at=self._lease(),
+        )
+        return True
+
+    def _wait_for_change(self, seen: LockRecord, wait_until: float) -> LockRecord | None:
+        """Poll the lock until it changes, its lease ends, or the wait is over."""
         clock = self._gw.clock
-        lease_over_at = seen.lease_end(self._gw.lock_lease_seconds) + CLOCK_SKEW_SECONDS
+        lease_over_at = seen.lease_end(self._gw.lock_lease_seconds, clock.now()) + (
+            CLOCK_SKEW_SECONDS
+        )
         interval = POLL_FIRST_SECONDS
         while True:
             now = clock.now()
-            time_left = self._invocation.deadline - WAIT_MARGIN_SECONDS - now
-            if time_left <= 0:
-                raise LeaseWaitTimeout
-            clock.sleep(max(0.0, min(interval, time_left, lease_over_at - now + 0.001)))
+            clock.sleep(max(0.0, min(interval, wait_until - now, lease_over_at - now + 0.001)))
             interval = min(interval * 2, POLL_MAX_SECONDS)
-            current = self._gw.lock.read(self.job_id)
-            if current != seen or clock.now() >= lease_over_at:
+            current = self._read_lock()
+            now = clock.now()
+            if current != seen or now >= lease_over_at or now >= wait_until:
                 return current
 
+    def _defer(self, seen: LockRecord | None) -> None:
+        lease_end = (
+            seen.lease_end(self._gw.lock_lease_seconds, self._gw.clock.now()) if seen else None
+        )
+        self._fire(
+            Trigger.SKIP,
+            reason=SkipReason.DEFERRED,
+            lock=seen.as_log() if seen else None,
+            lease_expires_at=lease_end,
+        )
+
+    def _skip_finished(self, seen: LockRecord) -> None:
+        reason = SkipReason.ALREADY_TRIGGERED if seen.enqueued else SkipReason.REASSEMBLY_STARTED
+        self._fire(Trigger.SKIP, reason=reason, lock=seen.as_log())
+
     def _send_and_mark(self) -> None:
-        """Send the message and record it; on any error, let go of the lock first."""
-        try:
-            self.message_id = self._gw.queue.send(self.job_id)
-            self._fire(Trigger.SEND, message_id=self.message_id)
-            self._gw.lock.mark_enqueued(self.job_id, self._holder, self.message_id, self._now())
-            self._fire(Trigger.MARK, message_id=self.message_id)
-        except Exception:
-            self._lease_released = self._release()
-            raise
+        """Send the message and record it."""
+        self.message_id = self._gw.queue.send(self.job_id)
+        self._fire(Trigger.SEND, message_id=self.message_id)
+        self._gw.lock.mark_enqueued(self.job_id, self._holder, self.message_id, self._now())
+        self._fire(Trigger.MARK, message_id=self.message_id)
 
     def _release(self) -> bool:
         try:
             return self._gw.lock.release(self.job_id, self._holder)
-        except AWS_ERRORS as exc:
-            self._log.warning("lease_release_failed", **_describe(exc))
+        except Exception as exc:  # the lease still ends with the invocation
+            self._log.warning("lease_release_failed", **describe_aws_error(exc))
             return False
+
+    def _read_lock(self) -> LockRecord | None:
+        self._budget.ensure("read the lock", STEP_SECONDS)
+        return self._gw.lock.read(self.job_id)
+
+    def _warn_if_item_differs_from_model(self) -> None:
+        """Log (never decide on) how the Job item differs from the shared `Job` model.
+
+        Runs after the mark, off the path to the message: pydantic's import is the
+        largest cold-start cost, and only `status` and `total_segments` decide.
+        """
+        if self._item is None:
+            return
+        try:
+            from pydantic import ValidationError
+
+            from stereo_spot_shared import Job
+
+            Job.model_validate(self._item)
+        except ValidationError as exc:
+            errors = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+            self._log.warning("job_item_differs_from_model", errors=errors)
+        except Exception as exc:  # a warning must never change the outcome
+            self._log.warning("job_item_check_failed", error=str(exc))
 
     # ------------------------------------------------------------------ helpers
 
@@ -384,62 +515,60 @@ class JobEvaluation:
         return int(self._gw.clock.now())
 
     def _lease(self) -> int:
-        return math.ceil(self._invocation.deadline)
+        return min(math.ceil(self._invocation.deadline), self._now() + MAX_LEASE_SECONDS)
 
     def _is_own(self, seen: LockRecord | None) -> TypeGuard[LockRecord]:
         """An unfinished lock whose holder is this very evaluation (holders are unique)."""
-        return (
-            seen is not None
-            and seen.holder == self._holder
-            and not seen.enqueued
-            and not seen.reassembly_started
-        )
+        return seen is not None and seen.holder == self._holder and not seen.finished
 
     def _lease_over(self, seen: LockRecord) -> bool:
-        lease_end = seen.lease_end(self._gw.lock_lease_seconds)
-        return self._gw.clock.now() >= lease_end + CLOCK_SKEW_SECONDS
+        now = self._gw.clock.now()
+        return now >= seen.lease_end(self._gw.lock_lease_seconds, now) + CLOCK_SKEW_SECONDS
 
     def _fire(self, trigger: Trigger, **details: Any) -> None:
         job_machine().events[trigger.value].trigger(self, **details)
 
-    def _log_transition(self, event: EventData) -> None:
-        """The one place transitions are logged (machine-wide `after_state_change`)."""
+    def _record_transition(self, event: EventData) -> None:
+        """The one place transitions are recorded and logged (`after_state_change`)."""
         details = {k: v for k, v in event.kwargs.items() if v is not None}
-        dest = event.transition.dest if event.transition else self.state
-        if dest in (State.SKIPPED, State.FAILED):
-            if dest == State.FAILED and self._lease_released is not None:
-                details["lease_released"] = self._lease_released
-            self._last_details = details
+        if self.state == State.FAILED and self._lease_released is not None:
+            details["lease_released"] = self._lease_released
+        transition = event.transition
+        step = Transition(
+            source=State(transition.source if transition else self.state),
+            dest=State(self.state),
+            trigger=Trigger(event.event.name if event.event else Trigger.FAIL),
+            details=details,
+        )
+        self.history.append(step)
         fields: dict[str, Any] = {
-            "source": event.transition.source if event.transition else None,
-            "dest": dest,
-            "trigger": event.event.name if event.event else None,
+            "source": step.source.value,
+            "dest": step.dest.value,
+            "trigger": step.trigger.value,
         }
         if self.completions is not None:
             fields["completions"] = self.completions
         if self.total_segments is not None:
             fields["total_segments"] = self.total_segments
-        if self._dry_run:
-            fields["dry_run"] = True
-        fields.update(details)
-        if dest == State.FAILED:
+        fields.update({k: v.value if isinstance(v, Enum) else v for k, v in details.items()})
+        if step.dest is State.FAILED:
             self._log.error("transition", **fields)
         else:
             self._log.info("transition", **fields)
 
     def outcome(self) -> JobOutcome:
         """The evaluation's result so far (final once `run` returned)."""
-        details = dict(self._last_details)
-        reason = details.pop("reason", None)
+        reason = self.history[-1].reason if self.history else None
         return JobOutcome(
             job_id=self.job_id,
             state=State(self.state),
-            reason=str(reason) if reason is not None else None,
+            reason=reason if self.state in (State.SKIPPED, State.FAILED) else None,
             sequence_numbers=self.request.sequence_numbers,
+            history=tuple(self.history),
             completions=self.completions,
             total_segments=self.total_segments,
             message_id=self.message_id,
-            details=details or None,
+            lock=self.lock,
         )
 
 
@@ -448,7 +577,7 @@ class JobEvaluation:
 LOGGED_SEQUENCE_NUMBERS = 50
 
 
-def _logged_sequence_numbers(sequence_numbers: tuple[str, ...]) -> dict[str, Any]:
+def logged_sequence_numbers(sequence_numbers: tuple[str, ...]) -> dict[str, Any]:
     """The job's sequence numbers as logged: all of them, or the first ones and a count."""
     if len(sequence_numbers) <= LOGGED_SEQUENCE_NUMBERS:
         return {"sequence_numbers": list(sequence_numbers)}
@@ -459,7 +588,18 @@ def _logged_sequence_numbers(sequence_numbers: tuple[str, ...]) -> dict[str, Any
     }
 
 
-def _describe(exc: BaseException) -> dict[str, Any]:
+def shown(value: object) -> object:
+    """A value read from an item as it is logged: JSON-safe, its type still visible."""
+    if isinstance(value, Undecodable):
+        return repr(value.raw)
+    if isinstance(value, Decimal):
+        return str(value)
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    return repr(value)
+
+
+def describe_aws_error(exc: BaseException) -> dict[str, Any]:
     """Log fields for an AWS error."""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})

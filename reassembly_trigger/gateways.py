@@ -1,20 +1,34 @@
-"""AWS access: every boto3 call the Lambda makes, and nothing else.
+"""AWS access: every boto3 call the Lambda and the reconciler make, and nothing else.
 
 The decision code (`evaluation`) never sees a boto3 response: items come back as plain
-Python values, conditional failures as the domain errors below. Any other AWS error
-(`botocore.exceptions.ClientError`, `BotoCoreError`) propagates unchanged; the
+Python values, conditional failures as the domain errors of `errors`. Any other AWS
+error (`botocore.exceptions.ClientError`, `BotoCoreError`) propagates unchanged; the
 evaluation reports it back to Lambda.
+
+Items are read defensively: the tables are written by several programs and by people,
+so an attribute of an unexpected type is kept as it was read (`Undecodable`, or the raw
+DynamoDB JSON on a lock) and never breaks the read of the rest.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reassembly_trigger.errors import (
+    DeadlineReached,
+    JobsUnavailable,
+    LockAlreadyHeld,
+    LockChanged,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -22,40 +36,50 @@ if TYPE_CHECKING:
 
 #: BatchGetItem's limit on keys per call.
 BATCH_GET_LIMIT = 100
-#: Rounds of retrying `UnprocessedKeys` (with backoff) before giving up.
+#: Rounds of retrying `UnprocessedKeys` (with jittered backoff) before giving up on them.
 UNPROCESSED_KEYS_ROUNDS = 8
 #: The lock's TTL: the table forgets a trigger after this long.
 LOCK_TTL_SECONDS = 90 * 24 * 3600
 #: The lease value that marks a lock given up by its holder.
 RELEASED = 0
+#: No holder outlives Lambda's maximum timeout: whatever a lock says, its lease is over
+#: this long after it was taken or taken over.
+MAX_LEASE_SECONDS = 900
+#: Clocks of Lambda hosts agree to well under this; a lease counts as over only once it
+#: is this far in the past, and a start this far in the future is not believed.
+CLOCK_SKEW_SECONDS = 2
+#: The attributes whose values decide what a lock means; a take-over is conditioned on
+#: every one of them being exactly as read (present with the same raw value, or absent).
+DECISIVE_LOCK_ATTRIBUTES = (
+    "holder",
+    "lease_expires_at",
+    "triggered_at",
+    "taken_over_at",
+    "takeovers",
+    "enqueued_at",
+    "reassembly_started_at",
+)
+#: The key of the reconciler's cursor item in ReassemblyTriggered (no job has it).
+RECONCILE_CURSOR_KEY = "#reassembly-trigger/reconcile-cursor"
 
 _deserializer = TypeDeserializer()
-_serializer = TypeSerializer()
 Item = dict[str, Any]
+AttributeValue = Mapping[str, Any]
 
 
-class GatewayError(Exception):
-    """Base of the domain errors raised by the gateways."""
+class Budget(Protocol):
+    """The time an invocation has left; raises `DeadlineReached` when a step cannot fit."""
+
+    def ensure(self, step: str, seconds_needed: float) -> None:
+        """Raise unless `seconds_needed` remain before the deadline."""
+        ...
 
 
-class LockAlreadyHeld(GatewayError):
-    """The conditional create found a lock; `existing` is that lock when AWS returned it."""
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """An attribute value of a type this reader does not know, kept as read."""
 
-    def __init__(self, job_id: str, existing: LockRecord | None) -> None:
-        super().__init__(f"reassembly lock for {job_id} already exists")
-        self.existing = existing
-
-
-class LockChanged(GatewayError):
-    """A conditional update on the lock failed: someone else changed it first."""
-
-
-class JobsUnavailable(GatewayError):
-    """BatchGetItem kept returning `UnprocessedKeys` for these jobs after every retry."""
-
-    def __init__(self, job_ids: Sequence[str]) -> None:
-        super().__init__(f"jobs still unprocessed after retries: {', '.join(job_ids)}")
-        self.job_ids = list(job_ids)
+    raw: Any
 
 
 def is_conditional_check_failure(exc: ClientError) -> bool:
@@ -63,27 +87,213 @@ def is_conditional_check_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-def _plain(value: Any) -> Any:
-    """Decimals from DynamoDB become ints when whole (counts, epoch seconds)."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
-
-
 def deserialize_item(item: Mapping[str, Any]) -> Item:
-    """A DynamoDB-JSON item as plain Python values (numbers stay Decimal)."""
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+    """A DynamoDB-JSON item as plain Python values (numbers stay Decimal).
+
+    An attribute that cannot be decoded becomes `Undecodable` instead of failing the item.
+    """
+    plain: Item = {}
+    for key, value in item.items():
+        try:
+            plain[key] = _deserializer.deserialize(value)
+        except (TypeError, ValueError, ArithmeticError, AttributeError, KeyError):
+            plain[key] = Undecodable(value)
+    return plain
 
 
-def _attr(value: Any) -> Any:
-    return _serializer.serialize(value)
+def whole_number(value: object) -> int | None:
+    """`value` as an int when it is a finite, integral DynamoDB number (never a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        return None
+    if isinstance(value, Decimal) and (not value.is_finite() or value != value.to_integral_value()):
+        return None
+    return int(value)
+
+
+def _number(attribute: AttributeValue | None) -> int | None:
+    """A raw `{"N": ...}` attribute as a whole number of seconds (fractions truncated)."""
+    if not isinstance(attribute, Mapping) or set(attribute) != {"N"}:
+        return None
+    try:
+        value = Decimal(str(attribute["N"]))
+    except ArithmeticError:
+        return None
+    return int(value) if value.is_finite() else None
+
+
+def _string(attribute: AttributeValue | None) -> str | None:
+    if not isinstance(attribute, Mapping) or set(attribute) != {"S"}:
+        return None
+    value = attribute["S"]
+    return value if isinstance(value, str) else None
+
+
+def _is_set(attribute: AttributeValue | None) -> bool:
+    """Present with a value: a `NULL` attribute means as little as a missing one."""
+    return isinstance(attribute, Mapping) and bool(attribute) and "NULL" not in attribute
+
+
+def _jitter_backoff(attempt: int) -> float:
+    # Full jitter (AWS Architecture Blog): spreads retries of throttled keys apart.
+    return random.uniform(0, min(0.05 * 2**attempt, 2.0))
+
+
+class _BatchReader:
+    """Strongly consistent BatchGetItem of many keys of one table, throttling-aware."""
+
+    def __init__(self, client: DynamoDBClient, table: str, sleep: Callable[[float], None]) -> None:
+        self._client = client
+        self._table = table
+        self._sleep = sleep
+
+    def read(
+        self, job_ids: Sequence[str], budget: Budget | None, call_seconds: float
+    ) -> tuple[dict[str, Item | None], dict[str, Exception]]:
+        """Every id's raw item (None where there is none), and the ids that could not be read.
+
+        Only the keys AWS still leaves unprocessed after every round, or whose call
+        failed, are unavailable: what was returned is kept.
+        """
+        found: dict[str, Item | None] = {}
+        unavailable: dict[str, Exception] = {}
+        for start in range(0, len(job_ids), BATCH_GET_LIMIT):
+            chunk = list(dict.fromkeys(job_ids[start : start + BATCH_GET_LIMIT]))
+            try:
+                self._read_chunk(chunk, found, budget, call_seconds)
+            except (ClientError, BotoCoreError, JobsUnavailable) as exc:
+                for job_id in chunk:
+                    if job_id not in found:
+                        unavailable[job_id] = exc
+            except DeadlineReached as exc:  # these keys, and the rest, are retried later
+                for job_id in job_ids[start:]:
+                    if job_id not in found:
+                        unavailable[job_id] = exc
+                break
+        return found, unavailable
+
+    def _read_chunk(
+        self,
+        chunk: list[str],
+        found: dict[str, Item | None],
+        budget: Budget | None,
+        call_seconds: float,
+    ) -> None:
+        keys: list[dict[str, Any]] = [{"job_id": {"S": job_id}} for job_id in chunk]
+        for attempt in range(UNPROCESSED_KEYS_ROUNDS + 1):
+            if attempt:
+                self._sleep(_jitter_backoff(attempt))
+            if budget is not None:
+                budget.ensure(f"read {self._table}", call_seconds)
+            response = self._client.batch_get_item(
+                RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
+            )
+            for raw in response.get("Responses", {}).get(self._table, []):
+                job_id = _string(raw.get("job_id"))
+                if job_id is not None:
+                    found[job_id] = cast("Item", raw)
+            unprocessed = response.get("UnprocessedKeys", {}).get(self._table)
+            if not unprocessed:
+                for job_id in chunk:
+                    found.setdefault(job_id, None)
+                return
+            keys = list(unprocessed["Keys"])
+            # Keys that came back processed but with no item: no such job.
+            pending = {str(key["job_id"]["S"]) for key in keys}
+            for job_id in chunk:
+                if job_id not in pending:
+                    found.setdefault(job_id, None)
+        raise JobsUnavailable([str(key["job_id"]["S"]) for key in keys])
+
+
+# ------------------------------------------------------------ what the machine uses
+#
+# The evaluation depends on these interfaces, not on the classes below: the unit tests
+# give it in-memory gateways, and `doctor`'s dry run gives it a lock that cannot write.
+
+
+class JobReader(Protocol):
+    """Reads Job items and lists the jobs in flight."""
+
+    def load_jobs(self, job_ids: Sequence[str], budget: Budget | None = None) -> LoadedJobs:
+        """The Job item of every id (None: no such job), and the ids that could not be read."""
+        ...
+
+    def in_flight(
+        self, index_name: str, *, status: str, created_before: int, budget: Budget | None = None
+    ) -> list[InFlightJob]:
+        """Every job in `status` created at or before `created_before`."""
+        ...
+
+
+class CompletionCounter(Protocol):
+    """Counts a job's completions."""
+
+    def count_completions(
+        self, job_id: str, total_segments: int, budget: Budget | None = None
+    ) -> CompletionCount:
+        """The number of whole indexes in `[0, total_segments)`."""
+        ...
+
+
+class LockStore(Protocol):
+    """The ReassemblyTriggered lock: conditional create, take-over, mark, release."""
+
+    def acquire(self, job_id: str, holder: str, now: int, lease_expires_at: int) -> None:
+        """Create the lock or raise `LockAlreadyHeld`."""
+        ...
+
+    def read(self, job_id: str) -> LockRecord | None:
+        """The lock as it is now."""
+        ...
+
+    def read_many(
+        self, job_ids: Sequence[str], budget: Budget | None = None, call_seconds: float = 0.0
+    ) -> tuple[dict[str, LockRecord | None], dict[str, Exception]]:
+        """The locks of many jobs, and the ids that could not be read."""
+        ...
+
+    def take_over(self, seen: LockRecord, holder: str, now: int, lease_expires_at: int) -> None:
+        """Become the holder of `seen`, or raise `LockChanged`."""
+        ...
+
+    def mark_enqueued(self, job_id: str, holder: str, message_id: str, now: int) -> None:
+        """Record the send, or raise `LockChanged`."""
+        ...
+
+    def release(self, job_id: str, holder: str) -> bool:
+        """End our lease at once; False if the lock is not ours."""
+        ...
+
+
+class MessageSender(Protocol):
+    """Sends the reassembly message."""
+
+    def send(self, job_id: str) -> str:
+        """Send the job's message; return its id."""
+        ...
 
 
 # --------------------------------------------------------------------------- Jobs
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedJobs:
+    """Job items by id (None: no such job), and the ids whose read failed, with why."""
+
+    items: dict[str, Item | None]
+    unavailable: dict[str, Exception] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InFlightJob:
+    """A job listed by the status index as waiting for its reassembly."""
+
+    job_id: str
+    created_at: int
+
+
 class JobStore:
-    """Reads Job items (strongly consistent), many per call."""
+    """Reads Job items (strongly consistent, many per call) and lists the jobs in flight."""
 
     def __init__(
         self,
@@ -91,36 +301,61 @@ class JobStore:
         table_name: str,
         *,
         sleep: Callable[[float], None],
+        call_seconds: float = 0.0,
     ) -> None:
         self._client = client
         self._table = table_name
-        self._sleep = sleep
+        self._reader = _BatchReader(client, table_name, sleep)
+        self._call_seconds = call_seconds
 
-    def load_jobs(self, job_ids: Sequence[str]) -> dict[str, Item | None]:
-        """The Job item of every id (None where there is none), in ceil(n/100) calls."""
-        found: dict[str, Item | None] = dict.fromkeys(job_ids)
-        for start in range(0, len(job_ids), BATCH_GET_LIMIT):
-            chunk = job_ids[start : start + BATCH_GET_LIMIT]
-            for item in self._batch_get(chunk):
-                found[item["job_id"]] = item
-        return found
+    def load_jobs(self, job_ids: Sequence[str], budget: Budget | None = None) -> LoadedJobs:
+        """The Job item of every id, in ceil(n/100) calls plus rounds for unprocessed keys."""
+        raw, unavailable = self._reader.read(job_ids, budget, self._call_seconds)
+        items = {job_id: deserialize_item(item) if item else None for job_id, item in raw.items()}
+        return LoadedJobs(items=items, unavailable=unavailable)
 
-    def _batch_get(self, job_ids: Sequence[str]) -> Iterator[Item]:
-        keys: list[dict[str, Any]] = [{"job_id": {"S": job_id}} for job_id in job_ids]
-        for attempt in range(UNPROCESSED_KEYS_ROUNDS + 1):
-            if attempt:
-                # Unprocessed keys mean throttling: back off before asking again.
-                self._sleep(min(0.05 * 2**attempt, 2.0))
-            response = self._client.batch_get_item(
-                RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
-            )
-            for raw in response.get("Responses", {}).get(self._table, []):
-                yield deserialize_item(raw)
-            unprocessed = response.get("UnprocessedKeys", {}).get(self._table)
-            if not unprocessed:
-                return
-            keys = list(unprocessed["Keys"])
-        raise JobsUnavailable([str(key["job_id"]["S"]) for key in keys])
+    def in_flight(
+        self,
+        index_name: str,
+        *,
+        status: str,
+        created_before: int,
+        budget: Budget | None = None,
+    ) -> list[InFlightJob]:
+        """Every job the status index lists in `status`, created at or before a time.
+
+        The index is eventually consistent: it only says which jobs to look at; every
+        decision reads the Job itself, strongly consistent.
+        """
+        jobs: list[InFlightJob] = []
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index_name,
+            "KeyConditionExpression": "#status = :status AND #created <= :before",
+            "ExpressionAttributeNames": {
+                "#status": "status",
+                "#created": "created_at",
+                "#job": "job_id",
+            },
+            "ExpressionAttributeValues": {
+                ":status": {"S": status},
+                ":before": {"N": str(created_before)},
+            },
+            "ProjectionExpression": "#job, #created",
+        }
+        while True:
+            if budget is not None:
+                budget.ensure(f"list {index_name}", self._call_seconds)
+            page = self._client.query(**params)
+            for item in page.get("Items", []):
+                job_id = _string(item.get("job_id"))
+                created_at = _number(item.get("created_at"))
+                if job_id is not None and created_at is not None:
+                    jobs.append(InFlightJob(job_id, created_at))
+            start_key = page.get("LastEvaluatedKey")
+            if not start_key:
+                return jobs
+            params["ExclusiveStartKey"] = start_key
 
 
 # --------------------------------------------------------------- SegmentCompletions
@@ -128,55 +363,72 @@ class JobStore:
 
 @dataclass(frozen=True, slots=True)
 class CompletionCount:
-    """How many completions of a job lie in `[0, total_segments)`, and how many pages it took."""
+    """How many whole indexes of a job lie in `[0, total_segments)`, over how many pages."""
 
     count: int
     pages: int
+    #: Recorded indexes inside the range that are not whole numbers (never counted).
+    fractional: int = 0
 
 
 class SegmentCompletions:
     """Counts and lists a job's completions."""
 
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, *, call_seconds: float = 0.0
+    ) -> None:
         self._client = client
         self._table = table_name
+        self._call_seconds = call_seconds
 
-    def count_completions(self, job_id: str, total_segments: int) -> CompletionCount:
-        """Strongly consistent COUNT over every page, only indexes in `[0, total_segments)`.
+    def count_completions(
+        self, job_id: str, total_segments: int, budget: Budget | None = None
+    ) -> CompletionCount:
+        """Strongly consistent count of the whole indexes in `[0, total_segments)`.
 
-        The range is part of the key condition, so stray or out-of-range indexes are
-        never read, let alone counted.
+        The range is the key condition, so out-of-range indexes are never read; the
+        keys are read (not `Select=COUNT`, which cannot tell 0.5 from 1) and only whole
+        numbers count. The sort key makes each index unique (1 and 1.0 are one key), so
+        the count is exact across pages. Reading keys costs the same capacity as a count.
         """
-        count = pages = 0
+        count = pages = fractional = 0
         for page in self._query(
-            job_id,
-            KeyConditionExpression="job_id = :job AND segment_index BETWEEN :first AND :last",
+            budget,
+            KeyConditionExpression="job_id = :job AND #index BETWEEN :first AND :last",
+            ExpressionAttributeNames={"#index": "segment_index"},
             ExpressionAttributeValues={
                 ":job": {"S": job_id},
                 ":first": {"N": "0"},
                 ":last": {"N": str(total_segments - 1)},
             },
-            Select="COUNT",
+            ProjectionExpression="#index",
         ):
-            count += page["Count"]
             pages += 1
-        return CompletionCount(count=count, pages=pages)
+            for item in page.get("Items", []):
+                index = item.get("segment_index", {}).get("N")
+                if index is not None and whole_number(Decimal(index)) is not None:
+                    count += 1
+                else:
+                    fractional += 1
+        return CompletionCount(count=count, pages=pages, fractional=fractional)
 
-    def segment_indexes(self, job_id: str) -> list[int]:
+    def segment_indexes(self, job_id: str) -> list[Decimal]:
         """Every recorded `segment_index` of a job, in order (a keys-only query)."""
-        indexes: list[int] = []
+        indexes: list[Decimal] = []
         for page in self._query(
-            job_id,
+            None,
             KeyConditionExpression="job_id = :job",
             ExpressionAttributeValues={":job": {"S": job_id}},
             ProjectionExpression="segment_index",
         ):
-            indexes.extend(int(item["segment_index"]["N"]) for item in page.get("Items", []))
+            indexes.extend(Decimal(item["segment_index"]["N"]) for item in page.get("Items", []))
         return indexes
 
-    def _query(self, job_id: str, **params: Any) -> Iterator[Mapping[str, Any]]:
+    def _query(self, budget: Budget | None, **params: Any) -> Iterator[Mapping[str, Any]]:
         start_key: Mapping[str, Any] | None = None
         while True:
+            if budget is not None:
+                budget.ensure("count completions", self._call_seconds)
             if start_key is not None:
                 params["ExclusiveStartKey"] = start_key
             page = self._client.query(TableName=self._table, ConsistentRead=True, **params)
@@ -191,53 +443,93 @@ class SegmentCompletions:
 
 @dataclass(frozen=True, slots=True)
 class LockRecord:
-    """A ReassemblyTriggered item: who triggered the job, until when, and how far it got."""
+    """A ReassemblyTriggered item: who triggered the job, until when, and how far it got.
+
+    `raw` is the item exactly as read; every other field is a lenient reading of it
+    (None where the attribute is missing or of a type that cannot mean what it should).
+    """
 
     job_id: str
-    triggered_at: int | None
-    holder: str | None
+    raw: Mapping[str, AttributeValue]
+    triggered_at: int | None = None
+    holder: str | None = None
     #: Epoch seconds after which the holder is certainly gone; None on locks written
     #: before leases existed, 0 once the holder released it.
-    lease_expires_at: int | None
-    enqueued_at: int | None
-    message_id: str | None
-    reassembly_started_at: int | None
+    lease_expires_at: int | None = None
+    taken_over_at: int | None = None
+    message_id: str | None = None
+    enqueued: bool = False
+    reassembly_started: bool = False
     takeovers: int = 0
+    resends: int = 0
 
     @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> LockRecord:
-        """Build from a deserialised item."""
-        plain = {key: _plain(value) for key, value in item.items()}
+    def from_raw(cls, raw: Mapping[str, AttributeValue]) -> LockRecord:
+        """Read a lock item given as DynamoDB JSON, whatever the shape of its attributes."""
         return cls(
-            job_id=str(plain["job_id"]),
-            triggered_at=plain.get("triggered_at"),
-            holder=plain.get("holder"),
-            lease_expires_at=plain.get("lease_expires_at"),
-            enqueued_at=plain.get("enqueued_at"),
-            message_id=plain.get("message_id"),
-            reassembly_started_at=plain.get("reassembly_started_at"),
-            takeovers=int(plain.get("takeovers", 0)),
+            job_id=_string(raw.get("job_id")) or "",
+            raw=dict(raw),
+            triggered_at=_number(raw.get("triggered_at")),
+            holder=_string(raw.get("holder")),
+            lease_expires_at=_number(raw.get("lease_expires_at")),
+            taken_over_at=_number(raw.get("taken_over_at")),
+            message_id=_string(raw.get("message_id")),
+            enqueued=_is_set(raw.get("enqueued_at")),
+            reassembly_started=_is_set(raw.get("reassembly_started_at")),
+            takeovers=max(0, _number(raw.get("takeovers")) or 0),
+            resends=max(0, _number(raw.get("resends")) or 0),
         )
 
     @property
-    def enqueued(self) -> bool:
-        """The holder recorded a successful send."""
-        return self.enqueued_at is not None
+    def enqueued_at(self) -> int | None:
+        """When the holder recorded its send (None if not, or not a number)."""
+        return _number(self.raw.get("enqueued_at")) if self.enqueued else None
 
     @property
-    def reassembly_started(self) -> bool:
-        """The media worker has claimed the job."""
-        return self.reassembly_started_at is not None
+    def reassembly_started_at(self) -> int | None:
+        """When the media worker claimed the job (None if not, or not a number)."""
+        return _number(self.raw.get("reassembly_started_at")) if self.reassembly_started else None
 
-    def lease_end(self, legacy_lease_seconds: int) -> int:
-        """When the holder's lease ends; a lock without lease is leased from `triggered_at`."""
+    @property
+    def finished(self) -> bool:
+        """Marked as enqueued or claimed by the media worker: nothing is owed any more."""
+        return self.enqueued or self.reassembly_started
+
+    def lease_end(self, legacy_lease_seconds: int, now: float) -> int:
+        """When the holder's lease ends, bounded by `MAX_LEASE_SECONDS` after its start.
+
+        The start is when the lock was taken or last taken over. A lock with no
+        believable start (none recorded, or one in the future beyond the clock skew)
+        has no believable holder: its lease is over. A lock without a lease (written
+        by the earlier Lambda) is leased for `legacy_lease_seconds` from its start.
+        """
+        starts = [t for t in (self.triggered_at, self.taken_over_at) if t is not None]
+        start = max(starts) if starts else None
+        if start is None or start > now + CLOCK_SKEW_SECONDS:
+            return RELEASED
+        cap = start + MAX_LEASE_SECONDS
         if self.lease_expires_at is not None:
-            return self.lease_expires_at
-        return (self.triggered_at or 0) + legacy_lease_seconds
+            return min(self.lease_expires_at, cap)
+        return min(start + legacy_lease_seconds, cap)
 
     def as_log(self) -> dict[str, Any]:
-        """The fields worth logging (everything but None)."""
-        return {key: value for key, value in asdict(self).items() if value is not None}
+        """The lock as logged: its attributes as read, numbers and strings made plain."""
+        plain = deserialize_item(self.raw)
+        return {
+            key: (
+                repr(value.raw)
+                if isinstance(value, Undecodable)
+                else whole_number(value)
+                if whole_number(value) is not None
+                else str(value)
+                if isinstance(value, Decimal)
+                else value
+                if isinstance(value, str | bool | int | None)
+                else repr(value)
+            )
+            for key, value in sorted(plain.items())
+            if key != "job_id"
+        }
 
 
 class ReassemblyLock:
@@ -246,6 +538,7 @@ class ReassemblyLock:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
+        self._reader = _BatchReader(client, table_name, lambda _s: None)
 
     def acquire(self, job_id: str, holder: str, now: int, lease_expires_at: int) -> None:
         """Create the lock; raise `LockAlreadyHeld` (with the existing item) if there is one."""
@@ -268,7 +561,7 @@ class ReassemblyLock:
                 raise
             # ReturnValuesOnConditionCheckFailure puts the existing item in the error.
             old = cast("Mapping[str, Any] | None", exc.response.get("Item"))
-            existing = LockRecord.from_item(deserialize_item(old)) if old else None
+            existing = LockRecord.from_raw(old) if old else None
             raise LockAlreadyHeld(job_id, existing) from exc
 
     def read(self, job_id: str) -> LockRecord | None:
@@ -277,46 +570,62 @@ class ReassemblyLock:
             TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
         )
         item = response.get("Item")
-        return LockRecord.from_item(deserialize_item(item)) if item else None
+        return LockRecord.from_raw(item) if item else None
+
+    def read_many(
+        self, job_ids: Sequence[str], budget: Budget | None = None, call_seconds: float = 0.0
+    ) -> tuple[dict[str, LockRecord | None], dict[str, Exception]]:
+        """The locks of many jobs (strongly consistent, 100 per call), and the unread ids."""
+        raw, unavailable = self._reader.read(job_ids, budget, call_seconds)
+        locks = {
+            job_id: LockRecord.from_raw(item) if item else None for job_id, item in raw.items()
+        }
+        return locks, unavailable
 
     def take_over(self, seen: LockRecord, holder: str, now: int, lease_expires_at: int) -> None:
         """Become the holder of an unfinished, expired lock exactly as it was `seen`.
 
-        Raises `LockChanged` when anything moved since it was read (another taker
-        won, the old holder marked it, or the media worker started).
+        The condition compares every decisive attribute with its raw value as read (or
+        its absence), so it holds for any shape the item had, and fails only when
+        something moved since (another taker won, the old holder marked it, the media
+        worker started). Raises `LockChanged` then.
         """
-        names = {"#holder": "holder", "#lease": "lease_expires_at"}
-        values: dict[str, Any] = {
-            ":holder": {"S": holder},
-            ":lease": {"N": str(lease_expires_at)},
-            ":now": {"N": str(now)},
-            ":one": {"N": "1"},
-        }
-        conditions = [
-            "attribute_exists(job_id)",
-            # Unfinished: never marked as enqueued, never claimed by the media worker.
-            "attribute_not_exists(enqueued_at)",
-            "attribute_not_exists(reassembly_started_at)",
-        ]
-        # Unchanged since read: the same holder with the same lease, so one taker wins.
-        if seen.holder is None:
-            conditions.append("attribute_not_exists(#holder)")
-        else:
-            conditions.append("#holder = :seen_holder")
-            values[":seen_holder"] = {"S": seen.holder}
-        if seen.lease_expires_at is None:
-            conditions.append("attribute_not_exists(#lease)")
-        else:
-            conditions.append("#lease = :seen_lease")
-            values[":seen_lease"] = {"N": str(seen.lease_expires_at)}
-        if seen.triggered_at is not None:
-            names["#triggered"] = "triggered_at"
-            conditions.append("#triggered = :seen_triggered")
-            values[":seen_triggered"] = {"N": str(seen.triggered_at)}
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        conditions = ["attribute_exists(job_id)"]
+        removed: list[str] = []
+        for position, attribute in enumerate(DECISIVE_LOCK_ATTRIBUTES):
+            name = f"#a{position}"
+            names[name] = attribute
+            current = seen.raw.get(attribute)
+            if current is None:
+                conditions.append(f"attribute_not_exists({name})")
+            elif isinstance(current, Mapping) and "NULL" in current:
+                values[":null_type"] = {"S": "NULL"}
+                conditions.append(f"attribute_type({name}, :null_type)")
+                if attribute in ("enqueued_at", "reassembly_started_at"):
+                    # A NULL mark means "not marked"; drop it so the mark and the media
+                    # worker's `attribute_not_exists` claim work on this lock.
+                    removed.append(name)
+            else:
+                values[f":v{position}"] = current
+                conditions.append(f"{name} = :v{position}")
+        names.update({"#holder": "holder", "#lease": "lease_expires_at"})
+        names.update({"#taken": "taken_over_at", "#takeovers": "takeovers"})
+        values.update(
+            {
+                ":holder": {"S": holder},
+                ":lease": {"N": str(lease_expires_at)},
+                ":now": {"N": str(now)},
+                ":takeovers": {"N": str(seen.takeovers + 1)},
+            }
+        )
+        update = "SET #holder = :holder, #lease = :lease, #taken = :now, #takeovers = :takeovers"
+        if removed:
+            update += " REMOVE " + ", ".join(removed)
         self._conditional_update(
             seen.job_id,
-            update="SET #holder = :holder, #lease = :lease, taken_over_at = :now "
-            "ADD takeovers :one",
+            update=update,
             condition=" AND ".join(conditions),
             names=names,
             values=values,
@@ -351,6 +660,54 @@ class ReassemblyLock:
             return False
         return True
 
+    def claim_resend(self, seen: LockRecord, holder: str, now: int) -> None:
+        """Claim the right to re-send the message of a marked, unclaimed lock, as `seen`.
+
+        Conditioned on the message id and resend count read, and on the media worker
+        not having started, so of two people re-sending at once only one wins
+        (`LockChanged` for the other).
+        """
+        names = {"#mid": "message_id", "#resends": "resends", "#holder": "holder"}
+        values: dict[str, Any] = {
+            ":resends": {"N": str(seen.resends + 1)},
+            ":holder": {"S": holder},
+            ":now": {"N": str(now)},
+        }
+        conditions = ["attribute_not_exists(reassembly_started_at)"]
+        mid = seen.raw.get("message_id")
+        if mid is None:
+            conditions.append("attribute_not_exists(#mid)")
+        else:
+            values[":seen_mid"] = mid
+            conditions.append("#mid = :seen_mid")
+        seen_resends = seen.raw.get("resends")
+        if seen_resends is None:
+            conditions.append("attribute_not_exists(#resends)")
+        else:
+            values[":seen_resends"] = seen_resends
+            conditions.append("#resends = :seen_resends")
+        self._conditional_update(
+            seen.job_id,
+            update="SET #resends = :resends, #holder = :holder, resent_at = :now",
+            condition=" AND ".join(conditions),
+            names=names,
+            values=values,
+        )
+
+    def record_resend(self, job_id: str, holder: str, message_id: str, now: int) -> None:
+        """Record the re-sent message's id (after `claim_resend` and the send)."""
+        self._conditional_update(
+            job_id,
+            update="SET message_id = :message_id, enqueued_at = :now",
+            condition="#holder = :holder",
+            names={"#holder": "holder"},
+            values={
+                ":now": {"N": str(now)},
+                ":message_id": {"S": message_id},
+                ":holder": {"S": holder},
+            },
+        )
+
     def _conditional_update(
         self,
         job_id: str,
@@ -375,11 +732,75 @@ class ReassemblyLock:
             raise
 
 
+@dataclass(frozen=True, slots=True)
+class ReconcileCursor:
+    """Where the last truncated reconcile run stopped: the next one starts after it."""
+
+    created_at: int
+    job_id: str
+
+
+class ReconcileCursorStore:
+    """The reconciler's cursor, one item in ReassemblyTriggered under a reserved key."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def read(self) -> ReconcileCursor | None:
+        """The saved cursor, if any (a damaged one reads as none)."""
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={"job_id": {"S": RECONCILE_CURSOR_KEY}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item") or {}
+        created_at = _number(item.get("cursor_created_at"))
+        job_id = _string(item.get("cursor_job_id"))
+        if created_at is None or job_id is None:
+            return None
+        return ReconcileCursor(created_at, job_id)
+
+    def write(self, cursor: ReconcileCursor | None, now: int) -> None:
+        """Save the cursor (None: the last run covered every job, start from the oldest).
+
+        Always a PutItem (an item without a position means "from the oldest"), so the
+        reconciler needs no DeleteItem permission.
+        """
+        item: dict[str, Any] = {
+            "job_id": {"S": RECONCILE_CURSOR_KEY},
+            "updated_at": {"N": str(now)},
+            "ttl": {"N": str(now + LOCK_TTL_SECONDS)},
+        }
+        if cursor is not None:
+            item["cursor_created_at"] = {"N": str(cursor.created_at)}
+            item["cursor_job_id"] = {"S": cursor.job_id}
+        self._client.put_item(TableName=self._table, Item=item)
+
+
 # ------------------------------------------------------------------------ the queue
 
 
+def reassembly_body(job_id: str) -> str:
+    """The message body: byte for byte `ReassemblyPayload(job_id=...).model_dump_json()`.
+
+    Built without pydantic, whose import is the largest part of a cold start; a test
+    compares the two for many job ids, unicode and control characters included.
+    """
+    return json.dumps({"job_id": job_id}, ensure_ascii=False, separators=(",", ":"))
+
+
+def fifo_message_ids(job_id: str) -> str:
+    """The FIFO group and deduplication id of a job: always valid, equal for equal jobs.
+
+    SQS accepts at most 128 characters from a limited alphabet there; a job id may be
+    longer or hold any character, so the id is the SHA-256 of the job id, in hex.
+    """
+    return hashlib.sha256(job_id.encode("utf-8")).hexdigest()
+
+
 class ReassemblyQueue:
-    """Sends the reassembly message; FIFO queues get the job id as group and dedup id."""
+    """Sends the reassembly message; FIFO queues get a group and dedup id per job."""
 
     def __init__(self, client: SQSClient, queue_url: str) -> None:
         self._client = client
@@ -387,17 +808,15 @@ class ReassemblyQueue:
         self._fifo = queue_url.endswith(".fifo")
 
     def send(self, job_id: str) -> str:
-        """Send `ReassemblyPayload(job_id)`; return SQS's message id."""
-        # Imported here: pydantic is only needed once a job is ready (cold start).
-        from stereo_spot_shared import ReassemblyPayload
-
-        body = ReassemblyPayload(job_id=job_id).model_dump_json()
+        """Send `{"job_id": ...}`; return SQS's message id."""
+        body = reassembly_body(job_id)
         if self._fifo:
+            ids = fifo_message_ids(job_id)
             response = self._client.send_message(
                 QueueUrl=self._url,
                 MessageBody=body,
-                MessageGroupId=job_id,
-                MessageDeduplicationId=job_id,
+                MessageGroupId=ids,
+                MessageDeduplicationId=ids,
             )
         else:
             response = self._client.send_message(QueueUrl=self._url, MessageBody=body)

@@ -20,12 +20,17 @@ def _level() -> int:
 
 
 def configure_logging(
-    renderer: Renderer = "json", stream: TextIO | None = None, *, force: bool = False
+    renderer: Renderer = "json",
+    stream: TextIO | None = None,
+    *,
+    force: bool = False,
+    level: int | None = None,
 ) -> None:
     """Route structlog events to `stream` (stdout), one JSON object per line or for humans.
 
     Leaves an existing configuration alone unless `force` is set, so the Lambda's first
-    invocation does not undo what a test (`capture_logs`) or the CLI configured.
+    invocation does not undo what a test (`capture_logs`) or the CLI configured. `level`
+    overrides the environment's (`AWS_LAMBDA_LOG_LEVEL`, `LOG_LEVEL`, else INFO).
     """
     if structlog.is_configured() and not force:
         return
@@ -42,7 +47,7 @@ def configure_logging(
             structlog.processors.format_exc_info,
             final,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(_level()),
+        wrapper_class=structlog.make_filtering_bound_logger(_level() if level is None else level),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
         # Loggers are bound per invocation, so caching buys nothing and would hide
         # them from structlog.testing.capture_logs().

@@ -7,9 +7,10 @@ reasons, `docs/state-diagram.md` is drawn from them, and the tests iterate over 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypedDict
+from typing import Any, TypedDict
 
 
 class State(StrEnum):
@@ -56,27 +57,28 @@ class TransitionSpec(TypedDict):
     dest: str
 
 
-def _t(trigger: Trigger, source: State | list[State], dest: State) -> TransitionSpec:
+def transition_spec(trigger: Trigger, source: State | list[State], dest: State) -> TransitionSpec:
+    """One entry of `TRANSITIONS`, in the form `transitions.Machine` takes."""
     sources = [s.value for s in source] if isinstance(source, list) else source.value
     return {"trigger": trigger.value, "source": sources, "dest": dest.value}
 
 
 TRANSITIONS: tuple[TransitionSpec, ...] = (
-    _t(Trigger.LOAD, State.RECEIVED, State.LOADED),
-    _t(Trigger.COUNT, State.LOADED, State.COUNTED),
-    _t(Trigger.ACQUIRE, State.COUNTED, State.LOCKED),
-    _t(Trigger.CONTEND, State.COUNTED, State.CONTENDED),
-    _t(Trigger.WAIT, State.CONTENDED, State.WAITING),
-    _t(Trigger.RECHECK, [State.WAITING, State.CONTENDED], State.CONTENDED),
-    _t(Trigger.TAKE_OVER, State.CONTENDED, State.LOCKED),
-    _t(Trigger.SEND, State.LOCKED, State.SENT),
-    _t(Trigger.MARK, State.SENT, State.ENQUEUED),
-    _t(
+    transition_spec(Trigger.LOAD, State.RECEIVED, State.LOADED),
+    transition_spec(Trigger.COUNT, State.LOADED, State.COUNTED),
+    transition_spec(Trigger.ACQUIRE, State.COUNTED, State.LOCKED),
+    transition_spec(Trigger.CONTEND, State.COUNTED, State.CONTENDED),
+    transition_spec(Trigger.WAIT, State.CONTENDED, State.WAITING),
+    transition_spec(Trigger.RECHECK, [State.WAITING, State.CONTENDED], State.CONTENDED),
+    transition_spec(Trigger.TAKE_OVER, State.CONTENDED, State.LOCKED),
+    transition_spec(Trigger.SEND, State.LOCKED, State.SENT),
+    transition_spec(Trigger.MARK, State.SENT, State.ENQUEUED),
+    transition_spec(
         Trigger.SKIP,
         [State.RECEIVED, State.LOADED, State.COUNTED, State.CONTENDED],
         State.SKIPPED,
     ),
-    _t(Trigger.FAIL, [s for s in STATES if s not in FINAL_STATES], State.FAILED),
+    transition_spec(Trigger.FAIL, [s for s in STATES if s not in FINAL_STATES], State.FAILED),
 )
 
 #: What each trigger means, for the diagram's legend.
@@ -107,85 +109,122 @@ class SkipReason(StrEnum):
     INCOMPLETE = "incomplete"
     ALREADY_TRIGGERED = "already_triggered"
     REASSEMBLY_STARTED = "reassembly_started"
-    DRY_RUN = "dry_run"
+    DEFERRED = "deferred"
 
 
 class FailReason(StrEnum):
-    """Why an evaluation failed; every failure is retried by Lambda."""
+    """Why an evaluation failed; every failure is retried (Lambda, or the next reconcile)."""
 
     AWS_ERROR = "aws_error"
-    LEASE_WAIT_TIMEOUT = "lease_wait_timeout"
     LOCK_LOST = "lock_lost"
+    DEADLINE = "deadline"
     UNEXPECTED_ERROR = "unexpected_error"
+
+
+Reason = SkipReason | FailReason
+
+#: Skip reasons after which nothing more is owed for the job: no later evaluation
+#: will change its fate unless the Job or its completions change (which names it
+#: again on the stream, and the reconciler re-reads it anyway).
+FINAL_SKIP_REASONS = frozenset(
+    {SkipReason.ALREADY_TRIGGERED, SkipReason.REASSEMBLY_STARTED, SkipReason.JOB_NOT_FOUND}
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ReasonSpec:
     """Where a reason can arise, what it means, and which log fields explain it."""
 
-    state: State | None  # None: from any non-final state
+    states: tuple[State, ...]  # empty: from any non-final state
     meaning: str
     fields: tuple[str, ...] = ()
 
 
 SKIP_REASONS: dict[SkipReason, ReasonSpec] = {
-    SkipReason.JOB_NOT_FOUND: ReasonSpec(State.RECEIVED, "no Job item has this `job_id`"),
+    SkipReason.JOB_NOT_FOUND: ReasonSpec((State.RECEIVED,), "no Job item has this `job_id`"),
     SkipReason.JOB_INVALID: ReasonSpec(
-        State.RECEIVED,
-        "the Job item fails the shared `Job` model",
-        ("errors",),
+        (State.RECEIVED,),
+        "`status` is not a string, or `total_segments` is not a whole number in "
+        "`[1, 100000]` (booleans, fractions and strings are refused, never coerced)",
+        ("field", "value"),
     ),
     SkipReason.NOT_CHUNKING_COMPLETE: ReasonSpec(
-        State.RECEIVED,
+        (State.RECEIVED,),
         "the Job's status is not `chunking_complete` (chunking still running, or the "
-        "job already completed or failed); a Jobs-stream record re-evaluates it later",
+        "job already completed or failed); a Jobs-stream record or the reconciler "
+        "re-evaluates it later",
         ("status",),
     ),
     SkipReason.TOTAL_SEGMENTS_MISSING: ReasonSpec(
-        State.RECEIVED, "the Job is `chunking_complete` but has no `total_segments`", ("status",)
+        (State.RECEIVED,),
+        "the Job is `chunking_complete` but has no `total_segments`",
+        ("status",),
     ),
     SkipReason.INCOMPLETE: ReasonSpec(
-        State.LOADED,
-        "fewer completions than `total_segments`; the last completion re-evaluates it",
-        ("completions", "total_segments"),
+        (State.LOADED,),
+        "fewer whole `segment_index` values in `[0, total_segments)` than `total_segments`; "
+        "the last completion (or the reconciler) re-evaluates it",
+        ("completions", "total_segments", "pages"),
     ),
     SkipReason.ALREADY_TRIGGERED: ReasonSpec(
-        State.CONTENDED, "the lock is marked as enqueued: the message was sent", ("lock",)
+        (State.RECEIVED, State.CONTENDED),
+        "the lock is marked as enqueued: the message was sent (seen before any count when "
+        "the lock was read first, as the reconciler does)",
+        ("lock",),
     ),
     SkipReason.REASSEMBLY_STARTED: ReasonSpec(
-        State.CONTENDED,
+        (State.RECEIVED, State.CONTENDED),
         "the media worker has set `reassembly_started_at`: reassembly is under way",
         ("lock",),
     ),
-    SkipReason.DRY_RUN: ReasonSpec(
-        None,
-        "a dry run (`doctor`) stops before any write; `would` says what the next step "
-        "would have been (`acquire`, `take_over` or `wait`)",
-        ("would",),
+    SkipReason.DEFERRED: ReasonSpec(
+        (State.CONTENDED,),
+        "another holder is within its lease and stayed so for `LEASE_WAIT_SECONDS`; not "
+        "final: the holder finishes, or fails and its own records are retried, or dies and "
+        "the reconciler takes over once the lease is over",
+        ("lock", "lease_expires_at"),
     ),
 }
 
 FAIL_REASONS: dict[FailReason, ReasonSpec] = {
     FailReason.AWS_ERROR: ReasonSpec(
-        None,
+        (),
         "an AWS call failed after its retries (throttling, 5xx, timeout, missing "
         "resource, denied access)",
         ("error_code", "error", "lease_released"),
     ),
-    FailReason.LEASE_WAIT_TIMEOUT: ReasonSpec(
-        State.WAITING,
-        "another holder stayed within its lease until this invocation ran out of time",
-        ("lock",),
-    ),
     FailReason.LOCK_LOST: ReasonSpec(
-        State.SENT,
+        (State.SENT,),
         "the lock was taken over before the enqueue mark; the retry reads the new holder",
-        ("lease_released",),
+        ("error", "lease_released"),
+    ),
+    FailReason.DEADLINE: ReasonSpec(
+        (),
+        "too little of the invocation's time was left to start the next AWS call safely; "
+        "nothing is held, and the job is retried",
+        ("error", "lease_released"),
     ),
     FailReason.UNEXPECTED_ERROR: ReasonSpec(
-        None, "a bug: any other exception", ("error", "error_type", "lease_released")
+        (), "a bug: any other exception", ("error", "error_type", "lease_released")
     ),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One step of an evaluation's history: what moved it, and the facts that explain it."""
+
+    source: State
+    dest: State
+    trigger: Trigger
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> Reason | None:
+        """The skip or fail reason, on the transition into `skipped` or `failed`."""
+        value = self.details.get("reason")
+        return value if isinstance(value, SkipReason | FailReason) else None
+
 
 #: The fields every transition event carries.
 TRANSITION_LOG_FIELDS = (
@@ -206,16 +245,16 @@ TRANSITION_LOG_OPTIONAL_FIELDS = (
     "completions",
     "total_segments",
     "status",
+    "field",
+    "value",
     "pages",
     "lock",
     "lease_expires_at",
     "message_id",
-    "would",
     "waited_seconds",
     "error_code",
     "error_type",
     "error",
-    "errors",
+    "operation",
     "lease_released",
-    "dry_run",
 )

@@ -13,15 +13,20 @@ import json
 import os
 import sys
 import time
-from typing import Any, TextIO
+from collections import Counter
+from typing import TYPE_CHECKING, Any, TextIO
 
 from reassembly_trigger.batch import BatchResult
 from reassembly_trigger.machine import FailReason, SkipReason
+
+if TYPE_CHECKING:
+    from reassembly_trigger.reconcile import ReconcileResult
 
 #: The one dimension; its value is the Lambda function's name.
 DIMENSION = "FunctionName"
 #: Tags the line for Logs Insights (`filter event = "invocation_metrics"`).
 EVENT = "invocation_metrics"
+RECONCILE_EVENT = "reconcile_metrics"
 
 #: Where the lines go; None: standard output, read at write time (Lambda's log).
 _stream: TextIO | None = None
@@ -38,15 +43,10 @@ def metric_name(prefix: str, reason: str) -> str:
     return prefix + "".join(part.capitalize() for part in reason.split("_"))
 
 
-#: The per-reason metrics and the `BatchResult.counts()` key each one reads. A dry run
-#: (`doctor`) never happens in the Lambda, so it has no metric.
+#: The per-reason metrics and the `BatchResult.counts()` key each one reads.
 REASON_METRICS: dict[str, str] = {
-    **{
-        metric_name("Skipped", reason): f"skipped:{reason}"
-        for reason in SkipReason
-        if reason is not SkipReason.DRY_RUN
-    },
-    **{metric_name("Failed", reason): f"failed:{reason}" for reason in FailReason},
+    **{metric_name("Skipped", reason): f"skipped:{reason.value}" for reason in SkipReason},
+    **{metric_name("Failed", reason): f"failed:{reason.value}" for reason in FailReason},
 }
 
 #: Every metric of the line, with its CloudWatch unit.
@@ -62,6 +62,24 @@ METRIC_UNITS: dict[str, str] = {
 }
 
 
+#: The reconciler's metrics (one line per run), with their CloudWatch units.
+RECONCILE_METRIC_UNITS: dict[str, str] = {
+    "JobsExamined": "Count",
+    "JobsEnqueued": "Count",
+    "JobsSkipped": "Count",
+    "JobsFailed": "Count",
+    "Unclaimed": "Count",
+    "WaitingForSegments": "Count",
+    "Truncated": "Count",
+    **dict.fromkeys(REASON_METRICS, "Count"),
+    "ReconcileDuration": "Milliseconds",
+}
+
+
+def _reason_values(counts: Counter[str]) -> dict[str, float]:
+    return {name: counts[key] for name, key in REASON_METRICS.items()}
+
+
 def metric_values(result: BatchResult, duration_ms: float) -> dict[str, float]:
     """Every metric's value for one batch."""
     counts = result.counts()
@@ -73,8 +91,25 @@ def metric_values(result: BatchResult, duration_ms: float) -> dict[str, float]:
         "JobsSkipped": counts["skipped"],
         "JobsFailed": counts["failed"],
     }
-    values.update({name: counts[key] for name, key in REASON_METRICS.items()})
+    values.update(_reason_values(counts))
     values["InvocationDuration"] = round(duration_ms, 3)
+    return values
+
+
+def reconcile_metric_values(result: ReconcileResult) -> dict[str, float]:
+    """Every metric's value for one reconcile run."""
+    counts = result.counts()
+    values: dict[str, float] = {
+        "JobsExamined": len(result.outcomes),
+        "JobsEnqueued": counts["enqueued"],
+        "JobsSkipped": counts["skipped"],
+        "JobsFailed": counts["failed"],
+        "Unclaimed": len(result.unclaimed),
+        "WaitingForSegments": len(result.waiting_for_segments),
+        "Truncated": int(result.truncated),
+    }
+    values.update(_reason_values(counts))
+    values["ReconcileDuration"] = round(result.duration_ms, 3)
     return values
 
 
@@ -85,6 +120,8 @@ def emf_document(
     function_name: str,
     timestamp_ms: int,
     request_id: str | None = None,
+    units: dict[str, str] | None = None,
+    event: str = EVENT,
 ) -> dict[str, Any]:
     """The EMF document: `_aws` metadata, the dimension, then every metric as a root member."""
     document: dict[str, Any] = {
@@ -94,12 +131,14 @@ def emf_document(
                 {
                     "Namespace": namespace,
                     "Dimensions": [[DIMENSION]],
-                    "Metrics": [{"Name": n, "Unit": unit} for n, unit in METRIC_UNITS.items()],
+                    "Metrics": [
+                        {"Name": n, "Unit": unit} for n, unit in (units or METRIC_UNITS).items()
+                    ],
                 }
             ],
         },
         DIMENSION: function_name,
-        "event": EVENT,
+        "event": event,
     }
     if request_id:
         document["aws_request_id"] = request_id  # not a dimension: joins the line to the logs
@@ -130,8 +169,33 @@ def emit_invocation_metrics(
         timestamp_ms=int(time.time() * 1000),
         request_id=getattr(context, "aws_request_id", None),
     )
+    _write(document, stream)
+    return document
+
+
+def emit_reconcile_metrics(
+    result: ReconcileResult,
+    namespace: str,
+    context: Any,
+    *,
+    stream: TextIO | None = None,
+) -> dict[str, Any]:
+    """Write the reconcile run's EMF line."""
+    document = emf_document(
+        reconcile_metric_values(result),
+        namespace=namespace,
+        function_name=function_name(context),
+        timestamp_ms=int(time.time() * 1000),
+        request_id=getattr(context, "aws_request_id", None),
+        units=RECONCILE_METRIC_UNITS,
+        event=RECONCILE_EVENT,
+    )
+    _write(document, stream)
+    return document
+
+
+def _write(document: dict[str, Any], stream: TextIO | None) -> None:
     out = stream or _stream or sys.stdout
     # One write of one line: CloudWatch Logs reads each line as one event.
     out.write(json.dumps(document, separators=(",", ":")) + "\n")
     out.flush()
-    return document

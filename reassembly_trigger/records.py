@@ -9,7 +9,7 @@ A batch comes from one of two streams:
 
 The source is told by `eventSourceARN`'s table name, falling back to the key shape.
 A malformed record is logged at warning level with its sequence number and skipped;
-it never fails the batch.
+it never fails the batch, and no shape of record can raise out of `parse_batch`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, TypeGuard
 
 import structlog
-from boto3.dynamodb.types import TypeDeserializer
 
-_deserializer = TypeDeserializer()
+#: DynamoDB Streams sequence numbers: decimal strings of 21 to 40 digits.
+_MAX_SEQUENCE_DIGITS = 40
+#: DynamoDB's limit on a partition key value, in UTF-8 bytes.
+MAX_JOB_ID_BYTES = 2048
 
 
 class RecordSource(StrEnum):
@@ -37,10 +39,13 @@ class Malformed(StrEnum):
     """Why a record was skipped as malformed."""
 
     NOT_A_RECORD = "not_a_record"
+    BAD_SEQUENCE_NUMBER = "bad_sequence_number"
     NO_KEYS = "no_keys"
     NO_JOB_ID = "no_job_id"
+    BAD_JOB_ID = "bad_job_id"
     UNKNOWN_SOURCE = "unknown_source"
     UNKNOWN_EVENT_NAME = "unknown_event_name"
+    UNREADABLE = "unreadable"
 
 
 class Ignored(StrEnum):
@@ -56,18 +61,32 @@ def lowest_sequence_number(sequence_numbers: tuple[str, ...]) -> str:
     return min(sequence_numbers, key=int)
 
 
+def is_sequence_number(value: object) -> bool:
+    """Whether `value` is a stream sequence number (a decimal string), safe to compare."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= _MAX_SEQUENCE_DIGITS
+        and value.isascii()
+        and value.isdigit()
+    )
+
+
+def is_job_id(value: object) -> TypeGuard[str]:
+    """Whether `value` can be a DynamoDB key: a non-empty string of at most 2048 UTF-8 bytes."""
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        return len(value.encode("utf-8")) <= MAX_JOB_ID_BYTES
+    except UnicodeEncodeError:  # lone surrogates from a JSON escape
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class JobRequest:
-    """A job named by a batch, with the sequence numbers of its records."""
+    """A job to evaluate, with the sequence numbers of the records that named it (if any)."""
 
     job_id: str
-    sequence_numbers: tuple[str, ...]
-    sources: tuple[RecordSource, ...]
-
-    @property
-    def lowest_sequence_number(self) -> str:
-        """Where Lambda must resume if this job fails."""
-        return lowest_sequence_number(self.sequence_numbers)
+    sequence_numbers: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -91,38 +110,28 @@ def _table_name(arn: object) -> str | None:
 
 
 def _new_status(image: object) -> str | None:
+    """`NewImage.status` when it is a string attribute; None for any other shape."""
     if not isinstance(image, Mapping):
         return None
     status = image.get("status")
-    if not isinstance(status, Mapping):
+    if not isinstance(status, Mapping) or set(status) != {"S"}:
         return None
-    value = _deserializer.deserialize(cast(Any, status))
+    value = status["S"]
     return value if isinstance(value, str) else None
 
 
 class _Collector:
     def __init__(self) -> None:
-        self.order: list[str] = []
+        # Insertion-ordered: jobs in first-seen order.
         self.sequences: dict[str, list[str]] = {}
-        self.sources: dict[str, set[RecordSource]] = {}
 
-    def add(self, job_id: str, sequence_number: str, source: RecordSource) -> None:
-        sequences = self.sequences.get(job_id)
-        if sequences is None:
-            self.order.append(job_id)
-            sequences = self.sequences[job_id] = []
-            self.sources[job_id] = set()
-        sequences.append(sequence_number)
-        self.sources[job_id].add(source)
+    def add(self, job_id: str, sequence_number: str) -> None:
+        self.sequences.setdefault(job_id, []).append(sequence_number)
 
     def requests(self) -> list[JobRequest]:
         return [
-            JobRequest(
-                job_id=job_id,
-                sequence_numbers=tuple(self.sequences[job_id]),
-                sources=tuple(sorted(self.sources[job_id])),
-            )
-            for job_id in self.order
+            JobRequest(job_id=job_id, sequence_numbers=tuple(sequences))
+            for job_id, sequences in self.sequences.items()
         ]
 
 
@@ -139,12 +148,12 @@ class _Rejected:
     details: dict[str, Any]
 
 
-def _job_id(keys: Mapping[str, Any]) -> str | None:
+def _job_id(keys: Mapping[str, Any]) -> object:
+    """The key's `job_id` string value (not yet checked), or None when it has none."""
     raw = keys.get("job_id")
     if not isinstance(raw, Mapping) or set(raw) != {"S"}:
         return None
-    value = _deserializer.deserialize(cast(Any, raw))
-    return value if isinstance(value, str) and value else None
+    return raw["S"]
 
 
 class _Classifier:
@@ -155,14 +164,15 @@ class _Classifier:
             jobs_table: RecordSource.JOBS,
             completions_table: RecordSource.SEGMENT_COMPLETIONS,
         }
-        self._by_arn: dict[object, RecordSource | None] = {}
+        self._by_arn: dict[str, RecordSource | None] = {}
 
     def _source(self, arn: object, keys: Mapping[str, Any]) -> RecordSource | None:
-        if arn not in self._by_arn:
-            self._by_arn[arn] = self._by_table.get(_table_name(arn) or "")
-        source = self._by_arn[arn]
-        if source is not None:
-            return source
+        if isinstance(arn, str):  # anything else (a list, a map) is no ARN at all
+            if arn not in self._by_arn:
+                self._by_arn[arn] = self._by_table.get(_table_name(arn) or "")
+            source = self._by_arn[arn]
+            if source is not None:
+                return source
         # No ARN, or a table we were not told about: the key shape decides.
         key_names = set(keys)
         if key_names == {"job_id", "segment_index"}:
@@ -173,28 +183,36 @@ class _Classifier:
 
     def classify(self, record: Any) -> _Named | Ignored | _Rejected:
         dynamodb = record.get("dynamodb") if isinstance(record, Mapping) else None
-        if not isinstance(dynamodb, Mapping) or not isinstance(dynamodb.get("SequenceNumber"), str):
+        if not isinstance(dynamodb, Mapping) or "SequenceNumber" not in dynamodb:
             return _Rejected(Malformed.NOT_A_RECORD, {})
+        if not is_sequence_number(dynamodb["SequenceNumber"]):
+            return _Rejected(Malformed.BAD_SEQUENCE_NUMBER, {})
         keys = dynamodb.get("Keys")
         if not isinstance(keys, Mapping) or not keys:
             return _Rejected(Malformed.NO_KEYS, {})
+        key_names = sorted(str(name) for name in keys)
         job_id = _job_id(keys)
         if job_id is None:
-            return _Rejected(Malformed.NO_JOB_ID, {"keys": sorted(keys)})
+            return _Rejected(Malformed.NO_JOB_ID, {"keys": key_names})
+        if not is_job_id(job_id):
+            return _Rejected(Malformed.BAD_JOB_ID, {"keys": key_names})
         arn = record.get("eventSourceARN")
         source = self._source(arn, keys)
         if source is None:
-            return _Rejected(Malformed.UNKNOWN_SOURCE, {"keys": sorted(keys), "arn": arn})
+            return _Rejected(
+                Malformed.UNKNOWN_SOURCE,
+                {"keys": key_names, "arn": arn if isinstance(arn, str) else repr(arn)[:200]},
+            )
         event_name = record.get("eventName")
         if event_name == "REMOVE":
             return Ignored.REMOVE
         if event_name not in ("INSERT", "MODIFY"):
-            return _Rejected(Malformed.UNKNOWN_EVENT_NAME, {"event_name": event_name})
+            return _Rejected(Malformed.UNKNOWN_EVENT_NAME, {"event_name": repr(event_name)[:200]})
         if source is RecordSource.JOBS and (
             _new_status(dynamodb.get("NewImage")) != "chunking_complete"
         ):
             return Ignored.JOB_NOT_CHUNKING_COMPLETE
-        return _Named(job_id, dynamodb["SequenceNumber"], source)
+        return _Named(job_id, str(dynamodb["SequenceNumber"]), source)
 
 
 def parse_batch(
@@ -204,33 +222,54 @@ def parse_batch(
     completions_table: str,
     log: structlog.typing.FilteringBoundLogger,
 ) -> ParsedBatch:
-    """Group a DynamoDB Streams event's records by the job they name."""
-    records = event.get("Records")
+    """Group a DynamoDB Streams event's records by the job they name.
+
+    Anything that is not a batch (not a map, no `Records` list) is logged once, as
+    `not_a_batch`, and names no job.
+    """
+    records = event.get("Records") if isinstance(event, Mapping) else None
     if not isinstance(records, list):
+        log.warning(
+            "not_a_batch",
+            event_type=type(event).__name__,
+            records_type=type(records).__name__ if records is not None else None,
+        )
         records = []
     classifier = _Classifier(jobs_table, completions_table)
     collector = _Collector()
     batch = ParsedBatch(requests=[], records=len(records))
     for position, record in enumerate(records):
-        verdict = classifier.classify(record)
+        try:
+            verdict = classifier.classify(record)
+        except Exception as exc:  # a shape nobody foresaw: skip it, never the batch
+            verdict = _Rejected(Malformed.UNREADABLE, {"error": f"{type(exc).__name__}: {exc}"})
         if isinstance(verdict, _Named):
-            collector.add(verdict.job_id, verdict.sequence_number, verdict.source)
+            collector.add(verdict.job_id, verdict.sequence_number)
         elif isinstance(verdict, _Rejected):
-            batch.malformed[verdict.reason] += 1
+            batch.malformed[verdict.reason.value] += 1
             log.warning(
                 "malformed_record",
-                reason=verdict.reason,
+                reason=verdict.reason.value,
                 sequence_number=_sequence_number(record),
                 position=position,
-                event_id=record.get("eventID") if isinstance(record, Mapping) else None,
+                event_id=_event_id(record),
                 **verdict.details,
             )
         else:
-            batch.ignored[verdict] += 1
+            batch.ignored[verdict.value] += 1
     batch.requests = collector.requests()
     return batch
 
 
-def _sequence_number(record: Any) -> Any:
+def _sequence_number(record: Any) -> str | None:
+    """The record's sequence number as logged (a bad one shortened, never a crash)."""
     dynamodb = record.get("dynamodb") if isinstance(record, Mapping) else None
-    return dynamodb.get("SequenceNumber") if isinstance(dynamodb, Mapping) else None
+    value = dynamodb.get("SequenceNumber") if isinstance(dynamodb, Mapping) else None
+    if value is None or is_sequence_number(value):
+        return value
+    return repr(value)[:100]
+
+
+def _event_id(record: Any) -> str | None:
+    value = record.get("eventID") if isinstance(record, Mapping) else None
+    return value[:100] if isinstance(value, str) else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reassembly_trigger.batch import ReassemblyTrigger
-from reassembly_trigger.clients import AwsClients, aws_clients
+from reassembly_trigger.clients import DYNAMODB_CALL_SECONDS, AwsClients, aws_clients
 from reassembly_trigger.evaluation import Clock, Gateways, SystemClock
 from reassembly_trigger.gateways import (
     JobStore,
@@ -18,8 +18,17 @@ from reassembly_trigger.settings import Settings
 def build_gateways(settings: Settings, clients: AwsClients, clock: Clock) -> Gateways:
     """The gateways for these settings, on these clients."""
     return Gateways(
-        jobs=JobStore(clients.dynamodb, settings.jobs_table_name, sleep=clock.sleep),
-        completions=SegmentCompletions(clients.dynamodb, settings.segment_completions_table_name),
+        jobs=JobStore(
+            clients.dynamodb,
+            settings.jobs_table_name,
+            sleep=clock.sleep,
+            call_seconds=DYNAMODB_CALL_SECONDS,
+        ),
+        completions=SegmentCompletions(
+            clients.dynamodb,
+            settings.segment_completions_table_name,
+            call_seconds=DYNAMODB_CALL_SECONDS,
+        ),
         lock=ReassemblyLock(clients.dynamodb, settings.reassembly_triggered_table_name),
         queue=ReassemblyQueue(clients.sqs, settings.reassembly_queue_url),
         clock=clock,

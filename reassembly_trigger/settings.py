@@ -6,11 +6,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from reassembly_trigger.errors import SettingsError
+
 #: Lambda's maximum timeout: a lock written without a lease is treated as leased
-#: for this long after `triggered_at`.
+#: for this long after `triggered_at`; no setting may lease a lock for longer.
 DEFAULT_LOCK_LEASE_SECONDS = 900
+MAX_LOCK_LEASE_SECONDS = 900
 DEFAULT_EVALUATION_CONCURRENCY = 16
+MAX_EVALUATION_CONCURRENCY = 128
 DEFAULT_METRICS_NAMESPACE = "StereoSpot/ReassemblyTrigger"
+DEFAULT_LEASE_WAIT_SECONDS = 5
+DEFAULT_JOBS_STATUS_INDEX_NAME = "status-created_at"
+DEFAULT_RECONCILE_MIN_AGE_SECONDS = 300
+DEFAULT_UNCLAIMED_AFTER_SECONDS = 3600
 
 #: The variables without which the Lambda cannot run.
 REQUIRED_VARIABLES = (
@@ -25,30 +33,23 @@ ENVIRONMENT_VARIABLES = (
     "LOCK_LEASE_SECONDS",
     "EVALUATION_CONCURRENCY",
     "METRICS_NAMESPACE",
+    "LEASE_WAIT_SECONDS",
+    "JOBS_STATUS_INDEX_NAME",
+    "RECONCILE_MIN_AGE_SECONDS",
+    "UNCLAIMED_AFTER_SECONDS",
 )
 
-
-class SettingsError(ValueError):
-    """The environment lacks required variables or holds invalid values."""
-
-    def __init__(self, missing: list[str], invalid: list[str]) -> None:
-        self.missing = missing
-        self.invalid = invalid
-        parts = []
-        if missing:
-            parts.append("missing environment variables: " + ", ".join(missing))
-        if invalid:
-            parts.append("invalid environment variables: " + "; ".join(invalid))
-        super().__init__("; ".join(parts))
+__all__ = ["ENVIRONMENT_VARIABLES", "REQUIRED_VARIABLES", "Settings", "SettingsError"]
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything the Lambda reads from its environment.
+    """Everything the Lambda and the reconciler read from their environment.
 
     Endpoints, region and credentials are not here: boto3 reads them from the
     standard AWS SDK settings (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`,
-    `AWS_ENDPOINT_URL_SQS`, `AWS_REGION`, ...), so a local stack needs no code change.
+    `AWS_ENDPOINT_URL_SQS`, and the region from `AWS_REGION`, which Lambda sets, or
+    `AWS_DEFAULT_REGION`), so a local stack needs no code change.
     """
 
     jobs_table_name: str
@@ -60,11 +61,14 @@ class Settings:
     #: Jobs of one batch evaluated at once; 1 evaluates them one after another.
     evaluation_concurrency: int = DEFAULT_EVALUATION_CONCURRENCY
     metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
-
-    @property
-    def queue_is_fifo(self) -> bool:
-        """Whether the reassembly queue is a FIFO queue (its URL ends in `.fifo`)."""
-        return self.reassembly_queue_url.endswith(".fifo")
+    #: How long the stream path waits for a holder within its lease before deferring.
+    lease_wait_seconds: int = DEFAULT_LEASE_WAIT_SECONDS
+    #: The Jobs table's index on (`status`, `created_at`) the reconciler lists jobs with.
+    jobs_status_index_name: str = DEFAULT_JOBS_STATUS_INDEX_NAME
+    #: The reconciler leaves jobs younger than this to the stream path.
+    reconcile_min_age_seconds: int = DEFAULT_RECONCILE_MIN_AGE_SECONDS
+    #: A message unclaimed, or a job waiting for segments, longer than this is reported.
+    unclaimed_after_seconds: int = DEFAULT_UNCLAIMED_AFTER_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -74,12 +78,12 @@ class Settings:
         missing = [var for var in REQUIRED_VARIABLES if not text[var]]
         invalid: list[str] = []
 
-        def positive_int(var: str, default: int) -> int:
+        def integer(var: str, default: int, low: int, high: int) -> int:
             if not text[var]:
                 return default
-            if text[var].isdigit() and int(text[var]) >= 1:
+            if text[var].isdigit() and low <= int(text[var]) <= high:
                 return int(text[var])
-            invalid.append(f"{var}={text[var]!r} (expected a positive integer)")
+            invalid.append(f"{var}={text[var]!r} (expected a whole number in [{low}, {high}])")
             return default
 
         settings = cls(
@@ -87,11 +91,24 @@ class Settings:
             segment_completions_table_name=text["SEGMENT_COMPLETIONS_TABLE_NAME"],
             reassembly_triggered_table_name=text["REASSEMBLY_TRIGGERED_TABLE_NAME"],
             reassembly_queue_url=text["REASSEMBLY_QUEUE_URL"],
-            lock_lease_seconds=positive_int("LOCK_LEASE_SECONDS", DEFAULT_LOCK_LEASE_SECONDS),
-            evaluation_concurrency=positive_int(
-                "EVALUATION_CONCURRENCY", DEFAULT_EVALUATION_CONCURRENCY
+            lock_lease_seconds=integer(
+                "LOCK_LEASE_SECONDS", DEFAULT_LOCK_LEASE_SECONDS, 1, MAX_LOCK_LEASE_SECONDS
+            ),
+            evaluation_concurrency=integer(
+                "EVALUATION_CONCURRENCY",
+                DEFAULT_EVALUATION_CONCURRENCY,
+                1,
+                MAX_EVALUATION_CONCURRENCY,
             ),
             metrics_namespace=text["METRICS_NAMESPACE"] or DEFAULT_METRICS_NAMESPACE,
+            lease_wait_seconds=integer("LEASE_WAIT_SECONDS", DEFAULT_LEASE_WAIT_SECONDS, 0, 60),
+            jobs_status_index_name=text["JOBS_STATUS_INDEX_NAME"] or DEFAULT_JOBS_STATUS_INDEX_NAME,
+            reconcile_min_age_seconds=integer(
+                "RECONCILE_MIN_AGE_SECONDS", DEFAULT_RECONCILE_MIN_AGE_SECONDS, 0, 7 * 86400
+            ),
+            unclaimed_after_seconds=integer(
+                "UNCLAIMED_AFTER_SECONDS", DEFAULT_UNCLAIMED_AFTER_SECONDS, 1, 30 * 86400
+            ),
         )
         if missing or invalid:
             raise SettingsError(missing, invalid)
@@ -107,4 +124,8 @@ class Settings:
             "LOCK_LEASE_SECONDS": str(self.lock_lease_seconds),
             "EVALUATION_CONCURRENCY": str(self.evaluation_concurrency),
             "METRICS_NAMESPACE": self.metrics_namespace,
+            "LEASE_WAIT_SECONDS": str(self.lease_wait_seconds),
+            "JOBS_STATUS_INDEX_NAME": self.jobs_status_index_name,
+            "RECONCILE_MIN_AGE_SECONDS": str(self.reconcile_min_age_seconds),
+            "UNCLAIMED_AFTER_SECONDS": str(self.unclaimed_after_seconds),
         }

@@ -27,7 +27,7 @@ from reassembly_trigger.local.stack import (
     embedded_moto_server,
     environment,
 )
-from reassembly_trigger.settings import Settings
+from reassembly_trigger.settings import ENVIRONMENT_VARIABLES, Settings
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -47,9 +47,7 @@ def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
         "SEGMENT_COMPLETIONS_TABLE_NAME",
         "REASSEMBLY_TRIGGERED_TABLE_NAME",
         "REASSEMBLY_QUEUE_URL",
-        "LOCK_LEASE_SECONDS",
-        "EVALUATION_CONCURRENCY",
-        "METRICS_NAMESPACE",
+        *ENVIRONMENT_VARIABLES,
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -202,17 +200,22 @@ class Pipeline:
         total_segments: int | None = 3,
         status: str = "chunking_complete",
         mode: str = "sbs",
-        **extra: dict[str, str],
+        created_at: int = 1793999000,
+        total_segments_raw: dict[str, Any] | None = None,
+        **extra: dict[str, Any],
     ) -> None:
+        """Write a Job item; `total_segments_raw` stores any attribute value as given."""
         item: dict[str, Any] = {
             "job_id": {"S": job_id},
             "mode": {"S": mode},
             "status": {"S": status},
-            "created_at": {"N": "1793999000"},
+            "created_at": {"N": str(created_at)},
             **extra,
         }
         if total_segments is not None:
             item["total_segments"] = {"N": str(total_segments)}
+        if total_segments_raw is not None:
+            item["total_segments"] = total_segments_raw
         self.aws.dynamodb.put_item(TableName=self.names.jobs_table, Item=item)
 
     def complete(self, job_id: str, indexes: range | list[int], *, padding: int = 0) -> None:

@@ -64,9 +64,16 @@ def test_an_unknown_job_is_not_found(capsys: pytest.CaptureFixture[str]) -> None
     [
         ({"status": "chunking_complete", "total_segments": None}, "no total_segments"),
         ({"status": "failed", "total_segments": 3}, "failed upstream"),
-        ({"status": "chunking_complete", "total_segments": 3, "mode": "3d"}, "mode"),
+        (
+            {
+                "status": "chunking_complete",
+                "total_segments": None,
+                "total_segments_raw": {"S": "3"},
+            },
+            "total_segments",
+        ),
     ],
-    ids=["total_segments_missing", "job_failed", "fails_the_model"],
+    ids=["total_segments_missing", "job_failed", "total_segments_not_a_number"],
 )
 def test_a_job_that_can_never_be_triggered_is_invalid(
     pipeline: Pipeline,
@@ -139,10 +146,10 @@ def test_a_job_completed_moments_ago_would_trigger(
     assert status == 0
     assert report["verdict"] == "would_trigger"
     assert report["machine"] == {
-        "state": "skipped",
-        "reason": "dry_run",
+        "state": "counted",
+        "reason": None,
         "would": "acquire",
-        "path": ["received", "loaded", "counted", "skipped"],
+        "path": ["received", "loaded", "counted"],
     }
     assert "--repair" in report["next_action"]
     assert nothing_written(pipeline, "job-fresh")
@@ -249,7 +256,7 @@ def test_a_holder_within_its_lease_is_in_progress(
     pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A lock not yet marked whose holder is within its lease: `in_progress`; the machine
-    would wait for it."""
+    would defer to it (a dry run never waits)."""
     now = int(time.time())
     pipeline.add_job("job-held", total_segments=2)
     pipeline.complete("job-held", range(2))
@@ -260,7 +267,7 @@ def test_a_holder_within_its_lease_is_in_progress(
     assert status == 0
     assert report["verdict"] == "in_progress"
     assert report["lock"]["lease"] == "active"
-    assert report["machine"]["would"] == "wait"
+    assert (report["machine"]["reason"], report["machine"]["would"]) == ("deferred", None)
     assert "req-2/b" in report["reason"]
 
 

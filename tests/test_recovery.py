@@ -20,12 +20,9 @@ import pytest
 import structlog
 
 from reassembly_trigger.batch import PartialBatchResponse, ReassemblyTrigger
-from reassembly_trigger.clients import AwsClients, client_config
-from reassembly_trigger.evaluation import (
-    CLOCK_SKEW_SECONDS,
-    WAIT_MARGIN_SECONDS,
-    Invocation,
-)
+from reassembly_trigger.clients import session_clients
+from reassembly_trigger.evaluation import LOCK_SECONDS, Invocation
+from reassembly_trigger.gateways import CLOCK_SKEW_SECONDS, fifo_message_ids
 from reassembly_trigger.local.clock import SimulatedClock
 from reassembly_trigger.local.faults import (
     FaultInjector,
@@ -48,7 +45,7 @@ from reassembly_trigger.settings import DEFAULT_LOCK_LEASE_SECONDS
 from conftest import REGION, Pipeline, stream_event
 
 MARK = "SET enqueued_at"  # only the enqueue mark's UpdateItem carries this text
-TAKE_OVER = "ADD takeovers"  # only a take-over's UpdateItem carries this text
+TAKE_OVER = "#takeovers = :takeovers"  # only a take-over's UpdateItem carries this text
 
 
 @dataclass
@@ -96,21 +93,18 @@ class Harness:
 
 
 @contextmanager
-def _harness(pipeline: Pipeline, endpoint: str, resources: Resources) -> Iterator[Harness]:
+def _harness(
+    pipeline: Pipeline, endpoint: str, resources: Resources, *, lease_wait_seconds: int = 5
+) -> Iterator[Harness]:
     clock = SimulatedClock()
     session = boto3.session.Session(region_name=REGION, **LOCAL_CREDENTIALS)
-    config = client_config(1)
-    clients = AwsClients(
-        dynamodb=session.client("dynamodb", endpoint_url=endpoint, config=config),
-        sqs=session.client("sqs", endpoint_url=endpoint, config=config),
-    )
+    clients = session_clients(session, 1, endpoint_url=endpoint)
     faults = FaultInjector()
     for client in (clients.dynamodb, clients.sqs):
         faults.attach(client)
         instant_retries(client, clock.sleep)
-    trigger = build_trigger(
-        resources.settings(evaluation_concurrency=1), clients=clients, clock=clock, renderer=None
-    )
+    settings = resources.settings(evaluation_concurrency=1, lease_wait_seconds=lease_wait_seconds)
+    trigger = build_trigger(settings, clients=clients, clock=clock, renderer=None)
     worker = MediaWorker(LocalAws.connect(endpoint, REGION), resources, clock)
     # One capture for the whole test: structlog's capture is process-wide, so events of
     # evaluations running in other threads land here too.
@@ -135,7 +129,8 @@ def test_a_failed_send_releases_the_lease_and_the_retry_takes_over_and_sends_onc
     fails with its records reported, its lease ended at once (0, no enqueue mark); AND
     the retry takes the lock over at once and sends exactly one message."""
     records = harness.ready_job("job-send")
-    harness.faults.add(FaultRule("SendMessage", FaultKind.SERVER_ERROR, times=3))
+    # SendMessage has one attempt (no botocore retry): one fault fails the send.
+    harness.faults.add(FaultRule("SendMessage", FaultKind.SERVER_ERROR, times=1))
 
     first = harness.invoke(*records)
 
@@ -297,25 +292,33 @@ def test_reassembly_started_is_final_even_on_an_expired_unmarked_lock(harness: H
 # ------------------------------------------------------------------ lost responses
 
 
-def test_a_lost_send_response_leads_to_at_most_a_duplicate_message(harness: Harness) -> None:
-    """SQS carried the send out but its answer was lost: botocore retries the send, so a
-    second message goes out; the job is enqueued and reassembled once."""
-    records = harness.ready_job("job-lost")
-    harness.faults.add(FaultRule("SendMessage", FaultKind.LOST_RESPONSE, times=1))
+def test_ctrl_c_between_the_lock_and_the_send_releases_the_lease(harness: Harness) -> None:
+    """GIVEN a caller interrupted (KeyboardInterrupt, any BaseException) after taking the
+    lock WHEN the interrupt unwinds THEN the lease is released on the way out, so the next
+    evaluation takes the lock over at once instead of waiting for the lease."""
+    records = harness.ready_job("job-ctrl-c")
 
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    harness.faults.add(FaultRule("SendMessage", FaultKind.PAUSE, times=1, action=interrupt))
+
+    with pytest.raises(KeyboardInterrupt):
+        harness.invoke(*records, timeout=600)
+
+    assert int(harness.lock_values("job-ctrl-c")["lease_expires_at"]) == 0
+    harness.logs.clear()
     assert harness.invoke(*records) == {"batchItemFailures": []}
-
-    assert harness.final("job-lost")["dest"] == "enqueued"
-    harness.worker.drain()
-    tally = harness.worker.tally("job-lost")
-    assert (tally.messages_received, tally.reassemblies, tally.duplicates_absorbed) == (2, 1, 1)
+    assert harness.triggers("job-ctrl-c")[-4:] == ["contend", "take_over", "send", "mark"]
+    assert harness.messages_for("job-ctrl-c") == 1
 
 
 def test_every_send_response_lost_still_never_leaves_the_job_stuck(harness: Harness) -> None:
-    """Every attempt's answer lost: the job fails and lets go; the retry sends again and
-    is marked. Several messages, one reassembly."""
+    """SQS carries the send out but answers after the read timeout: botocore does not
+    send again (one attempt), the job fails and lets go, the retry sends once more and
+    is marked. At most 2 messages for the fault, one reassembly."""
     records = harness.ready_job("job-lost3")
-    harness.faults.add(FaultRule("SendMessage", FaultKind.LOST_RESPONSE, times=3))
+    harness.faults.add(FaultRule("SendMessage", FaultKind.LOST_RESPONSE, times=1))
 
     assert harness.invoke(*records)["batchItemFailures"]
     assert int(harness.lock_values("job-lost3")["lease_expires_at"]) == 0
@@ -323,7 +326,7 @@ def test_every_send_response_lost_still_never_leaves_the_job_stuck(harness: Harn
 
     harness.worker.drain()
     tally = harness.worker.tally("job-lost3")
-    assert (tally.messages_received, tally.reassemblies) == (4, 1)
+    assert (tally.messages_received, tally.reassemblies) == (2, 1)
 
 
 def test_a_lost_response_to_the_lock_creation_does_not_wait_for_itself(
@@ -432,40 +435,57 @@ def test_a_lock_within_its_lease_is_taken_over_when_released_meanwhile(
     assert harness.messages_for("job-wait-release") == 1
 
 
-def test_a_holder_within_its_lease_is_outwaited_when_our_time_allows(harness: Harness) -> None:
+def test_a_holder_within_its_lease_is_outwaited_when_the_wait_allows(
+    pipeline: Pipeline, moto_endpoint: str, resources: Resources
+) -> None:
     """A holder that neither marks nor releases is taken over as soon as its lease (plus
-    the clock-skew margin) has passed, when that falls within our own time."""
-    records = harness.ready_job("job-outwait")
-    lease = _holder_lock(harness, "job-outwait", lease_in=20)
+    the clock-skew margin) has passed, when that falls within LEASE_WAIT_SECONDS."""
+    with _harness(pipeline, moto_endpoint, resources, lease_wait_seconds=30) as harness:
+        records = harness.ready_job("job-outwait")
+        lease = _holder_lock(harness, "job-outwait", lease_in=20)
+
+        assert harness.invoke(*records, timeout=60) == {"batchItemFailures": []}
+
+        assert "take_over" in harness.triggers("job-outwait")
+        assert harness.clock.now() >= lease + CLOCK_SKEW_SECONDS
+        assert harness.messages_for("job-outwait") == 1
+
+
+def test_a_holder_within_its_lease_beyond_the_wait_defers_the_job_without_failing(
+    harness: Harness,
+) -> None:
+    """GIVEN a holder whose lease outlasts LEASE_WAIT_SECONDS WHEN we meet its lock THEN we
+    wait that long (simulated), end `skipped` / `deferred` (not final: the holder, its
+    retry or the reconciler finishes), report no failure and hold no shard hostage."""
+    records = harness.ready_job("job-defer")
+    lease = _holder_lock(harness, "job-defer", lease_in=600)
+    started = harness.clock.now()
 
     assert harness.invoke(*records, timeout=60) == {"batchItemFailures": []}
 
-    assert "take_over" in harness.triggers("job-outwait")
-    assert harness.clock.now() >= lease + CLOCK_SKEW_SECONDS
-    assert harness.messages_for("job-outwait") == 1
+    final = harness.final("job-defer")
+    assert (final["dest"], final["reason"]) == ("skipped", "deferred")
+    assert final["lease_expires_at"] == lease
+    assert 5 <= harness.clock.now() - started <= 6.5
+    assert harness.lock_values("job-defer")["holder"] == "alive/1"
+    assert harness.messages_for("job-defer") == 0
 
 
-def test_waiting_that_outlives_the_invocation_fails_the_job_never_skips_it(
-    harness: Harness,
+def test_the_wait_for_a_holder_never_outlives_the_invocation(
+    pipeline: Pipeline, moto_endpoint: str, resources: Resources
 ) -> None:
-    """GIVEN a holder whose lease outlasts our own remaining time WHEN we wait for it THEN
-    the job ends `failed` / `lease_wait_timeout` with its records in batchItemFailures,
-    stopping a margin before our deadline, without any real sleep."""
-    records = harness.ready_job("job-timeout")
-    _holder_lock(harness, "job-timeout", lease_in=600)
-    started = harness.clock.now()
+    """With a wait longer than the invocation's time, the job is deferred while there is
+    still time to take the lock and send (LOCK_SECONDS before the deadline)."""
+    with _harness(pipeline, moto_endpoint, resources, lease_wait_seconds=60) as harness:
+        records = harness.ready_job("job-short-time")
+        _holder_lock(harness, "job-short-time", lease_in=600)
+        started = harness.clock.now()
 
-    response = harness.invoke(*records, timeout=30)
+        assert harness.invoke(*records, timeout=40) == {"batchItemFailures": []}
 
-    assert response == {
-        "batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]
-    }
-    final = harness.final("job-timeout")
-    assert (final["dest"], final["reason"]) == ("failed", "lease_wait_timeout")
-    waited = harness.clock.now() - started
-    assert 30 - WAIT_MARGIN_SECONDS - 1.5 <= waited <= 30 - WAIT_MARGIN_SECONDS
-    assert harness.lock_values("job-timeout")["holder"] == "alive/1"
-    assert harness.messages_for("job-timeout") == 0
+        assert harness.final("job-short-time")["reason"] == "deferred"
+        waited = harness.clock.now() - started
+        assert 40 - LOCK_SECONDS - 1.5 <= waited <= 40 - LOCK_SECONDS + 0.01
 
 
 def test_a_legacy_lock_without_lease_is_leased_for_fifteen_minutes_after_triggered_at(
@@ -478,10 +498,10 @@ def test_a_legacy_lock_without_lease_is_leased_for_fifteen_minutes_after_trigger
     triggered_at = now - DEFAULT_LOCK_LEASE_SECONDS + 100
     harness.pipeline.put_lock("job-legacy", triggered_at=triggered_at)
 
-    assert harness.invoke(*records, timeout=60)["batchItemFailures"]
+    assert harness.invoke(*records, timeout=60) == {"batchItemFailures": []}
     wait = next(t for t in harness.transitions("job-legacy") if t["trigger"] == "wait")
     assert wait["lease_expires_at"] == triggered_at + DEFAULT_LOCK_LEASE_SECONDS
-    assert harness.final("job-legacy")["reason"] == "lease_wait_timeout"
+    assert harness.final("job-legacy")["reason"] == "deferred"
 
     harness.clock.set(triggered_at + DEFAULT_LOCK_LEASE_SECONDS + CLOCK_SKEW_SECONDS)
     harness.logs.clear()
@@ -542,13 +562,13 @@ def test_two_takers_of_one_expired_lock_exactly_one_wins(harness: Harness) -> No
     assert harness.messages_for("job-race") == 1
 
 
-def test_a_rival_that_cannot_outwait_the_holder_fails_and_its_retry_skips(
+def test_a_rival_that_cannot_outwait_the_holder_defers_and_a_later_look_skips(
     harness: Harness,
 ) -> None:
     """GIVEN an evaluation holding the lock, paused before its send WHEN a concurrent
-    evaluation (e.g. the Jobs-stream mapping) meets the lock THEN it waits, runs out of
-    time and fails (never skips); its retry after the holder marked ends
-    `already_triggered`. One message."""
+    evaluation (e.g. the Jobs-stream mapping) meets the lock THEN it waits
+    LEASE_WAIT_SECONDS and defers (no failure: its shard moves on); a later look after the
+    holder marked ends `already_triggered`. One message."""
     records = harness.ready_job("job-rival")
     jobs_record = harness.pipeline.job_record(
         "job-rival", status="chunking_complete", total_segments=2, old_status="chunking_in_progress"
@@ -566,11 +586,9 @@ def test_a_rival_that_cannot_outwait_the_holder_fails_and_its_retry_skips(
 
     assert harness.invoke(*records, request_id="holder") == {"batchItemFailures": []}
 
-    assert rival_response == [
-        {"batchItemFailures": [{"itemIdentifier": jobs_record["dynamodb"]["SequenceNumber"]}]}
-    ]
+    assert rival_response == [{"batchItemFailures": []}]
     rival_final = [t for t in harness.transitions("job-rival") if t["aws_request_id"] == "rival"]
-    assert (rival_final[-1]["dest"], rival_final[-1]["reason"]) == ("failed", "lease_wait_timeout")
+    assert (rival_final[-1]["dest"], rival_final[-1]["reason"]) == ("skipped", "deferred")
 
     assert harness.invoke(jobs_record, request_id="rival-retry") == {"batchItemFailures": []}
     assert harness.final("job-rival")["reason"] == "already_triggered"
@@ -580,11 +598,11 @@ def test_a_rival_that_cannot_outwait_the_holder_fails_and_its_retry_skips(
 # ------------------------------------------------------------------ FIFO
 
 
-def test_fifo_messages_carry_the_job_id_as_group_and_deduplication_id(
+def test_fifo_messages_carry_a_valid_id_derived_from_the_job_id(
     moto_endpoint: str, pipeline: Pipeline
 ) -> None:
     """On a queue whose URL ends in `.fifo`, MessageGroupId and MessageDeduplicationId are
-    the job id."""
+    the SHA-256 of the job id: valid for any job id, equal for the same job."""
     aws = LocalAws.connect(moto_endpoint, REGION)
     fifo = create_resources(aws, ResourceNames.with_prefix(f"f{uuid.uuid4().hex[:10]}", fifo=True))
     assert fifo.reassembly_queue_url.endswith(".fifo")
@@ -600,8 +618,8 @@ def test_fifo_messages_carry_the_job_id_as_group_and_deduplication_id(
     )["Messages"]
     assert len(got) == 1
     assert got[0]["Body"] == '{"job_id":"job-fifo"}'
-    assert got[0]["Attributes"]["MessageGroupId"] == "job-fifo"
-    assert got[0]["Attributes"]["MessageDeduplicationId"] == "job-fifo"
+    assert got[0]["Attributes"]["MessageGroupId"] == fifo_message_ids("job-fifo")
+    assert got[0]["Attributes"]["MessageDeduplicationId"] == fifo_message_ids("job-fifo")
 
 
 # ------------------------------------------------------------------ the media worker's lock

@@ -49,7 +49,7 @@ def mermaid() -> str:
 
 
 def _where(spec: ReasonSpec) -> str:
-    return f"`{spec.state.value}`" if spec.state else "any state"
+    return ", ".join(f"`{state.value}`" for state in spec.states) or "any state"
 
 
 def document() -> str:

@@ -2,11 +2,11 @@
 
 `Doctor.diagnose` changes nothing. It reads the Job, the recorded segment indexes (a
 keys-only query), the time of the latest completion and the lock, and it runs the real
-state machine as a dry run (`ReassemblyTrigger.evaluate(..., dry_run=True)`), which
-stops before any write and says what it would do next. The facts map to one `Verdict`
-with a reason and the next action. `Doctor.repair` runs the real machine for real: the
-same code path as the Lambda, lease rules included, so it can only ever send a message
-the Lambda would have sent.
+state machine as a dry run (the Lambda's `JobEvaluation` on gateways that cannot write,
+`local.dry_run`), which stops at the first write and says which it would have been.
+The facts map to one `Verdict` with a reason and the next action. `Doctor.repair` runs
+the real machine for real: the same code path as the Lambda, lease rules included, so it
+can only ever send a message the Lambda would have sent.
 
 The verdicts are defined in docs/operations.md ("Verdicts").
 """
@@ -14,20 +14,32 @@ The verdicts are defined in docs/operations.md ("Verdicts").
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
-from reassembly_trigger.batch import ReassemblyTrigger
+from reassembly_trigger.batch import ReassemblyTrigger, job_lookup
 from reassembly_trigger.clients import aws_clients
-from reassembly_trigger.evaluation import Clock, Invocation, JobOutcome, SystemClock
-from reassembly_trigger.gateways import RELEASED, LockRecord
+from reassembly_trigger.errors import LockChanged
+from reassembly_trigger.evaluation import (
+    Clock,
+    Invocation,
+    JobEvaluation,
+    JobOutcome,
+    SystemClock,
+)
+from reassembly_trigger.gateways import (
+    MAX_LEASE_SECONDS,
+    RELEASED,
+    LockRecord,
+    ReassemblyLock,
+    SegmentCompletions,
+    whole_number,
+)
+from reassembly_trigger.local.dry_run import WouldWrite, read_only
 from reassembly_trigger.machine import SkipReason, State, Trigger
 from reassembly_trigger.records import JobRequest
 from reassembly_trigger.runtime import build_gateways
@@ -43,6 +55,8 @@ DEFAULT_GRACE_SECONDS = 300
 #: `--repair`'s invocation deadline: the lease it takes, and how long it may wait for
 #: another holder (Lambda's default timeout in the Terraform module).
 DEFAULT_REPAIR_TIMEOUT_SECONDS = 60.0
+#: The longest `--repair --timeout` accepted: no lease outlives Lambda's maximum timeout.
+MAX_REPAIR_TIMEOUT_SECONDS = float(MAX_LEASE_SECONDS)
 #: The dry run never waits, so its deadline only names a lease it never takes.
 _DRY_RUN_TIMEOUT_SECONDS = 60.0
 
@@ -89,7 +103,7 @@ class LockState:
     @classmethod
     def judge(cls, record: LockRecord, now: float, legacy_lease_seconds: int) -> LockState:
         """Judge `record`'s lease at `now`."""
-        lease_end = record.lease_end(legacy_lease_seconds)
+        lease_end = record.lease_end(legacy_lease_seconds, now)
         if record.lease_expires_at == RELEASED:
             lease = "released"
         else:
@@ -113,25 +127,40 @@ class LockState:
         }
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class MachineView:
     """What the real state machine did in the dry run (or the repair)."""
 
     state: str
     reason: str | None
+    #: The write a dry run stopped at (`acquire`, `take_over`), if it reached one.
     would: str | None
     transitions: list[dict[str, Any]]
 
     @classmethod
-    def of(cls, outcome: JobOutcome, transitions: list[dict[str, Any]]) -> MachineView:
-        """From the evaluation's outcome and its logged transitions."""
-        details = outcome.details or {}
-        would = details.get("would")
+    def of(cls, outcome: JobOutcome, would: Trigger | None = None) -> MachineView:
+        """From the evaluation's outcome (its typed history) and where a dry run stopped."""
         return cls(
             state=outcome.state.value,
-            reason=outcome.reason,
-            would=str(would) if would is not None else None,
-            transitions=transitions,
+            reason=outcome.reason.value if outcome.reason is not None else None,
+            would=would.value if would is not None else None,
+            transitions=[
+                {
+                    "source": step.source.value,
+                    "dest": step.dest.value,
+                    "trigger": step.trigger.value,
+                    **{k: _plain(v) for k, v in step.details.items()},
+                }
+                for step in outcome.history
+            ],
         )
 
     @property
@@ -159,7 +188,8 @@ class Diagnosis:
     #: while `total_segments` is unknown).
     completions: int
     missing_segments: list[int]
-    out_of_range_segments: list[int]
+    #: Recorded indexes that can never count: negative, past the end, or fractional.
+    out_of_range_segments: list[int | float]
     lock: LockState | None
     next_action: str
     machine: MachineView
@@ -260,22 +290,35 @@ class CompletionTimes:
         return latest
 
 
-@contextmanager
-def captured_transitions() -> Iterator[list[dict[str, Any]]]:
-    """Collect the machine's `transition` events instead of printing them."""
-    transitions: list[dict[str, Any]] = []
-    with structlog.testing.capture_logs() as events:
-        yield transitions
-    transitions.extend(dict(e) for e in events if e.get("event") == "transition")
+@dataclass(frozen=True, slots=True)
+class ResendResult:
+    """What `--repair --resend` did."""
+
+    job_id: str
+    sent: bool
+    reason: str
+    message_id: str | None = None
+    previous_message_id: str | None = None
+    resends: int = 0
+
+    @property
+    def exit_status(self) -> int:
+        """0 when the message was re-sent, 1 when refused."""
+        return 0 if self.sent else 1
+
+    def as_json(self) -> dict[str, Any]:
+        """The `--resend --json` document."""
+        return {
+            "job_id": self.job_id,
+            "sent": self.sent,
+            "reason": self.reason,
+            "message_id": self.message_id,
+            "previous_message_id": self.previous_message_id,
+            "resends": self.resends,
+        }
 
 
-def _plain_int(value: Any) -> int | None:
-    if isinstance(value, Decimal | int) and not isinstance(value, bool) and value == int(value):
-        return int(value)
-    return None
-
-
-def segment_ranges(indexes: list[int]) -> str:
+def segment_ranges(indexes: list[int] | list[int | float]) -> str:
     """`[0, 1, 2, 5, 7, 8]` -> `0-2, 5, 7-8` (or `none`)."""
     if not indexes:
         return "none"
@@ -322,7 +365,7 @@ class _Facts:
     total_segments: int | None
     completions: int
     missing: list[int]
-    out_of_range: list[int]
+    out_of_range: list[int | float]
     lock: LockState | None
     latest_completion_at: int | None
     now: float
@@ -336,10 +379,14 @@ class Doctor:
         trigger: ReassemblyTrigger,
         completion_times: Callable[[str], int | None],
         *,
+        completions: SegmentCompletions,
+        lock: ReassemblyLock,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
     ) -> None:
         self.trigger = trigger
         self._completion_times = completion_times
+        self._completions = completions
+        self._lock = lock
         self.grace_seconds = grace_seconds
 
     @classmethod
@@ -355,7 +402,15 @@ class Doctor:
         clients = aws_clients(settings.evaluation_concurrency)
         gateways = build_gateways(settings, clients, clock or SystemClock())
         times = CompletionTimes(clients.dynamodb, settings.segment_completions_table_name)
-        return cls(ReassemblyTrigger(settings, gateways), times.latest, grace_seconds=grace_seconds)
+        return cls(
+            ReassemblyTrigger(settings, gateways),
+            times.latest,
+            completions=SegmentCompletions(
+                clients.dynamodb, settings.segment_completions_table_name
+            ),
+            lock=ReassemblyLock(clients.dynamodb, settings.reassembly_triggered_table_name),
+            grace_seconds=grace_seconds,
+        )
 
     @property
     def _clock(self) -> Clock:
@@ -363,16 +418,11 @@ class Doctor:
 
     def diagnose(self, job_id: str) -> Diagnosis:
         """Read everything, run the machine as a dry run, and give the verdict; writes nothing."""
-        invocation = Invocation.local(
-            self._clock, _DRY_RUN_TIMEOUT_SECONDS, request_id=f"doctor-{uuid.uuid4().hex[:12]}"
-        )
-        with captured_transitions() as transitions:
-            outcome = self.trigger.evaluate(_request(job_id), invocation, dry_run=True)
-        machine = MachineView.of(outcome, transitions)
-        if outcome.state is State.FAILED:
-            details = outcome.details or {}
+        machine = self.dry_run(job_id)
+        if machine.state == State.FAILED:
+            details = machine.transitions[-1] if machine.transitions else {}
             raise DoctorError(
-                f"the dry run of {job_id} failed ({outcome.reason}): "
+                f"the dry run of {job_id} failed ({machine.reason}): "
                 f"{details.get('error_code', '')} {details.get('error', '')}".strip()
             )
         facts = self._read(job_id)
@@ -393,38 +443,93 @@ class Doctor:
             checked_at=facts.now,
         )
 
+    def dry_run(self, job_id: str) -> MachineView:
+        """The Lambda's evaluation of the job on gateways that cannot write; never waits."""
+        invocation = Invocation.outside_lambda(
+            self._clock, _DRY_RUN_TIMEOUT_SECONDS, request_id=f"doctor-{uuid.uuid4().hex[:12]}"
+        )
+        gateways = read_only(self.trigger.gateways)
+        evaluation = JobEvaluation(JobRequest(job_id), gateways, invocation, lease_wait_seconds=0)
+        lookup = job_lookup(gateways.jobs.load_jobs([job_id]))
+        try:
+            return MachineView.of(evaluation.run(lookup))
+        except WouldWrite as stop:
+            return MachineView.of(evaluation.outcome(), stop.trigger)
+
     def repair(
         self, job_id: str, timeout_seconds: float = DEFAULT_REPAIR_TIMEOUT_SECONDS
     ) -> RepairResult:
-        """Run the real machine for the job, as the Lambda would, then diagnose it again."""
-        invocation = Invocation.local(
-            self._clock, timeout_seconds, request_id=f"repair-{uuid.uuid4().hex[:12]}"
+        """Run the real machine for the job, as the Lambda would, then diagnose it again.
+
+        The timeout (the lease it takes) is capped at `MAX_REPAIR_TIMEOUT_SECONDS`.
+        """
+        invocation = Invocation.outside_lambda(
+            self._clock,
+            min(timeout_seconds, MAX_REPAIR_TIMEOUT_SECONDS),
+            request_id=f"repair-{uuid.uuid4().hex[:12]}",
         )
-        with captured_transitions() as transitions:
-            outcome = self.trigger.evaluate(_request(job_id), invocation, dry_run=False)
+        (outcome,) = self.trigger.evaluate_jobs([JobRequest(job_id)], invocation)
         return RepairResult(
             outcome=outcome,
-            machine=MachineView.of(outcome, transitions),
+            machine=MachineView.of(outcome),
             after=self.diagnose(job_id),
+        )
+
+    def resend(self, job_id: str) -> ResendResult:
+        """Re-send the message of a job enqueued but never claimed, on purpose, once.
+
+        Conditional on the lock as read (its message id and resend count), so two
+        people re-sending at once send one message between them.
+        """
+        lock = self._lock.read(job_id)
+        if lock is None or not lock.enqueued:
+            return ResendResult(
+                job_id, False, "no message was sent yet: run --repair (without --resend)"
+            )
+        if lock.reassembly_started:
+            return ResendResult(
+                job_id, False, "the media worker has claimed the job: nothing to re-send"
+            )
+        holder = f"resend-{uuid.uuid4().hex[:12]}"
+        now = int(self._clock.now())
+        try:
+            self._lock.claim_resend(lock, holder, now)
+        except LockChanged:
+            return ResendResult(
+                job_id, False, "the lock changed since it was read (someone else re-sent?)"
+            )
+        message_id = self.trigger.gateways.queue.send(job_id)
+        self._lock.record_resend(job_id, holder, message_id, now)
+        return ResendResult(
+            job_id,
+            True,
+            "re-sent",
+            message_id=message_id,
+            previous_message_id=lock.message_id,
+            resends=lock.resends + 1,
         )
 
     def _read(self, job_id: str) -> _Facts:
         gateways = self.trigger.gateways
         now = self._clock.now()
-        item = gateways.jobs.load_jobs([job_id])[job_id]
-        indexes = sorted(set(gateways.completions.segment_indexes(job_id)))
+        loaded = gateways.jobs.load_jobs([job_id])
+        if job_id in loaded.unavailable:
+            raise loaded.unavailable[job_id]
+        item = loaded.items.get(job_id)
+        recorded = sorted(set(self._completions.segment_indexes(job_id)))
+        whole = {n for n in (whole_number(i) for i in recorded) if n is not None}
         record = gateways.lock.read(job_id)
         status = item.get("status") if item else None
-        total = _plain_int(item.get("total_segments")) if item else None
+        total = whole_number(item.get("total_segments")) if item else None
+        strays: list[int | float] = [float(i) for i in recorded if whole_number(i) is None]
         if total is not None:
-            recorded = set(indexes)
-            missing = [i for i in range(total) if i not in recorded]
-            out_of_range = [i for i in indexes if not 0 <= i < total]
+            missing = [i for i in range(total) if i not in whole]
+            out_of_range = sorted([i for i in whole if not 0 <= i < total] + strays)
             completions = total - len(missing)
         else:
             missing = []
-            out_of_range = [i for i in indexes if i < 0]
-            completions = len(indexes) - len(out_of_range)
+            out_of_range = sorted([i for i in whole if i < 0] + strays)
+            completions = len([i for i in whole if i >= 0])
         return _Facts(
             job_id=job_id,
             found=item is not None,
@@ -437,11 +542,6 @@ class Doctor:
             latest_completion_at=self._completion_times(job_id),
             now=now,
         )
-
-
-def _request(job_id: str) -> JobRequest:
-    # Not from a stream batch: no records, no sequence numbers.
-    return JobRequest(job_id=job_id, sequence_numbers=(), sources=())
 
 
 # ---------------------------------------------------------------- the verdicts
@@ -462,6 +562,8 @@ def _classify(facts: _Facts, machine: MachineView, grace: float) -> Finding:
     reassembled = _reassembled(facts)
     if reassembled is not None:
         return reassembled
+    if machine.would in (Trigger.ACQUIRE, Trigger.TAKE_OVER):
+        return _ready(facts, machine, grace)
     judge = _BY_SKIP_REASON.get(str(machine.reason))
     if judge is None:
         raise DoctorError(f"unexpected dry-run outcome {machine.state}/{machine.reason}")
@@ -489,10 +591,11 @@ def _reassembled(facts: _Facts) -> Finding | None:
 
 
 def _job_invalid(facts: _Facts, machine: MachineView, grace: float) -> Finding:
-    errors: list[str] = next((t["errors"] for t in machine.transitions if t.get("errors")), [])
+    final = machine.transitions[-1] if machine.transitions else {}
     return (
         Verdict.INVALID,
-        "the Job item fails the shared Job model: " + ("; ".join(map(str, errors)) or "?"),
+        f"the Job's `{final.get('field', '?')}` is {final.get('value')!r}, which the trigger "
+        "cannot decide on",
         "Fix the Job item (written by the web UI and the chunker); no trigger can count a "
         "job it cannot read.",
     )
@@ -550,16 +653,16 @@ def _started(facts: _Facts, machine: MachineView, grace: float) -> Finding:
     return Verdict.REASSEMBLED, "the media worker has claimed the job", "Nothing to do."
 
 
-def _would(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+def _deferred(facts: _Facts, machine: MachineView, grace: float) -> Finding:
     lock = facts.lock
-    if machine.would == Trigger.WAIT and lock is not None:
+    if lock is not None:
         holder = lock.record.holder or "an earlier trigger"
         return (
             Verdict.IN_PROGRESS,
             f"{holder} holds the lock until {when(lock.lease_end)} "
             f"({duration(lock.lease_seconds_left)} left) and has not sent yet",
-            "Nothing to do: the holder sends within its lease; if it dies, the Lambda's "
-            f"retry takes over after {when(lock.lease_end)}. Run doctor again after that.",
+            "Nothing to do: the holder sends within its lease; if it dies, the reconciler "
+            f"takes over after {when(lock.lease_end)}. Run doctor again after that.",
         )
     return _ready(facts, machine, grace)
 
@@ -604,5 +707,5 @@ _BY_SKIP_REASON: dict[str, Callable[[_Facts, MachineView, float], Finding]] = {
     SkipReason.INCOMPLETE: _incomplete,
     SkipReason.ALREADY_TRIGGERED: _enqueued,
     SkipReason.REASSEMBLY_STARTED: _started,
-    SkipReason.DRY_RUN: _would,
+    SkipReason.DEFERRED: _deferred,
 }

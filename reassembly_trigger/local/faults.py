@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -57,6 +58,17 @@ class SimulatedCrash(BaseException):
         super().__init__(message)
         #: The label of the rule that crashed the invocation.
         self.label = label
+
+
+def _dying() -> SimulatedCrash | None:
+    """The simulated crash this thread is unwinding from, if any.
+
+    Code under test may clean up on any `BaseException` (the evaluation releases its
+    lease on Ctrl-C); a killed process runs no such code, so every call it makes while
+    a simulated crash unwinds dies too, before it reaches AWS.
+    """
+    handled = sys.exc_info()[1]
+    return handled if isinstance(handled, SimulatedCrash) else None
 
 
 _THROTTLE_CODES = {
@@ -194,6 +206,9 @@ class FaultInjector:
     def _before_send(self, service: str) -> Callable[..., AWSResponse | None]:
         def handler(request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse | None:
             operation = _operation(request, kwargs)
+            dying = _dying()
+            if dying is not None:
+                raise SimulatedCrash(f"invocation already dead before {operation}", dying.label)
             body = (
                 request.body
                 if isinstance(request.body, bytes)

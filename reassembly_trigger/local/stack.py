@@ -13,7 +13,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from reassembly_trigger.settings import Settings
+from reassembly_trigger.settings import DEFAULT_JOBS_STATUS_INDEX_NAME, Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -120,7 +120,23 @@ def _table_specs(names: ResourceNames) -> list[dict[str, Any]]:
         {
             "TableName": names.jobs_table,
             "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "job_id", "AttributeType": "S"}],
+            "AttributeDefinitions": [
+                {"AttributeName": "job_id", "AttributeType": "S"},
+                {"AttributeName": "status", "AttributeType": "S"},
+                {"AttributeName": "created_at", "AttributeType": "N"},
+            ],
+            # The pipeline's index of jobs by status, oldest first: the reconciler lists
+            # every job in flight through it (shared/contract/README.md).
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": DEFAULT_JOBS_STATUS_INDEX_NAME,
+                    "KeySchema": [
+                        {"AttributeName": "status", "KeyType": "HASH"},
+                        {"AttributeName": "created_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
             "StreamSpecification": _STREAM,
         },
         {

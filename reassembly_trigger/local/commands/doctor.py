@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any
 
@@ -28,6 +29,7 @@ from reassembly_trigger.local.doctor import (
     when,
 )
 from reassembly_trigger.local.explain import transition_facts
+from reassembly_trigger.logs import configure_logging
 from reassembly_trigger.settings import SettingsError
 
 _STYLES = {
@@ -90,6 +92,8 @@ def _seconds(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     """Diagnose (or repair) one job and print the result."""
+    # The machine's transitions are reported from its history; only warnings are logged.
+    configure_logging("console", sys.stderr, force=True, level=logging.WARNING)
     try:
         doctor = Doctor.from_environment(grace_seconds=args.grace)
         if args.repair:

@@ -1,0 +1,355 @@
+"""The reconciler: a scheduled pass over every job still in flight, the safety net.
+
+The stream handler is edge-triggered: a job is looked at again only when a record
+names it. A batch given up by the event source mapping, an unmapped Jobs stream, a
+stream whose 24-hour retention passed, a lost record: each leaves a complete job with
+no message and nothing to retry it. The reconciler is level-triggered, as control
+loops are: on a schedule it lists every Job in `chunking_complete` (through the Jobs
+table's status index), and runs each one through the same machine, on the same
+gateways, as the stream handler.
+
+- Cheap: locks are read first (100 per call); a job whose lock is marked or whose
+  reassembly has started ends there, without a count.
+- Never waits: a lock within its lease is left to its holder (`deferred`); the next
+  run looks again. It takes over only what the stream path would take over, with the
+  same conditional writes, so it can run beside any number of stream invocations.
+- Bounded: it stops starting jobs when too little time is left and reports
+  `truncated`; the next run starts after the last job this one reached (a cursor in
+  ReassemblyTriggered), so a fleet too large for one run is covered in turn.
+- Unclaimed messages (sent long ago, never claimed by the media worker) are reported,
+  never re-sent automatically: `reassembly-trigger doctor JOB --repair --resend`.
+
+Entry point: `reassembly_trigger.reconcile.lambda_handler`. An event
+`{"job_ids": [...]}` reconciles exactly those jobs, whatever their status.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from reassembly_trigger.batch import ReassemblyTrigger, outcome_counts
+from reassembly_trigger.clients import DYNAMODB_CALL_SECONDS
+from reassembly_trigger.errors import DeadlineReached
+from reassembly_trigger.evaluation import (
+    LOCK_SECONDS,
+    Invocation,
+    InvocationBudget,
+    JobOutcome,
+    SystemClock,
+)
+from reassembly_trigger.gateways import (
+    BATCH_GET_LIMIT,
+    InFlightJob,
+    LockRecord,
+    ReconcileCursor,
+    ReconcileCursorStore,
+)
+from reassembly_trigger.machine import SkipReason, State
+from reassembly_trigger.records import JobRequest, is_job_id
+from reassembly_trigger.runtime import build_trigger
+from reassembly_trigger.settings import Settings
+
+#: The Job status whose jobs are in flight: chunked, waiting for their reassembly.
+IN_FLIGHT_STATUS = "chunking_complete"
+#: Time a chunk of jobs needs before it may start: reading its locks and Jobs, then at
+#: least one evaluation's count and lock.
+CHUNK_SECONDS = 2 * DYNAMODB_CALL_SECONDS + LOCK_SECONDS
+#: The most job ids a targeted event may name.
+MAX_TARGETED_JOBS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Unclaimed:
+    """A job whose message was sent long ago and never claimed by the media worker."""
+
+    job_id: str
+    message_id: str | None
+    enqueued_at: int | None
+    age_seconds: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        """As in the run's summary."""
+        return {
+            "job_id": self.job_id,
+            "message_id": self.message_id,
+            "enqueued_at": self.enqueued_at,
+            "age_seconds": self.age_seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingForSegments:
+    """A chunked job still missing segments long after it was created."""
+
+    job_id: str
+    completions: int | None
+    total_segments: int | None
+    age_seconds: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        """As in the run's summary."""
+        return {
+            "job_id": self.job_id,
+            "completions": self.completions,
+            "total_segments": self.total_segments,
+            "age_seconds": self.age_seconds,
+        }
+
+
+@dataclass(slots=True)
+class ReconcileResult:
+    """What one reconcile run found and did."""
+
+    targeted: bool
+    listed: int = 0
+    outcomes: list[JobOutcome] = field(default_factory=list)
+    unclaimed: list[Unclaimed] = field(default_factory=list)
+    waiting_for_segments: list[WaitingForSegments] = field(default_factory=list)
+    truncated: bool = False
+    #: Jobs listed but not reached because time ran out (the next run starts with them).
+    not_reached: int = 0
+    duration_ms: float = 0.0
+
+    @property
+    def enqueued(self) -> list[str]:
+        """Jobs this run sent a message for: each one a job the stream path missed."""
+        return [o.job_id for o in self.outcomes if o.state is State.ENQUEUED]
+
+    @property
+    def failed(self) -> list[str]:
+        """Jobs whose evaluation failed (retried by the next run)."""
+        return [o.job_id for o in self.outcomes if o.failed]
+
+    def counts(self) -> Counter[str]:
+        """Jobs by final state, and skips and failures by reason."""
+        return outcome_counts(self.outcomes)
+
+    def as_json(self) -> dict[str, Any]:
+        """The summary the handler returns (and `reconcile --json` prints)."""
+        return {
+            "targeted": self.targeted,
+            "jobs_listed": self.listed,
+            "jobs_examined": len(self.outcomes),
+            "jobs_enqueued": self.enqueued,
+            "jobs_failed": self.failed,
+            "outcomes": dict(sorted(self.counts().items())),
+            "unclaimed": [u.as_json() for u in self.unclaimed],
+            "waiting_for_segments": [w.as_json() for w in self.waiting_for_segments],
+            "truncated": self.truncated,
+            "not_reached": self.not_reached,
+            "duration_ms": round(self.duration_ms, 3),
+        }
+
+
+def targeted_job_ids(event: Any) -> list[str] | None:
+    """The job ids of a targeted event (`{"job_ids": [...]}`), or None for a scheduled run.
+
+    Ids that cannot be job ids are dropped (and logged); duplicates are evaluated once.
+    """
+    if not isinstance(event, dict) or "job_ids" not in event:
+        return None
+    raw = event["job_ids"]
+    values = raw if isinstance(raw, list) else [raw]
+    valid = [v for v in values[:MAX_TARGETED_JOBS] if is_job_id(v)]
+    dropped = len(values) - len(valid)
+    if dropped:
+        structlog.get_logger("reassembly_trigger").warning(
+            "targeted_job_ids_dropped", dropped=dropped, kept=len(valid)
+        )
+    return list(dict.fromkeys(valid))
+
+
+def rotate(jobs: list[InFlightJob], cursor: ReconcileCursor | None) -> list[InFlightJob]:
+    """The jobs in index order, starting after `cursor` and wrapping around."""
+    if cursor is None:
+        return jobs
+    after = [j for j in jobs if (j.created_at, j.job_id) > (cursor.created_at, cursor.job_id)]
+    before = [j for j in jobs if (j.created_at, j.job_id) <= (cursor.created_at, cursor.job_id)]
+    return after + before
+
+
+class Reconciler:
+    """Runs every job in flight (or the jobs named) through the trigger's machine."""
+
+    def __init__(
+        self,
+        trigger: ReassemblyTrigger,
+        cursor: ReconcileCursorStore,
+        *,
+        chunk_size: int = BATCH_GET_LIMIT,
+    ) -> None:
+        """`chunk_size`: jobs read and evaluated together (100: one BatchGetItem)."""
+        self.trigger = trigger
+        self.cursor = cursor
+        self._chunk_size = max(1, min(chunk_size, BATCH_GET_LIMIT))
+
+    @property
+    def settings(self) -> Settings:
+        """The trigger's settings."""
+        return self.trigger.settings
+
+    def run(self, event: Any, invocation: Invocation) -> ReconcileResult:
+        """One reconcile run within the invocation's time; never raises for AWS errors."""
+        started = time.perf_counter()
+        log = structlog.get_logger("reassembly_trigger").bind(
+            aws_request_id=invocation.aws_request_id
+        )
+        targeted = targeted_job_ids(event)
+        result = ReconcileResult(targeted=targeted is not None)
+        clock = self.trigger.gateways.clock
+        budget = InvocationBudget(invocation, clock)
+        try:
+            if targeted is not None:
+                jobs = [InFlightJob(job_id, 0) for job_id in targeted]
+            else:
+                jobs = self._listed(budget)
+            result.listed = len(jobs)
+            self._reconcile(jobs, invocation, budget, result, save_cursor=targeted is None)
+        except DeadlineReached as exc:
+            result.truncated = True
+            log.warning("reconcile_truncated", error=str(exc))
+        result.duration_ms = (time.perf_counter() - started) * 1000.0
+        self._report(result, clock.now(), log)
+        return result
+
+    def _listed(self, budget: InvocationBudget) -> list[InFlightJob]:
+        now = int(self.trigger.gateways.clock.now())
+        jobs = self.trigger.gateways.jobs.in_flight(
+            self.settings.jobs_status_index_name,
+            status=IN_FLIGHT_STATUS,
+            created_before=now - self.settings.reconcile_min_age_seconds,
+            budget=budget,
+        )
+        jobs.sort(key=lambda j: (j.created_at, j.job_id))
+        return rotate(jobs, self.cursor.read())
+
+    def _reconcile(
+        self,
+        jobs: Sequence[InFlightJob],
+        invocation: Invocation,
+        budget: InvocationBudget,
+        result: ReconcileResult,
+        *,
+        save_cursor: bool,
+    ) -> None:
+        now = self.trigger.gateways.clock.now()
+        last: InFlightJob | None = None
+        for start in range(0, len(jobs), self._chunk_size):
+            chunk = jobs[start : start + self._chunk_size]
+            if budget.seconds_left() < CHUNK_SECONDS:
+                result.truncated = True
+                result.not_reached = len(jobs) - start
+                break
+            locks, unread = self.trigger.gateways.lock.read_many(
+                [j.job_id for j in chunk], budget, DYNAMODB_CALL_SECONDS
+            )
+            # A job whose lock could not be read is evaluated without it: the machine
+            # reads the lock itself when it gets that far.
+            known: dict[str, LockRecord | None] = {
+                job_id: lock for job_id, lock in locks.items() if job_id not in unread
+            }
+            outcomes = self.trigger.evaluate_jobs(
+                [JobRequest(j.job_id) for j in chunk],
+                invocation,
+                lease_wait_seconds=0,
+                known_locks=known,
+            )
+            result.outcomes.extend(outcomes)
+            created = {j.job_id: j.created_at for j in chunk}
+            for outcome in outcomes:
+                self._note(outcome, created.get(outcome.job_id), now, result)
+            last = chunk[-1]
+        if save_cursor:
+            # Truncated: the next run starts after the last job reached. Complete: from
+            # the oldest again.
+            self.cursor.write(
+                ReconcileCursor(last.created_at, last.job_id)
+                if result.truncated and last is not None
+                else None,
+                int(now),
+            )
+
+    def _note(
+        self, outcome: JobOutcome, created_at: int | None, now: float, result: ReconcileResult
+    ) -> None:
+        """Collect unclaimed messages and jobs waiting too long for segments."""
+        threshold = self.settings.unclaimed_after_seconds
+        lock = outcome.lock
+        if outcome.reason is SkipReason.ALREADY_TRIGGERED and lock is not None:
+            sent = lock.enqueued_at
+            age = int(now - sent) if sent is not None else None
+            if not lock.reassembly_started and (age is None or age > threshold):
+                result.unclaimed.append(Unclaimed(outcome.job_id, lock.message_id, sent, age))
+        elif outcome.reason is SkipReason.INCOMPLETE and created_at:
+            age = int(now - created_at)
+            if age > threshold:
+                result.waiting_for_segments.append(
+                    WaitingForSegments(
+                        outcome.job_id, outcome.completions, outcome.total_segments, age
+                    )
+                )
+
+    def _report(self, result: ReconcileResult, now: float, log: Any) -> None:
+        for unclaimed in result.unclaimed:
+            log.warning("unclaimed_message", **unclaimed.as_json())
+        for waiting in result.waiting_for_segments:
+            log.warning("waiting_for_segments", **waiting.as_json())
+        log.info(
+            "reconcile_finished",
+            jobs_listed=result.listed,
+            jobs_examined=len(result.outcomes),
+            jobs_enqueued=result.enqueued,
+            unclaimed=len(result.unclaimed),
+            waiting_for_segments=len(result.waiting_for_segments),
+            truncated=result.truncated,
+            duration_ms=round(result.duration_ms, 3),
+        )
+
+
+def build_reconciler(trigger: ReassemblyTrigger) -> Reconciler:
+    """The reconciler of a trigger (same settings, clients and gateways)."""
+    from reassembly_trigger.clients import aws_clients
+
+    clients = aws_clients(trigger.settings.evaluation_concurrency)
+    return Reconciler(
+        trigger,
+        ReconcileCursorStore(clients.dynamodb, trigger.settings.reassembly_triggered_table_name),
+    )
+
+
+_reconciler: Reconciler | None = None
+_init_lock = threading.Lock()
+
+
+def container_reconciler() -> Reconciler:
+    """The container's reconciler, set up on first use."""
+    global _reconciler  # noqa: PLW0603 - one per container, by design
+    with _init_lock:
+        if _reconciler is None:
+            _reconciler = build_reconciler(build_trigger())
+        return _reconciler
+
+
+def reset_container() -> None:
+    """Forget the container's reconciler (tests change the environment between cases)."""
+    global _reconciler  # noqa: PLW0603
+    with _init_lock:
+        _reconciler = None
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    """Reconcile every job in flight (or those `event["job_ids"]` names); return the summary."""
+    from reassembly_trigger.metrics import emit_reconcile_metrics
+
+    reconciler = container_reconciler()
+    invocation = Invocation.from_lambda_context(context, SystemClock())
+    result = reconciler.run(event, invocation)
+    emit_reconcile_metrics(result, reconciler.settings.metrics_namespace, context)
+    return result.as_json()

@@ -1,0 +1,295 @@
+"""The reconciler: no complete job is left without its message, whatever the stream lost.
+
+Each test runs the real reconciler (`reassembly_trigger.reconcile`) against the moto
+server, on the pipeline's tables with the Jobs table's `status-created_at` index.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+import pytest
+
+from reassembly_trigger import handler, reconcile
+from reassembly_trigger.clients import session_clients
+from reassembly_trigger.evaluation import Invocation
+from reassembly_trigger.gateways import RECONCILE_CURSOR_KEY, ReconcileCursorStore
+from reassembly_trigger.local.clock import SimulatedClock
+from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule
+from reassembly_trigger.local.stack import LOCAL_CREDENTIALS, Resources
+from reassembly_trigger.reconcile import Reconciler
+from reassembly_trigger.runtime import build_trigger
+
+from conftest import REGION, LambdaContext, Pipeline, stream_event
+
+
+@pytest.fixture
+def reconcile_env(lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The Lambda's environment, with every job old enough to reconcile."""
+    monkeypatch.setenv("RECONCILE_MIN_AGE_SECONDS", "0")
+    reconcile.reset_container()
+    yield lambda_env
+    reconcile.reset_container()
+
+
+def run(event: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One run of the real reconciler entry point."""
+    return reconcile.lambda_handler(event or {}, LambdaContext(remaining_ms=300_000))
+
+
+def ready(pipeline: Pipeline, job_id: str, total: int = 2) -> None:
+    pipeline.add_job(job_id, total_segments=total)
+    pipeline.complete(job_id, range(total))
+
+
+@pytest.mark.usefixtures("reconcile_env")
+def test_a_complete_job_whose_batches_were_all_discarded_gets_exactly_one_message(
+    pipeline: Pipeline,
+) -> None:
+    """GIVEN a complete, chunked job no stream record ever reached WHEN the reconciler runs
+    (twice) THEN the first run sends exactly one message and says so; the second sends none."""
+    ready(pipeline, "job-lost", total=3)
+
+    first = run()
+    second = run()
+
+    assert first["jobs_enqueued"] == ["job-lost"]
+    assert first["outcomes"]["enqueued"] == 1
+    assert second["jobs_enqueued"] == []
+    assert second["outcomes"] == {"skipped": 1, "skipped:already_triggered": 1}
+    assert pipeline.bodies() == [{"job_id": "job-lost"}]
+
+
+@pytest.mark.usefixtures("reconcile_env")
+def test_incomplete_or_unchunked_jobs_are_never_enqueued(pipeline: Pipeline) -> None:
+    """Only `chunking_complete` jobs are listed, and only complete ones are sent."""
+    pipeline.add_job("job-short", total_segments=3)
+    pipeline.complete("job-short", [0, 2])
+    pipeline.add_job("job-chunking", total_segments=None, status="chunking_in_progress")
+    pipeline.complete("job-chunking", [0])
+    pipeline.add_job("job-done", total_segments=1, status="completed")
+    pipeline.complete("job-done", [0])
+
+    summary = run()
+
+    assert summary["jobs_listed"] == 1
+    assert summary["outcomes"] == {"skipped": 1, "skipped:incomplete": 1}
+    assert pipeline.bodies() == []
+
+
+@pytest.mark.usefixtures("reconcile_env")
+def test_a_live_lease_is_left_alone_and_an_expired_unfinished_lock_is_taken_over(
+    pipeline: Pipeline,
+) -> None:
+    """A holder within its lease is deferred to (never waited for); a lock whose lease is
+    over and that was never marked is taken over and its job sent once."""
+    now = int(time.time())
+    ready(pipeline, "job-live")
+    pipeline.put_lock("job-live", holder="alive/1", triggered_at=now, lease_expires_at=now + 600)
+    ready(pipeline, "job-dead")
+    pipeline.put_lock(
+        "job-dead", holder="dead/1", triggered_at=now - 900, lease_expires_at=now - 300
+    )
+    started = time.monotonic()
+
+    summary = run()
+
+    assert time.monotonic() - started < 5  # no wait on the live holder
+    assert summary["jobs_enqueued"] == ["job-dead"]
+    assert summary["outcomes"]["skipped:deferred"] == 1
+    assert pipeline.lock("job-live")["holder"] == "alive/1"
+    assert int(pipeline.lock("job-dead")["takeovers"]) == 1
+    assert pipeline.bodies() == [{"job_id": "job-dead"}]
+
+
+@pytest.mark.usefixtures("reconcile_env")
+def test_a_marked_or_started_job_costs_no_count(
+    pipeline: Pipeline, lambda_clients: Any, faults: FaultInjector
+) -> None:
+    """Locks are read first: a job whose message was sent, or whose reassembly started,
+    ends there: the only Query of the run is the index listing."""
+    now = int(time.time())
+    for job_id in ("job-marked", "job-started"):
+        ready(pipeline, job_id)
+    pipeline.put_lock("job-marked", holder="h", triggered_at=now, enqueued_at=now, message_id="m")
+    pipeline.put_lock("job-started", triggered_at=now - 60, reassembly_started_at=now)
+
+    summary = run()
+
+    assert summary["outcomes"] == {
+        "skipped": 2,
+        "skipped:already_triggered": 1,
+        "skipped:reassembly_started": 1,
+    }
+    assert faults.calls["Query"] == 1
+    assert faults.calls["BatchGetItem"] == 1  # the locks; no Job is read for them
+
+
+@pytest.mark.usefixtures("reconcile_env")
+def test_a_targeted_run_reconciles_exactly_the_named_jobs_whatever_their_status(
+    pipeline: Pipeline,
+) -> None:
+    """`{"job_ids": [...]}` evaluates those jobs and no other, through the same rules."""
+    ready(pipeline, "job-a")
+    ready(pipeline, "job-b")
+    pipeline.add_job("job-c", total_segments=None, status="created")
+
+    summary = run({"job_ids": ["job-a", "job-c", "job-a", "", 7]})
+
+    assert summary["targeted"] is True
+    assert summary["jobs_examined"] == 2
+    assert summary["jobs_enqueued"] == ["job-a"]
+    assert summary["outcomes"]["skipped:not_chunking_complete"] == 1
+    assert pipeline.bodies() == [{"job_id": "job-a"}]
+
+
+@pytest.mark.usefixtures("reconcile_env")
+def test_fresh_jobs_are_left_to_the_stream_path(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs created less than RECONCILE_MIN_AGE_SECONDS ago are not listed."""
+    monkeypatch.setenv("RECONCILE_MIN_AGE_SECONDS", "300")
+    reconcile.reset_container()
+    pipeline.add_job("job-new", total_segments=1, created_at=int(time.time()) - 10)
+    pipeline.complete("job-new", [0])
+    ready(pipeline, "job-old")
+
+    summary = run()
+
+    assert summary["jobs_enqueued"] == ["job-old"]
+    assert summary["jobs_listed"] == 1
+
+
+@pytest.mark.usefixtures("reconcile_env")
+def test_unclaimed_messages_and_long_waits_are_reported_not_resent(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A message sent long ago and never claimed is reported (with its id and age) and
+    counted in the metrics, but never re-sent; so is a job missing segments for long."""
+    monkeypatch.setenv("UNCLAIMED_AFTER_SECONDS", "60")
+    reconcile.reset_container()
+    now = int(time.time())
+    ready(pipeline, "job-unclaimed")
+    sent = now - 7200
+    pipeline.put_lock(
+        "job-unclaimed", holder="h", triggered_at=sent, enqueued_at=sent, message_id="m1"
+    )
+    pipeline.add_job("job-slow", total_segments=3)
+    pipeline.complete("job-slow", [0])
+
+    summary = run()
+
+    assert summary["unclaimed"] == [
+        {
+            "job_id": "job-unclaimed",
+            "message_id": "m1",
+            "enqueued_at": now - 7200,
+            "age_seconds": pytest.approx(7200, abs=5),
+        }
+    ]
+    assert [w["job_id"] for w in summary["waiting_for_segments"]] == ["job-slow"]
+    assert pipeline.bodies() == []
+    metrics = [line for line in capsys.readouterr().out.splitlines() if "reconcile_metrics" in line]
+    assert len(metrics) == 1
+    assert '"Unclaimed":1' in metrics[0]
+    assert '"WaitingForSegments":1' in metrics[0]
+
+
+# ------------------------------------------------------------------ time and fairness
+
+
+@contextmanager
+def simulated_reconciler(
+    moto_endpoint: str, resources: Resources, chunk_size: int
+) -> Iterator[tuple[Reconciler, SimulatedClock, FaultInjector]]:
+    clock = SimulatedClock()
+    session = boto3.session.Session(region_name=REGION, **LOCAL_CREDENTIALS)
+    clients = session_clients(session, 1, endpoint_url=moto_endpoint)
+    faults = FaultInjector()
+    faults.attach(clients.dynamodb)
+    settings = resources.settings(evaluation_concurrency=1, reconcile_min_age_seconds=0)
+    trigger = build_trigger(settings, clients=clients, clock=clock, renderer=None)
+    cursor = ReconcileCursorStore(clients.dynamodb, settings.reassembly_triggered_table_name)
+    yield Reconciler(trigger, cursor, chunk_size=chunk_size), clock, faults
+
+
+def test_a_run_out_of_time_reports_truncated_and_the_next_run_reaches_the_rest(
+    pipeline: Pipeline, moto_endpoint: str, resources: Resources
+) -> None:
+    """GIVEN more jobs than one run has time for WHEN a run stops early THEN it reports
+    `truncated`, and the next run starts after the last job reached (no job starves)."""
+    job_ids = [f"job-{n}" for n in range(6)]
+    for n, job_id in enumerate(job_ids):
+        pipeline.add_job(job_id, total_segments=1, created_at=1793999000 + n)
+        pipeline.complete(job_id, [0])
+    with simulated_reconciler(moto_endpoint, resources, chunk_size=2) as simulated:
+        reconciler, clock, faults = simulated
+        # Each chunk's lock read takes 100 simulated seconds: a run of 250 s reaches two.
+        faults.add(FaultRule("BatchGetItem", FaultKind.PAUSE, action=lambda: clock.advance(100)))
+
+        first = reconciler.run({}, Invocation("run-1", clock.now() + 250))
+        second = reconciler.run({}, Invocation("run-2", clock.now() + 250))
+
+    assert first.truncated
+    assert first.enqueued == job_ids[:2]
+    assert second.truncated
+    assert second.enqueued == job_ids[2:4]
+    assert pipeline.lock(RECONCILE_CURSOR_KEY)["cursor_job_id"] == "job-3"
+
+
+def test_after_a_complete_run_the_next_starts_from_the_oldest_again(
+    pipeline: Pipeline, moto_endpoint: str, resources: Resources
+) -> None:
+    """A run that reaches every job clears the cursor."""
+    ready(pipeline, "job-x", total=1)
+    with simulated_reconciler(moto_endpoint, resources, chunk_size=2) as (reconciler, clock, _):
+        result = reconciler.run({}, Invocation("run", clock.now() + 300))
+
+    assert not result.truncated
+    assert "cursor_job_id" not in pipeline.lock(RECONCILE_CURSOR_KEY)
+
+
+@pytest.mark.usefixtures("reconcile_env")
+def test_two_reconcile_runs_and_a_stream_invocation_on_one_job_send_one_message(
+    pipeline: Pipeline,
+) -> None:
+    """The reconciler takes the lock with the same conditional writes as the stream path:
+    any number of them at once send one message."""
+    ready(pipeline, "job-race", total=2)
+    records = pipeline.completion_records("job-race", [1])
+    results: list[Any] = []
+    barrier = threading.Barrier(3)
+
+    def reconcile_once() -> None:
+        barrier.wait()
+        results.append(run())
+
+    def stream_once() -> None:
+        barrier.wait()
+        results.append(handler.lambda_handler(stream_event(*records), LambdaContext()))
+
+    threads = [threading.Thread(target=t) for t in (reconcile_once, reconcile_once, stream_once)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert len(results) == 3
+    assert pipeline.bodies() == [{"job_id": "job-race"}]
+    assert "enqueued_at" in pipeline.lock("job-race")
+
+
+def test_the_local_stack_has_the_pipelines_status_index(
+    pipeline: Pipeline, moto_endpoint: str, resources: Resources
+) -> None:
+    """The local stack creates the Jobs table with the pipeline's status index."""
+    table = pipeline.aws.dynamodb.describe_table(TableName=resources.names.jobs_table)["Table"]
+    indexes = {i["IndexName"]: i for i in table.get("GlobalSecondaryIndexes", [])}
+    index = indexes["status-created_at"]
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["status", "created_at"]
+    assert index["Projection"]["ProjectionType"] == "ALL"
