@@ -12,14 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import structlog
 
 from reassembly_trigger import handler
-from reassembly_trigger.batch import PartialBatchResponse
-from reassembly_trigger.clients import AwsClients, aws_clients, reset_clients
-from reassembly_trigger.local.faults import FaultInjector
+from reassembly_trigger.batch import PartialBatchResponse, ReassemblyTrigger
+from reassembly_trigger.clients import AwsClients, aws_clients, reset_clients, session_clients
+from reassembly_trigger.gateways import BATCH_GET_LIMIT, ReconcileCursorStore
+from reassembly_trigger.local.clock import SimulatedClock
+from reassembly_trigger.local.faults import FaultInjector, instant_retries
 from reassembly_trigger.local.stack import (
+    LOCAL_CREDENTIALS,
     LocalAws,
     ResourceNames,
     Resources,
@@ -27,6 +31,8 @@ from reassembly_trigger.local.stack import (
     embedded_moto_server,
     environment,
 )
+from reassembly_trigger.reconcile import Reconciler
+from reassembly_trigger.runtime import build_trigger
 from reassembly_trigger.settings import ENVIRONMENT_VARIABLES, Settings
 
 REGION = "us-east-1"
@@ -341,6 +347,43 @@ def invoke(lambda_env: dict[str, str]) -> Invoker:
 def lambda_clients(lambda_env: dict[str, str]) -> AwsClients:
     """The very clients the handler will use in this test (created once per container)."""
     return aws_clients(Settings.from_env().evaluation_concurrency)
+
+
+@dataclass
+class SimulatedTrigger:
+    """The real trigger on its own clients, with faults at their HTTP layer, a simulated
+    clock (botocore's retries sleep on it) and this test's resources."""
+
+    trigger: ReassemblyTrigger
+    clock: SimulatedClock
+    faults: FaultInjector
+    clients: AwsClients
+
+    def reconciler(self, *, chunk_size: int = BATCH_GET_LIMIT) -> Reconciler:
+        """A reconciler on the same trigger (same clients, clock and settings)."""
+        cursor = ReconcileCursorStore(
+            self.clients.dynamodb, self.trigger.settings.reassembly_triggered_table_name
+        )
+        return Reconciler(self.trigger, cursor, chunk_size=chunk_size)
+
+
+@contextmanager
+def simulated_trigger(
+    endpoint: str, resources: Resources, **settings: Any
+) -> Iterator[SimulatedTrigger]:
+    """A `SimulatedTrigger` for `resources`; `settings` override the Settings' defaults."""
+    clock = SimulatedClock()
+    session = boto3.session.Session(region_name=REGION, **LOCAL_CREDENTIALS)
+    clients = session_clients(session, 1, endpoint_url=endpoint)
+    faults = FaultInjector()
+    for client in (clients.dynamodb, clients.sqs):
+        faults.attach(client)
+        instant_retries(client, clock.sleep)
+    config = {"evaluation_concurrency": 1, **settings}
+    trigger = build_trigger(
+        resources.settings(**config), clients=clients, clock=clock, renderer=None
+    )
+    yield SimulatedTrigger(trigger, clock, faults, clients)
 
 
 @pytest.fixture

@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import boto3
 import pytest
 
 from reassembly_trigger import handler, reconcile
-from reassembly_trigger.clients import session_clients
 from reassembly_trigger.evaluation import Invocation
-from reassembly_trigger.gateways import RECONCILE_CURSOR_KEY, ReconcileCursorStore
-from reassembly_trigger.local.clock import SimulatedClock
+from reassembly_trigger.gateways import RECONCILE_CURSOR_KEY
 from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule
-from reassembly_trigger.local.stack import LOCAL_CREDENTIALS, Resources
-from reassembly_trigger.reconcile import Reconciler
-from reassembly_trigger.runtime import build_trigger
+from reassembly_trigger.local.stack import Resources
 
-from conftest import REGION, LambdaContext, Pipeline, stream_event
+from conftest import LambdaContext, Pipeline, simulated_trigger, stream_event
 
 
 @pytest.fixture
@@ -203,21 +196,6 @@ def test_unclaimed_messages_and_long_waits_are_reported_not_resent(
 # ------------------------------------------------------------------ time and fairness
 
 
-@contextmanager
-def simulated_reconciler(
-    moto_endpoint: str, resources: Resources, chunk_size: int
-) -> Iterator[tuple[Reconciler, SimulatedClock, FaultInjector]]:
-    clock = SimulatedClock()
-    session = boto3.session.Session(region_name=REGION, **LOCAL_CREDENTIALS)
-    clients = session_clients(session, 1, endpoint_url=moto_endpoint)
-    faults = FaultInjector()
-    faults.attach(clients.dynamodb)
-    settings = resources.settings(evaluation_concurrency=1, reconcile_min_age_seconds=0)
-    trigger = build_trigger(settings, clients=clients, clock=clock, renderer=None)
-    cursor = ReconcileCursorStore(clients.dynamodb, settings.reassembly_triggered_table_name)
-    yield Reconciler(trigger, cursor, chunk_size=chunk_size), clock, faults
-
-
 def test_a_run_out_of_time_reports_truncated_and_the_next_run_reaches_the_rest(
     pipeline: Pipeline, moto_endpoint: str, resources: Resources
 ) -> None:
@@ -227,8 +205,12 @@ def test_a_run_out_of_time_reports_truncated_and_the_next_run_reaches_the_rest(
     for n, job_id in enumerate(job_ids):
         pipeline.add_job(job_id, total_segments=1, created_at=1793999000 + n)
         pipeline.complete(job_id, [0])
-    with simulated_reconciler(moto_endpoint, resources, chunk_size=2) as simulated:
-        reconciler, clock, faults = simulated
+    with simulated_trigger(moto_endpoint, resources, reconcile_min_age_seconds=0) as simulated:
+        reconciler, clock, faults = (
+            simulated.reconciler(chunk_size=2),
+            simulated.clock,
+            simulated.faults,
+        )
         # Each chunk's lock read takes 100 simulated seconds: a run of 250 s reaches two.
         faults.add(FaultRule("BatchGetItem", FaultKind.PAUSE, action=lambda: clock.advance(100)))
 
@@ -247,8 +229,9 @@ def test_after_a_complete_run_the_next_starts_from_the_oldest_again(
 ) -> None:
     """A run that reaches every job clears the cursor."""
     ready(pipeline, "job-x", total=1)
-    with simulated_reconciler(moto_endpoint, resources, chunk_size=2) as (reconciler, clock, _):
-        result = reconciler.run({}, Invocation("run", clock.now() + 300))
+    with simulated_trigger(moto_endpoint, resources, reconcile_min_age_seconds=0) as simulated:
+        clock = simulated.clock
+        result = simulated.reconciler().run({}, Invocation("run", clock.now() + 300))
 
     assert not result.truncated
     assert "cursor_job_id" not in pipeline.lock(RECONCILE_CURSOR_KEY)

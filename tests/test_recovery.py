@@ -15,12 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 import structlog
 
 from reassembly_trigger.batch import PartialBatchResponse, ReassemblyTrigger
-from reassembly_trigger.clients import session_clients
 from reassembly_trigger.evaluation import LOCK_SECONDS, Invocation
 from reassembly_trigger.gateways import CLOCK_SKEW_SECONDS, fifo_message_ids
 from reassembly_trigger.local.clock import SimulatedClock
@@ -29,20 +27,17 @@ from reassembly_trigger.local.faults import (
     FaultKind,
     FaultRule,
     SimulatedCrash,
-    instant_retries,
 )
 from reassembly_trigger.local.media_worker import MediaWorker
 from reassembly_trigger.local.stack import (
-    LOCAL_CREDENTIALS,
     LocalAws,
     ResourceNames,
     Resources,
     create_resources,
 )
-from reassembly_trigger.runtime import build_trigger
 from reassembly_trigger.settings import DEFAULT_LOCK_LEASE_SECONDS
 
-from conftest import REGION, Pipeline, stream_event
+from conftest import REGION, Pipeline, simulated_trigger, stream_event
 
 MARK = "SET enqueued_at"  # only the enqueue mark's UpdateItem carries this text
 TAKE_OVER = "#takeovers = :takeovers"  # only a take-over's UpdateItem carries this text
@@ -96,20 +91,12 @@ class Harness:
 def _harness(
     pipeline: Pipeline, endpoint: str, resources: Resources, *, lease_wait_seconds: int = 5
 ) -> Iterator[Harness]:
-    clock = SimulatedClock()
-    session = boto3.session.Session(region_name=REGION, **LOCAL_CREDENTIALS)
-    clients = session_clients(session, 1, endpoint_url=endpoint)
-    faults = FaultInjector()
-    for client in (clients.dynamodb, clients.sqs):
-        faults.attach(client)
-        instant_retries(client, clock.sleep)
-    settings = resources.settings(evaluation_concurrency=1, lease_wait_seconds=lease_wait_seconds)
-    trigger = build_trigger(settings, clients=clients, clock=clock, renderer=None)
-    worker = MediaWorker(LocalAws.connect(endpoint, REGION), resources, clock)
-    # One capture for the whole test: structlog's capture is process-wide, so events of
-    # evaluations running in other threads land here too.
-    with structlog.testing.capture_logs() as logs:
-        yield Harness(trigger, clock, faults, pipeline, worker, logs)
+    with simulated_trigger(endpoint, resources, lease_wait_seconds=lease_wait_seconds) as sim:
+        worker = MediaWorker(LocalAws.connect(endpoint, REGION), resources, sim.clock)
+        # One capture for the whole test: structlog's capture is process-wide, so events of
+        # evaluations running in other threads land here too.
+        with structlog.testing.capture_logs() as logs:
+            yield Harness(sim.trigger, sim.clock, sim.faults, pipeline, worker, logs)
 
 
 @pytest.fixture
