@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "reassembly_trigger.local.commands.poll",
     "reassembly_trigger.local.commands.replay",
     "reassembly_trigger.local.commands.doctor",
+    "reassembly_trigger.local.commands.reconcile",
     "reassembly_trigger.local.commands.explain",
     "reassembly_trigger.local.commands.bench",
     "reassembly_trigger.local.commands.diagram",

@@ -66,6 +66,7 @@ class Verdict(StrEnum):
 
     REASSEMBLED = "reassembled"
     IN_PROGRESS = "in_progress"
+    UNCLAIMED = "unclaimed"
     WAITING_FOR_SEGMENTS = "waiting_for_segments"
     WAITING_FOR_CHUNKING = "waiting_for_chunking"
     WOULD_TRIGGER = "would_trigger"
@@ -75,7 +76,7 @@ class Verdict(StrEnum):
 
 
 #: Verdicts that need a person: `doctor` exits 1 on them.
-ACTION_NEEDED = frozenset({Verdict.STUCK, Verdict.NOT_FOUND, Verdict.INVALID})
+ACTION_NEEDED = frozenset({Verdict.STUCK, Verdict.NOT_FOUND, Verdict.INVALID, Verdict.UNCLAIMED})
 
 
 class DoctorError(Exception):
@@ -369,6 +370,8 @@ class _Facts:
     lock: LockState | None
     latest_completion_at: int | None
     now: float
+    #: A message sent longer ago than this and still unclaimed is `unclaimed`.
+    unclaimed_after_seconds: float = 3600
 
 
 class Doctor:
@@ -541,6 +544,7 @@ class Doctor:
             lock=LockState.judge(record, now, gateways.lock_lease_seconds) if record else None,
             latest_completion_at=self._completion_times(job_id),
             now=now,
+            unclaimed_after_seconds=self.trigger.settings.unclaimed_after_seconds,
         )
 
 
@@ -641,6 +645,16 @@ def _enqueued(facts: _Facts, machine: MachineView, grace: float) -> Finding:
     sent = record.enqueued_at if record else None
     at = f" at {when(sent)} ({duration(facts.now - sent)} ago)" if sent else ""
     message = f" {record.message_id}" if record and record.message_id else ""
+    if sent is None or facts.now - sent > facts.unclaimed_after_seconds:
+        return (
+            Verdict.UNCLAIMED,
+            f"the reassembly message{message} was sent{at} and nobody claimed it for longer "
+            f"than {duration(facts.unclaimed_after_seconds)}: it was lost downstream (queue "
+            "purged, retention passed) or the media worker keeps failing it",
+            "Check the reassembly queue's dead-letter queue and the media worker's logs; "
+            "once the cause is fixed, re-send it on purpose: "
+            f"`reassembly-trigger doctor {facts.job_id} --repair --resend`.",
+        )
     return (
         Verdict.IN_PROGRESS,
         f"the reassembly message{message} was sent{at} and awaits the media worker",

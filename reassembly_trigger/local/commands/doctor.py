@@ -18,6 +18,7 @@ from reassembly_trigger.local.doctor import (
     ACTION_NEEDED,
     DEFAULT_GRACE_SECONDS,
     DEFAULT_REPAIR_TIMEOUT_SECONDS,
+    MAX_REPAIR_TIMEOUT_SECONDS,
     Diagnosis,
     Doctor,
     DoctorError,
@@ -38,6 +39,7 @@ _STYLES = {
     Verdict.WOULD_TRIGGER: "yellow",
     Verdict.WAITING_FOR_SEGMENTS: "cyan",
     Verdict.WAITING_FOR_CHUNKING: "cyan",
+    Verdict.UNCLAIMED: "bold red",
 }
 
 
@@ -62,12 +64,18 @@ def register(subparsers: Any) -> None:
         help="run the real state machine for the job, exactly as the Lambda would",
     )
     parser.add_argument(
+        "--resend",
+        action="store_true",
+        help="with --repair: re-send the message of a job enqueued but never claimed "
+        "(conditional on the lock as read: two people cannot both re-send)",
+    )
+    parser.add_argument(
         "--timeout",
-        type=_seconds,
+        type=_timeout,
         default=DEFAULT_REPAIR_TIMEOUT_SECONDS,
         metavar="SECONDS",
         help="--repair's deadline: its lease, and how long it may wait for another holder "
-        f"(default {DEFAULT_REPAIR_TIMEOUT_SECONDS:g})",
+        f"(default {DEFAULT_REPAIR_TIMEOUT_SECONDS:g}, at most {MAX_REPAIR_TIMEOUT_SECONDS:g})",
     )
     parser.add_argument(
         "--grace",
@@ -78,6 +86,16 @@ def register(subparsers: Any) -> None:
         f"would_trigger rather than stuck (default {DEFAULT_GRACE_SECONDS})",
     )
     parser.set_defaults(run=run)
+
+
+def _timeout(text: str) -> float:
+    value = _seconds(text)
+    if value > MAX_REPAIR_TIMEOUT_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_REPAIR_TIMEOUT_SECONDS:g} seconds (no lease outlives Lambda's "
+            f"maximum timeout), got {text!r}"
+        )
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -96,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     configure_logging("console", sys.stderr, force=True, level=logging.WARNING)
     try:
         doctor = Doctor.from_environment(grace_seconds=args.grace)
+        if args.resend:
+            return _resend(doctor, args)
         if args.repair:
             repaired = doctor.repair(args.job_id, args.timeout)
         else:
@@ -117,6 +137,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         render_diagnosis(_console(), diagnosis)
     return diagnosis.exit_status
+
+
+def _resend(doctor: Doctor, args: argparse.Namespace) -> int:
+    if not args.repair:
+        print("doctor: --resend needs --repair", file=sys.stderr)
+        return 2
+    resent = doctor.resend(args.job_id)
+    if args.json:
+        print(json.dumps(resent.as_json(), indent=2))
+    elif resent.sent:
+        print(
+            f"re-sent {args.job_id}: message {resent.message_id} "
+            f"(was {resent.previous_message_id}; resend #{resent.resends})"
+        )
+    else:
+        print(f"not re-sent: {resent.reason}")
+    return resent.exit_status
 
 
 def _console() -> Console:
@@ -227,7 +264,7 @@ def _lock_line(lock: LockState | None, now: float) -> str:
 def _machine_line(diagnosis: Diagnosis) -> str:
     machine = diagnosis.machine
     path = " -> ".join(machine.path) or machine.state
-    ending = machine.reason or ""
-    if machine.would:
-        ending += f", would {machine.would}"
+    ending = ", ".join(
+        part for part in (machine.reason, f"would {machine.would}" if machine.would else "") if part
+    )
     return f"dry run: {path} ({ending})" if ending else f"dry run: {path}"

@@ -1,0 +1,132 @@
+"""`reassembly-trigger reconcile [--repair] [--json] [--job JOB_ID ...]`: the fleet at a glance."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reassembly_trigger.local.doctor import ACTION_NEEDED, Doctor, DoctorError, duration
+from reassembly_trigger.local.fleet import Fleet, FleetEntry, FleetReport
+from reassembly_trigger.logs import configure_logging
+from reassembly_trigger.settings import SettingsError
+
+
+def register(subparsers: Any) -> None:
+    """Add the `reconcile` command."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "reconcile",
+        help="every job in flight with its verdict (--repair: run the reconciler on them)",
+        description=(
+            "List every Job in chunking_complete (through the Jobs table's status index, "
+            "JOBS_STATUS_INDEX_NAME) or the jobs named with --job, and show each one's "
+            "age, doctor verdict, segments, lock and next action. Changes nothing unless "
+            "--repair is given, which runs the reconciler (the real machine, never "
+            "waiting on a live holder) on the jobs whose verdict is stuck or "
+            "would_trigger. Exit status 1 when any job needs a person (stuck, not_found, "
+            "invalid, unclaimed), 2 on errors."
+        ),
+    )
+    parser.add_argument(
+        "--job",
+        dest="job_ids",
+        action="append",
+        metavar="JOB_ID",
+        help="look at this job only (repeatable; default: every job in flight)",
+    )
+    parser.add_argument("--repair", action="store_true", help="run the reconciler on them")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Diagnose the fleet (and repair what the machine can), then print it."""
+    configure_logging("console", sys.stderr, force=True, level=logging.WARNING)
+    try:
+        fleet = Fleet(Doctor.from_environment())
+        jobs = fleet.jobs(args.job_ids)
+        entries = _diagnose(fleet, jobs, show_progress=not args.json)
+        repair = None
+        if args.repair:
+            repair = fleet.repair(entries)
+            entries = _diagnose(fleet, jobs, show_progress=not args.json)
+    except SettingsError as exc:
+        print(f"reconcile: {exc} (set them as for the Lambda)", file=sys.stderr)
+        return 2
+    except (DoctorError, ClientError, BotoCoreError) as exc:
+        print(f"reconcile: {exc}", file=sys.stderr)
+        return 2
+    report = FleetReport(entries, repair)
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2, default=str))
+    else:
+        render(report)
+    return report.exit_status
+
+
+def _diagnose(
+    fleet: Fleet, jobs: list[tuple[str, int | None]], *, show_progress: bool
+) -> list[FleetEntry]:
+    if not show_progress or not jobs:
+        return fleet.diagnose(jobs)
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=_console(stderr=True)) as progress:
+        task = progress.add_task("reading jobs", total=len(jobs))
+        return fleet.diagnose(jobs, lambda done, _total: progress.update(task, completed=done))
+
+
+def _console(*, stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    if stderr:
+        return Console(stderr=True)
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def render(report: FleetReport) -> None:
+    """One row per job, then the counts by verdict and what a repair did."""
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title=f"{len(report.entries)} job(s) in flight")
+    for column in ("job", "age", "verdict", "segments", "lock", "next"):
+        table.add_column(column, overflow="fold")
+    for entry in report.entries:
+        d = entry.diagnosis
+        age = entry.age_seconds
+        style = "bold red" if d.verdict in ACTION_NEEDED else None
+        table.add_row(
+            d.job_id,
+            duration(age) if age is not None else "-",
+            d.verdict.value,
+            f"{d.completions}/{d.total_segments if d.total_segments is not None else '?'}",
+            _lock(entry),
+            d.next_action,
+            style=style,
+        )
+    console.print(table)
+    verdicts = ", ".join(f"{name} {count}" for name, count in sorted(report.verdicts().items()))
+    console.print(f"verdicts: {verdicts or 'none'}")
+    if report.repair is not None:
+        enqueued = report.repair.enqueued
+        console.print(
+            f"repair: {len(enqueued)} job(s) enqueued"
+            + (f" ({', '.join(enqueued)})" if enqueued else "")
+        )
+
+
+def _lock(entry: FleetEntry) -> str:
+    lock = entry.diagnosis.lock
+    if lock is None:
+        return "none"
+    record = lock.record
+    if record.reassembly_started:
+        return "reassembly started"
+    if record.enqueued:
+        return f"enqueued ({record.message_id or '?'})"
+    return f"unmarked, lease {lock.lease}"

@@ -1,0 +1,149 @@
+"""`reconcile` shows every job in flight with its verdict; `--repair` runs the reconciler on
+those the machine can finish; `doctor --repair --resend` re-sends an unclaimed message once."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from reassembly_trigger.local import cli
+
+from conftest import Pipeline
+
+HOUR = 3600
+
+
+def reconcile(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    capsys.readouterr()
+    status = cli.main(["reconcile", *args, "--json"])
+    return status, json.loads(capsys.readouterr().out)
+
+
+def fleet(pipeline: Pipeline) -> None:
+    """A stuck job (complete, no lock, last write long ago), a waiting one, an unclaimed one."""
+    long_ago = int(time.time()) - 2 * HOUR
+    pipeline.add_job("job-stuck", total_segments=2)
+    pipeline.complete("job-stuck", range(2))  # completed_at is weeks ago
+    pipeline.add_job("job-waiting", total_segments=3)
+    pipeline.complete("job-waiting", [0])
+    pipeline.add_job("job-unclaimed", total_segments=1)
+    pipeline.complete("job-unclaimed", [0])
+    pipeline.put_lock(
+        "job-unclaimed",
+        holder="h",
+        triggered_at=long_ago,
+        lease_expires_at=long_ago + 60,
+        enqueued_at=long_ago,
+        message_id="m-old",
+    )
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_the_fleet_view_gives_every_job_in_flight_its_verdict(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every chunking_complete job, oldest first, with doctor's verdict; exit 1 when a
+    person must act; nothing written."""
+    fleet(pipeline)
+    pipeline.add_job("job-chunking", total_segments=None, status="chunking_in_progress")
+
+    status, report = reconcile(capsys)
+
+    assert status == 1
+    verdicts = {job["job_id"]: job["verdict"] for job in report["jobs"]}
+    assert verdicts == {
+        "job-stuck": "stuck",
+        "job-waiting": "waiting_for_segments",
+        "job-unclaimed": "unclaimed",
+    }
+    assert all(job["age_seconds"] > 0 for job in report["jobs"])
+    assert report["repair"] is None
+    assert pipeline.lock("job-stuck") is None
+    assert pipeline.bodies() == []
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_repair_runs_the_reconciler_on_what_the_machine_can_finish(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--repair` sends the stuck job's message (once) and leaves the unclaimed one to a
+    person: it is reported, never re-sent."""
+    fleet(pipeline)
+
+    status, report = reconcile(capsys, "--repair")
+
+    assert report["repair"]["jobs_enqueued"] == ["job-stuck"]
+    verdicts = {job["job_id"]: job["verdict"] for job in report["jobs"]}
+    assert verdicts["job-stuck"] == "in_progress"
+    assert verdicts["job-unclaimed"] == "unclaimed"
+    assert status == 1
+    assert pipeline.bodies() == [{"job_id": "job-stuck"}]
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_the_human_table_lists_each_job_and_the_counts(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The table has one row per job and a line of counts by verdict."""
+    fleet(pipeline)
+    capsys.readouterr()
+
+    cli.main(["reconcile", "--job", "job-waiting", "--job", "job-stuck"])
+
+    out = capsys.readouterr().out
+    assert "2 job(s) in flight" in out
+    assert "job-waiting" in out
+    assert "job-unclaimed" not in out
+    assert "verdicts: stuck 1, waiting_for_segments 1" in out
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_resend_sends_an_unclaimed_message_once_even_when_two_people_try(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two `doctor --repair --resend` at once: one message, the new id and count recorded."""
+    fleet(pipeline)
+    results: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def resend() -> None:
+        barrier.wait()
+        results.append(cli.main(["doctor", "job-unclaimed", "--repair", "--resend", "--json"]))
+
+    threads = [threading.Thread(target=resend) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sorted(results) == [0, 1]
+    assert pipeline.bodies() == [{"job_id": "job-unclaimed"}]
+    lock = pipeline.lock("job-unclaimed")
+    assert lock["message_id"] != "m-old"
+    assert int(lock["resends"]) == 1
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_resend_refuses_a_job_never_sent_or_already_claimed(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Re-sending is only for a message sent and never claimed."""
+    fleet(pipeline)
+    pipeline.put_lock("job-claimed", triggered_at=1, enqueued_at=2, reassembly_started_at=3)
+
+    assert cli.main(["doctor", "job-stuck", "--repair", "--resend"]) == 1
+    assert cli.main(["doctor", "job-claimed", "--repair", "--resend"]) == 1
+    assert pipeline.bodies() == []
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_repair_timeout_is_capped_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    """No lease may outlive Lambda's maximum timeout: --timeout above 900 is refused."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["doctor", "job-x", "--repair", "--timeout", "31536000"])
+    assert exited.value.code == 2
+    assert "at most 900" in capsys.readouterr().err
