@@ -207,3 +207,13 @@ def test_the_operations_guide_documents_every_metric() -> None:
 
     assert [name for name in METRIC_UNITS if f"`{name}`" not in guide] == []
     assert f"({len(METRIC_UNITS)} per function)" in guide
+
+
+def test_the_operations_guide_documents_every_reconciler_metric() -> None:
+    """docs/operations.md names every metric of the reconciler's line, and their number."""
+    from reassembly_trigger.metrics import RECONCILE_METRIC_UNITS
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text()
+
+    assert [name for name in RECONCILE_METRIC_UNITS if f"`{name}`" not in guide] == []
+    assert f"({len(RECONCILE_METRIC_UNITS)} in all)" in guide
