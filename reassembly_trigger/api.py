@@ -22,37 +22,29 @@ It raises `SettingsError` when the environment is incomplete.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 
 from reassembly_trigger.batch import BatchResult, ReassemblyTrigger
 from reassembly_trigger.evaluation import Invocation, JobOutcome
 from reassembly_trigger.records import JobRequest, ParsedBatch, is_job_id
-from reassembly_trigger.runtime import build_trigger
+from reassembly_trigger.runtime import PerProcess, build_trigger
 
 #: A caller's default deadline: the lease it takes when it locks a job, and how long the
 #: call may take at most (waiting for another holder included).
 DEFAULT_TIMEOUT_SECONDS = 60.0
 
-_trigger: ReassemblyTrigger | None = None
-_init_lock = threading.Lock()
+_trigger: PerProcess[ReassemblyTrigger] = PerProcess(build_trigger)
 
 
 def process_trigger() -> ReassemblyTrigger:
     """The process's trigger, built from the environment on first use (then reused)."""
-    global _trigger  # noqa: PLW0603 - one per process, like the Lambda's container
-    with _init_lock:
-        if _trigger is None:
-            _trigger = build_trigger()
-        return _trigger
+    return _trigger.get()
 
 
 def reset_process_trigger() -> None:
     """Forget the process's trigger (tests change the environment between cases)."""
-    global _trigger  # noqa: PLW0603
-    with _init_lock:
-        _trigger = None
+    _trigger.reset()
 
 
 def trigger_jobs(

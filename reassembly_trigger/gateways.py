@@ -695,18 +695,9 @@ class ReassemblyLock:
         )
 
     def record_resend(self, job_id: str, holder: str, message_id: str, now: int) -> None:
-        """Record the re-sent message's id (after `claim_resend` and the send)."""
-        self._conditional_update(
-            job_id,
-            update="SET message_id = :message_id, enqueued_at = :now",
-            condition="#holder = :holder",
-            names={"#holder": "holder"},
-            values={
-                ":now": {"N": str(now)},
-                ":message_id": {"S": message_id},
-                ":holder": {"S": holder},
-            },
-        )
+        """Record the re-sent message's id (after `claim_resend` and the send): the same
+        write as the enqueue mark, by the holder `claim_resend` set."""
+        self.mark_enqueued(job_id, holder, message_id, now)
 
     def _conditional_update(
         self,

@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
 from reassembly_trigger.batch import PartialBatchResponse, ReassemblyTrigger
 from reassembly_trigger.evaluation import Invocation, SystemClock
 from reassembly_trigger.metrics import emit_invocation_metrics
-from reassembly_trigger.runtime import build_trigger
+from reassembly_trigger.runtime import PerProcess, build_trigger
 
-_trigger: ReassemblyTrigger | None = None
-_init_lock = threading.Lock()
+#: The container's trigger: settings, clients and logging set up on first use.
+_trigger: PerProcess[ReassemblyTrigger] = PerProcess(build_trigger)
 
 
 def container_trigger() -> ReassemblyTrigger:
     """The container's trigger: settings, clients and logging set up on first use."""
-    global _trigger  # noqa: PLW0603 - one per container, by design
-    with _init_lock:
-        if _trigger is None:
-            _trigger = build_trigger()
-        return _trigger
+    return _trigger.get()
 
 
 def reset_container() -> None:
     """Forget the container's trigger (tests change the environment between cases)."""
-    global _trigger  # noqa: PLW0603
-    with _init_lock:
-        _trigger = None
+    _trigger.reset()
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:

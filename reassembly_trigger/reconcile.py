@@ -25,7 +25,6 @@ Entry point: `reassembly_trigger.reconcile.lambda_handler`. An event
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -53,7 +52,7 @@ from reassembly_trigger.gateways import (
 )
 from reassembly_trigger.machine import SkipReason, State
 from reassembly_trigger.records import JobRequest, is_job_id
-from reassembly_trigger.runtime import build_trigger
+from reassembly_trigger.runtime import PerProcess, build_trigger
 from reassembly_trigger.settings import Settings
 
 #: The Job status whose jobs are in flight: chunked, waiting for their reassembly.
@@ -324,24 +323,17 @@ def build_reconciler(trigger: ReassemblyTrigger) -> Reconciler:
     )
 
 
-_reconciler: Reconciler | None = None
-_init_lock = threading.Lock()
+_reconciler: PerProcess[Reconciler] = PerProcess(lambda: build_reconciler(build_trigger()))
 
 
 def container_reconciler() -> Reconciler:
     """The container's reconciler, set up on first use."""
-    global _reconciler  # noqa: PLW0603 - one per container, by design
-    with _init_lock:
-        if _reconciler is None:
-            _reconciler = build_reconciler(build_trigger())
-        return _reconciler
+    return _reconciler.get()
 
 
 def reset_container() -> None:
     """Forget the container's reconciler (tests change the environment between cases)."""
-    global _reconciler  # noqa: PLW0603
-    with _init_lock:
-        _reconciler = None
+    _reconciler.reset()
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:

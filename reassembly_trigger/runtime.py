@@ -1,6 +1,10 @@
-"""Wiring: settings, clients and gateways into a `ReassemblyTrigger`."""
+"""Wiring: settings, clients and gateways into a `ReassemblyTrigger`, once per process."""
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.clients import DYNAMODB_CALL_SECONDS, AwsClients, aws_clients
@@ -49,3 +53,32 @@ def build_trigger(
         configure_logging(renderer)
     clients = clients or aws_clients(settings.evaluation_concurrency)
     return ReassemblyTrigger(settings, build_gateways(settings, clients, clock or SystemClock()))
+
+
+T = TypeVar("T")
+
+
+class PerProcess(Generic[T]):
+    """One `T` per process (a Lambda container, a worker), built on first use.
+
+    The handler, the reconciler and the API each keep their object in one of these:
+    nothing is created at import time (cold start, and tests that change the
+    environment call `reset`).
+    """
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        """The process's object, built by the first caller."""
+        with self._lock:
+            if self._value is None:
+                self._value = self._build()
+            return self._value
+
+    def reset(self) -> None:
+        """Forget it: the next `get` builds a new one."""
+        with self._lock:
+            self._value = None
