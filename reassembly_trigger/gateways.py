@@ -130,7 +130,47 @@ def _string(attribute: AttributeValue | None) -> str | None:
 
 def _is_set(attribute: AttributeValue | None) -> bool:
     """Present with a value: a `NULL` attribute means as little as a missing one."""
-    return isinstance(attribute, Mapping) and bool(attribute) and "NULL" not in attribute
+    return isinstance(attribute, Mapping) and bool(attribute) and not _is_null(attribute)
+
+
+def _is_null(attribute: AttributeValue | None) -> bool:
+    return isinstance(attribute, Mapping) and "NULL" in attribute
+
+
+class _AsRead:
+    """Builds "this attribute is exactly as read" conditions over one raw item.
+
+    Present: equal to its raw value (any type; a NULL by its type, which is all a NULL
+    has). Absent: `attribute_not_exists`. Names and values are numbered placeholders,
+    so any attribute name is safe.
+    """
+
+    def __init__(self, raw: Mapping[str, AttributeValue]) -> None:
+        self._raw = raw
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name_of(self, attribute: str) -> str:
+        """The placeholder of `attribute`'s name."""
+        for placeholder, name in self.names.items():
+            if name == attribute:
+                return placeholder
+        placeholder = f"#a{len(self.names)}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def unchanged(self, attribute: str) -> str:
+        """The condition that `attribute` is as it was read."""
+        name = self.name_of(attribute)
+        current = self._raw.get(attribute)
+        if current is None:
+            return f"attribute_not_exists({name})"
+        if _is_null(current):
+            self.values[":null_type"] = {"S": "NULL"}
+            return f"attribute_type({name}, :null_type)"
+        value = f":v{len(self.values)}"
+        self.values[value] = current
+        return f"{name} = {value}"
 
 
 def _jitter_backoff(attempt: int) -> float:
@@ -590,26 +630,17 @@ class ReassemblyLock:
         something moved since (another taker won, the old holder marked it, the media
         worker started). Raises `LockChanged` then.
         """
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
+        condition = _AsRead(seen.raw)
         conditions = ["attribute_exists(job_id)"]
-        removed: list[str] = []
-        for position, attribute in enumerate(DECISIVE_LOCK_ATTRIBUTES):
-            name = f"#a{position}"
-            names[name] = attribute
-            current = seen.raw.get(attribute)
-            if current is None:
-                conditions.append(f"attribute_not_exists({name})")
-            elif isinstance(current, Mapping) and "NULL" in current:
-                values[":null_type"] = {"S": "NULL"}
-                conditions.append(f"attribute_type({name}, :null_type)")
-                if attribute in ("enqueued_at", "reassembly_started_at"):
-                    # A NULL mark means "not marked"; drop it so the mark and the media
-                    # worker's `attribute_not_exists` claim work on this lock.
-                    removed.append(name)
-            else:
-                values[f":v{position}"] = current
-                conditions.append(f"{name} = :v{position}")
+        conditions += [condition.unchanged(a) for a in DECISIVE_LOCK_ATTRIBUTES]
+        names, values = condition.names, condition.values
+        # A NULL mark means "not marked"; drop it so the mark and the media worker's
+        # `attribute_not_exists` claim work on this lock.
+        removed = [
+            condition.name_of(mark)
+            for mark in ("enqueued_at", "reassembly_started_at")
+            if _is_null(seen.raw.get(mark))
+        ]
         names.update({"#holder": "holder", "#lease": "lease_expires_at"})
         names.update({"#taken": "taken_over_at", "#takeovers": "takeovers"})
         values.update(
@@ -667,25 +698,19 @@ class ReassemblyLock:
         not having started, so of two people re-sending at once only one wins
         (`LockChanged` for the other).
         """
-        names = {"#mid": "message_id", "#resends": "resends", "#holder": "holder"}
+        condition = _AsRead(seen.raw)
+        conditions = [
+            "attribute_not_exists(reassembly_started_at)",
+            condition.unchanged("message_id"),
+            condition.unchanged("resends"),
+        ]
+        names = {**condition.names, "#resends": "resends", "#holder": "holder"}
         values: dict[str, Any] = {
+            **condition.values,
             ":resends": {"N": str(seen.resends + 1)},
             ":holder": {"S": holder},
             ":now": {"N": str(now)},
         }
-        conditions = ["attribute_not_exists(reassembly_started_at)"]
-        mid = seen.raw.get("message_id")
-        if mid is None:
-            conditions.append("attribute_not_exists(#mid)")
-        else:
-            values[":seen_mid"] = mid
-            conditions.append("#mid = :seen_mid")
-        seen_resends = seen.raw.get("resends")
-        if seen_resends is None:
-            conditions.append("attribute_not_exists(#resends)")
-        else:
-            values[":seen_resends"] = seen_resends
-            conditions.append("#resends = :seen_resends")
         self._conditional_update(
             seen.job_id,
             update="SET #resends = :resends, #holder = :holder, resent_at = :now",

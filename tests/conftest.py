@@ -66,6 +66,8 @@ def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     yield
     handler.reset_container()
     reset_clients()
+    # A command may have configured logging to a stream this test's capture owned.
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

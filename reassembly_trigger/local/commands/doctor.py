@@ -111,7 +111,7 @@ def _seconds(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     """Diagnose (or repair) one job and print the result."""
     # The machine's transitions are reported from its history; only warnings are logged.
-    configure_logging("console", sys.stderr, force=True, level=logging.WARNING)
+    configure_logging("console", "stderr", force=True, level=logging.WARNING)
     try:
         doctor = Doctor.from_environment(grace_seconds=args.grace)
         if args.resend:

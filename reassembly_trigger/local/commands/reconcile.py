@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Diagnose the fleet (and repair what the machine can), then print it."""
-    configure_logging("console", sys.stderr, force=True, level=logging.WARNING)
+    configure_logging("console", "stderr", force=True, level=logging.WARNING)
     try:
         fleet = Fleet(Doctor.from_environment())
         jobs = fleet.jobs(args.job_ids)
