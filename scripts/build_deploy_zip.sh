@@ -95,7 +95,7 @@ if [ "$bytecode" != no ]; then
     fi
     compiler=""
     echo "note: no CPython $python_version on this machine, so the zip has no bytecode:" \
-      "Lambda compiles every module on each cold start (slower; see docs/performance.md)." \
+      "Lambda compiles every module on each cold start (slower: see the README, Deployment)." \
       "Install python$python_version or set TARGET_PYTHON to include it." >&2
   fi
 fi
