@@ -477,3 +477,22 @@ def test_the_unzipped_local_build_handles_a_contract_event_with_only_boto3_besid
     assert outcome["path"][:2] == [str(task), str(runtime)]
     assert pipeline.bodies() == [{"job_id": job_a}]
     assert pipeline.lock(job_a) is not None
+
+
+def test_the_npm_lock_is_in_sync_with_package_json_so_npm_ci_works() -> None:
+    """package-lock.json pins what package.json asks for, and every optional (platform)
+    dependency of a locked package is locked too: `npm ci` refuses a lock missing them."""
+    package = json.loads((ROOT / "package.json").read_text())
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    packages = lock["packages"]
+    assert packages[""]["devDependencies"] == package["devDependencies"]
+    for name, version in package["devDependencies"].items():
+        assert packages[f"node_modules/{name}"]["version"] == version
+    missing = {
+        (path, dependency)
+        for path, entry in packages.items()
+        for dependency in entry.get("optionalDependencies", {})
+        if f"node_modules/{dependency}" not in packages
+        and f"{path}/node_modules/{dependency}" not in packages
+    }
+    assert missing == set()
