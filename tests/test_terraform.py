@@ -1294,3 +1294,22 @@ def test_values_outside_lambdas_limits_are_refused_at_plan_time(workspace: Works
         "maximum_record_age_in_seconds must be finite",
     ):
         assert message in text, message
+
+
+def test_the_docs_name_the_functions_and_log_groups_the_module_creates() -> None:
+    """Every literal function name or log group in the operations guide, the module's
+    README and the README's Deployment section is the module's default."""
+    readme = (ROOT / "README.md").read_text()
+    deployment = readme.split("<!-- section:deployment -->", 1)[1].split("<!-- /section", 1)[0]
+    texts = {
+        "docs/operations.md": (ROOT / "docs" / "operations.md").read_text(),
+        "terraform/README.md": (MODULE / "README.md").read_text(),
+        "README.md#deployment": deployment,
+    }
+    name = default("function_name")
+    allowed = {name, f"{name}-reconciler"}
+    for where, text in texts.items():
+        groups = re.findall(r"/aws/lambda/([\w-]+)", text)
+        functions = re.findall(r"--function-name ([\w-]+)", text)
+        assert set(groups) | set(functions) <= allowed, where
+    assert f"/aws/lambda/{name}" in texts["docs/operations.md"]
