@@ -214,7 +214,7 @@ data "aws_iam_policy_document" "schedule_assume_role" {
 resource "aws_iam_role" "schedule" {
   count = local.deployed ? 1 : 0
 
-  name               = "${local.reconciler_name}-schedule"
+  name               = "${var.function_name}-schedule"
   assume_role_policy = data.aws_iam_policy_document.schedule_assume_role.json
   tags               = var.tags
 }
@@ -222,7 +222,7 @@ resource "aws_iam_role" "schedule" {
 resource "aws_iam_role_policy" "schedule" {
   count = local.deployed ? 1 : 0
 
-  name = "${local.reconciler_name}-schedule-invoke"
+  name = "${var.function_name}-schedule-invoke"
   role = aws_iam_role.schedule[0].id
   policy = jsonencode({
     Version = "2012-10-17"

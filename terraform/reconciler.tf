@@ -72,7 +72,7 @@ resource "aws_lambda_function_event_invoke_config" "reconciler" {
 resource "aws_scheduler_schedule" "reconcile" {
   count = local.deployed ? 1 : 0
 
-  name                = "${local.reconciler_name}-schedule"
+  name                = "${var.function_name}-reconcile"
   description         = "Runs the reassembly trigger's reconciler."
   schedule_expression = var.reconcile_schedule_expression
   state               = var.reconcile_enabled ? "ENABLED" : "DISABLED"

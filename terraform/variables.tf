@@ -6,7 +6,7 @@ variable "function_name" {
   default     = "stereo-spot-reassembly-trigger"
 
   validation {
-    # Lambda allows 64 characters; "-reconciler" takes 11 of them.
+    # Lambda function and IAM role names allow 64 characters; "-reconciler" takes 11.
     condition     = can(regex("^[A-Za-z0-9_-]{1,53}$", var.function_name))
     error_message = "function_name must be 1-53 letters, digits, '-' or '_' (the reconciler's name adds \"-reconciler\" within Lambda's 64)."
   }

@@ -1313,3 +1313,33 @@ def test_the_docs_name_the_functions_and_log_groups_the_module_creates() -> None
         functions = re.findall(r"--function-name ([\w-]+)", text)
         assert set(groups) | set(functions) <= allowed, where
     assert f"/aws/lambda/{name}" in texts["docs/operations.md"]
+
+
+@pytest.mark.parametrize(
+    ("type_", "name", "attribute", "limit"),
+    [
+        ("aws_lambda_function", "trigger", "function_name", 64),
+        ("aws_lambda_function", "reconciler", "function_name", 64),
+        ("aws_iam_role", "trigger", "name", 64),
+        ("aws_iam_role", "reconciler", "name", 64),
+        ("aws_iam_role", "schedule", "name", 64),
+        ("aws_scheduler_schedule", "reconcile", "name", 64),
+        ("aws_sqs_queue", "on_failure", "name", 80),
+        ("aws_iam_role_policy", "reconciler", "name", 128),
+        ("aws_iam_role_policy", "schedule", "name", 128),
+    ],
+)
+def test_every_derived_name_fits_awss_limit_for_the_longest_function_name(
+    type_: str, name: str, attribute: str, limit: int
+) -> None:
+    """With the longest function_name the validation accepts, each name built from it is
+    within its AWS limit (so a valid name never fails at apply)."""
+    (validation,) = validations("function_name")
+    bound = re.search(r"\{1,(\d+)\}", validation["condition"])
+    assert bound is not None
+    longest = int(bound.group(1))
+    template = str(resource(type_, name)[attribute])
+    value = template.replace("${local.reconciler_name}", "${var.function_name}-reconciler")
+    value = value.replace("${var.function_name}", "f" * longest)
+    assert "${" not in value, value
+    assert len(value) <= limit, (value, limit)
