@@ -23,7 +23,7 @@ SOURCE = ROOT / "requirements" / "lambda-runtime.in"
 LOCK = ROOT / "requirements" / "lambda-runtime.txt"
 
 #: The Lambda Python runtimes the project supports (requires-python >= 3.11).
-PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
+PYTHON_VERSIONS = ("3.11", "3.12", "3.13", "3.14")
 #: Lambda's architecture names and the machine names in wheel tags.
 ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}
 
@@ -91,6 +91,9 @@ def main() -> int:
         + " on "
         + " and ".join(ARCHITECTURES)
         + ".",
+        # Read by build_deploy_zip.sh, which refuses any other runtime up front.
+        "# runtimes: " + " ".join(f"python{v}" for v in PYTHON_VERSIONS),
+        "# architectures: " + " ".join(ARCHITECTURES),
     ]
     for name in sorted(versions):
         lines.append(f"{name}=={next(iter(versions[name]))} \\")

@@ -1,8 +1,17 @@
-# Least privilege: exactly the calls the code makes (reassembly_trigger/gateways.py) and
-# the calls Lambda makes on the function's behalf (stream reads, on-failure sends, logs),
-# each on its own resource. The only "*" resource is dynamodb:ListStreams, which AWS
+# Least privilege: each function gets exactly the calls its code makes
+# (reassembly_trigger/gateways.py) and the calls Lambda makes on its behalf (stream
+# reads, on-failure sends, logs), each on its own resource; the schedule may invoke
+# only the reconciler's alias. The only "*" resource is dynamodb:ListStreams, which AWS
 # does not scope to a resource (it lists the account's streams), and which Lambda's
 # stream poller calls.
+
+locals {
+  stream_arns = compact([var.segment_completions_stream_arn, var.jobs_stream_arn])
+  # The pipeline's region and account, from the Jobs table's ARN (no API call needed).
+  partition  = split(":", var.jobs_table_arn)[1]
+  region     = split(":", var.jobs_table_arn)[3]
+  account_id = split(":", var.jobs_table_arn)[4]
+}
 
 data "aws_iam_policy_document" "assume_role" {
   statement {
@@ -17,14 +26,12 @@ data "aws_iam_policy_document" "assume_role" {
   }
 }
 
+# ------------------------------------------------------------------ the stream function
+
 resource "aws_iam_role" "trigger" {
   name               = var.function_name
   assume_role_policy = data.aws_iam_policy_document.assume_role.json
   tags               = var.tags
-}
-
-locals {
-  stream_arns = compact([var.segment_completions_stream_arn, var.jobs_stream_arn])
 }
 
 data "aws_iam_policy_document" "trigger" {
@@ -108,4 +115,122 @@ resource "aws_iam_role_policy" "trigger" {
   name   = "${var.function_name}-least-privilege"
   role   = aws_iam_role.trigger.id
   policy = data.aws_iam_policy_document.trigger.json
+}
+
+# ------------------------------------------------------------------ the reconciler
+
+resource "aws_iam_role" "reconciler" {
+  name               = local.reconciler_name
+  assume_role_policy = data.aws_iam_policy_document.assume_role.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "reconciler" {
+  # Targeted runs ({"job_ids": [...]}) read the named jobs with BatchGetItem.
+  statement {
+    sid       = "ReadJobs"
+    effect    = "Allow"
+    actions   = ["dynamodb:BatchGetItem"]
+    resources = [var.jobs_table_arn]
+  }
+
+  # Every job in flight: a Query on the status index only, never the table itself.
+  statement {
+    sid       = "FindJobsInFlight"
+    effect    = "Allow"
+    actions   = ["dynamodb:Query"]
+    resources = ["${var.jobs_table_arn}/index/${var.jobs_status_index_name}"]
+  }
+
+  statement {
+    sid       = "CountSegmentCompletions"
+    effect    = "Allow"
+    actions   = ["dynamodb:Query"]
+    resources = [var.segment_completions_table_arn]
+  }
+
+  # The locks of a page of jobs at once (BatchGetItem), then the machine's own lock
+  # calls; the reconciler's cursor item lives here too (PutItem/GetItem).
+  statement {
+    sid       = "HoldTheReassemblyLock"
+    effect    = "Allow"
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [var.reassembly_triggered_table_arn]
+  }
+
+  statement {
+    sid       = "StartReassembly"
+    effect    = "Allow"
+    actions   = ["sqs:SendMessage"]
+    resources = [var.reassembly_queue_arn]
+  }
+
+  statement {
+    sid       = "WriteOwnLogs"
+    effect    = "Allow"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.reconciler.arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = length(var.kms_key_arns) > 0 ? [var.kms_key_arns] : []
+    content {
+      sid       = "UseCustomerManagedKeys"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = statement.value
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "reconciler" {
+  name   = "${local.reconciler_name}-least-privilege"
+  role   = aws_iam_role.reconciler.id
+  policy = data.aws_iam_policy_document.reconciler.json
+}
+
+# ------------------------------------------------------------------ the schedule
+
+data "aws_iam_policy_document" "schedule_assume_role" {
+  statement {
+    sid     = "SchedulerAssumesTheRole"
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+
+    # Only schedules of this account (the confused-deputy guard AWS recommends).
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "schedule" {
+  count = local.deployed ? 1 : 0
+
+  name               = "${var.function_name}-schedule"
+  assume_role_policy = data.aws_iam_policy_document.schedule_assume_role.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "schedule" {
+  count = local.deployed ? 1 : 0
+
+  name = "${var.function_name}-schedule-invoke"
+  role = aws_iam_role.schedule[0].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid      = "InvokeTheReconciler"
+      Effect   = "Allow"
+      Action   = ["lambda:InvokeFunction"]
+      Resource = [aws_lambda_alias.reconciler_live[0].arn]
+    }]
+  })
 }

@@ -1,8 +1,50 @@
-# reassembly-trigger: the Lambda, its log group, the on-failure queue and the stream
-# mappings. IAM is in iam.tf.
+# reassembly-trigger: the stream function, its aliases, log group, on-failure queue and
+# stream mappings. The reconciler is in reconciler.tf, IAM in iam.tf, alarms in
+# alarms.tf, the dashboard in dashboard.tf, plan-time checks in checks.tf.
 
 locals {
-  deployment_zip_path = coalesce(var.deployment_zip_path, "${path.module}/../dist/deploy.zip")
+  # The build names its output by target, so the default follows runtime/architecture.
+  deployment_zip_path = coalesce(
+    var.deployment_zip_path,
+    "${path.module}/../dist/deploy-${var.runtime}-${var.architecture}.zip",
+  )
+  deployment_manifest_path = coalesce(var.deployment_manifest_path, "${local.deployment_zip_path}.manifest.json")
+
+  # A fresh checkout has no zip yet: then nothing that runs the code is planned (count
+  # = 0), the plan still succeeds, and checks.tf warns. Build, apply again.
+  deployed = fileexists(local.deployment_zip_path)
+  # What the build says it built, read at plan time; null when absent or unreadable.
+  manifest = try(jsondecode(file(local.deployment_manifest_path)), null)
+  built = {
+    runtime      = try(local.manifest.runtime, "unknown")
+    architecture = try(local.manifest.architecture, "unknown")
+    sha256       = try(local.manifest.sha256, "unknown")
+  }
+  zip_sha256      = local.deployed ? filesha256(local.deployment_zip_path) : ""
+  rebuild_hint    = "RUNTIME=${var.runtime} ARCH=${var.architecture} bash scripts/build_deploy_zip.sh"
+  reconciler_name = "${var.function_name}-reconciler"
+
+  # Both functions read the same environment (the core's settings).
+  environment = {
+    JOBS_TABLE_NAME                 = var.jobs_table_name
+    SEGMENT_COMPLETIONS_TABLE_NAME  = var.segment_completions_table_name
+    REASSEMBLY_TRIGGERED_TABLE_NAME = var.reassembly_triggered_table_name
+    REASSEMBLY_QUEUE_URL            = var.reassembly_queue_url
+    LOCK_LEASE_SECONDS              = tostring(var.lock_lease_seconds)
+    EVALUATION_CONCURRENCY          = tostring(var.evaluation_concurrency)
+    METRICS_NAMESPACE               = var.metrics_namespace
+    LEASE_WAIT_SECONDS              = tostring(var.lease_wait_seconds)
+    JOBS_STATUS_INDEX_NAME          = var.jobs_status_index_name
+    RECONCILE_MIN_AGE_SECONDS       = tostring(var.reconcile_min_age_seconds)
+    UNCLAIMED_AFTER_SECONDS         = tostring(var.unclaimed_after_seconds)
+  }
+
+  # Each mapping invokes an alias of its own, so IteratorAge (dimensions FunctionName
+  # and Resource = function:alias) is measured, and alarmed on, per stream.
+  mapping_aliases = merge(
+    { segment_completions = "live" },
+    var.jobs_stream_arn == null ? {} : { jobs = "live-jobs" },
+  )
 
   # Stream filters match the record's `dynamodb` key. A REMOVE record (TTL expiry,
   # clean-up) carries no NewImage, so requiring NewImage.job_id drops it without
@@ -20,6 +62,8 @@ resource "aws_cloudwatch_log_group" "trigger" {
 }
 
 resource "aws_lambda_function" "trigger" {
+  count = local.deployed ? 1 : 0
+
   function_name = var.function_name
   description   = "Starts stereo-spot's reassembly exactly when every segment of a job is done."
   role          = aws_iam_role.trigger.arn
@@ -31,45 +75,82 @@ resource "aws_lambda_function" "trigger" {
   architectures    = [var.architecture]
   timeout          = var.timeout_seconds
   memory_size      = var.memory_size_mb
-  # Every code change becomes a numbered version, so the alias below can go back to one.
+  # Every code change becomes a numbered version, so the aliases can go back to one
+  # (and SnapStart, when on, snapshots each version).
   publish = true
 
   environment {
-    variables = {
-      JOBS_TABLE_NAME                 = var.jobs_table_name
-      SEGMENT_COMPLETIONS_TABLE_NAME  = var.segment_completions_table_name
-      REASSEMBLY_TRIGGERED_TABLE_NAME = var.reassembly_triggered_table_name
-      REASSEMBLY_QUEUE_URL            = var.reassembly_queue_url
-      LOCK_LEASE_SECONDS              = tostring(var.lock_lease_seconds)
-      EVALUATION_CONCURRENCY          = tostring(var.evaluation_concurrency)
-      METRICS_NAMESPACE               = var.metrics_namespace
-    }
+    variables = local.environment
   }
 
   logging_config {
     log_format            = "JSON"
     log_group             = aws_cloudwatch_log_group.trigger.name
     application_log_level = var.application_log_level
-    system_log_level      = "WARN"
+    system_log_level      = var.system_log_level
+  }
+
+  dynamic "snap_start" {
+    for_each = var.snap_start ? [1] : []
+    content {
+      apply_on = "PublishedVersions"
+    }
   }
 
   tags = var.tags
+
+  lifecycle {
+    # The zip must be what the function runs: a pydantic-core built for another
+    # architecture or Python deploys fine and then fails every job with ImportError.
+    # Without a manifest only the first check speaks (the others would repeat it).
+    precondition {
+      condition     = local.manifest != null
+      error_message = "No build manifest at ${local.deployment_manifest_path} for ${local.deployment_zip_path}: rebuild with ${local.rebuild_hint} (it writes both)."
+    }
+    precondition {
+      condition     = local.manifest == null || local.built.runtime == var.runtime
+      error_message = "The zip was built for runtime ${local.built.runtime} but runtime = ${var.runtime}: rebuild with ${local.rebuild_hint}, or set runtime = \"${local.built.runtime}\"."
+    }
+    precondition {
+      condition     = local.manifest == null || local.built.architecture == var.architecture
+      error_message = "The zip was built for architecture ${local.built.architecture} but architecture = ${var.architecture}: rebuild with ${local.rebuild_hint}, or set architecture = \"${local.built.architecture}\"."
+    }
+    precondition {
+      condition     = local.manifest == null || local.built.sha256 == local.zip_sha256
+      error_message = "The zip's sha256 is ${local.zip_sha256} but its manifest says ${local.built.sha256}: the zip changed after it was built; rebuild with ${local.rebuild_hint}."
+    }
+    precondition {
+      condition     = !var.snap_start || contains(["python3.12", "python3.13", "python3.14"], var.runtime)
+      error_message = "snap_start needs python3.12 or later (Lambda's SnapStart for Python), not ${var.runtime}."
+    }
+  }
 
   # The role must be able to write logs before the first invocation.
   depends_on = [aws_iam_role_policy.trigger]
 }
 
-# The mappings invoke this alias, never $LATEST: rolling back is pointing it at an
-# earlier published version (var.live_version).
+# The mappings invoke these aliases, never $LATEST: rolling back is pointing them at an
+# earlier published version (var.live_version). One alias per mapping ("live" for
+# SegmentCompletions, "live-jobs" for Jobs), both on the same version.
 resource "aws_lambda_alias" "live" {
-  name             = "live"
-  function_name    = aws_lambda_function.trigger.function_name
-  function_version = coalesce(var.live_version, aws_lambda_function.trigger.version)
+  count = local.deployed ? 1 : 0
+
+  name             = local.mapping_aliases.segment_completions
+  function_name    = aws_lambda_function.trigger[0].function_name
+  function_version = coalesce(var.live_version, aws_lambda_function.trigger[0].version)
+}
+
+resource "aws_lambda_alias" "live_jobs" {
+  count = local.deployed && var.jobs_stream_arn != null ? 1 : 0
+
+  name             = "live-jobs"
+  function_name    = aws_lambda_function.trigger[0].function_name
+  function_version = coalesce(var.live_version, aws_lambda_function.trigger[0].version)
 }
 
 # Lambda's on-failure destination for stream sources receives only a batch's metadata
-# (shard, sequence number range, reason), never the records: an operator re-drives the
-# jobs named there with `reassembly-trigger doctor JOB_ID --repair`.
+# (shard, sequence number range, reason), never the records. The reconciler finds the
+# jobs of such a batch by itself; the queue tells an operator that it had to.
 resource "aws_sqs_queue" "on_failure" {
   name                      = "${var.function_name}-failures"
   message_retention_seconds = var.on_failure_message_retention_seconds
@@ -78,8 +159,10 @@ resource "aws_sqs_queue" "on_failure" {
 }
 
 resource "aws_lambda_event_source_mapping" "segment_completions" {
+  count = local.deployed ? 1 : 0
+
   event_source_arn  = var.segment_completions_stream_arn
-  function_name     = aws_lambda_alias.live.arn
+  function_name     = aws_lambda_alias.live[0].arn
   starting_position = "LATEST"
 
   batch_size                         = var.batch_size
@@ -109,10 +192,10 @@ resource "aws_lambda_event_source_mapping" "segment_completions" {
 }
 
 resource "aws_lambda_event_source_mapping" "jobs" {
-  count = var.jobs_stream_arn == null ? 0 : 1
+  count = local.deployed && var.jobs_stream_arn != null ? 1 : 0
 
   event_source_arn  = var.jobs_stream_arn
-  function_name     = aws_lambda_alias.live.arn
+  function_name     = aws_lambda_alias.live_jobs[0].arn
   starting_position = "LATEST"
 
   batch_size                         = var.batch_size

@@ -1,40 +1,57 @@
+output "deployed" {
+  description = "Whether the zip existed at plan time, so the functions, mappings, schedule and their alarms were planned. false: build, then apply again."
+  value       = local.deployed
+}
+
+output "deployment_zip" {
+  description = "The zip the functions run and what its manifest says it was built for (null fields when absent)."
+  value = {
+    path         = local.deployment_zip_path
+    manifest     = local.deployment_manifest_path
+    runtime      = try(local.manifest.runtime, null)
+    architecture = try(local.manifest.architecture, null)
+    bytecode     = try(local.manifest.bytecode, null)
+    sha256       = try(local.manifest.sha256, null)
+  }
+}
+
 output "function_name" {
-  description = "Name of the Lambda function."
-  value       = aws_lambda_function.trigger.function_name
+  description = "Name of the stream function (null until deployed)."
+  value       = one(aws_lambda_function.trigger[*].function_name)
 }
 
 output "function_arn" {
-  description = "ARN of the Lambda function (unqualified)."
-  value       = aws_lambda_function.trigger.arn
+  description = "ARN of the stream function, unqualified (null until deployed)."
+  value       = one(aws_lambda_function.trigger[*].arn)
 }
 
 output "live_alias_arn" {
-  description = "ARN of the \"live\" alias the stream mappings invoke."
-  value       = aws_lambda_alias.live.arn
+  description = "ARN of the \"live\" alias the SegmentCompletions mapping invokes (null until deployed)."
+  value       = one(aws_lambda_alias.live[*].arn)
 }
 
 output "live_version" {
-  description = "The published version the mappings run."
-  value       = aws_lambda_alias.live.function_version
+  description = "The published version the mappings run (null until deployed)."
+  value       = one(aws_lambda_alias.live[*].function_version)
 }
 
 output "role_arn" {
-  description = "ARN of the function's role."
+  description = "ARN of the stream function's role."
   value       = aws_iam_role.trigger.arn
 }
 
 output "log_group_name" {
-  description = "The function's log group."
+  description = "The stream function's log group."
   value       = aws_cloudwatch_log_group.trigger.name
 }
 
 output "segment_completions_mapping_id" {
-  description = "UUID of the SegmentCompletions stream mapping."
-  value       = aws_lambda_event_source_mapping.segment_completions.uuid
+  description = "UUID of the SegmentCompletions stream mapping (null until deployed)."
+  value       = one(aws_lambda_event_source_mapping.segment_completions[*].uuid)
 }
 
 output "jobs_mapping_id" {
-  description = "UUID of the Jobs stream mapping, or null without jobs_stream_arn."
+  description = "UUID of the Jobs stream mapping, or null without jobs_stream_arn (or until deployed)."
   value       = one(aws_lambda_event_source_mapping.jobs[*].uuid)
 }
 
@@ -46,4 +63,29 @@ output "on_failure_queue_url" {
 output "on_failure_queue_arn" {
   description = "ARN of the on-failure queue."
   value       = aws_sqs_queue.on_failure.arn
+}
+
+output "reconciler_function_name" {
+  description = "Name of the reconciler (null until deployed)."
+  value       = one(aws_lambda_function.reconciler[*].function_name)
+}
+
+output "reconciler_log_group_name" {
+  description = "The reconciler's log group."
+  value       = aws_cloudwatch_log_group.reconciler.name
+}
+
+output "reconcile_schedule_arn" {
+  description = "ARN of the EventBridge Scheduler schedule running the reconciler (null until deployed)."
+  value       = one(aws_scheduler_schedule.reconcile[*].arn)
+}
+
+output "alarm_names" {
+  description = "Every alarm the module created."
+  value       = local.alarm_names
+}
+
+output "dashboard_name" {
+  description = "The CloudWatch dashboard (null when disabled or until deployed)."
+  value       = one(aws_cloudwatch_dashboard.trigger[*].dashboard_name)
 }

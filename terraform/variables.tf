@@ -1,30 +1,42 @@
 # ------------------------------------------------------------------ the function
 
 variable "function_name" {
-  description = "Name of the Lambda function (also names its role, log group and on-failure queue)."
+  description = "Name of the stream function (also names its role, log group and on-failure queue, the reconciler \"<name>-reconciler\", the alarms and the dashboard)."
   type        = string
   default     = "stereo-spot-reassembly-trigger"
+
+  validation {
+    # Lambda function and IAM role names allow 64 characters; "-reconciler" takes 11.
+    condition     = can(regex("^[A-Za-z0-9_-]{1,53}$", var.function_name))
+    error_message = "function_name must be 1-53 letters, digits, '-' or '_' (the reconciler's name adds \"-reconciler\" within Lambda's 64)."
+  }
 }
 
 variable "deployment_zip_path" {
-  description = "The zip built by scripts/build_deploy_zip.sh; null means <module>/../dist/deploy.zip."
+  description = "The zip built by scripts/build_deploy_zip.sh; null means <module>/../dist/deploy-<runtime>-<architecture>.zip, the build's default for that target. Missing: nothing that runs code is planned (see the `deployed` output)."
+  type        = string
+  default     = null
+}
+
+variable "deployment_manifest_path" {
+  description = "The build's manifest of that zip; null means <zip>.manifest.json, where the build writes it."
   type        = string
   default     = null
 }
 
 variable "runtime" {
-  description = "Lambda runtime; must match the RUNTIME the zip was built for."
+  description = "Lambda runtime; the zip's manifest must say the same (checked at plan time)."
   type        = string
   default     = "python3.12"
 
   validation {
-    condition     = contains(["python3.11", "python3.12", "python3.13"], var.runtime)
-    error_message = "runtime must be python3.11, python3.12 or python3.13 (the runtimes the zip can be built for)."
+    condition     = contains(["python3.11", "python3.12", "python3.13", "python3.14"], var.runtime)
+    error_message = "runtime must be python3.11, python3.12, python3.13 or python3.14 (the runtimes the build's lock covers)."
   }
 }
 
 variable "architecture" {
-  description = "Lambda architecture; must match the ARCH the zip was built for (native pydantic-core)."
+  description = "Lambda architecture; the zip's manifest must say the same (native pydantic-core), checked at plan time."
   type        = string
   default     = "x86_64"
 
@@ -35,21 +47,37 @@ variable "architecture" {
 }
 
 variable "timeout_seconds" {
-  description = "Function timeout. Keep it at or below lock_lease_seconds."
+  description = "Stream function timeout. Keep it at or below lock_lease_seconds."
   type        = number
   default     = 60
+
+  validation {
+    condition     = var.timeout_seconds >= 1 && var.timeout_seconds <= 900
+    error_message = "timeout_seconds must be 1 to 900 (Lambda's limit)."
+  }
 }
 
 variable "memory_size_mb" {
-  description = "Function memory. CPU scales with it (1,769 MB = one vCPU); botocore's per-call CPU is what bounds the concurrent evaluation of a batch's jobs, so 1,024 MB is the default (see docs/performance.md)."
+  description = "Stream function memory. CPU scales with it (1,769 MB = one vCPU); botocore's per-call CPU is what bounds the concurrent evaluation of a batch's jobs, so 1,024 MB is the default (see docs/performance.md)."
   type        = number
   default     = 1024
+
+  validation {
+    condition     = var.memory_size_mb >= 128 && var.memory_size_mb <= 10240
+    error_message = "memory_size_mb must be 128 to 10240 (Lambda's limits)."
+  }
 }
 
 variable "live_version" {
-  description = "Published version the \"live\" alias (which the mappings invoke) points at; null means the latest. Set it to a previous version to roll back without rebuilding."
+  description = "Published version the stream function's aliases (which the mappings invoke) point at; null means the latest. Set it to a previous version to roll back without rebuilding."
   type        = string
   default     = null
+}
+
+variable "snap_start" {
+  description = "Lambda SnapStart on the stream function's published versions (python3.12 and later). Off by default: it is billed per published version for as long as the version exists, and its benefit is unmeasured here (see terraform/README.md, SnapStart)."
+  type        = bool
+  default     = false
 }
 
 variable "lock_lease_seconds" {
@@ -58,32 +86,67 @@ variable "lock_lease_seconds" {
   default     = 900
 }
 
+variable "lease_wait_seconds" {
+  description = "LEASE_WAIT_SECONDS: how long the stream path waits for a live lock holder before skipping the job as `deferred` (the reconciler takes it over once the lease is over)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.lease_wait_seconds >= 0
+    error_message = "lease_wait_seconds must be 0 or more."
+  }
+}
+
 variable "evaluation_concurrency" {
-  description = "EVALUATION_CONCURRENCY: jobs of one batch evaluated at once."
+  description = "EVALUATION_CONCURRENCY: jobs of one batch (or reconcile run) evaluated at once."
   type        = number
   default     = 16
 }
 
 variable "metrics_namespace" {
-  description = "METRICS_NAMESPACE: CloudWatch namespace of the EMF metrics the function prints."
+  description = "METRICS_NAMESPACE: CloudWatch namespace of the EMF metrics both functions print (and the alarms and dashboard read)."
   type        = string
   default     = "StereoSpot/ReassemblyTrigger"
 }
 
 variable "application_log_level" {
-  description = "Lowest level of the function's own JSON log lines (Lambda passes it as AWS_LAMBDA_LOG_LEVEL)."
+  description = "Lowest level of the functions' own JSON log lines Lambda keeps (AWS_LAMBDA_LOG_LEVEL). TRACE, DEBUG or INFO: WARN and above would drop the metric lines (see terraform/README.md, Log levels)."
   type        = string
   default     = "INFO"
+
+  validation {
+    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.application_log_level)
+    error_message = "application_log_level must be one of Lambda's levels: TRACE, DEBUG, INFO, WARN, ERROR, FATAL."
+  }
+
+  validation {
+    # Lambda gives a JSON line without a valid "level" the level INFO, and the EMF
+    # metric lines are INFO: a higher threshold drops every metric, so every alarm on
+    # them goes blind without a word. Refused rather than silently accepted.
+    condition     = contains(["TRACE", "DEBUG", "INFO"], var.application_log_level)
+    error_message = "application_log_level WARN, ERROR or FATAL would drop the EMF metric lines (INFO) and blind every alarm on them: use TRACE, DEBUG or INFO."
+  }
+}
+
+variable "system_log_level" {
+  description = "Lowest level of Lambda's own platform lines (START/END/REPORT are INFO) Lambda keeps: DEBUG, INFO or WARN."
+  type        = string
+  default     = "WARN"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARN"], var.system_log_level)
+    error_message = "system_log_level must be DEBUG, INFO or WARN (Lambda's system log levels)."
+  }
 }
 
 variable "log_retention_days" {
-  description = "Retention of the function's log group."
+  description = "Retention of both functions' log groups."
   type        = number
   default     = 30
 }
 
 variable "kms_key_arns" {
-  description = "Customer-managed KMS keys of the tables or queues, if any (the function then needs Decrypt/GenerateDataKey on them)."
+  description = "Customer-managed KMS keys of the tables or queues, if any (the functions then need Decrypt/GenerateDataKey on them)."
   type        = list(string)
   default     = []
 }
@@ -94,6 +157,81 @@ variable "tags" {
   default     = {}
 }
 
+# ------------------------------------------------------------------ the reconciler
+
+variable "reconcile_enabled" {
+  description = "Whether the schedule runs the reconciler (the safety net for jobs the stream path missed). false keeps the function for targeted runs and disables only the schedule."
+  type        = bool
+  default     = true
+}
+
+variable "reconcile_schedule_expression" {
+  description = "EventBridge Scheduler expression for the reconciler: rate(...) or cron(...)."
+  type        = string
+  default     = "rate(5 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate|cron)\\(.+\\)$", var.reconcile_schedule_expression))
+    error_message = "reconcile_schedule_expression must be rate(...) or cron(...)."
+  }
+}
+
+variable "reconciler_timeout_seconds" {
+  description = "Reconciler timeout; it stops starting jobs a few seconds before it and reports `truncated`."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.reconciler_timeout_seconds >= 1 && var.reconciler_timeout_seconds <= 900
+    error_message = "reconciler_timeout_seconds must be 1 to 900 (Lambda's limit)."
+  }
+}
+
+variable "reconciler_memory_size_mb" {
+  description = "Reconciler memory (CPU scales with it, as for the stream function)."
+  type        = number
+  default     = 1024
+
+  validation {
+    condition     = var.reconciler_memory_size_mb >= 128 && var.reconciler_memory_size_mb <= 10240
+    error_message = "reconciler_memory_size_mb must be 128 to 10240 (Lambda's limits)."
+  }
+}
+
+variable "reconciler_live_version" {
+  description = "Published reconciler version its `live` alias (which the schedule invokes) points at; null means the latest."
+  type        = string
+  default     = null
+}
+
+variable "jobs_status_index_name" {
+  description = "JOBS_STATUS_INDEX_NAME: the Jobs table's GSI on status (hash `status`, range `created_at`) the reconciler queries."
+  type        = string
+  default     = "status-created_at"
+}
+
+variable "reconcile_min_age_seconds" {
+  description = "RECONCILE_MIN_AGE_SECONDS: the reconciler skips jobs younger than this (the stream path handles them)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.reconcile_min_age_seconds >= 0
+    error_message = "reconcile_min_age_seconds must be 0 or more."
+  }
+}
+
+variable "unclaimed_after_seconds" {
+  description = "UNCLAIMED_AFTER_SECONDS: a message not claimed by the media worker for this long is reported as Unclaimed (and alarms)."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.unclaimed_after_seconds >= 1
+    error_message = "unclaimed_after_seconds must be 1 or more."
+  }
+}
+
 # ------------------------------------------------------------------ the pipeline's resources
 
 variable "jobs_table_name" {
@@ -102,8 +240,13 @@ variable "jobs_table_name" {
 }
 
 variable "jobs_table_arn" {
-  description = "ARN of the Jobs table."
+  description = "ARN of the Jobs table (its region and account also place the dashboard and scope the schedule's role)."
   type        = string
+
+  validation {
+    condition     = can(regex("^arn:[^:]+:dynamodb:[^:]+:[0-9]{12}:table/.+$", var.jobs_table_arn))
+    error_message = "jobs_table_arn must be a DynamoDB table ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME)."
+  }
 }
 
 variable "jobs_stream_arn" {
@@ -150,15 +293,28 @@ variable "reassembly_queue_arn" {
 # ------------------------------------------------------------------ the stream mappings
 
 variable "batch_size" {
-  description = "Most records per invocation."
+  description = "Most records per invocation (Lambda: 1 to 10,000 for DynamoDB streams)."
   type        = number
   default     = 100
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000 && floor(var.batch_size) == var.batch_size
+    error_message = "batch_size must be a whole number from 1 to 10000 (Lambda's limits for DynamoDB streams)."
+  }
 }
 
 variable "maximum_batching_window_in_seconds" {
-  description = "How long Lambda gathers records before invoking (0 = at once)."
+  description = "How long Lambda gathers records before invoking (0 = at once; at most 300)."
   type        = number
   default     = 1
+
+  validation {
+    condition = (
+      var.maximum_batching_window_in_seconds >= 0 && var.maximum_batching_window_in_seconds <= 300
+      && floor(var.maximum_batching_window_in_seconds) == var.maximum_batching_window_in_seconds
+    )
+    error_message = "maximum_batching_window_in_seconds must be a whole number from 0 to 300 (Lambda's limits)."
+  }
 }
 
 variable "parallelization_factor" {
@@ -198,4 +354,94 @@ variable "on_failure_message_retention_seconds" {
   description = "How long the on-failure queue keeps batch metadata for an operator (max 14 days)."
   type        = number
   default     = 1209600
+
+  validation {
+    condition     = var.on_failure_message_retention_seconds >= 60 && var.on_failure_message_retention_seconds <= 1209600
+    error_message = "on_failure_message_retention_seconds must be 60 to 1209600 (SQS's limits)."
+  }
+}
+
+# ------------------------------------------------------------------ alarms and dashboard
+
+variable "alarms_enabled" {
+  description = "Create the CloudWatch alarms (alarms.tf)."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_sns_topic_arn" {
+  description = "SNS topic notified when an alarm fires and clears; null: the alarms only change state."
+  type        = string
+  default     = null
+}
+
+variable "alarm_period_seconds" {
+  description = "Period of every alarm's statistic."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = contains([60, 300, 900, 3600], var.alarm_period_seconds)
+    error_message = "alarm_period_seconds must be 60, 300, 900 or 3600."
+  }
+}
+
+variable "iterator_age_alarm_threshold_ms" {
+  description = "Alarm when a stream mapping's IteratorAge (Maximum) exceeds this: the stream is falling behind."
+  type        = number
+  default     = 300000
+}
+
+variable "on_failure_messages_alarm_threshold" {
+  description = "Alarm when the on-failure queue holds more visible messages than this (0: any given-up batch)."
+  type        = number
+  default     = 0
+}
+
+variable "failed_jobs_alarm_threshold" {
+  description = "Alarm when JobsFailed (Sum per period) exceeds this in failed_jobs_alarm_evaluation_periods consecutive periods."
+  type        = number
+  default     = 0
+}
+
+variable "failed_jobs_alarm_evaluation_periods" {
+  description = "Consecutive periods of failed jobs before the alarm fires (single failures are retried and usually pass)."
+  type        = number
+  default     = 3
+}
+
+variable "unexpected_errors_alarm_threshold" {
+  description = "Alarm when FailedUnexpectedError (a bug) exceeds this in one period."
+  type        = number
+  default     = 0
+}
+
+variable "function_errors_alarm_threshold" {
+  description = "Alarm when a function's Errors (crashes, timeouts) exceed this in one period."
+  type        = number
+  default     = 0
+}
+
+variable "function_throttles_alarm_threshold" {
+  description = "Alarm when the stream function's Throttles exceed this in one period."
+  type        = number
+  default     = 0
+}
+
+variable "reconciler_enqueued_alarm_threshold" {
+  description = "Alarm when a reconcile run enqueues more jobs than this (each is a job the stream path missed)."
+  type        = number
+  default     = 0
+}
+
+variable "unclaimed_alarm_threshold" {
+  description = "Alarm when the reconciler reports more Unclaimed jobs than this (sent, never claimed by the media worker)."
+  type        = number
+  default     = 0
+}
+
+variable "dashboard_enabled" {
+  description = "Create a CloudWatch dashboard with the metrics, iterator age and alarms."
+  type        = bool
+  default     = true
 }

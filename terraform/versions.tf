@@ -1,12 +1,14 @@
 terraform {
-  # Nothing in this module needs a newer Terraform than 1.3.
-  required_version = ">= 1.3"
+  # check blocks (the "zip missing" warning in checks.tf) arrived in Terraform 1.5.
+  required_version = ">= 1.5"
 
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # logging_config (JSON log format, log levels) arrived in 5.31.
-      version = ">= 5.31"
+      # 5.32.0 added both `logging_config` on aws_lambda_function (JSON logs, log
+      # levels) and the `python3.12` runtime value (the default runtime here); 5.31
+      # rejects both. python3.13/python3.14 need a provider that knows those values.
+      version = ">= 5.32"
     }
   }
 }

@@ -1,4 +1,5 @@
-"""The deployment zip: reproducible, complete, lean, and built for the target runtime.
+"""The deployment zip: reproducible, complete, lean, built for the target runtime, named
+by that target, and described by a manifest the Terraform module checks.
 
 Each build runs `scripts/build_deploy_zip.sh` exactly as the README does (it fetches
 the pinned manylinux wheels through pip, so it needs the package index or pip's cache);
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 import pytest
@@ -46,6 +48,14 @@ class Build:
     python_version: str
     arch: str
     report: str
+    notes: str
+
+    def manifest(self) -> dict[str, object]:
+        """The manifest the build wrote beside the zip."""
+        data: dict[str, object] = json.loads(
+            self.zip_path.with_name(self.zip_path.name + ".manifest.json").read_text()
+        )
+        return data
 
     def names(self) -> list[str]:
         """The zip's entry names."""
@@ -65,10 +75,13 @@ class Build:
         )
 
 
-def build(output: Path, **variables: str) -> Build:
+def run_build(**variables: str) -> subprocess.CompletedProcess[str]:
     """Run the build script as the README does, with these variables."""
-    env = {**os.environ, "OUTPUT": str(output), "PYTHON": sys.executable, **variables}
-    result = subprocess.run(
+    env = {**os.environ, "PYTHON": sys.executable, **variables}
+    for name in ("RUNTIME", "ARCH", "OUTPUT", "DIST", "BYTECODE", "TARGET_PYTHON"):
+        if name not in variables:
+            env.pop(name, None)  # the caller's environment must not choose the target
+    return subprocess.run(
         ["bash", "scripts/build_deploy_zip.sh"],
         cwd=ROOT,
         env=env,
@@ -77,22 +90,38 @@ def build(output: Path, **variables: str) -> Build:
         check=False,
         timeout=600,
     )
+
+
+def build(**variables: str) -> Build:
+    """Build with these variables; the zip is wherever the build reports it wrote it."""
+    result = run_build(**variables)
     assert result.returncode == 0, result.stderr
     print(result.stdout)  # path, sizes and sha256, shown with -s or on failure
-    target = next(line for line in result.stdout.splitlines() if line.startswith("target:"))
-    runtime, arch = target.split()[1:3]
-    return Build(output, runtime.removeprefix("python"), arch, result.stdout)
+    report = dict(line.split(":", 1) for line in result.stdout.splitlines() if ":" in line)
+    runtime, arch = report["target"].split()
+    zip_path = Path(report["path"].strip())
+    return Build(zip_path, runtime.removeprefix("python"), arch, result.stdout, result.stderr)
 
 
 @pytest.fixture(scope="session")
-def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Build]:
-    """The default build, a second identical one, an arm64 build and a local one."""
-    where = tmp_path_factory.mktemp("deploy")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One output folder shared by the default x86_64, arm64 and python3.14 builds."""
+    return tmp_path_factory.mktemp("dist")
+
+
+@pytest.fixture(scope="session")
+def builds(tmp_path_factory: pytest.TempPathFactory, dist: Path) -> dict[str, Build]:
+    """The default build, a second identical one, arm64, python3.14, one without
+    bytecode and a local one."""
     return {
-        "default": build(where / "deploy.zip"),
-        "again": build(where / "deploy-again.zip"),
-        "arm64": build(where / "deploy-arm64.zip", ARCH="arm64"),
-        "local": build(where / "deploy-local.zip", RUNTIME="local"),
+        "default": build(DIST=str(dist)),
+        "again": build(DIST=str(tmp_path_factory.mktemp("again"))),
+        "arm64": build(DIST=str(dist), ARCH="arm64"),
+        "python3.14": build(DIST=str(dist), RUNTIME="python3.14"),
+        "no-bytecode": build(
+            OUTPUT=str(tmp_path_factory.mktemp("plain") / "plain.zip"), BYTECODE="no"
+        ),
+        "local": build(OUTPUT=str(tmp_path_factory.mktemp("local") / "local.zip"), RUNTIME="local"),
     }
 
 
@@ -100,16 +129,182 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Build]:
 
 
 def test_two_builds_from_the_same_inputs_are_byte_identical(builds: dict[str, Build]) -> None:
-    """Building twice gives the same sha256, so source_code_hash moves only with the code."""
+    """Building twice (bytecode included) gives the same sha256 and the same manifest, so
+    source_code_hash moves only with the code."""
     first, second = builds["default"], builds["again"]
     assert first.zip_path.read_bytes() == second.zip_path.read_bytes()
     assert first.sha256() == second.sha256()
+    assert first.manifest() == second.manifest()
 
 
 def test_the_default_target_is_python312_on_x86_64(builds: dict[str, Build]) -> None:
     """Without RUNTIME/ARCH the zip is for Lambda's python3.12 on x86_64."""
     assert (builds["default"].python_version, builds["default"].arch) == ("3.12", "x86_64")
     assert (builds["arm64"].python_version, builds["arm64"].arch) == ("3.12", "arm64")
+
+
+def test_each_target_has_its_own_zip_and_manifest(builds: dict[str, Build], dist: Path) -> None:
+    """x86_64, arm64 and python3.14 builds into one folder leave three zips named by
+    target, each with its manifest: an arm64 build never overwrites the x86_64 zip."""
+    targets = ["python3.12-x86_64", "python3.12-arm64", "python3.14-x86_64"]
+    expected = {f"deploy-{t}.zip" for t in targets} | {
+        f"deploy-{t}.zip.manifest.json" for t in targets
+    }
+    assert {path.name for path in dist.iterdir()} == expected
+    zips = [builds[name].zip_path for name in ("default", "arm64", "python3.14")]
+    assert [path.name for path in zips] == [f"deploy-{t}.zip" for t in targets]
+    assert len({builds[name].sha256() for name in ("default", "arm64", "python3.14")}) == 3
+
+
+@pytest.mark.parametrize("build_name", ["default", "arm64", "python3.14", "no-bytecode"])
+def test_the_manifest_says_what_the_zip_was_built_for_and_is(
+    builds: dict[str, Build], build_name: str
+) -> None:
+    """runtime, architecture, Python version, bytecode tag, sha256 (hex and Terraform's
+    base64) and sizes: all true of the zip beside it."""
+    import base64
+    import hashlib
+
+    build_ = builds[build_name]
+    manifest = build_.manifest()
+    data = build_.zip_path.read_bytes()
+    zipped, unzipped = build_.sizes()
+    assert manifest == {
+        "format": 1,
+        "zip": build_.zip_path.name,
+        "runtime": f"python{build_.python_version}",
+        "architecture": build_.arch,
+        "python_version": build_.python_version,
+        "bytecode": manifest["bytecode"],
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256_base64": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+        "size": zipped,
+        "unzipped_size": unzipped,
+    }
+    assert manifest["sha256"] == build_.sha256()
+    tag = f"cpython-{build_.python_version.replace('.', '')}"
+    assert manifest["bytecode"] in (None, tag)
+
+
+@pytest.mark.parametrize("runtime", ["python3.10", "python3.15", "pypy3.12", "3.12"])
+def test_a_runtime_the_lock_does_not_cover_is_refused_up_front(runtime: str) -> None:
+    """RUNTIME outside the lock ends at once with exit 2 and one line naming the covered
+    runtimes, never pip's "hashes do not match" (nor a traceback)."""
+    result = run_build(RUNTIME=runtime, OUTPUT="/nonexistent/never-written.zip")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert f"not '{runtime}'" in line
+    assert "python3.11 python3.12 python3.13 python3.14" in line
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_lock_covers_exactly_the_runtimes_the_lock_script_and_module_name() -> None:
+    """The lock's `# runtimes:` line (what the build accepts) is the lock script's
+    PYTHON_VERSIONS, and those are the module's allowed runtimes."""
+    import importlib.util
+
+    lock = (ROOT / "requirements" / "lambda-runtime.txt").read_text()
+    (line,) = re.findall(r"^# runtimes: (.*)$", lock, re.M)
+    spec = importlib.util.spec_from_file_location(
+        "lock", ROOT / "scripts" / "lock_lambda_runtime.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert line.split() == [f"python{v}" for v in script.PYTHON_VERSIONS]
+    variables = (ROOT / "terraform" / "variables.tf").read_text()
+    runtime_block = variables.split('variable "runtime"', 1)[1].split("\n}\n", 1)[0]
+    allowed = re.search(r"condition\s*=\s*contains\(\[(.*?)\]", runtime_block)
+    assert allowed is not None
+    assert re.findall(r'"(python3\.\d+)"', allowed.group(1)) == line.split()
+
+
+def test_bytecode_off_gives_a_zip_without_any_cache(builds: dict[str, Build]) -> None:
+    """BYTECODE=no: no .pyc at all, the manifest says none, and the report says so."""
+    build_ = builds["no-bytecode"]
+    assert not [n for n in build_.names() if "__pycache__/" in n or n.endswith((".pyc", ".pyo"))]
+    assert build_.manifest()["bytecode"] is None
+    assert "bytecode: none" in build_.report
+
+
+def test_a_target_whose_python_is_missing_is_built_without_bytecode_and_says_so(
+    builds: dict[str, Build],
+) -> None:
+    """python3.14: compiled by CPython 3.14 when this machine has it; otherwise no
+    bytecode at all and one note on stderr saying so and how to get it."""
+    build_ = builds["python3.14"]
+    tag = build_.manifest()["bytecode"]
+    names = build_.names()
+    if tag is None:
+        assert "no CPython 3.14 on this machine, so the zip has no bytecode" in build_.notes
+        assert not [n for n in names if n.endswith(".pyc")]
+    else:
+        assert tag == "cpython-314"
+        assert "no CPython" not in build_.notes
+        assert [n for n in names if n.endswith(".pyc")]
+
+
+@pytest.mark.parametrize("build_name", ["default", "arm64", "python3.14", "local"])
+def test_only_the_target_versions_bytecode_is_in_the_zip(
+    builds: dict[str, Build], build_name: str
+) -> None:
+    """With bytecode, every zipped module has exactly its `__pycache__/NAME.cpython-3XY.pyc`
+    for the target's version (unchecked-hash, path /var/task), and no other cache exists;
+    without, no cache at all."""
+    build_ = builds[build_name]
+    tag = build_.manifest()["bytecode"]
+    names = build_.names()
+    caches = {n for n in names if "__pycache__/" in n or n.endswith((".pyc", ".pyo"))}
+    if tag is None:
+        assert caches == set()
+        return
+    assert tag == f"cpython-{build_.python_version.replace('.', '')}"
+    sources = [n for n in names if n.endswith(".py")]
+    expected = {
+        (PurePosixPath(n).parent / "__pycache__" / f"{PurePosixPath(n).stem}.{tag}.pyc").as_posix()
+        for n in sources
+    }
+    assert caches == expected
+    with zipfile.ZipFile(build_.zip_path) as archive:
+        for name in sorted(caches):
+            header = archive.read(name)
+            # PEP 552 flags: bit 0 = hash-based, bit 1 = check_source; unchecked = 0b01.
+            assert int.from_bytes(header[4:8], "little") == 0b01, name
+            assert b"/var/task/" in header, name
+            assert b"/tmp/" not in header, name
+
+
+def test_the_default_zip_carries_bytecode_when_this_machine_has_python312(
+    builds: dict[str, Build],
+) -> None:
+    """The default build compiles with CPython 3.12 whenever one is on this machine (PATH
+    or pyenv), as the build promises; without one it says so."""
+    import glob
+    import shutil
+
+    candidates = [
+        shutil.which("python3.12"),
+        *glob.glob(os.path.expanduser("~/.pyenv/versions/3.12.*/bin/python3.12")),
+    ]
+    usable = any(
+        c
+        and subprocess.run(
+            [c, "-c", "import sys; assert sys.version_info[:2] == (3, 12)"],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        ).returncode
+        == 0
+        for c in candidates
+    )
+    manifest = builds["default"].manifest()
+    if usable:
+        assert manifest["bytecode"] == "cpython-312"
+    else:
+        assert manifest["bytecode"] is None
+        assert "no CPython 3.12" in builds["default"].notes
 
 
 # ------------------------------------------------------------------ contents
@@ -126,14 +321,13 @@ def test_the_zip_holds_the_handler_and_the_shared_types_from_the_wheel(
 
 
 @pytest.mark.parametrize("build_name", ["default", "arm64"])
-def test_the_zip_leaves_out_the_sdk_tests_caches_and_local_tooling(
+def test_the_zip_leaves_out_the_sdk_tests_and_local_tooling(
     builds: dict[str, Build], build_name: str
 ) -> None:
-    """No boto3/botocore (the runtime's), tests, byte caches, moto or reassembly_trigger/local."""
+    """No boto3/botocore (the runtime's), tests, moto or reassembly_trigger/local."""
     names = builds[build_name].names()
     top_levels = {name.split("/")[0] for name in names}
     assert not top_levels & {*RUNTIME_PROVIDED, "tests", "moto", "rich"}
-    assert not [n for n in names if "__pycache__/" in n or n.endswith((".pyc", ".pyo"))]
     assert not [n for n in names if n.startswith("reassembly_trigger/local/")]
     assert not [n for n in names if "/tests/" in n or n.startswith("test_")]
 
@@ -148,7 +342,7 @@ def test_nothing_in_the_zip_names_the_build_machine(builds: dict[str, Build]) ->
             assert str(ROOT) not in archive.read(record).decode()
 
 
-@pytest.mark.parametrize("build_name", ["default", "arm64"])
+@pytest.mark.parametrize("build_name", ["default", "arm64", "python3.14"])
 def test_every_native_module_is_built_for_the_target(
     builds: dict[str, Build], build_name: str
 ) -> None:
@@ -170,7 +364,7 @@ def test_every_native_module_is_built_for_the_target(
     assert {name for name, m in machines.items() if m != ELF_MACHINES[build_.arch]} == set()
 
 
-@pytest.mark.parametrize("build_name", ["default", "arm64"])
+@pytest.mark.parametrize("build_name", ["default", "arm64", "python3.14"])
 def test_the_zip_fits_well_inside_lambdas_limits(builds: dict[str, Build], build_name: str) -> None:
     """Zipped under 5 MiB and unzipped under 20 MiB (the build prints both)."""
     zipped, unzipped = builds[build_name].sizes()
@@ -283,3 +477,22 @@ def test_the_unzipped_local_build_handles_a_contract_event_with_only_boto3_besid
     assert outcome["path"][:2] == [str(task), str(runtime)]
     assert pipeline.bodies() == [{"job_id": job_a}]
     assert pipeline.lock(job_a) is not None
+
+
+def test_the_npm_lock_is_in_sync_with_package_json_so_npm_ci_works() -> None:
+    """package-lock.json pins what package.json asks for, and every optional (platform)
+    dependency of a locked package is locked too: `npm ci` refuses a lock missing them."""
+    package = json.loads((ROOT / "package.json").read_text())
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    packages = lock["packages"]
+    assert packages[""]["devDependencies"] == package["devDependencies"]
+    for name, version in package["devDependencies"].items():
+        assert packages[f"node_modules/{name}"]["version"] == version
+    missing = {
+        (path, dependency)
+        for path, entry in packages.items()
+        for dependency in entry.get("optionalDependencies", {})
+        if f"node_modules/{dependency}" not in packages
+        and f"{path}/node_modules/{dependency}" not in packages
+    }
+    assert missing == set()

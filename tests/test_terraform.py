@@ -1,14 +1,22 @@
-"""The Terraform module, read as data: what it deploys, what it grants, what it filters.
+"""The Terraform module, read as data: what it deploys, what it grants, what it filters,
+what it refuses, and what it plans when the zip is not built yet.
 
 Every `.tf` file under terraform/ is parsed with python-hcl2; the stream filters are
 evaluated against the contract's events with moto's implementation of AWS event
 patterns, and the granted actions are compared with the boto3 calls the code makes.
+The last section runs a real `terraform plan` (no AWS: fake credentials, no API call)
+where Terraform and an AWS provider are installed locally; it is skipped elsewhere.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,11 +27,113 @@ from moto.events.models import EventPattern
 
 from reassembly_trigger.settings import ENVIRONMENT_VARIABLES
 
+from conftest import Invoker, stream_event
+
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = ROOT / "terraform"
-CONTRACT_EVENTS = ROOT.parent / "shared" / "contract" / "events"
+CONTRACT_EVENTS = next(
+    (
+        path
+        for path in (ROOT / "tests" / "events", ROOT.parent / "shared" / "contract" / "events")
+        if path.is_dir()
+    ),
+    ROOT.parent / "shared" / "contract" / "events",
+)
 #: Statements for what Lambda does with the function's role (not the code's own calls).
 SERVICE_STATEMENTS = {"ReadTheStreams", "ListStreams", "ReportGivenUpBatches", "WriteOwnLogs"}
+
+# What the lead's core provides (notes/core-interface.md). Written out here because the
+# reconciler's code is merged later; once it is, settings.ENVIRONMENT_VARIABLES and
+# metrics.REASON_METRICS must equal these.
+#: The variables both functions read, beyond today's settings.ENVIRONMENT_VARIABLES.
+CORE_ENVIRONMENT = {
+    "JOBS_TABLE_NAME",
+    "SEGMENT_COMPLETIONS_TABLE_NAME",
+    "REASSEMBLY_TRIGGERED_TABLE_NAME",
+    "REASSEMBLY_QUEUE_URL",
+    "LOCK_LEASE_SECONDS",
+    "EVALUATION_CONCURRENCY",
+    "METRICS_NAMESPACE",
+    "LEASE_WAIT_SECONDS",
+    "JOBS_STATUS_INDEX_NAME",
+    "RECONCILE_MIN_AGE_SECONDS",
+    "UNCLAIMED_AFTER_SECONDS",
+}
+#: The reconciler's AWS calls: statement sid -> (actions, resources).
+RECONCILER_STATEMENTS = {
+    "ReadJobs": (["dynamodb:BatchGetItem"], ["${var.jobs_table_arn}"]),
+    "FindJobsInFlight": (
+        ["dynamodb:Query"],
+        ["${var.jobs_table_arn}/index/${var.jobs_status_index_name}"],
+    ),
+    "CountSegmentCompletions": (["dynamodb:Query"], ["${var.segment_completions_table_arn}"]),
+    "HoldTheReassemblyLock": (
+        ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+        ["${var.reassembly_triggered_table_arn}"],
+    ),
+    "StartReassembly": (["sqs:SendMessage"], ["${var.reassembly_queue_arn}"]),
+    "WriteOwnLogs": (
+        ["logs:CreateLogStream", "logs:PutLogEvents"],
+        ["${aws_cloudwatch_log_group.reconciler.arn}:*"],
+    ),
+    "UseCustomerManagedKeys": (["kms:Decrypt", "kms:GenerateDataKey"], "${statement.value}"),
+}
+#: The per-reason EMF metrics of the core's closed sets of reasons.
+CORE_SKIP_METRICS = [
+    "SkippedJobNotFound",
+    "SkippedJobInvalid",
+    "SkippedNotChunkingComplete",
+    "SkippedTotalSegmentsMissing",
+    "SkippedIncomplete",
+    "SkippedAlreadyTriggered",
+    "SkippedReassemblyStarted",
+    "SkippedDeferred",
+]
+CORE_FAIL_METRICS = ["FailedAwsError", "FailedLockLost", "FailedDeadline", "FailedUnexpectedError"]
+#: The stream function's and the reconciler's other EMF metrics.
+CORE_STREAM_METRICS = {
+    "Records",
+    "MalformedRecords",
+    "JobsEvaluated",
+    "JobsEnqueued",
+    "JobsSkipped",
+    "JobsFailed",
+    "InvocationDuration",
+    *CORE_SKIP_METRICS,
+    *CORE_FAIL_METRICS,
+}
+CORE_RECONCILER_METRICS = {
+    "JobsExamined",
+    "JobsEnqueued",
+    "Unclaimed",
+    "WaitingForSegments",
+    "Truncated",
+    "ReconcileDuration",
+    *CORE_SKIP_METRICS,
+    *CORE_FAIL_METRICS,
+}
+#: Resources that run the code or reference something that does: none without a zip.
+GATED_ON_THE_ZIP = {
+    ("aws_lambda_function", "trigger"),
+    ("aws_lambda_function", "reconciler"),
+    ("aws_lambda_alias", "live"),
+    ("aws_lambda_alias", "live_jobs"),
+    ("aws_lambda_alias", "reconciler_live"),
+    ("aws_lambda_event_source_mapping", "segment_completions"),
+    ("aws_lambda_event_source_mapping", "jobs"),
+    ("aws_lambda_function_event_invoke_config", "reconciler"),
+    ("aws_scheduler_schedule", "reconcile"),
+    ("aws_iam_role", "schedule"),
+    ("aws_iam_role_policy", "schedule"),
+    ("aws_cloudwatch_metric_alarm", "iterator_age"),
+    ("aws_cloudwatch_metric_alarm", "failed_jobs"),
+    ("aws_cloudwatch_metric_alarm", "unexpected_errors"),
+    ("aws_cloudwatch_metric_alarm", "function_errors"),
+    ("aws_cloudwatch_metric_alarm", "function_throttles"),
+    ("aws_cloudwatch_metric_alarm", "reconciler_enqueued"),
+    ("aws_cloudwatch_metric_alarm", "unclaimed"),
+    ("aws_cloudwatch_dashboard", "trigger"),
+}
 
 
 def plain(value: Any) -> Any:
@@ -43,20 +153,21 @@ def plain(value: Any) -> Any:
 
 @cache
 def module() -> dict[str, Any]:
-    """Every block of every .tf file: {"resource": {type: {name: body}}, "variable": ...}."""
+    """Every block of every .tf file: {"resource": {type: {name: body}}, "variable": ...};
+    `moved` blocks as a list."""
     merged: dict[str, Any] = {}
     for path in sorted(MODULE.glob("*.tf")):
         with path.open() as handle:
             parsed = plain(hcl2.load(handle))
         for kind, blocks in parsed.items():
-            for block in blocks:
+            for block_ in blocks:
                 if kind in ("resource", "data"):
-                    for type_, named in block.items():
+                    for type_, named in block_.items():
                         merged.setdefault(kind, {}).setdefault(type_, {}).update(named)
-                elif kind == "locals":
-                    merged.setdefault(kind, {}).update(block)
+                elif kind == "moved":
+                    merged.setdefault(kind, []).append(block_)
                 else:
-                    merged.setdefault(kind, {}).update(block)
+                    merged.setdefault(kind, {}).update(block_)
     return merged
 
 
@@ -77,14 +188,30 @@ def default(variable: str) -> Any:
     return module()["variable"][variable].get("default")
 
 
-def function_statements() -> dict[str, dict[str, Any]]:
-    """The function's policy statements by sid, dynamic ones included."""
-    document = module()["data"]["aws_iam_policy_document"]["trigger"]
+def local(name: str) -> Any:
+    """A local value as written (expressions as strings)."""
+    return module()["locals"][name]
+
+
+def validations(variable: str) -> list[dict[str, str]]:
+    """A variable's validation blocks."""
+    found: list[dict[str, str]] = module()["variable"][variable].get("validation", [])
+    return found
+
+
+def policy_statements(document_name: str) -> dict[str, dict[str, Any]]:
+    """A policy document's statements by sid, dynamic ones included."""
+    document = module()["data"]["aws_iam_policy_document"][document_name]
     statements = {s["sid"]: s for s in document["statement"]}
     for dynamic in document.get("dynamic", []):
         content = block(dynamic["statement"], "content")
         statements[content["sid"]] = content
     return statements
+
+
+def function_statements() -> dict[str, dict[str, Any]]:
+    """The stream function's policy statements by sid."""
+    return policy_statements("trigger")
 
 
 def contract_records(name: str) -> list[dict[str, Any]]:
@@ -93,13 +220,29 @@ def contract_records(name: str) -> list[dict[str, Any]]:
     return records
 
 
-# ------------------------------------------------------------------ layout
+def alarm(name: str) -> dict[str, Any]:
+    """One alarm resource's body."""
+    return resource("aws_cloudwatch_metric_alarm", name)
+
+
+# ------------------------------------------------------------------ layout and versions
 
 
 def test_the_module_has_its_files_and_each_parses() -> None:
-    """main, variables, outputs, iam and versions exist, and python-hcl2 parses them all."""
+    """Each concern has its file, and python-hcl2 parses them all."""
     names = {path.name for path in MODULE.glob("*.tf")}
-    assert {"main.tf", "variables.tf", "outputs.tf", "iam.tf", "versions.tf"} <= names
+    assert {
+        "main.tf",
+        "variables.tf",
+        "outputs.tf",
+        "iam.tf",
+        "versions.tf",
+        "reconciler.tf",
+        "alarms.tf",
+        "dashboard.tf",
+        "checks.tf",
+        "moved.tf",
+    } <= names
     assert (MODULE / "README.md").is_file()
     assert module()["resource"]
 
@@ -113,14 +256,159 @@ def test_the_readme_example_passes_every_required_variable() -> None:
     assert {name for name in required if not re.search(rf"^\s*{name}\s*=", example, re.M)} == set()
 
 
-# ------------------------------------------------------------------ the function
+def test_the_readme_example_builds_what_it_deploys() -> None:
+    """Every runtime/architecture pair an example or build command in the README names is
+    consistent: the architecture set in the module call is the one the build comment
+    builds (the arm64 example under an x86_64 build was the bug)."""
+    readme = (MODULE / "README.md").read_text()
+    example = readme.split('module "reassembly_trigger" {', 1)[1].split("\n}\n", 1)[0]
+    architecture = re.search(r'^\s*architecture\s*=\s*"(\w+)"', example, re.M)
+    runtime = re.search(r'^\s*runtime\s*=\s*"([\w.]+)"', example, re.M)
+    assert architecture is not None
+    assert runtime is not None
+    build = re.search(r"#.*?((?:\w+=\S+ )*)bash \S*build_deploy_zip\.sh", example)
+    assert build is not None, "the example names its build command"
+    variables = dict(pair.split("=", 1) for pair in build.group(1).split())
+    assert variables.get("ARCH", "x86_64") == architecture.group(1)
+    assert variables.get("RUNTIME", "python3.12") == runtime.group(1)
+
+
+def test_the_provider_lower_bound_is_the_release_that_has_what_the_module_uses() -> None:
+    """aws >= 5.32 (logging_config and the python3.12 runtime value arrived in 5.32.0,
+    said in a comment); Terraform >= 1.5 for the check block."""
+    versions = (MODULE / "versions.tf").read_text()
+    terraform = module()["terraform"]
+    (providers,) = terraform["required_providers"]
+    assert providers["aws"]["version"] == ">= 5.32"
+    assert terraform["required_version"] == ">= 1.5"
+    comment = versions.split("required_providers", 1)[1].split('version = ">= 5.32"')[0]
+    assert "5.32.0" in comment
+    assert "logging_config" in comment
+    assert "python3.12" in comment
+    assert module()["check"]
+
+
+# ------------------------------------------------------------------ the zip and its manifest
+
+
+def test_the_default_zip_is_the_builds_default_output_for_the_same_target() -> None:
+    """<module>/../dist/deploy-<runtime>-<architecture>.zip, exactly what the build script
+    writes by default, and the manifest beside it where make_zip.py puts it."""
+    import importlib.util
+
+    assert local("deployment_zip_path") == (
+        "${coalesce(var.deployment_zip_path, "
+        '"${path.module}/../dist/deploy-${var.runtime}-${var.architecture}.zip")}'
+    )
+    script = (ROOT / "scripts" / "build_deploy_zip.sh").read_text()
+    assert 'dist="${DIST:-$root/dist}"' in script
+    assert 'output="${OUTPUT:-$dist/deploy-$runtime-$arch.zip}"' in script
+    assert local("deployment_manifest_path") == (
+        '${coalesce(var.deployment_manifest_path, "${local.deployment_zip_path}.manifest.json")}'
+    )
+    spec = importlib.util.spec_from_file_location("make_zip", ROOT / "scripts" / "make_zip.py")
+    assert spec is not None
+    assert spec.loader is not None
+    make_zip = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_zip)
+    assert make_zip.manifest_path(Path("d/deploy-x.zip")) == Path("d/deploy-x.zip.manifest.json")
+
+
+def test_the_manifest_is_read_at_plan_time_and_a_missing_one_is_tolerated() -> None:
+    """The manifest is decoded from the file (null when absent) and the zip's own sha256
+    is computed only when the zip exists."""
+    assert local("deployed") == "${fileexists(local.deployment_zip_path)}"
+    assert local("manifest") == "${try(jsondecode(file(local.deployment_manifest_path)), null)}"
+    assert local("zip_sha256") == ('${local.deployed ? filesha256(local.deployment_zip_path) : ""}')
+
+
+def test_the_function_refuses_a_zip_built_for_another_target_naming_both_values() -> None:
+    """Preconditions: a manifest exists; its runtime, architecture and sha256 equal the
+    function's runtime, architecture and the zip's own hash; each message names both."""
+    lifecycle = block(resource("aws_lambda_function", "trigger"), "lifecycle")
+    checks = {p["condition"]: p["error_message"] for p in lifecycle["precondition"]}
+    assert checks["${local.manifest != null}"].startswith("No build manifest at ")
+    pairs = {
+        "${local.manifest == null || local.built.runtime == var.runtime}": (
+            "${local.built.runtime}",
+            "${var.runtime}",
+        ),
+        "${local.manifest == null || local.built.architecture == var.architecture}": (
+            "${local.built.architecture}",
+            "${var.architecture}",
+        ),
+        "${local.manifest == null || local.built.sha256 == local.zip_sha256}": (
+            "${local.built.sha256}",
+            "${local.zip_sha256}",
+        ),
+    }
+    for condition, (built, configured) in pairs.items():
+        assert built in checks[condition]
+        assert configured in checks[condition]
+        assert "${local.rebuild_hint}" in checks[condition]
+    assert local("rebuild_hint") == (
+        "RUNTIME=${var.runtime} ARCH=${var.architecture} bash scripts/build_deploy_zip.sh"
+    )
+
+
+def test_without_a_zip_nothing_that_runs_the_code_is_planned() -> None:
+    """The functions, aliases, mappings, invoke config, schedule (and its role), the
+    alarms on the functions and the dashboard all have count/for_each on the zip."""
+    for type_, name in sorted(GATED_ON_THE_ZIP):
+        body = resource(type_, name)
+        gate = body.get("count", body.get("for_each"))
+        assert isinstance(gate, str), (type_, name)
+        assert "local.deployed" in gate or "local.alarms_on_functions" in gate, (type_, name)
+    assert local("alarms_on_functions") == "${local.deployed && var.alarms_enabled}"
+
+
+def test_whatever_references_a_gated_resource_is_gated_itself() -> None:
+    """No resource created without the zip refers to one planned only with it (that
+    would fail the plan); outputs reach them only through splats or one()."""
+    gated = {f"{type_}.{name}" for type_, name in GATED_ON_THE_ZIP}
+    for type_, named in module()["resource"].items():
+        for name, body in named.items():
+            if (type_, name) in GATED_ON_THE_ZIP:
+                continue
+            text = json.dumps(body)
+            assert not [ref for ref in gated if ref in text], (type_, name)
+    for name, output in module()["output"].items():
+        value = json.dumps(output["value"])
+        for ref in gated:
+            assert f"{ref}." not in value or f"{ref}[*]" in value, (name, ref)
+
+
+def test_a_missing_zip_is_said_by_an_output_and_a_warning() -> None:
+    """`deployed` is an output, and a check block (a warning, not an error) names the
+    missing path, that nothing running the code is planned, and the build command."""
+    assert module()["output"]["deployed"]["value"] == "${local.deployed}"
+    (assertion,) = module()["check"]["deployment_zip_exists"]["assert"]
+    assert assertion["condition"] == "${local.deployed}"
+    message = assertion["error_message"]
+    assert "${local.deployment_zip_path}" in message
+    assert "deployed = false" in message
+    assert "${local.rebuild_hint}" in message
+
+
+def test_resources_that_gained_count_are_moved_not_replaced() -> None:
+    """State written before count existed keeps its function, alias and mapping."""
+    moves = {(m["from"], m["to"]) for m in module()["moved"]}
+    assert moves == {
+        ("${aws_lambda_function.trigger}", "${aws_lambda_function.trigger[0]}"),
+        ("${aws_lambda_alias.live}", "${aws_lambda_alias.live[0]}"),
+        (
+            "${aws_lambda_event_source_mapping.segment_completions}",
+            "${aws_lambda_event_source_mapping.segment_completions[0]}",
+        ),
+    }
+
+
+# ------------------------------------------------------------------ the stream function
 
 
 def test_the_function_runs_the_built_zip_with_the_handler_the_code_defines() -> None:
-    """The zip defaults to dist/deploy.zip, its hash drives updates, the handler is ours."""
+    """The zip's hash drives updates and the handler is ours."""
     function = resource("aws_lambda_function", "trigger")
-    zip_path = module()["locals"]["deployment_zip_path"]
-    assert zip_path == '${coalesce(var.deployment_zip_path, "${path.module}/../dist/deploy.zip")}'
     assert function["filename"] == "${local.deployment_zip_path}"
     assert function["source_code_hash"] == "${filebase64sha256(local.deployment_zip_path)}"
     assert function["handler"] == "reassembly_trigger.handler.lambda_handler"
@@ -140,39 +428,188 @@ def test_runtime_and_architecture_default_to_what_the_build_makes_by_default() -
 
 
 def test_timeout_memory_and_json_logs_are_set() -> None:
-    """Timeout (60 s by default) and memory are variables; logs are JSON in our group."""
+    """Timeout (60 s by default) and memory are variables; logs are JSON in our group at
+    the configured application and system levels."""
     function = resource("aws_lambda_function", "trigger")
     assert function["timeout"] == "${var.timeout_seconds}"
     assert default("timeout_seconds") == 60
     assert function["memory_size"] == "${var.memory_size_mb}"
     logging = block(function, "logging_config")
-    assert logging["log_format"] == "JSON"
-    assert logging["log_group"] == "${aws_cloudwatch_log_group.trigger.name}"
+    assert logging == {
+        "log_format": "JSON",
+        "log_group": "${aws_cloudwatch_log_group.trigger.name}",
+        "application_log_level": "${var.application_log_level}",
+        "system_log_level": "${var.system_log_level}",
+    }
 
 
-def test_every_environment_variable_the_code_reads_is_set() -> None:
-    """The function's environment is exactly settings.ENVIRONMENT_VARIABLES."""
-    variables = block(resource("aws_lambda_function", "trigger"), "environment")["variables"]
-    assert set(variables) == set(ENVIRONMENT_VARIABLES)
-    assert all(value.startswith("${") for value in variables.values())
-    assert variables["LOCK_LEASE_SECONDS"] == "${tostring(var.lock_lease_seconds)}"
+def test_every_environment_variable_the_code_reads_is_set_on_both_functions() -> None:
+    """Both functions get local.environment: settings.ENVIRONMENT_VARIABLES and the core's
+    new variables (LEASE_WAIT_SECONDS, JOBS_STATUS_INDEX_NAME, ...), each from a variable."""
+    environment = local("environment")
+    assert set(environment) == set(ENVIRONMENT_VARIABLES) | CORE_ENVIRONMENT
+    assert all(value.startswith("${") for value in environment.values())
+    assert environment["LOCK_LEASE_SECONDS"] == "${tostring(var.lock_lease_seconds)}"
+    assert environment["LEASE_WAIT_SECONDS"] == "${tostring(var.lease_wait_seconds)}"
+    assert environment["JOBS_STATUS_INDEX_NAME"] == "${var.jobs_status_index_name}"
+    assert (
+        default("lease_wait_seconds"),
+        default("jobs_status_index_name"),
+        default("reconcile_min_age_seconds"),
+        default("unclaimed_after_seconds"),
+    ) == (5, "status-created_at", 300, 3600)
+    for name in ("trigger", "reconciler"):
+        variables = block(resource("aws_lambda_function", name), "environment")["variables"]
+        assert variables == "${local.environment}"
 
 
-def test_the_log_group_is_the_functions_and_has_a_retention() -> None:
-    """Logs go to /aws/lambda/<function> and expire."""
-    group = resource("aws_cloudwatch_log_group", "trigger")
-    assert group["name"] == "/aws/lambda/${var.function_name}"
-    assert group["retention_in_days"] == "${var.log_retention_days}"
+def test_the_log_groups_are_the_functions_and_have_a_retention() -> None:
+    """Logs go to /aws/lambda/<function> and /aws/lambda/<function>-reconciler, and expire."""
+    names = {
+        "trigger": "/aws/lambda/${var.function_name}",
+        "reconciler": "/aws/lambda/${local.reconciler_name}",
+    }
+    for key, name in names.items():
+        group = resource("aws_cloudwatch_log_group", key)
+        assert group["name"] == name
+        assert group["retention_in_days"] == "${var.log_retention_days}"
+    assert local("reconciler_name") == "${var.function_name}-reconciler"
     assert isinstance(default("log_retention_days"), int)
+    assert default("function_name") == "stereo-spot-reassembly-trigger"
+
+
+# ------------------------------------------------------------------ log levels and the metrics
+
+
+#: Lambda's application log levels, most verbose first.
+LAMBDA_LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+
+
+def _allowed(condition: str) -> list[str]:
+    match = re.fullmatch(r"\$\{contains\(\[(.*)\], var\.\w+\)\}", condition)
+    assert match, condition
+    return [item.strip().strip('"') for item in match.group(1).split(",")]
+
+
+def test_log_levels_are_validated_against_lambdas_levels() -> None:
+    """application_log_level: one of Lambda's six; system_log_level: DEBUG, INFO or WARN
+    (default WARN, as before)."""
+    first, _ = validations("application_log_level")
+    assert _allowed(first["condition"]) == LAMBDA_LEVELS
+    (system,) = validations("system_log_level")
+    assert _allowed(system["condition"]) == ["DEBUG", "INFO", "WARN"]
+    assert default("system_log_level") == "WARN"
+    assert default("application_log_level") == "INFO"
+
+
+def test_a_level_that_would_drop_the_metric_lines_is_refused(
+    invoke: Invoker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN the EMF line the handler really prints THEN, with Lambda's rule (a missing
+    or invalid "level" is INFO), every application_log_level the module accepts keeps
+    it, and the refused ones are exactly those that would drop it."""
+    capsys.readouterr()
+    invoke(stream_event())
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (document,) = lines
+    level = str(document.get("level", "INFO")).upper()
+    level = level if level in LAMBDA_LEVELS else "INFO"
+    _, guard = validations("application_log_level")
+    accepted = _allowed(guard["condition"])
+    keeps = [lvl for lvl in LAMBDA_LEVELS if LAMBDA_LEVELS.index(lvl) <= LAMBDA_LEVELS.index(level)]
+    assert accepted == keeps
+    assert "would drop the EMF metric lines" in guard["error_message"]
+    assert default("application_log_level") in accepted
+
+
+# ------------------------------------------------------------------ limits
+
+
+@pytest.mark.parametrize(
+    ("variable", "condition"),
+    [
+        (
+            "batch_size",
+            "${var.batch_size >= 1 && var.batch_size <= 10000"
+            " && floor(var.batch_size) == var.batch_size}",
+        ),
+        (
+            "maximum_batching_window_in_seconds",
+            "${(var.maximum_batching_window_in_seconds >= 0"
+            " && var.maximum_batching_window_in_seconds <= 300"
+            " && floor(var.maximum_batching_window_in_seconds)"
+            " == var.maximum_batching_window_in_seconds)}",
+        ),
+        (
+            "maximum_retry_attempts",
+            "${var.maximum_retry_attempts >= 0 && var.maximum_retry_attempts <= 10000}",
+        ),
+        (
+            "maximum_record_age_in_seconds",
+            "${var.maximum_record_age_in_seconds >= 60"
+            " && var.maximum_record_age_in_seconds <= 604800}",
+        ),
+        (
+            "parallelization_factor",
+            "${var.parallelization_factor >= 1 && var.parallelization_factor <= 10}",
+        ),
+        ("timeout_seconds", "${var.timeout_seconds >= 1 && var.timeout_seconds <= 900}"),
+        (
+            "reconciler_timeout_seconds",
+            "${var.reconciler_timeout_seconds >= 1 && var.reconciler_timeout_seconds <= 900}",
+        ),
+    ],
+)
+def test_mapping_and_function_settings_are_held_to_lambdas_limits(
+    variable: str, condition: str
+) -> None:
+    """Batch size 1-10,000, batching window 0-300 s, retries 0-10,000 (finite), record age
+    60-604,800 s (finite), parallelization 1-10, timeouts 1-900 s; defaults inside."""
+    (validation,) = validations(variable)
+    assert re.sub(r"\s+", " ", validation["condition"]) == condition
+    bounds = [int(n) for n in re.findall(r"[<>]= (\d+)", condition)]
+    assert bounds[0] <= default(variable) <= bounds[1]
+
+
+@pytest.mark.parametrize("setting", ["maximum_retry_attempts", "maximum_record_age_in_seconds"])
+def test_infinite_retries_are_refused_by_validation(setting: str) -> None:
+    """-1 (retry forever, which would block the shard) fails the variable's validation."""
+    (validation,) = validations(setting)
+    assert f"var.{setting} >= " in validation["condition"]
+    assert "-1" in validation["error_message"]
+
+
+# ------------------------------------------------------------------ SnapStart
+
+
+def test_snap_start_is_offered_off_by_default_on_published_versions_only() -> None:
+    """snap_start (default false) adds SnapStart on published versions to the stream
+    function, which publishes every change; it is refused below python3.12."""
+    assert default("snap_start") is False
+    function = resource("aws_lambda_function", "trigger")
+    assert function["publish"] is True
+    (dynamic,) = function["dynamic"]
+    assert dynamic["snap_start"]["for_each"] == "${var.snap_start ? [1] : []}"
+    assert block(dynamic["snap_start"], "content") == {"apply_on": "PublishedVersions"}
+    lifecycle = block(function, "lifecycle")
+    (guard,) = [p for p in lifecycle["precondition"] if "var.snap_start" in p["condition"]]
+    assert guard["condition"] == (
+        '${!var.snap_start || contains(["python3.12", "python3.13", "python3.14"], var.runtime)}'
+    )
+    assert "dynamic" not in resource("aws_lambda_function", "reconciler")
 
 
 # ------------------------------------------------------------------ the mappings
 
 
-@pytest.mark.parametrize("mapping", ["segment_completions", "jobs"])
-def test_a_mapping_reports_partial_failures_bisects_and_gives_up_finitely(mapping: str) -> None:
-    """ReportBatchItemFailures, bisect on error, finite retries and record age, and the
-    given-up batches' metadata to the on-failure queue."""
+@pytest.mark.parametrize(
+    ("mapping", "alias"), [("segment_completions", "live"), ("jobs", "live_jobs")]
+)
+def test_a_mapping_reports_partial_failures_bisects_and_gives_up_finitely(
+    mapping: str, alias: str
+) -> None:
+    """ReportBatchItemFailures, bisect on error, finite retries and record age, the
+    given-up batches' metadata to the on-failure queue, and the mapping's own alias."""
     esm = resource("aws_lambda_event_source_mapping", mapping)
     assert esm["function_response_types"] == ["ReportBatchItemFailures"]
     assert esm["bisect_batch_on_function_error"] is True
@@ -183,15 +620,24 @@ def test_a_mapping_reports_partial_failures_bisects_and_gives_up_finitely(mappin
     on_failure = block(block(esm, "destination_config"), "on_failure")
     assert on_failure["destination_arn"] == "${aws_sqs_queue.on_failure.arn}"
     assert esm["starting_position"] == "LATEST"
-    assert esm["function_name"] == "${aws_lambda_alias.live.arn}"
+    assert esm["function_name"] == f"${{aws_lambda_alias.{alias}[0].arn}}"
 
 
-@pytest.mark.parametrize("setting", ["maximum_retry_attempts", "maximum_record_age_in_seconds"])
-def test_infinite_retries_are_refused_by_validation(setting: str) -> None:
-    """-1 (retry forever, which would block the shard) fails the variable's validation."""
-    (validation,) = module()["variable"][setting]["validation"]
-    assert f"var.{setting} >= " in validation["condition"]
-    assert "-1" in validation["error_message"]
+def test_each_mapping_has_its_own_alias_on_the_same_version() -> None:
+    """ "live" (SegmentCompletions) and "live-jobs" (Jobs) both follow live_version, so
+    IteratorAge is measured per mapping and a roll-back moves both."""
+    assert local("mapping_aliases") == (
+        '${merge({segment_completions = "live"},'
+        ' var.jobs_stream_arn == null ? {} : {jobs = "live-jobs"})}'
+    )
+    live, live_jobs = (
+        resource("aws_lambda_alias", "live"),
+        resource("aws_lambda_alias", "live_jobs"),
+    )
+    assert live["name"] == "${local.mapping_aliases.segment_completions}"
+    assert live_jobs["name"] == "live-jobs"
+    version = "${coalesce(var.live_version, aws_lambda_function.trigger[0].version)}"
+    assert live["function_version"] == live_jobs["function_version"] == version
 
 
 @pytest.mark.parametrize(
@@ -211,10 +657,10 @@ def test_batching_is_tuned_by_variables(mapping: str, variable: str) -> None:
     assert isinstance(default(variable), int)
 
 
-def test_the_jobs_mapping_exists_only_with_a_jobs_stream() -> None:
-    """count is 0 unless jobs_stream_arn is given."""
+def test_the_jobs_mapping_exists_only_with_a_jobs_stream_and_a_zip() -> None:
+    """count is 0 unless jobs_stream_arn is given (and the zip exists)."""
     esm = resource("aws_lambda_event_source_mapping", "jobs")
-    assert esm["count"] == "${var.jobs_stream_arn == null ? 0 : 1}"
+    assert esm["count"] == "${local.deployed && var.jobs_stream_arn != null ? 1 : 0}"
     assert esm["event_source_arn"] == "${var.jobs_stream_arn}"
     assert default("jobs_stream_arn") is None
 
@@ -222,9 +668,9 @@ def test_the_jobs_mapping_exists_only_with_a_jobs_stream() -> None:
 def _filter_pattern(mapping: str) -> EventPattern:
     esm = resource("aws_lambda_event_source_mapping", mapping)
     pattern = block(block(esm, "filter_criteria"), "filter")["pattern"]
-    local = re.fullmatch(r"\$\{jsonencode\(local\.(\w+)\)\}", pattern)
-    assert local, pattern
-    return EventPattern.load(json.dumps(module()["locals"][local.group(1)]))
+    name = re.fullmatch(r"\$\{jsonencode\(local\.(\w+)\)\}", pattern)
+    assert name, pattern
+    return EventPattern.load(json.dumps(local(name.group(1))))
 
 
 def test_the_segment_completions_filter_keeps_inserts_and_drops_ttl_removals() -> None:
@@ -241,7 +687,7 @@ def test_the_segment_completions_filter_keeps_inserts_and_drops_ttl_removals() -
 
 def test_the_filter_does_not_rely_on_the_event_name() -> None:
     """The pattern matches the `dynamodb` key only (NewImage.job_id exists)."""
-    assert module()["locals"]["segment_completion_filter"] == {
+    assert local("segment_completion_filter") == {
         "dynamodb": {"NewImage": {"job_id": {"S": [{"exists": True}]}}}
     }
 
@@ -256,19 +702,87 @@ def test_the_jobs_filter_passes_only_chunking_complete() -> None:
     assert not pattern.matches_event(record)
 
 
-# ------------------------------------------------------------------ IAM
+# ------------------------------------------------------------------ the reconciler
+
+
+def test_the_reconciler_is_a_second_function_from_the_same_zip() -> None:
+    """Same zip and hash, handler reassembly_trigger.reconcile.lambda_handler, its own
+    timeout (300 s by default), reserved concurrency 1, its role and its log group."""
+    reconciler = resource("aws_lambda_function", "reconciler")
+    trigger = resource("aws_lambda_function", "trigger")
+    for key in ("filename", "source_code_hash", "runtime", "architectures"):
+        assert reconciler[key] == trigger[key], key
+    assert reconciler["function_name"] == "${local.reconciler_name}"
+    assert reconciler["handler"] == "reassembly_trigger.reconcile.lambda_handler"
+    assert reconciler["timeout"] == "${var.reconciler_timeout_seconds}"
+    assert default("reconciler_timeout_seconds") == 300
+    assert reconciler["reserved_concurrent_executions"] == 1
+    assert reconciler["role"] == "${aws_iam_role.reconciler.arn}"
+    logging = block(reconciler, "logging_config")
+    assert logging["log_group"] == "${aws_cloudwatch_log_group.reconciler.name}"
+    assert logging["log_format"] == "JSON"
+
+
+def test_the_schedule_runs_the_reconcilers_alias_every_five_minutes_by_default() -> None:
+    """EventBridge Scheduler, reconcile_schedule_expression (rate(5 minutes)), on unless
+    reconcile_enabled is false (then DISABLED, the function stays), no retries."""
+    schedule = resource("aws_scheduler_schedule", "reconcile")
+    assert schedule["schedule_expression"] == "${var.reconcile_schedule_expression}"
+    assert default("reconcile_schedule_expression") == "rate(5 minutes)"
+    assert schedule["state"] == '${var.reconcile_enabled ? "ENABLED" : "DISABLED"}'
+    assert default("reconcile_enabled") is True
+    target = block(schedule, "target")
+    assert target["arn"] == "${aws_lambda_alias.reconciler_live[0].arn}"
+    assert target["role_arn"] == "${aws_iam_role.schedule[0].arn}"
+    assert block(target, "retry_policy")["maximum_retry_attempts"] == 0
+    assert block(schedule, "flexible_time_window") == {"mode": "OFF"}
+    invoke_config = resource("aws_lambda_function_event_invoke_config", "reconciler")
+    assert invoke_config["maximum_retry_attempts"] == 0
+    assert invoke_config["qualifier"] == "${aws_lambda_alias.reconciler_live[0].name}"
+
+
+def test_the_reconciler_gets_exactly_its_calls_with_query_only_on_the_index() -> None:
+    """The reconciler's statements are the core's list (RECONCILER_STATEMENTS): Query on
+    the Jobs table only through the status index, no stream or on-failure permissions."""
+    statements = policy_statements("reconciler")
+    assert {sid: (s["actions"], s["resources"]) for sid, s in statements.items()} == (
+        RECONCILER_STATEMENTS
+    )
+    assert all(s["effect"] == "Allow" for s in statements.values())
+    jobs_queries = [
+        resource_
+        for s in statements.values()
+        if "dynamodb:Query" in s["actions"]
+        for resource_ in s["resources"]
+        if resource_.startswith("${var.jobs_table_arn}")
+    ]
+    assert jobs_queries == ["${var.jobs_table_arn}/index/${var.jobs_status_index_name}"]
+
+
+def test_the_schedule_may_only_invoke_the_reconcilers_alias() -> None:
+    """The scheduler's role: assumed by scheduler.amazonaws.com of this account only, and
+    allowed lambda:InvokeFunction on the reconciler's alias, nothing else."""
+    (statement,) = module()["data"]["aws_iam_policy_document"]["schedule_assume_role"]["statement"]
+    assert block(statement, "principals")["identifiers"] == ["scheduler.amazonaws.com"]
+    assert block(statement, "condition") == {
+        "test": "StringEquals",
+        "variable": "aws:SourceAccount",
+        "values": ["${local.account_id}"],
+    }
+    policy = resource("aws_iam_role_policy", "schedule")["policy"]
+    assert "lambda:InvokeFunction" in policy
+    assert "aws_lambda_alias.reconciler_live[0].arn" in policy
+    assert policy.count("Action") == 1
+
+
+# ------------------------------------------------------------------ IAM of the stream function
 
 
 def test_no_statement_grants_a_wildcard_action() -> None:
-    """Every action is named in full."""
-    for statements in (function_statements(), _assume_role_statements()):
-        for sid, statement in statements.items():
-            assert [a for a in statement["actions"] if "*" in a] == [], sid
-
-
-def _assume_role_statements() -> dict[str, dict[str, Any]]:
-    document = module()["data"]["aws_iam_policy_document"]["assume_role"]
-    return {s["sid"]: s for s in document["statement"]}
+    """Every action is named in full, in every policy document."""
+    for document in module()["data"]["aws_iam_policy_document"]:
+        for sid, statement in policy_statements(document).items():
+            assert [a for a in statement["actions"] if "*" in a] == [], (document, sid)
 
 
 def test_each_statement_is_scoped_to_its_own_resources() -> None:
@@ -296,24 +810,26 @@ def test_each_statement_is_scoped_to_its_own_resources() -> None:
     statements = function_statements()
     assert {sid: (s["actions"], s["resources"]) for sid, s in statements.items()} == expected
     assert all(s["effect"] == "Allow" for s in statements.values())
-    stream_arns = module()["locals"]["stream_arns"]
-    assert stream_arns == "${compact([var.segment_completions_stream_arn, var.jobs_stream_arn])}"
+    assert local("stream_arns") == (
+        "${compact([var.segment_completions_stream_arn, var.jobs_stream_arn])}"
+    )
 
 
 def test_the_kms_statement_appears_only_when_keys_are_given() -> None:
-    """No KMS permission unless kms_key_arns lists keys."""
-    document = module()["data"]["aws_iam_policy_document"]["trigger"]
-    (dynamic,) = document["dynamic"]
-    assert dynamic["statement"]["for_each"] == (
-        "${length(var.kms_key_arns) > 0 ? [var.kms_key_arns] : []}"
-    )
+    """No KMS permission unless kms_key_arns lists keys, for either function."""
+    for name in ("trigger", "reconciler"):
+        document = module()["data"]["aws_iam_policy_document"][name]
+        (dynamic,) = document["dynamic"]
+        assert dynamic["statement"]["for_each"] == (
+            "${length(var.kms_key_arns) > 0 ? [var.kms_key_arns] : []}"
+        )
     assert default("kms_key_arns") == []
 
 
 def test_the_code_gets_exactly_the_actions_it_calls() -> None:
     """The boto3 calls in the Lambda's modules (local/ excluded) are the actions granted
-    to the code: nothing missing, nothing extra (GetItem on Jobs is not called, so not
-    granted)."""
+    to the stream function's code: nothing missing, nothing extra (GetItem on Jobs is not
+    called, so not granted), and the reconciler's grants cover them too."""
     called = set()
     for path in (ROOT / "reassembly_trigger").glob("*.py"):
         for method in re.findall(r"self\._client\.(\w+)\(", path.read_text()):
@@ -327,28 +843,503 @@ def test_the_code_gets_exactly_the_actions_it_calls() -> None:
     }
     assert called
     assert called == granted
+    reconciler = {
+        action
+        for sid, (actions, _) in RECONCILER_STATEMENTS.items()
+        if sid not in SERVICE_STATEMENTS and not sid.startswith("UseCustomer")
+        for action in actions
+    }
+    assert called <= reconciler
 
 
 def test_no_cloudwatch_metrics_permission_is_needed() -> None:
-    """Metrics are EMF lines on stdout, so the policy grants no cloudwatch: action."""
-    actions = [a for s in function_statements().values() for a in s["actions"]]
-    assert not [a for a in actions if a.startswith("cloudwatch:")]
+    """Metrics are EMF lines on stdout, so no policy grants a cloudwatch: action."""
+    for document in ("trigger", "reconciler"):
+        actions = [a for s in policy_statements(document).values() for a in s["actions"]]
+        assert not [a for a in actions if a.startswith("cloudwatch:")]
     code = "".join(p.read_text() for p in (ROOT / "reassembly_trigger").glob("*.py"))
     assert "put_metric_data" not in code
+
+
+# ------------------------------------------------------------------ alarms
+
+
+ALARMS = {
+    "iterator_age": ("AWS/Lambda", "IteratorAge", "iterator_age_alarm_threshold_ms"),
+    "on_failure_messages": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "on_failure_messages_alarm_threshold",
+    ),
+    "failed_jobs": ("${var.metrics_namespace}", "JobsFailed", "failed_jobs_alarm_threshold"),
+    "unexpected_errors": (
+        "${var.metrics_namespace}",
+        "FailedUnexpectedError",
+        "unexpected_errors_alarm_threshold",
+    ),
+    "function_errors": ("AWS/Lambda", "Errors", "function_errors_alarm_threshold"),
+    "function_throttles": ("AWS/Lambda", "Throttles", "function_throttles_alarm_threshold"),
+    "reconciler_enqueued": (
+        "${var.metrics_namespace}",
+        "JobsEnqueued",
+        "reconciler_enqueued_alarm_threshold",
+    ),
+    "unclaimed": ("${var.metrics_namespace}", "Unclaimed", "unclaimed_alarm_threshold"),
+}
+
+
+def test_every_alarm_has_its_metric_a_threshold_variable_and_the_optional_topic() -> None:
+    """Each alarm reads its metric, compares with its own threshold variable (a number),
+    and notifies alarm_sns_topic_arn (default none) on alarm and on recovery."""
+    assert set(module()["resource"]["aws_cloudwatch_metric_alarm"]) == set(ALARMS)
+    for name, (namespace, metric, threshold) in ALARMS.items():
+        body = alarm(name)
+        assert (body["namespace"], body["metric_name"]) == (namespace, metric), name
+        assert body["threshold"] == f"${{var.{threshold}}}", name
+        assert isinstance(default(threshold), int), name
+        assert body["comparison_operator"] == "GreaterThanThreshold", name
+        assert body["alarm_actions"] == body["ok_actions"] == "${local.alarm_actions}", name
+        assert body["treat_missing_data"] == "notBreaching", name
+    assert local("alarm_actions") == (
+        "${var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]}"
+    )
+    assert default("alarm_sns_topic_arn") is None
+    assert default("alarms_enabled") is True
+
+
+def test_iterator_age_is_alarmed_per_stream_mapping() -> None:
+    """One IteratorAge alarm per mapping, on the mapping's own alias (Resource =
+    function:alias), Maximum."""
+    body = alarm("iterator_age")
+    assert body["for_each"] == "${local.alarms_on_functions ? local.mapping_aliases : {}}"
+    assert body["dimensions"] == {
+        "FunctionName": "${var.function_name}",
+        "Resource": "${var.function_name}:${each.value}",
+    }
+    assert body["statistic"] == "Maximum"
+
+
+def test_the_metric_alarms_watch_the_right_function() -> None:
+    """Stream-path EMF alarms on the stream function, the reconciler's on the reconciler,
+    Errors on both, the on-failure queue by name; failures must persist 3 periods."""
+    stream = {"FunctionName": "${var.function_name}"}
+    reconciler = {"FunctionName": "${local.reconciler_name}"}
+    assert alarm("failed_jobs")["dimensions"] == stream
+    assert alarm("failed_jobs")["evaluation_periods"] == (
+        "${var.failed_jobs_alarm_evaluation_periods}"
+    )
+    assert default("failed_jobs_alarm_evaluation_periods") == 3
+    assert alarm("unexpected_errors")["dimensions"] == stream
+    assert alarm("function_throttles")["dimensions"] == stream
+    assert alarm("reconciler_enqueued")["dimensions"] == reconciler
+    assert alarm("unclaimed")["dimensions"] == reconciler
+    assert alarm("unclaimed")["statistic"] == "Maximum"
+    assert alarm("function_errors")["dimensions"] == {"FunctionName": "${each.value}"}
+    assert local("function_names") == {
+        "trigger": "${var.function_name}",
+        "reconciler": "${local.reconciler_name}",
+    }
+    assert alarm("on_failure_messages")["dimensions"] == {
+        "QueueName": "${aws_sqs_queue.on_failure.name}"
+    }
+    assert alarm("on_failure_messages")["count"] == "${var.alarms_enabled ? 1 : 0}"
+
+
+def test_the_alarms_read_only_metrics_the_core_emits() -> None:
+    """Every EMF metric an alarm or the dashboard names is one the core prints, for the
+    function it is read from."""
+    text = (MODULE / "dashboard.tf").read_text()
+
+    def names(local_name: str) -> set[str]:
+        body = text.split(f"  {local_name} = ", 1)[1].split("\n  ]", 1)[0]
+        lists = re.findall(r"for metric in \[([^\]]*)\]", body)
+        singles = re.findall(r'\[var\.metrics_namespace, "(\w+)"', body)
+        return {n for found in lists for n in re.findall(r'"(\w+)"', found)} | set(singles)
+
+    assert names("emf_stream")
+    assert names("emf_stream") | names("emf_duration") <= CORE_STREAM_METRICS
+    assert {"JobsExamined", "Unclaimed"} <= names("emf_reconciler")
+    assert names("emf_reconciler") | names("emf_reconcile_duration") <= CORE_RECONCILER_METRICS
+    for name in ("failed_jobs", "unexpected_errors"):
+        assert alarm(name)["metric_name"] in CORE_STREAM_METRICS
+    for name in ("reconciler_enqueued", "unclaimed"):
+        assert alarm(name)["metric_name"] in CORE_RECONCILER_METRICS
+
+
+# ------------------------------------------------------------------ dashboard
+
+
+def test_the_dashboard_is_on_by_default_and_shows_metrics_iterator_age_and_alarms() -> None:
+    """One dashboard (dashboard_enabled, default true) whose widgets are the alarms and
+    graphs of every skip and failure reason, iterator age per mapping, the on-failure
+    queue, errors and throttles, and the reconciler."""
+    dashboard = resource("aws_cloudwatch_dashboard", "trigger")
+    assert dashboard["count"] == "${local.deployed && var.dashboard_enabled ? 1 : 0}"
+    assert default("dashboard_enabled") is True
+    assert dashboard["dashboard_body"] == "${jsonencode({widgets = local.dashboard_widgets})}"
+    assert local("skip_reason_metrics") == CORE_SKIP_METRICS
+    assert local("fail_reason_metrics") == CORE_FAIL_METRICS
+    titles = [graph["title"] for graph in local("graphs")]
+    assert any("Iterator age per stream mapping" in t for t in titles)
+    assert any("Reconciler" in t for t in titles)
+    assert any("skips by reason" in t for t in titles)
+    assert any("failures by reason" in t for t in titles)
+    metrics = {graph["metrics"] for graph in local("graphs")}
+    assert {"${local.iterator_age}", "${local.emf_skips}", "${local.emf_failures}"} <= metrics
+    assert "IteratorAge" in local("iterator_age")
+    assert "local.alarm_arns" in local("dashboard_widgets")
 
 
 # ------------------------------------------------------------------ outputs
 
 
-def test_outputs_name_the_function_the_mappings_and_the_failure_queue() -> None:
-    """Function name/ARN, both mapping ids and the on-failure queue URL are outputs."""
+def test_outputs_name_the_functions_the_mappings_and_the_failure_queue() -> None:
+    """Function name/ARN, both mapping ids, the reconciler, the schedule, the alarms and
+    the on-failure queue URL are outputs (null where not deployed)."""
     outputs = module()["output"]
-    assert outputs["function_name"]["value"] == "${aws_lambda_function.trigger.function_name}"
-    assert outputs["function_arn"]["value"] == "${aws_lambda_function.trigger.arn}"
+    assert (
+        outputs["function_name"]["value"] == "${one(aws_lambda_function.trigger[*].function_name)}"
+    )
+    assert outputs["function_arn"]["value"] == "${one(aws_lambda_function.trigger[*].arn)}"
     assert outputs["segment_completions_mapping_id"]["value"] == (
-        "${aws_lambda_event_source_mapping.segment_completions.uuid}"
+        "${one(aws_lambda_event_source_mapping.segment_completions[*].uuid)}"
     )
     assert outputs["jobs_mapping_id"]["value"] == (
         "${one(aws_lambda_event_source_mapping.jobs[*].uuid)}"
     )
     assert outputs["on_failure_queue_url"]["value"] == "${aws_sqs_queue.on_failure.url}"
+    assert outputs["reconciler_function_name"]["value"] == (
+        "${one(aws_lambda_function.reconciler[*].function_name)}"
+    )
+    assert outputs["reconcile_schedule_arn"]["value"] == (
+        "${one(aws_scheduler_schedule.reconcile[*].arn)}"
+    )
+    assert outputs["alarm_names"]["value"] == "${local.alarm_names}"
+
+
+# ------------------------------------------------------------------ a real plan
+
+#: Where a locally installed AWS provider is found (terraform init -plugin-dir): the
+#: Terraform registry is never reached.
+PLUGIN_DIR = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
+TERRAFORM = shutil.which("terraform")
+HAS_PROVIDER = any(
+    PLUGIN_DIR.glob("registry.terraform.io/hashicorp/aws/*/*/terraform-provider-aws*")
+)
+needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
+needs_provider = pytest.mark.skipif(
+    TERRAFORM is None or not HAS_PROVIDER,
+    reason=f"terraform or a local AWS provider under {PLUGIN_DIR} (TF_PLUGIN_DIR) is missing",
+)
+
+#: The root module a pipeline would write, with the settings the plans below vary.
+ROOT_MODULE = """
+terraform {
+  required_providers {
+    aws = { source = "hashicorp/aws" }
+  }
+}
+provider "aws" {
+  region                      = "eu-west-1"
+  access_key                  = "plan-only"
+  secret_key                  = "plan-only"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+}
+variable "settings" {
+  type    = any
+  default = {}
+}
+module "reassembly_trigger" {
+  source                             = "../terraform"
+  deployment_zip_path                = lookup(var.settings, "zip", null)
+  runtime                            = lookup(var.settings, "runtime", "python3.12")
+  architecture                       = lookup(var.settings, "architecture", "x86_64")
+  application_log_level              = lookup(var.settings, "application_log_level", "INFO")
+  system_log_level                   = lookup(var.settings, "system_log_level", "WARN")
+  batch_size                         = lookup(var.settings, "batch_size", 100)
+  maximum_batching_window_in_seconds = lookup(var.settings, "window", 1)
+  maximum_retry_attempts             = lookup(var.settings, "retries", 10)
+  maximum_record_age_in_seconds      = lookup(var.settings, "record_age", 21600)
+  jobs_table_name                    = "jobs"
+  jobs_table_arn                     = "arn:aws:dynamodb:eu-west-1:123456789012:table/jobs"
+  jobs_stream_arn                    = "arn:aws:dynamodb:eu-west-1:123456789012:table/jobs/stream/x"
+  segment_completions_table_name     = "sc"
+  segment_completions_table_arn      = "arn:aws:dynamodb:eu-west-1:123456789012:table/sc"
+  segment_completions_stream_arn     = "arn:aws:dynamodb:eu-west-1:123456789012:table/sc/stream/x"
+  reassembly_triggered_table_name    = "rt"
+  reassembly_triggered_table_arn     = "arn:aws:dynamodb:eu-west-1:123456789012:table/rt"
+  reassembly_queue_url               = "https://sqs.eu-west-1.amazonaws.com/123456789012/r"
+  reassembly_queue_arn               = "arn:aws:sqs:eu-west-1:123456789012:r"
+}
+output "deployed" {
+  value = module.reassembly_trigger.deployed
+}
+"""
+
+
+@dataclass
+class Plan:
+    """One `terraform plan`: its exit code, its text and (on success) its JSON."""
+
+    returncode: int
+    text: str
+    planned: dict[str, Any]
+
+    def addresses(self, type_: str) -> list[str]:
+        """Planned resource addresses of one type."""
+        changes = self.planned.get("resource_changes", [])
+        return sorted(c["address"] for c in changes if c["type"] == type_)
+
+    def after(self, address: str) -> dict[str, Any]:
+        """The planned values of one resource."""
+        (change,) = [c for c in self.planned["resource_changes"] if c["address"] == address]
+        values: dict[str, Any] = change["change"]["after"]
+        return values
+
+
+class Workspace:
+    """A copy of the module beside a dist/ folder and a root module, initialised once."""
+
+    def __init__(self, where: Path) -> None:
+        self.where = where
+        shutil.copytree(MODULE, where / "terraform")
+        self.dist = where / "dist"
+        self.dist.mkdir()
+        self.root = where / "root"
+        self.root.mkdir()
+        (self.root / "main.tf").write_text(ROOT_MODULE)
+        init = self.run("init", "-input=false", "-no-color", f"-plugin-dir={PLUGIN_DIR}")
+        assert init.returncode == 0, init.stdout + init.stderr
+
+    def run(self, *arguments: str) -> subprocess.CompletedProcess[str]:
+        """terraform with no user configuration, no prompts, bounded in time."""
+        env = {**os.environ, "TF_CLI_CONFIG_FILE": "/dev/null", "TF_IN_AUTOMATION": "1"}
+        env.pop("TF_PLUGIN_CACHE_DIR", None)
+        return subprocess.run(
+            [str(TERRAFORM), *arguments],
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+
+    def plan(self, **settings: Any) -> Plan:
+        """Plan with these settings; the JSON plan when it succeeds."""
+        (self.root / "settings.auto.tfvars.json").write_text(json.dumps({"settings": settings}))
+        result = self.run("plan", "-input=false", "-no-color", "-lock=false", "-out=plan.bin")
+        text = result.stdout + result.stderr
+        if result.returncode != 0:
+            return Plan(result.returncode, text, {})
+        shown = self.run("show", "-json", "plan.bin")
+        assert shown.returncode == 0, shown.stderr
+        return Plan(0, text, json.loads(shown.stdout))
+
+    def build_zip(self, runtime: str, architecture: str, name: str | None = None) -> Path:
+        """A small zip with a true manifest, written by scripts/make_zip.py."""
+        staging = self.where / f"staging-{runtime}-{architecture}"
+        staging.mkdir(exist_ok=True)
+        (staging / "marker.py").write_text(f"TARGET = {runtime!r}, {architecture!r}\n")
+        output = self.dist / (name or f"deploy-{runtime}-{architecture}.zip")
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "make_zip.py"),
+                str(staging),
+                str(output),
+                *("--runtime", runtime, "--architecture", architecture),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        return output
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """The module, initialised against the local provider."""
+    return Workspace(tmp_path_factory.mktemp("terraform"))
+
+
+@needs_terraform
+def test_terraform_fmt_is_clean() -> None:
+    """`terraform fmt -check` finds nothing to rewrite."""
+    result = subprocess.run(
+        [str(TERRAFORM), "fmt", "-check", "-recursive", "-no-color", str(MODULE)],
+        env={**os.environ, "TF_CLI_CONFIG_FILE": "/dev/null"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.slow
+@needs_provider
+def test_a_plan_without_the_zip_succeeds_plans_no_code_and_warns(workspace: Workspace) -> None:
+    """GIVEN no zip WHEN planning THEN the plan succeeds with no function, mapping,
+    schedule or function alarm, `deployed` is false, and a warning names the build."""
+    plan = workspace.plan()
+    assert plan.returncode == 0, plan.text
+    assert plan.addresses("aws_lambda_function") == []
+    assert plan.addresses("aws_lambda_event_source_mapping") == []
+    assert plan.addresses("aws_scheduler_schedule") == []
+    assert plan.addresses("aws_cloudwatch_dashboard") == []
+    assert plan.addresses("aws_cloudwatch_metric_alarm") == [
+        "module.reassembly_trigger.aws_cloudwatch_metric_alarm.on_failure_messages[0]"
+    ]
+    assert plan.addresses("aws_sqs_queue") == ["module.reassembly_trigger.aws_sqs_queue.on_failure"]
+    assert plan.planned["planned_values"]["outputs"]["deployed"]["value"] is False
+    assert "Warning: Check block assertion failed" in plan.text
+    assert "bash scripts/build_deploy_zip.sh" in " ".join(plan.text.split())
+
+
+@pytest.mark.slow
+@needs_provider
+def test_a_plan_with_the_built_zip_plans_everything(workspace: Workspace) -> None:
+    """GIVEN the zip (and manifest) for the default target WHEN planning THEN both
+    functions, both mappings on their own aliases, the schedule, ten alarms and a
+    dashboard whose body names every alarm and each mapping's iterator age."""
+    zip_path = workspace.build_zip("python3.12", "x86_64")
+    try:
+        plan = workspace.plan()
+    finally:
+        zip_path.unlink()
+    assert plan.returncode == 0, plan.text
+    prefix = "module.reassembly_trigger."
+    assert plan.addresses("aws_lambda_function") == [
+        f"{prefix}aws_lambda_function.reconciler[0]",
+        f"{prefix}aws_lambda_function.trigger[0]",
+    ]
+    assert len(plan.addresses("aws_lambda_event_source_mapping")) == 2
+    assert len(plan.addresses("aws_cloudwatch_metric_alarm")) == 10
+    schedule = plan.after(f"{prefix}aws_scheduler_schedule.reconcile[0]")
+    assert (schedule["schedule_expression"], schedule["state"]) == ("rate(5 minutes)", "ENABLED")
+    trigger = plan.after(f"{prefix}aws_lambda_function.trigger[0]")
+    assert trigger["logging_config"][0]["application_log_level"] == "INFO"
+    assert set(trigger["environment"][0]["variables"]) == CORE_ENVIRONMENT
+    body = json.loads(plan.after(f"{prefix}aws_cloudwatch_dashboard.trigger[0]")["dashboard_body"])
+    (alarms,) = [w for w in body["widgets"] if w["type"] == "alarm"]
+    assert len(alarms["properties"]["alarms"]) == 10
+    assert all(
+        a.startswith("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:")
+        for a in alarms["properties"]["alarms"]
+    )
+    graphs = [w for w in body["widgets"] if w["type"] == "metric"]
+    for metric in (m for w in graphs for m in w["properties"]["metrics"]):
+        # CloudWatch's form: [namespace, name, dimension, value, ..., {options}].
+        assert isinstance(metric, list), metric
+        assert all(isinstance(part, str) for part in metric[:-1]), metric
+        assert isinstance(metric[-1], dict), metric
+        assert len(metric) % 2 == 1, metric
+    resources = {
+        tuple(m[:6])
+        for w in body["widgets"]
+        if w["type"] == "metric"
+        for m in w["properties"]["metrics"]
+        if m[1] == "IteratorAge"
+    }
+    name = "stereo-spot-reassembly-trigger"
+    assert resources == {
+        ("AWS/Lambda", "IteratorAge", "FunctionName", name, "Resource", f"{name}:live"),
+        ("AWS/Lambda", "IteratorAge", "FunctionName", name, "Resource", f"{name}:live-jobs"),
+    }
+
+
+@pytest.mark.slow
+@needs_provider
+def test_a_zip_built_for_another_architecture_is_refused_at_plan_time(
+    workspace: Workspace,
+) -> None:
+    """GIVEN the x86_64 zip named as the zip of an arm64 function WHEN planning THEN the
+    plan fails naming both architectures and the build command for arm64."""
+    zip_path = workspace.build_zip("python3.12", "x86_64", "deploy.zip")
+    try:
+        plan = workspace.plan(architecture="arm64", zip="../dist/deploy.zip")
+    finally:
+        zip_path.unlink()
+    text = " ".join(plan.text.split())
+    assert plan.returncode == 1
+    assert "The zip was built for architecture x86_64 but architecture = arm64" in text
+    assert "RUNTIME=python3.12 ARCH=arm64 bash scripts/build_deploy_zip.sh" in text
+
+
+@pytest.mark.slow
+@needs_provider
+def test_values_outside_lambdas_limits_are_refused_at_plan_time(workspace: Workspace) -> None:
+    """Batch size 0, a 301 s window, WARN application logs, ERROR system logs, infinite
+    retries and record age: the plan fails and names each variable."""
+    plan = workspace.plan(
+        batch_size=0,
+        window=301,
+        application_log_level="WARN",
+        system_log_level="ERROR",
+        retries=-1,
+        record_age=-1,
+    )
+    text = " ".join(plan.text.split())
+    assert plan.returncode == 1
+    assert "would drop the EMF metric lines" in text
+    for message in (
+        "batch_size must be a whole number from 1 to 10000",
+        "maximum_batching_window_in_seconds must be a whole number from 0 to 300",
+        "system_log_level must be DEBUG, INFO or WARN",
+        "maximum_retry_attempts must be finite",
+        "maximum_record_age_in_seconds must be finite",
+    ):
+        assert message in text, message
+
+
+def test_the_docs_name_the_functions_and_log_groups_the_module_creates() -> None:
+    """Every literal function name or log group in the operations guide, the module's
+    README and the README's Deployment section is the module's default."""
+    readme = (ROOT / "README.md").read_text()
+    deployment = readme.split("<!-- section:deployment -->", 1)[1].split("<!-- /section", 1)[0]
+    texts = {
+        "docs/operations.md": (ROOT / "docs" / "operations.md").read_text(),
+        "terraform/README.md": (MODULE / "README.md").read_text(),
+        "README.md#deployment": deployment,
+    }
+    name = default("function_name")
+    allowed = {name, f"{name}-reconciler"}
+    for where, text in texts.items():
+        groups = re.findall(r"/aws/lambda/([\w-]+)", text)
+        functions = re.findall(r"--function-name ([\w-]+)", text)
+        assert set(groups) | set(functions) <= allowed, where
+    assert f"/aws/lambda/{name}" in texts["docs/operations.md"]
+
+
+@pytest.mark.parametrize(
+    ("type_", "name", "attribute", "limit"),
+    [
+        ("aws_lambda_function", "trigger", "function_name", 64),
+        ("aws_lambda_function", "reconciler", "function_name", 64),
+        ("aws_iam_role", "trigger", "name", 64),
+        ("aws_iam_role", "reconciler", "name", 64),
+        ("aws_iam_role", "schedule", "name", 64),
+        ("aws_scheduler_schedule", "reconcile", "name", 64),
+        ("aws_sqs_queue", "on_failure", "name", 80),
+        ("aws_iam_role_policy", "reconciler", "name", 128),
+        ("aws_iam_role_policy", "schedule", "name", 128),
+    ],
+)
+def test_every_derived_name_fits_awss_limit_for_the_longest_function_name(
+    type_: str, name: str, attribute: str, limit: int
+) -> None:
+    """With the longest function_name the validation accepts, each name built from it is
+    within its AWS limit (so a valid name never fails at apply)."""
+    (validation,) = validations("function_name")
+    bound = re.search(r"\{1,(\d+)\}", validation["condition"])
+    assert bound is not None
+    longest = int(bound.group(1))
+    template = str(resource(type_, name)[attribute])
+    value = template.replace("${local.reconciler_name}", "${var.function_name}-reconciler")
+    value = value.replace("${var.function_name}", "f" * longest)
+    assert "${" not in value, value
+    assert len(value) <= limit, (value, limit)

@@ -1,0 +1,185 @@
+# The alarms docs/operations.md recommends, as code. Each has a threshold variable;
+# alarm_sns_topic_arn (optional) receives both the alarm and its recovery. Alarms on a
+# function exist only when the function does (no zip: none planned).
+#
+# The EMF metrics have the one dimension FunctionName; every metric is written on every
+# invocation (zeros included), so missing data means "no invocation", never "failing".
+
+locals {
+  alarms_on_functions = local.deployed && var.alarms_enabled
+  alarm_actions       = var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]
+  function_names = {
+    trigger    = var.function_name
+    reconciler = local.reconciler_name
+  }
+}
+
+# A stream falling behind: throttling, or a retried batch blocking its shard. One alarm
+# per mapping, through the mapping's own alias (main.tf).
+resource "aws_cloudwatch_metric_alarm" "iterator_age" {
+  for_each = local.alarms_on_functions ? local.mapping_aliases : {}
+
+  alarm_name        = "${var.function_name}-iterator-age-${replace(each.key, "_", "-")}"
+  alarm_description = "The ${each.key} stream mapping is falling behind (IteratorAge above ${var.iterator_age_alarm_threshold_ms} ms): throttling, or a batch retried on its shard. See docs/operations.md."
+  namespace         = "AWS/Lambda"
+  metric_name       = "IteratorAge"
+  dimensions = {
+    FunctionName = var.function_name
+    Resource     = "${var.function_name}:${each.value}"
+  }
+  statistic           = "Maximum"
+  period              = var.alarm_period_seconds
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.iterator_age_alarm_threshold_ms
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# Lambda gave up on a batch (retries or record age ran out) and sent its metadata here.
+resource "aws_cloudwatch_metric_alarm" "on_failure_messages" {
+  count = var.alarms_enabled ? 1 : 0
+
+  alarm_name        = "${var.function_name}-batches-given-up"
+  alarm_description = "The on-failure queue ${aws_sqs_queue.on_failure.name} holds given-up batches: some records were never evaluated (the reconciler covers their jobs; find why). See docs/operations.md, The on-failure queue."
+  namespace         = "AWS/SQS"
+  metric_name       = "ApproximateNumberOfMessagesVisible"
+  dimensions = {
+    QueueName = aws_sqs_queue.on_failure.name
+  }
+  statistic           = "Maximum"
+  period              = var.alarm_period_seconds
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.on_failure_messages_alarm_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# Failures that persist: single failures are retried and usually pass.
+resource "aws_cloudwatch_metric_alarm" "failed_jobs" {
+  count = local.alarms_on_functions ? 1 : 0
+
+  alarm_name        = "${var.function_name}-failed-jobs"
+  alarm_description = "Jobs keep failing (JobsFailed above ${var.failed_jobs_alarm_threshold} in ${var.failed_jobs_alarm_evaluation_periods} consecutive periods): retries are running out. The Failed<Reason> metrics and the \"Failures\" query say why."
+  namespace         = var.metrics_namespace
+  metric_name       = "JobsFailed"
+  dimensions = {
+    FunctionName = var.function_name
+  }
+  statistic           = "Sum"
+  period              = var.alarm_period_seconds
+  evaluation_periods  = var.failed_jobs_alarm_evaluation_periods
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.failed_jobs_alarm_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# Only a bug ends a job with `unexpected_error`: worth one period, not three.
+resource "aws_cloudwatch_metric_alarm" "unexpected_errors" {
+  count = local.alarms_on_functions ? 1 : 0
+
+  alarm_name          = "${var.function_name}-unexpected-errors"
+  alarm_description   = "A job failed with unexpected_error (FailedUnexpectedError above ${var.unexpected_errors_alarm_threshold}): a bug. Its records are retried until the on-failure queue."
+  namespace           = var.metrics_namespace
+  metric_name         = "FailedUnexpectedError"
+  dimensions          = { FunctionName = var.function_name }
+  statistic           = "Sum"
+  period              = var.alarm_period_seconds
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.unexpected_errors_alarm_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# Invocations that crashed or timed out (per-job failures are reported, not raised).
+resource "aws_cloudwatch_metric_alarm" "function_errors" {
+  for_each = local.alarms_on_functions ? local.function_names : {}
+
+  alarm_name          = "${each.value}-errors"
+  alarm_description   = "${each.value}: invocations crashed or timed out (Errors above ${var.function_errors_alarm_threshold})."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = each.value }
+  statistic           = "Sum"
+  period              = var.alarm_period_seconds
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.function_errors_alarm_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# The stream function has no reserved concurrency: throttles mean the account's limit.
+# (The reconciler's reserved concurrency of 1 throttles an overlapping run on purpose.)
+resource "aws_cloudwatch_metric_alarm" "function_throttles" {
+  count = local.alarms_on_functions ? 1 : 0
+
+  alarm_name          = "${var.function_name}-throttles"
+  alarm_description   = "${var.function_name} was throttled (Throttles above ${var.function_throttles_alarm_threshold}): the streams wait, IteratorAge grows."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  dimensions          = { FunctionName = var.function_name }
+  statistic           = "Sum"
+  period              = var.alarm_period_seconds
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.function_throttles_alarm_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# Every job the reconciler enqueues is one the stream path missed.
+resource "aws_cloudwatch_metric_alarm" "reconciler_enqueued" {
+  count = local.alarms_on_functions ? 1 : 0
+
+  alarm_name          = "${local.reconciler_name}-enqueued"
+  alarm_description   = "The reconciler enqueued jobs the stream path missed (JobsEnqueued above ${var.reconciler_enqueued_alarm_threshold}): they are sent now; find why the stream path missed them (on-failure queue, Jobs-stream mapping, errors)."
+  namespace           = var.metrics_namespace
+  metric_name         = "JobsEnqueued"
+  dimensions          = { FunctionName = local.reconciler_name }
+  statistic           = "Sum"
+  period              = var.alarm_period_seconds
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.reconciler_enqueued_alarm_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# Sent, never claimed: the only case that still needs a person (re-send on purpose).
+# Each run reports the same jobs again, so the statistic is Maximum, not Sum.
+resource "aws_cloudwatch_metric_alarm" "unclaimed" {
+  count = local.alarms_on_functions ? 1 : 0
+
+  alarm_name          = "${local.reconciler_name}-unclaimed"
+  alarm_description   = "Jobs whose reassembly message was sent more than ${var.unclaimed_after_seconds} s ago and never claimed (Unclaimed above ${var.unclaimed_alarm_threshold}): check the reassembly queue and its DLQ, then `reassembly-trigger doctor JOB_ID --repair --resend`."
+  namespace           = var.metrics_namespace
+  metric_name         = "Unclaimed"
+  dimensions          = { FunctionName = local.reconciler_name }
+  statistic           = "Maximum"
+  period              = var.alarm_period_seconds
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.unclaimed_alarm_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}

@@ -1,0 +1,95 @@
+# The reconciler: the same zip, a second entry point, run on a schedule. It looks at
+# every job still in flight (the Jobs table's status index) and runs it through the
+# same state machine, so a job the stream path missed (a given-up batch, an unmapped
+# Jobs stream, an expired stream record) still gets its message without a person.
+
+resource "aws_cloudwatch_log_group" "reconciler" {
+  name              = "/aws/lambda/${local.reconciler_name}"
+  retention_in_days = var.log_retention_days
+  tags              = var.tags
+}
+
+resource "aws_lambda_function" "reconciler" {
+  count = local.deployed ? 1 : 0
+
+  function_name = local.reconciler_name
+  description   = "Reconciles every job in flight with the trigger's state machine (the stream path's safety net)."
+  role          = aws_iam_role.reconciler.arn
+
+  filename         = local.deployment_zip_path
+  source_code_hash = filebase64sha256(local.deployment_zip_path)
+  handler          = "reassembly_trigger.reconcile.lambda_handler"
+  runtime          = var.runtime
+  architectures    = [var.architecture]
+  timeout          = var.reconciler_timeout_seconds
+  memory_size      = var.reconciler_memory_size_mb
+  # One run at a time: two runs would do the same work twice (they are safe together,
+  # with the same conditional writes, but pointless).
+  reserved_concurrent_executions = 1
+  publish                        = true
+
+  environment {
+    variables = local.environment
+  }
+
+  logging_config {
+    log_format            = "JSON"
+    log_group             = aws_cloudwatch_log_group.reconciler.name
+    application_log_level = var.application_log_level
+    system_log_level      = var.system_log_level
+  }
+
+  tags = var.tags
+
+  # The zip's manifest is checked on aws_lambda_function.trigger, which shares the zip.
+  depends_on = [aws_iam_role_policy.reconciler]
+}
+
+resource "aws_lambda_alias" "reconciler_live" {
+  count = local.deployed ? 1 : 0
+
+  name             = "live"
+  function_name    = aws_lambda_function.reconciler[0].function_name
+  function_version = coalesce(var.reconciler_live_version, aws_lambda_function.reconciler[0].version)
+}
+
+# The schedule invokes asynchronously. A failed or throttled run is not retried: the
+# next scheduled run does the same work, and retries would only queue up behind the
+# reserved concurrency of 1.
+resource "aws_lambda_function_event_invoke_config" "reconciler" {
+  count = local.deployed ? 1 : 0
+
+  function_name                = aws_lambda_function.reconciler[0].function_name
+  qualifier                    = aws_lambda_alias.reconciler_live[0].name
+  maximum_retry_attempts       = 0
+  maximum_event_age_in_seconds = 60
+}
+
+# EventBridge Scheduler rather than an EventBridge rule + target + lambda permission:
+# it is AWS's service for schedules, `state` turns the schedule off without destroying
+# it (reconcile_enabled), its retry policy is explicit (none, as above), and it invokes
+# with a role scoped to this one alias instead of a resource policy on the function.
+resource "aws_scheduler_schedule" "reconcile" {
+  count = local.deployed ? 1 : 0
+
+  name                = "${var.function_name}-reconcile"
+  description         = "Runs the reassembly trigger's reconciler."
+  schedule_expression = var.reconcile_schedule_expression
+  state               = var.reconcile_enabled ? "ENABLED" : "DISABLED"
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = aws_lambda_alias.reconciler_live[0].arn
+    role_arn = aws_iam_role.schedule[0].arn
+    # The whole fleet; {"job_ids": [...]} is for targeted runs by hand.
+    input = jsonencode({})
+
+    retry_policy {
+      maximum_retry_attempts       = 0
+      maximum_event_age_in_seconds = 60
+    }
+  }
+}
