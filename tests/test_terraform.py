@@ -42,9 +42,8 @@ CONTRACT_EVENTS = next(
 #: Statements for what Lambda does with the function's role (not the code's own calls).
 SERVICE_STATEMENTS = {"ReadTheStreams", "ListStreams", "ReportGivenUpBatches", "WriteOwnLogs"}
 
-# What the lead's core provides (notes/core-interface.md). Written out here because the
-# reconciler's code is merged later; once it is, settings.ENVIRONMENT_VARIABLES and
-# metrics.REASON_METRICS must equal these.
+# What the module names of the code, written out (a rename must change this file too);
+# test_the_written_out_names_are_the_codes_names ties each list to the code.
 #: The variables both functions read, beyond today's settings.ENVIRONMENT_VARIABLES.
 CORE_ENVIRONMENT = {
     "JOBS_TABLE_NAME",
@@ -443,11 +442,25 @@ def test_timeout_memory_and_json_logs_are_set() -> None:
     }
 
 
+def test_the_written_out_names_are_the_codes_names() -> None:
+    """The environment, the reasons' metrics and both metric lines, as the code has them."""
+    from reassembly_trigger.machine import FailReason, SkipReason
+    from reassembly_trigger.metrics import METRIC_UNITS, RECONCILE_METRIC_UNITS, metric_name
+    from reassembly_trigger.reconcile import lambda_handler
+
+    assert set(ENVIRONMENT_VARIABLES) == CORE_ENVIRONMENT
+    assert [metric_name("Skipped", r) for r in SkipReason] == CORE_SKIP_METRICS
+    assert [metric_name("Failed", r) for r in FailReason] == CORE_FAIL_METRICS
+    assert set(METRIC_UNITS) == CORE_STREAM_METRICS
+    assert CORE_RECONCILER_METRICS <= set(RECONCILE_METRIC_UNITS)
+    assert callable(lambda_handler)
+
+
 def test_every_environment_variable_the_code_reads_is_set_on_both_functions() -> None:
     """Both functions get local.environment: settings.ENVIRONMENT_VARIABLES and the core's
     new variables (LEASE_WAIT_SECONDS, JOBS_STATUS_INDEX_NAME, ...), each from a variable."""
     environment = local("environment")
-    assert set(environment) == set(ENVIRONMENT_VARIABLES) | CORE_ENVIRONMENT
+    assert set(environment) == set(ENVIRONMENT_VARIABLES) == CORE_ENVIRONMENT
     assert all(value.startswith("${") for value in environment.values())
     assert environment["LOCK_LEASE_SECONDS"] == "${tostring(var.lock_lease_seconds)}"
     assert environment["LEASE_WAIT_SECONDS"] == "${tostring(var.lease_wait_seconds)}"
