@@ -9,7 +9,9 @@ identity.
 
 from __future__ import annotations
 
+import re
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,9 +63,18 @@ class CallWatcher:
             self._barrier.wait()
 
 
-def test_the_default_concurrency_is_sixteen() -> None:
-    """The documented default of EVALUATION_CONCURRENCY."""
-    assert DEFAULT_EVALUATION_CONCURRENCY == 16
+def test_the_default_concurrency_is_the_one_the_readme_and_the_module_state() -> None:
+    """The code's default of EVALUATION_CONCURRENCY is what the README's settings table and
+    the Terraform module's variable say (three places a person reads it)."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    row = next(
+        line for line in readme.splitlines() if line.startswith("| `EVALUATION_CONCURRENCY`")
+    )
+    assert f"({DEFAULT_EVALUATION_CONCURRENCY}, " in row
+    variables = (root / "terraform" / "variables.tf").read_text()
+    block = variables[variables.index('variable "evaluation_concurrency"') :]
+    assert re.search(rf"default\s*=\s*{DEFAULT_EVALUATION_CONCURRENCY}\b", block.split("}")[0])
 
 
 def test_jobs_of_one_batch_are_counted_at_the_same_time(
