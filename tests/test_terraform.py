@@ -21,7 +21,7 @@ from reassembly_trigger.settings import ENVIRONMENT_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = ROOT / "terraform"
-CONTRACT_EVENTS = ROOT.parent / "shared" / "contract" / "events"
+CONTRACT_EVENTS = ROOT / "tests" / "events"  # copies of ../shared/contract/events
 #: Statements for what Lambda does with the function's role (not the code's own calls).
 SERVICE_STATEMENTS = {"ReadTheStreams", "ListStreams", "ReportGivenUpBatches", "WriteOwnLogs"}
 
