@@ -50,11 +50,10 @@ class _HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if (
-            not action.option_strings
-            or "default" in text
-            or action.default in (None, False, [], argparse.SUPPRESS)
-        ):
+        default = action.default
+        # Identity, not equality: a default of 0 is shown, False (a flag) is not.
+        unset = default is None or default is False or default is argparse.SUPPRESS
+        if not action.option_strings or "default" in text or unset or default == []:
             return text
         return f"{text} (default: %(default)s)"
 
