@@ -72,7 +72,11 @@ def register(subparsers: Any) -> None:
         help="leave moto's Query as it is (it sorts the whole table on every call)",
     )
     parser.add_argument(
-        "--save-json", type=Path, default=None, help="also write the JSON report to this file"
+        "--save-json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the JSON report to this file (default: none)",
     )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="machine-readable output")

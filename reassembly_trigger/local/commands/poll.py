@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import threading
 import time
@@ -73,6 +74,7 @@ def register(subparsers: Any) -> None:
     where.add_argument(
         "--stream-arn",
         action="append",
+        type=_stream_arn,
         default=[],
         metavar="ARN",
         help="a stream to follow (repeatable; default: the streams of $SEGMENT_COMPLETIONS_"
@@ -173,6 +175,18 @@ def register(subparsers: Any) -> None:
         "--metrics", action="store_true", help="also print the handler's EMF metric lines"
     )
     parser.set_defaults(run=run)
+
+
+#: `arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE/stream/LABEL` (any partition).
+_STREAM_ARN = re.compile(r"arn:[\w-]+:dynamodb:[\w-]+:\d{12}:table/[\w.-]+/stream/\S+")
+
+
+def _stream_arn(text: str) -> str:
+    if not _STREAM_ARN.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE/stream/LABEL, got {text!r}"
+        )
+    return text
 
 
 def _limits(limits: tuple[int, int]) -> str:
