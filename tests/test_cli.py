@@ -290,7 +290,7 @@ def test_the_operators_commands_run_without_moto(
     lambda_env: dict[str, str], tmp_path: Path
 ) -> None:
     """An operator installs the `ops` extra, not moto: doctor and explain work, against
-    this test's moto server standing in for AWS."""
+    this test's moto server standing in for AWS; poll and explain --json need no extra."""
     log = tmp_path / "lambda.log"
     transition = {
         "event": "transition",
@@ -304,7 +304,12 @@ def test_the_operators_commands_run_without_moto(
     }
     log.write_text(json.dumps(transition) + "\n")
 
+    gone = (
+        f"arn:aws:dynamodb:us-east-1:123456789012:table/{log.stem}/stream/2026-01-01T00:00:00.000"
+    )
+
     doctor = without("moto", "doctor", "job-1")
+    polled = without("rich,moto", "poll", "--until-idle", "0.5", "--stream-arn", gone)
     explained = without("moto", "explain", str(log))
     as_json = without("rich,moto", "explain", str(log), "--json")
 
@@ -312,5 +317,6 @@ def test_the_operators_commands_run_without_moto(
     assert "NOT_FOUND" in doctor.stdout
     assert explained.returncode == 0, explained.stderr
     assert "last outcome: skipped (job_not_found)" in explained.stdout
+    assert polled.returncode == 3, polled.stderr  # it ran, and found no such stream
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout)["skips_by_reason"] == {"job_not_found": 1}
