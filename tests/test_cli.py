@@ -260,6 +260,21 @@ def test_without_any_extra_the_cli_starts_and_draws_the_diagram() -> None:
     assert "stateDiagram-v2" in drawn.stdout
 
 
+def test_building_the_command_line_imports_no_extra_by_itself() -> None:
+    """Listing the commands does not load moto (slow to import): only a command that
+    needs the embedded AWS does. (rich may load with structlog, which uses it when it is
+    installed; `test_without_any_extra_...` shows nothing of ours needs it to start.)"""
+    code = (
+        "import sys; from reassembly_trigger.local.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'moto'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+
+    assert result.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize(
     ("command", "extra"),
     [
