@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import Any
 
-#: Exit codes, documented in the README ("Exit codes").
+#: Exit codes, documented in the README ("The command line").
 EXIT_OK = 0
 #: A negative answer: a verdict needing action, a failed run, a check that did not hold.
 EXIT_FAILED = 1
