@@ -223,6 +223,7 @@ def test_doctor_json_prints_an_error_as_a_json_object(
     out = capsys.readouterr().out
     document: dict[str, Any] = json.loads(out)
     assert status == 3
+    assert document["command"] == "doctor"
     assert document["exit_status"] == 3
     assert document["job_id"] == "job-1"
     assert "table no-such-jobs ($JOBS_TABLE_NAME) not found" in document["error"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 import traceback
 from collections.abc import Sequence
@@ -141,23 +142,30 @@ def _command_name(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its return value is the exit status (see `classify` for errors)."""
     args = build_parser().parse_args(argv)
-    name = _command_name(args)
     try:
         problem = missing_extra(getattr(args, "extra", None))
         if problem is not None:
             raise CommandError(problem, EXIT_USAGE)
         status: int = args.run(args)
     except KeyboardInterrupt:
-        if args.debug:
-            traceback.print_exc()
-        print(f"{name}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _fail(args, "interrupted", EXIT_INTERRUPTED)
     except Exception as exc:
-        if args.debug:
-            traceback.print_exc()
-        message, code = classify(exc)
-        print(f"{name}: {message}", file=sys.stderr)
-        return code
+        return _fail(args, *classify(exc))
+    return status
+
+
+def _fail(args: argparse.Namespace, message: str, status: int) -> int:
+    """Report an error: the traceback with --debug, a JSON document on stdout with
+    --json (for scripts), and always one line on stderr."""
+    if args.debug:
+        traceback.print_exc()
+    name = _command_name(args)
+    if getattr(args, "json", False):
+        document = {"command": name, "error": message, "exit_status": status}
+        if getattr(args, "job_id", None):
+            document["job_id"] = args.job_id
+        print(json.dumps(document))
+    print(f"{name}: {message}", file=sys.stderr)
     return status
 
 

@@ -92,15 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         require_extra("ops")
     use_endpoint(args.endpoint_url)
-    try:
-        return _run(args)
-    except Exception as exc:
-        if args.json:
-            from reassembly_trigger.local.cli import classify
-
-            message, status = classify(exc)
-            print(json.dumps({"job_id": args.job_id, "error": message, "exit_status": status}))
-        raise
+    return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
