@@ -3,7 +3,7 @@
 #   1. check Python 3.11+;
 #   2. create .venv (or reuse it);
 #   3. install the locked development environment, requirements/dev.txt, hash-checked
-#      (the slow step on a new .venv: about 1-2 minutes; seconds once installed);
+#      (the slow step on a new .venv: about 1-3 minutes; seconds once installed);
 #   4. build the stereo-spot-shared wheel with the locked build backend and install
 #      that file, never an index's;
 #   5. install this project editable, without dependencies (the lock has them all).
@@ -34,7 +34,7 @@ else
 fi
 
 say "3/5 installing the locked development environment from requirements/dev.txt," \
-  "hash-checked (about 1-2 minutes on a new .venv, seconds once installed)"
+  "hash-checked (about 1-3 minutes on a new .venv, seconds once installed)"
 quiet .venv/bin/python -m pip install --quiet --require-hashes -r requirements/dev.txt
 
 say "4/5 building the stereo-spot-shared wheel (shared-types/) and installing that file"
