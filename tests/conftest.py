@@ -37,12 +37,18 @@ from reassembly_trigger.settings import ENVIRONMENT_VARIABLES, Settings
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-CONTRACT_EVENTS = Path(__file__).resolve().parents[1].parent / "shared" / "contract" / "events"
+#: Copies of the contract's sample events (`../shared/contract/events/`), kept here so a
+#: clone alone passes; `test_contract_events.py` checks they match when ../shared is there.
+CONTRACT_EVENTS = Path(__file__).resolve().parent / "events"
+#: Variables that make rich (and other libraries) colour output that is not a terminal;
+#: Nx sets FORCE_COLOR. Tests read plain text whatever the caller's terminal.
+COLOUR_VARIABLES = ("FORCE_COLOR", "CLICOLOR_FORCE", "NO_COLOR", "TTY_COMPATIBLE", "COLUMNS")
 
 
 @pytest.fixture(autouse=True)
 def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No test can reach real AWS: fake credentials, no profile, no stray endpoint."""
+    """No test can reach real AWS (fake credentials, no profile, no stray endpoint), and
+    no test sees the caller's colour settings."""
     for var in (
         "AWS_PROFILE",
         "AWS_ENDPOINT_URL",
@@ -56,6 +62,9 @@ def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
         *ENVIRONMENT_VARIABLES,
     ):
         monkeypatch.delenv(var, raising=False)
+    for var in COLOUR_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TERM", "dumb")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)

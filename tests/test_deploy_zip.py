@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTRACT_EVENTS = ROOT.parent / "shared" / "contract" / "events"
+CONTRACT_EVENTS = ROOT / "tests" / "events"  # copies of ../shared/contract/events
 REGION = "us-east-1"
 MIB = 1024 * 1024
 #: ELF e_machine values: what a native library was compiled for.

@@ -95,7 +95,7 @@ def test_the_human_table_lists_each_job_and_the_counts(
     cli.main(["reconcile", "--job", "job-waiting", "--job", "job-stuck"])
 
     out = capsys.readouterr().out
-    assert "2 job(s) in flight" in out
+    assert "2 jobs in flight" in out
     assert "job-waiting" in out
     assert "job-unclaimed" not in out
     assert "verdicts: stuck 1, waiting_for_segments 1" in out
@@ -146,4 +146,4 @@ def test_repair_timeout_is_capped_by_the_parser(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit) as exited:
         cli.main(["doctor", "job-x", "--repair", "--timeout", "31536000"])
     assert exited.value.code == 2
-    assert "at most 900" in capsys.readouterr().err
+    assert "at most 900 seconds" in capsys.readouterr().err

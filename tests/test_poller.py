@@ -532,6 +532,6 @@ def test_the_poll_command_follows_both_streams_until_idle(
     out = capsys.readouterr().out
     assert status == 0
     assert "invoked with 2 records" in out  # the completions
-    assert "invoked with 1 records" in out  # the Job's insert
+    assert "invoked with 1 record " in out  # the Job's insert
     assert "job-p: sent -> enqueued (mark)" in out
     assert pipeline.bodies() == [{"job_id": "job-p"}]

@@ -25,10 +25,8 @@ CONTRACT_PREFIX = "stereo-spot"
 JOB_A = "0f1c2d3e-job-a"
 JOB_B = "7a8b9c0d-job-b"
 
-contract_events = sorted(CONTRACT_EVENTS.glob("*.json")) if CONTRACT_EVENTS.is_dir() else []
-needs_contract = pytest.mark.skipif(
-    not contract_events, reason=f"the shared contract's events are not at {CONTRACT_EVENTS}"
-)
+#: The repository's copies of the contract's events (tests/events/): never skipped.
+contract_events = sorted(CONTRACT_EVENTS.glob("*.json"))
 
 
 @pytest.fixture
@@ -68,7 +66,6 @@ def finals(outcome: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
     return last
 
 
-@needs_contract
 @pytest.mark.parametrize("path", contract_events, ids=lambda p: p.stem)
 def test_every_contract_event_replays_against_the_moto_server(
     contract_pipeline: Pipeline, capsys: pytest.CaptureFixture[str], path: Path
@@ -89,7 +86,6 @@ def test_every_contract_event_replays_against_the_moto_server(
     assert contract_pipeline.bodies() == []
 
 
-@needs_contract
 def test_the_batch_event_triggers_the_complete_job_only(
     contract_pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -107,7 +103,6 @@ def test_the_batch_event_triggers_the_complete_job_only(
     assert contract_pipeline.bodies() == [{"job_id": JOB_A}]
 
 
-@needs_contract
 def test_the_jobs_event_triggers_a_job_whose_chunking_completed_last(
     contract_pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -122,7 +117,6 @@ def test_the_jobs_event_triggers_a_job_whose_chunking_completed_last(
     assert contract_pipeline.bodies() == [{"job_id": JOB_B}]
 
 
-@needs_contract
 def test_the_human_output_shows_the_transitions_and_the_response(
     contract_pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from typing import Any
 
 import pytest
 
 from reassembly_trigger.local.cli import main
-from reassembly_trigger.local.simulation import Simulation, Workload, plan_workload
+from reassembly_trigger.local.commands import simulate as simulate_command
+from reassembly_trigger.local.simulation import Progress, Simulation, Workload, plan_workload
 
 SUMMARY_KEYS = {
     "jobs",
@@ -22,6 +27,11 @@ SUMMARY_KEYS = {
     "faults_injected",
     "seconds",
 }
+
+
+def _default_sigint() -> None:
+    # A background shell starts children with SIGINT ignored; Ctrl-C must reach this one.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def simulate_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
@@ -92,16 +102,86 @@ def test_with_faults_injected_every_job_is_still_reassembled_once(
     assert summary["stuck"] == summary["duplicate_reassemblies"] == 0
 
 
-def test_jobs_that_cannot_finish_in_time_are_reported_stuck_and_fail_the_run() -> None:
-    """A run cut short by its timeout fails, counting the unfinished jobs as stuck."""
-    result = Simulation(
-        Workload(jobs=3, min_segments=40, max_segments=40, timeout_seconds=0.2)
-    ).run()
+def test_a_run_stopped_before_it_settles_calls_the_jobs_it_did_not_get_to_unfinished() -> None:
+    """GIVEN a run stopped at its first look at the pipeline (as Ctrl-C stops it) THEN it
+    fails, no job is called stuck, the jobs not reassembled are unfinished, and the
+    counts say how far it got without going negative."""
+    runs: list[Simulation] = []
 
+    def stop_at_once(progress: Progress) -> None:
+        runs[0].stop()
+
+    simulation = Simulation(
+        Workload(jobs=3, min_segments=40, max_segments=40, seed=4), on_progress=stop_at_once
+    )
+    runs.append(simulation)
+    result = simulation.run()
+
+    assert result.interrupted
+    assert not result.timed_out
+    assert not result.settled
     assert not result.passed
-    assert result.timed_out
-    assert result.stuck == 3 - result.reassembled_once
-    assert result.stuck > 0
+    assert result.stuck == 0
+    assert result.unfinished == 3 - result.reassembled_once > 0
+    assert {job.outcome for job in result.jobs} <= {"reassembled", "unfinished"}
+    assert result.completions_planned == len(simulation.plan.writes)
+    assert 0 <= result.duplicates_written <= result.completions_written
+    assert result.completions_written <= result.completions_planned
+    line = simulate_command.verdict_line(result)
+    assert line.startswith("[bold yellow]INTERRUPTED[/] after ")
+    assert f"of {result.completions_planned} completions written" in line
+    assert f"{result.unfinished} unfinished" in line
+    assert "-" not in simulate_command.counts_line(result).split("(")[1]
+
+
+def test_a_run_past_its_timeout_reports_unfinished_jobs_and_exits_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--timeout` shorter than any job can take: exit 1, the report says it timed out,
+    how many completions of how many were written, and no job is stuck."""
+    status = main(
+        ["simulate", "--no-progress", "--jobs", "3", "--segments", "40-40", "--timeout", "0.001"]
+    )
+
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "FAIL: timed out after" in out
+    assert "completions written" in out
+    assert "unfinished" in out
+    assert "stuck" not in out
+    assert "(-" not in out
+
+
+def test_ctrl_c_ends_simulate_with_130_and_no_traceback() -> None:
+    """GIVEN simulate running in its own process WHEN it gets SIGINT THEN it exits 130
+    at once, says it was interrupted, and prints no traceback."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reassembly_trigger.local.cli",
+            "simulate",
+            "--no-progress",
+            "--jobs",
+            "200",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,  # noqa: PLW1509 - no threads in the child yet
+    )
+    try:
+        time.sleep(3)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode == 130, err
+    assert "Traceback" not in err + out
+    assert "interrupted" in (err + out).lower()
 
 
 def test_the_report_is_a_table_with_a_verdict(capsys: pytest.CaptureFixture[str]) -> None:

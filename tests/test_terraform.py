@@ -31,14 +31,7 @@ from conftest import Invoker, stream_event
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = ROOT / "terraform"
-CONTRACT_EVENTS = next(
-    (
-        path
-        for path in (ROOT / "tests" / "events", ROOT.parent / "shared" / "contract" / "events")
-        if path.is_dir()
-    ),
-    ROOT.parent / "shared" / "contract" / "events",
-)
+CONTRACT_EVENTS = ROOT / "tests" / "events"  # copies of ../shared/contract/events
 #: Statements for what Lambda does with the function's role (not the code's own calls).
 SERVICE_STATEMENTS = {"ReadTheStreams", "ListStreams", "ReportGivenUpBatches", "WriteOwnLogs"}
 

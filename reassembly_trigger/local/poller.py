@@ -67,6 +67,13 @@ MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 #: The longest uninterrupted sleep, so that `stop()` takes effect promptly.
 _PAUSE_SLICE_SECONDS = 0.25
 
+#: Lambda's limits for a DynamoDB Streams event source mapping (and a function's timeout).
+BATCH_SIZE_LIMITS = (1, 10_000)
+BATCHING_WINDOW_LIMITS = (0, 300)
+RETRY_ATTEMPTS_LIMITS = (-1, 10_000)  # -1: until the record expires
+RECORD_AGE_LIMITS = (60, 604_800)  # or -1: no limit
+FUNCTION_TIMEOUT_LIMIT = 900
+
 
 class StartingPosition(StrEnum):
     """Where a new mapping starts reading (ESM `StartingPosition`)."""
@@ -111,6 +118,40 @@ class MappingSettings:
     retry_backoff_max_seconds: float = 5.0
     #: How often the shard list is read again (new shards appear as old ones close).
     shard_refresh_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        problems = mapping_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+def mapping_problems(settings: MappingSettings) -> list[str]:
+    """What Lambda would refuse in these settings (its CreateEventSourceMapping limits)."""
+    problems = []
+
+    def within(name: str, value: float, limits: tuple[int, int]) -> None:
+        if not limits[0] <= value <= limits[1]:
+            problems.append(f"{name} must be {limits[0]}..{limits[1]}, not {value:g}")
+
+    within("BatchSize", settings.batch_size, BATCH_SIZE_LIMITS)
+    within(
+        "MaximumBatchingWindowInSeconds",
+        settings.batching_window_seconds,
+        BATCHING_WINDOW_LIMITS,
+    )
+    within("MaximumRetryAttempts", settings.maximum_retry_attempts, RETRY_ATTEMPTS_LIMITS)
+    if settings.maximum_record_age_seconds != -1:
+        within("MaximumRecordAgeInSeconds", settings.maximum_record_age_seconds, RECORD_AGE_LIMITS)
+    if not 0 < settings.function_timeout_seconds <= FUNCTION_TIMEOUT_LIMIT:
+        problems.append(
+            f"the function timeout must be more than 0 and at most {FUNCTION_TIMEOUT_LIMIT} "
+            f"seconds, not {settings.function_timeout_seconds:g}"
+        )
+    if not settings.poll_interval_seconds > 0:
+        problems.append(
+            f"the poll interval must be positive, not {settings.poll_interval_seconds:g}"
+        )
+    return problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +293,10 @@ class StreamPoller:
         self._listed_at: float | None = None
         self._relist = True
         self._quiet_since: float | None = None
+        #: When `run` last completed a pass without an AWS error, and that error if the
+        #: latest pass had one (`failing_for` bounds `poll --until-idle`).
+        self._healthy_at: float | None = None
+        self.last_error: str | None = None
         self.stats = PollerStats()
         self.region = stream_region(stream_arn)
         self.function_arn = (
@@ -301,6 +346,7 @@ class StreamPoller:
         """Poll until `stop()` (or for `duration_seconds`); AWS errors of the poller are
         reported and retried, never fatal."""
         until = None if duration_seconds is None else self._clock.now() + duration_seconds
+        self._healthy_at = self._clock.now()
         while not self._stop.is_set() and (until is None or self._clock.now() < until):
             try:
                 activity = self.run_once()
@@ -308,9 +354,12 @@ class StreamPoller:
                 break
             except (ClientError, BotoCoreError) as exc:
                 self.stats.errors += 1
-                self._report(PollerErrorReport(self.stream_arn, _describe(exc)))
+                self.last_error = _describe(exc)
+                self._report(PollerErrorReport(self.stream_arn, self.last_error))
                 self._pause(max(1.0, self.settings.poll_interval_seconds))
                 continue
+            self._healthy_at = self._clock.now()
+            self.last_error = None
             if activity or self.pending():
                 self._quiet_since = None
             elif self._quiet_since is None:
@@ -331,6 +380,14 @@ class StreamPoller:
         """Seconds since `run` last read or delivered anything (0 while busy)."""
         since = self._quiet_since
         return 0.0 if since is None else max(0.0, self._clock.now() - since)
+
+    def failing_for(self) -> float:
+        """Seconds since `run` last completed a pass, while its latest pass failed with
+        an AWS error (0 while healthy): how long the stream has been unreadable."""
+        since = self._healthy_at
+        if self.last_error is None or since is None:
+            return 0.0
+        return max(0.0, self._clock.now() - since)
 
     def checkpoints(self) -> dict[str, str | None]:
         """Each shard's last sequence number done with (processed or discarded)."""
@@ -712,6 +769,11 @@ class PollerGroup:
     def quiet_for(self) -> float:
         """Seconds every threaded poller has been quiet (0 if any is busy)."""
         return min((p.quiet_for() for p in self.pollers), default=0.0)
+
+    def failing(self) -> StreamPoller | None:
+        """The poller failing for longest, if any is failing."""
+        failing = [p for p in self.pollers if p.failing_for() > 0]
+        return max(failing, key=lambda p: p.failing_for()) if failing else None
 
     def stats(self) -> PollerStats:
         """The counters of every poller, summed."""

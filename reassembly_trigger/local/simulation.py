@@ -11,9 +11,13 @@ workload through real AWS calls:
   invokes the real `lambda_handler`, whose AWS calls can be made to fail at a rate;
 - a modelled media worker consumes the reassembly queue with the contract's lock.
 
-The run ends once everything is written and the streams, the handler and the queue
-have been quiet for a moment. A job reassembled once is a success; a job never
-reassembled is stuck; a job reassembled twice is a broken guarantee.
+The run ends once the pipeline has settled: everything is written, the pollers have
+read every record the pipeline wrote and delivered it, and the reassembly queue holds
+no message, visible or in flight, twice in a row. That is a fact about the state, not
+a quiet spell on the clock, so a slow machine cannot end a run early. A job reassembled
+once is a success; a job never reassembled once everything settled is stuck; a job
+reassembled twice is a broken guarantee. A run stopped before it settled (its timeout,
+Ctrl-C or `stop()`) calls the jobs it did not get to unfinished.
 """
 
 from __future__ import annotations
@@ -53,8 +57,8 @@ from reassembly_trigger.settings import Settings
 
 #: Faults injected into the handler's AWS calls, in equal shares of the fault rate.
 FAULT_KINDS = (FaultKind.THROTTLE, FaultKind.SERVER_ERROR, FaultKind.LOST_RESPONSE)
-#: How long everything must stay quiet before the run is over.
-QUIET_SECONDS = 0.5
+#: Pause between two looks at the pipeline's state (pacing only: no decision rests on it).
+_LOOK_INTERVAL_SECONDS = 0.05
 #: Environment variables that would send the handler's clients elsewhere.
 _FOREIGN_VARIABLES = (
     "AWS_PROFILE",
@@ -355,6 +359,8 @@ class VideoWorkers:
         self._distinct: dict[str, set[int]] = {job.job_id: set() for job in plan.jobs}
         self._stop = threading.Event()
         self.written = 0
+        #: Written completions that were a second write of their segment.
+        self.duplicates_written = 0
         self.errors: list[Exception] = []
 
     @property
@@ -388,6 +394,7 @@ class VideoWorkers:
             job = self._jobs[write.job_id]
             with self._lock:
                 self.written += 1
+                self.duplicates_written += 1 if write.attempt else 0
                 seen = self._distinct[write.job_id]
                 before = len(seen)
                 seen.add(write.segment_index)
@@ -417,8 +424,6 @@ class MediaWorkerLoop:
     def __init__(self, worker: MediaWorker) -> None:
         self.worker = worker
         self._stop = threading.Event()
-        self._last_message = time.monotonic()
-        self._last_empty = 0.0
         self.error: Exception | None = None
 
     def run(self) -> None:
@@ -429,18 +434,8 @@ class MediaWorkerLoop:
             except Exception as exc:
                 self.error = exc
                 return
-            now = time.monotonic()
-            if got:
-                self._last_message = now
-            else:
-                self._last_empty = now
+            if not got:
                 self._stop.wait(0.05)
-
-    def quiet_for(self) -> float:
-        """Seconds since the last message, if the queue has been found empty since."""
-        if self._last_empty <= self._last_message:
-            return 0.0
-        return time.monotonic() - self._last_message
 
     def stop(self) -> None:
         """Return from `run`."""
@@ -461,14 +456,17 @@ class JobResult:
     refusals: int
     skips: Counter[str]
     failures: Counter[str]
+    #: Whether the run settled: only then is a job never reassembled stuck.
+    settled: bool = True
 
     @property
     def outcome(self) -> str:
-        """`reassembled`, `stuck`, `reassembled N times` or `refused`."""
+        """`reassembled`, `stuck`, `unfinished` (the run stopped before it settled),
+        `reassembled N times` or `refused`."""
         if self.refusals:
             return "refused"
         if self.reassemblies == 0:
-            return "stuck"
+            return "stuck" if self.settled else "unfinished"
         if self.reassemblies == 1:
             return "reassembled"
         return f"reassembled {self.reassemblies} times"
@@ -501,6 +499,17 @@ class SimulationResult:
     failures_by_reason: Counter[str]
     timed_out: bool
     errors: list[str]
+    #: Stopped by Ctrl-C or `Simulation.stop()` before it settled.
+    interrupted: bool = False
+    #: Completions the plan holds (duplicates included), and how many of those written
+    #: were a second write of their segment.
+    completions_planned: int = 0
+    duplicates_written: int = 0
+
+    @property
+    def settled(self) -> bool:
+        """Whether the run went on until the pipeline settled (no timeout, no interrupt)."""
+        return not (self.timed_out or self.interrupted)
 
     @property
     def reassembled_once(self) -> int:
@@ -509,8 +518,13 @@ class SimulationResult:
 
     @property
     def stuck(self) -> int:
-        """Jobs never reassembled."""
-        return sum(1 for job in self.jobs if job.reassemblies == 0)
+        """Jobs never reassembled although the pipeline settled."""
+        return sum(1 for job in self.jobs if job.outcome == "stuck")
+
+    @property
+    def unfinished(self) -> int:
+        """Jobs not reassembled when the run stopped before it settled."""
+        return sum(1 for job in self.jobs if job.outcome == "unfinished")
 
     @property
     def duplicate_reassemblies(self) -> int:
@@ -538,6 +552,10 @@ class SimulationResult:
             "jobs": len(self.jobs),
             "reassembled_once": self.reassembled_once,
             "stuck": self.stuck,
+            "unfinished": self.unfinished,
+            "settled": self.settled,
+            "timed_out": self.timed_out,
+            "interrupted": self.interrupted,
             "duplicate_reassemblies": self.duplicate_reassemblies,
             "messages": self.messages,
             "invocations": self.poller.invocations,
@@ -549,6 +567,8 @@ class SimulationResult:
             "seed": self.workload.seed,
             "segments": sum(job.job.total_segments for job in self.jobs),
             "completions_written": self.completions_written,
+            "completions_planned": self.completions_planned,
+            "duplicates_written": self.duplicates_written,
             "refusals": self.refusals,
             "failures_by_reason": dict(sorted(self.failures_by_reason.items())),
             "retries": self.poller.retries,
@@ -558,6 +578,76 @@ class SimulationResult:
 
 
 # ------------------------------------------------------------------ the run
+
+
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """What one look at the pipeline saw (equal looks: nothing happened in between)."""
+
+    done_writing: bool
+    records_expected: int
+    records_read: int
+    invocations: int
+    pollers_idle: bool
+    messages_received: int
+    queue_empty: bool
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left to write, read, deliver or consume."""
+        return (
+            self.done_writing
+            and self.records_read >= self.records_expected
+            and self.pollers_idle
+            and self.queue_empty
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Pipeline:
+    """The actors of one run, looked at together."""
+
+    writer_thread: threading.Thread
+    chunker: Chunker
+    writers: VideoWorkers
+    pollers: PollerGroup
+    media: MediaWorkerLoop
+    aws: LocalAws
+    resources: Resources
+    #: Job items put before the run started.
+    jobs_created: int
+
+    def look(self) -> _Look:
+        """The counts that say whether anything is left to happen."""
+        done_writing = not self.writer_thread.is_alive() and self.chunker.idle()
+        report = self.media.worker.report()
+        # Every write makes one stream record: a Job created, a completion written
+        # (duplicates too), chunking completed, a Job completed by the media worker.
+        expected = (
+            self.jobs_created + self.writers.written + self.chunker.marked + report.reassemblies
+        )
+        stats = self.pollers.stats()
+        return _Look(
+            done_writing=done_writing,
+            records_expected=expected,
+            records_read=stats.records_read,
+            invocations=stats.invocations,
+            # A poller's quiet time starts when a pass read and delivered nothing.
+            pollers_idle=self.pollers.quiet_for() > 0,
+            messages_received=report.messages_received,
+            queue_empty=done_writing and self._queue_empty(),
+        )
+
+    def _queue_empty(self) -> bool:
+        counts = self.aws.sqs.get_queue_attributes(
+            QueueUrl=self.resources.reassembly_queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return all(int(value) == 0 for value in counts.values())
 
 
 class Simulation:
@@ -574,9 +664,16 @@ class Simulation:
         self.plan = plan_workload(workload)
         self._on_progress = on_progress
         self._region = region
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """End the run at its next look at the pipeline, as Ctrl-C does: the result
+        says how far it got (thread-safe; callable from `on_progress`)."""
+        self._stop.set()
 
     def run(self) -> SimulationResult:
-        """Play the workload; return what happened to every job."""
+        """Play the workload; return what happened to every job. Ctrl-C while the
+        pipeline runs ends the run the same way as `stop()`."""
         started = time.monotonic()
         with embedded_moto_server() as endpoint:
             aws = LocalAws.connect(endpoint, self._region, pool_size=self.workload.workers + 4)
@@ -624,9 +721,14 @@ class Simulation:
         pollers.start()
         for thread in threads:
             thread.start()
-        timed_out = False
+        ending = "interrupted"
+        actors = _Pipeline(
+            threads[2], chunker, writers, pollers, media, aws, resources, len(self.plan.jobs)
+        )
         try:
-            timed_out = not self._wait_for_quiet(threads[2], chunker, pollers, media, writers)
+            ending = self._wait_until_settled(actors)
+        except KeyboardInterrupt:
+            pass  # reported like stop(): the partial result says how far it got
         finally:
             writers.stop()
             pollers.stop()
@@ -643,7 +745,10 @@ class Simulation:
             errors.append(f"handler: {tally.errors} unexpected evaluation errors")
         return SimulationResult(
             workload=self.workload,
-            jobs=[self._job_result(job, media.worker, tally) for job in self.plan.jobs],
+            jobs=[
+                self._job_result(job, media.worker, tally, settled=ending == "settled")
+                for job in self.plan.jobs
+            ],
             poller=pollers.stats(),
             messages=media.worker.report().messages_received,
             completions_written=writers.written,
@@ -651,8 +756,11 @@ class Simulation:
             seconds=time.monotonic() - started,
             skips_by_reason=tally.skips_by_reason(),
             failures_by_reason=tally.failures_by_reason(),
-            timed_out=timed_out,
+            timed_out=ending == "timed_out",
             errors=errors,
+            interrupted=ending == "interrupted",
+            completions_planned=writers.total,
+            duplicates_written=writers.duplicates_written,
         )
 
     def _pollers(self, aws: LocalAws, resources: Resources) -> PollerGroup:
@@ -672,29 +780,26 @@ class Simulation:
             StreamPoller(aws.streams, arn, settings=settings, sqs=aws.sqs) for arn in arns if arn
         )
 
-    def _wait_for_quiet(
-        self,
-        writer_thread: threading.Thread,
-        chunker: Chunker,
-        pollers: PollerGroup,
-        media: MediaWorkerLoop,
-        writers: VideoWorkers,
-    ) -> bool:
-        """Wait until all is written and everything stayed quiet; False on timeout."""
+    def _wait_until_settled(self, pipeline: _Pipeline) -> str:
+        """Look at the pipeline until it settles; `settled`, `timed_out` or `interrupted`.
+
+        Settled is a state, seen the same twice in a row: nothing left to write, every
+        record the pipeline wrote read by the pollers, each poller's last pass idle, and
+        no message on the queue, visible or in flight (the media worker deletes one only
+        after handling it, Job update included).
+        """
         deadline = time.monotonic() + self.workload.timeout_seconds
-        while time.monotonic() < deadline:
-            self._report_progress(writers, media, pollers)
-            settled = (
-                not writer_thread.is_alive()
-                and chunker.idle()
-                and pollers.quiet_for() >= QUIET_SECONDS
-                and media.quiet_for() >= QUIET_SECONDS
-            )
-            if settled:
-                self._report_progress(writers, media, pollers)
-                return True
-            time.sleep(0.1)
-        return False
+        previous: _Look | None = None
+        while not self._stop.is_set():
+            self._report_progress(pipeline.writers, pipeline.media, pipeline.pollers)
+            look = pipeline.look()
+            if look.settled and look == previous:
+                return "settled"
+            previous = look
+            if time.monotonic() >= deadline:
+                return "timed_out"
+            self._stop.wait(_LOOK_INTERVAL_SECONDS)
+        return "interrupted"
 
     def _report_progress(
         self, writers: VideoWorkers, media: MediaWorkerLoop, pollers: PollerGroup
@@ -714,7 +819,9 @@ class Simulation:
         )
 
     @staticmethod
-    def _job_result(job: PlannedJob, worker: MediaWorker, tally: TransitionTally) -> JobResult:
+    def _job_result(
+        job: PlannedJob, worker: MediaWorker, tally: TransitionTally, *, settled: bool
+    ) -> JobResult:
         counts = worker.tally(job.job_id)
         seen = tally.job(job.job_id)
         return JobResult(
@@ -725,4 +832,5 @@ class Simulation:
             refusals=counts.refusals,
             skips=seen.skips,
             failures=seen.failures,
+            settled=settled,
         )

@@ -4,15 +4,19 @@ pipeline's tables and queues, created idempotently."""
 from __future__ import annotations
 
 import logging
+import re
+import socket
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from reassembly_trigger.clients import client_config
 from reassembly_trigger.settings import DEFAULT_JOBS_STATUS_INDEX_NAME, Settings
 
 if TYPE_CHECKING:
@@ -23,6 +27,11 @@ if TYPE_CHECKING:
 DEFAULT_REGION = "us-east-1"
 #: Credentials for local endpoints only; moto accepts anything.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+DEFAULT_PREFIX = "stereo-spot"
+#: DynamoDB table names: 3-255 letters, digits, `_`, `-`, `.`.
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+#: SQS queue names: 1-80 letters, digits, `_`, `-`; a FIFO queue's ends in `.fifo`.
+_QUEUE_NAME = re.compile(r"(?=.{1,80}$)[A-Za-z0-9_-]+(\.fifo)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +48,11 @@ class ResourceNames:
     on_failure_queue: str
 
     @classmethod
-    def with_prefix(cls, prefix: str = "stereo-spot", *, fifo: bool = False) -> ResourceNames:
-        """Names as the pipeline's Terraform gives them, under `prefix`."""
+    def with_prefix(cls, prefix: str = DEFAULT_PREFIX, *, fifo: bool = False) -> ResourceNames:
+        """Names as the pipeline's Terraform gives them, under `prefix`; `ValueError`
+        naming the rule when DynamoDB or SQS would refuse one of them."""
         suffix = ".fifo" if fifo else ""
-        return cls(
+        names = cls(
             jobs_table=f"{prefix}-jobs",
             segment_completions_table=f"{prefix}-segment-completions",
             reassembly_triggered_table=f"{prefix}-reassembly-triggered",
@@ -50,6 +60,24 @@ class ResourceNames:
             reassembly_dead_letter_queue=f"{prefix}-reassembly-dlq{suffix}",
             on_failure_queue=f"{prefix}-reassembly-trigger-failures",
         )
+        names.check(prefix)
+        return names
+
+    def check(self, prefix: str) -> None:
+        """Raise `ValueError` if DynamoDB or SQS would refuse one of the names."""
+        tables, queues = astuple(self)[:3], astuple(self)[3:]
+        for table in tables:
+            if not _TABLE_NAME.fullmatch(table):
+                raise ValueError(
+                    f"prefix {prefix!r} makes the table name {table!r}, which DynamoDB refuses "
+                    "(3-255 letters, digits, '_', '-', '.')"
+                )
+        for queue in queues:
+            if not _QUEUE_NAME.fullmatch(queue):
+                raise ValueError(
+                    f"prefix {prefix!r} makes the queue name {queue!r}, which SQS refuses "
+                    "(at most 80 letters, digits, '_', '-')"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +102,12 @@ class LocalAws:
             aws_access_key_id=credentials.get("aws_access_key_id"),
             aws_secret_access_key=credentials.get("aws_secret_access_key"),
         )
-        # Stream calls carry a StreamArn, which newer botocore routes to account-ID
-        # hosts that local stacks do not serve.
-        config = Config(
-            account_id_endpoint_mode="disabled",
-            retries={"mode": "standard"},
-            max_pool_connections=max(10, pool_size),
+        # The Lambda's bounded calls (connect 2 s, read 5 s, 3 attempts): no command
+        # hangs on an endpoint that accepts connections and never answers. Stream calls
+        # carry a StreamArn, which newer botocore routes to account-ID hosts that local
+        # stacks do not serve; the CLI's own requests are validated before they leave.
+        config = client_config(pool_size).merge(
+            Config(account_id_endpoint_mode="disabled", parameter_validation=True)
         )
         return cls(
             endpoint_url=endpoint_url,
@@ -216,26 +244,64 @@ def create_resources(aws: LocalAws, names: ResourceNames) -> Resources:
 
 
 class EmbeddedMotoServer:
-    """A moto server on 127.0.0.1 (ephemeral port by default), in a thread of this process."""
+    """A moto server on 127.0.0.1 (ephemeral port by default), in a thread of this process.
+
+    It is moto's `ThreadedMotoServer` with one difference: the port is bound here, in
+    the caller's thread, so a port in use raises `OSError` at once. (Werkzeug, binding
+    by itself in the serving thread, answers that with `sys.exit` there, and the
+    caller waits for ever.)
+    """
 
     def __init__(self, port: int = 0) -> None:
-        from moto.server import ThreadedMotoServer
-
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is not in 0-65535")
         # One log line per request would drown everything else.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
         self.endpoint_url = ""
 
     def start(self) -> str:
-        """Start serving; return the endpoint URL."""
-        self._server.start()
-        host, port = self._server.get_host_and_port()
+        """Listen and serve; return the endpoint URL. `OSError` if the port cannot be had."""
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            # As werkzeug's own servers do: a port left in TIME_WAIT can be had again.
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self._port))
+            listener.listen(128)
+            self._server = make_server(
+                "127.0.0.1",
+                self._port,
+                DomainDispatcherApplication(create_backend_app),
+                threaded=True,
+                request_handler=MotoRequestHandler,
+                fd=listener.fileno(),  # werkzeug serves a duplicate of it
+            )
+        finally:
+            listener.close()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="moto-server", daemon=True
+        )
+        self._thread.start()
+        host, port = self._server.server_address[:2]
         self.endpoint_url = f"http://{host}:{port}"
         return self.endpoint_url
 
     def stop(self) -> None:
-        """Stop serving and join the server thread."""
-        self._server.stop()
+        """Stop serving, free the port and join the server thread."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
 
 
 @contextmanager

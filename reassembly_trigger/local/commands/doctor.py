@@ -6,14 +6,18 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from reassembly_trigger.local.commands.explain import print_trimmed
+from reassembly_trigger.local.commands.common import (
+    AwsError,
+    add_endpoint_option,
+    aws_error_code,
+    plain,
+    plural,
+    require_extra,
+    seconds,
+    use_endpoint,
+)
 from reassembly_trigger.local.doctor import (
     ACTION_NEEDED,
     DEFAULT_GRACE_SECONDS,
@@ -29,9 +33,12 @@ from reassembly_trigger.local.doctor import (
     segment_ranges,
     when,
 )
-from reassembly_trigger.local.explain import transition_facts
 from reassembly_trigger.logs import configure_logging
-from reassembly_trigger.settings import SettingsError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from reassembly_trigger.settings import Settings
 
 _STYLES = {
     Verdict.REASSEMBLED: "green",
@@ -52,8 +59,9 @@ def register(subparsers: Any) -> None:
             "Read a job's state through the Lambda's own gateways (same environment "
             "variables and AWS endpoint settings) and run the state machine as a dry run. "
             "Changes nothing unless --repair is given. Exit status 1 when the verdict is "
-            "stuck, not_found or invalid (with --repair: when the message was neither sent "
-            "nor already sent), 2 on errors."
+            "stuck, not_found, invalid or unclaimed (with --repair: when the message was "
+            "neither sent nor already sent), 2 on a configuration error, 3 on an AWS error. "
+            'With --json, an error is also printed as {"error": ..., "exit_status": ...}.'
         ),
     )
     parser.add_argument("job_id", metavar="JOB_ID")
@@ -63,6 +71,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="run the real state machine for the job, exactly as the Lambda would",
     )
+    add_endpoint_option(parser)
     parser.add_argument(
         "--resend",
         action="store_true",
@@ -71,7 +80,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_timeout,
+        # No lease may outlive Lambda's maximum timeout.
+        type=seconds(high=MAX_REPAIR_TIMEOUT_SECONDS),
         default=DEFAULT_REPAIR_TIMEOUT_SECONDS,
         metavar="SECONDS",
         help="--repair's deadline: its lease, and how long it may wait for another holder "
@@ -79,7 +89,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--grace",
-        type=_seconds,
+        type=seconds(),
         default=DEFAULT_GRACE_SECONDS,
         metavar="SECONDS",
         help="how long after the last completion or lease end a ready job still counts as "
@@ -88,44 +98,34 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _timeout(text: str) -> float:
-    value = _seconds(text)
-    if value > MAX_REPAIR_TIMEOUT_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"at most {MAX_REPAIR_TIMEOUT_SECONDS:g} seconds (no lease outlives Lambda's "
-            f"maximum timeout), got {text!r}"
-        )
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     """Diagnose (or repair) one job and print the result."""
+    if not args.json:
+        require_extra("ops")
+    use_endpoint(args.endpoint_url)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from reassembly_trigger.settings import Settings
+
+    settings = Settings.from_env()
     # The machine's transitions are reported from its history; only warnings are logged.
     configure_logging("console", "stderr", force=True, level=logging.WARNING)
     try:
-        doctor = Doctor.from_environment(grace_seconds=args.grace)
+        doctor = Doctor.from_environment(settings, grace_seconds=args.grace)
         if args.resend:
             return _resend(doctor, args)
         if args.repair:
             repaired = doctor.repair(args.job_id, args.timeout)
         else:
             diagnosis = doctor.diagnose(args.job_id)
-    except SettingsError as exc:
-        print(f"doctor: {exc} (set them as for the Lambda)", file=sys.stderr)
-        return 2
-    except (DoctorError, ClientError, BotoCoreError) as exc:
-        print(f"doctor: {exc}", file=sys.stderr)
-        return 2
+    except DoctorError as exc:
+        raise AwsError(_name_missing_resource(settings, str(exc))) from exc
+    except Exception as exc:
+        if aws_error_code(exc) == "ResourceNotFoundException":
+            raise AwsError(_name_missing_resource(settings, str(exc))) from exc
+        raise
     if args.repair:
         if args.json:
             print(json.dumps(repaired.as_json(), indent=2, default=str))
@@ -156,7 +156,51 @@ def _resend(doctor: Doctor, args: argparse.Namespace) -> int:
     return resent.exit_status
 
 
+def _name_missing_resource(settings: Settings, message: str) -> str:
+    """`message`, or, when AWS said a resource was not found, which one of the Lambda's
+    tables and queue it is (AWS's own message names none)."""
+    if "ResourceNotFound" not in message and "NonExistentQueue" not in message:
+        return message
+    missing = missing_resources(settings)
+    return "; ".join(missing) if missing else message
+
+
+#: The codes SQS answers for a queue URL that names no queue (JSON and query protocols).
+_NO_SUCH_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+def missing_resources(settings: Settings) -> list[str]:
+    """Each of the Lambda's tables and its queue that the endpoint says does not exist,
+    as `table NAME ($VARIABLE) not found in REGION at ENDPOINT`."""
+    from reassembly_trigger.clients import aws_clients
+
+    clients = aws_clients(settings.evaluation_concurrency)
+    where = f"in {clients.dynamodb.meta.region_name} at {clients.dynamodb.meta.endpoint_url}"
+    found = []
+    tables = {
+        "JOBS_TABLE_NAME": settings.jobs_table_name,
+        "SEGMENT_COMPLETIONS_TABLE_NAME": settings.segment_completions_table_name,
+        "REASSEMBLY_TRIGGERED_TABLE_NAME": settings.reassembly_triggered_table_name,
+    }
+    for variable, table in tables.items():
+        try:
+            clients.dynamodb.describe_table(TableName=table)
+        except Exception as exc:
+            if aws_error_code(exc) == "ResourceNotFoundException":
+                found.append(f"table {table} (${variable}) not found {where}")
+    try:
+        clients.sqs.get_queue_attributes(
+            QueueUrl=settings.reassembly_queue_url, AttributeNames=["QueueArn"]
+        )
+    except Exception as exc:
+        if aws_error_code(exc) in _NO_SUCH_QUEUE:
+            found.append(f"queue {settings.reassembly_queue_url} ($REASSEMBLY_QUEUE_URL) not found")
+    return found
+
+
 def _console() -> Console:
+    from rich.console import Console
+
     # Piped output is not wrapped at 80 columns: reports get pasted into tickets.
     return Console() if sys.stdout.isatty() else Console(width=120)
 
@@ -166,6 +210,11 @@ def _console() -> Console:
 
 def render_diagnosis(console: Console, diagnosis: Diagnosis) -> None:
     """The short human report, ending with the next action."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from reassembly_trigger.local.commands.explain import print_trimmed
+
     style = "bold red" if diagnosis.verdict in ACTION_NEEDED else _STYLES[diagnosis.verdict]
     report = Table.grid(padding=(0, 2))
     report.add_column(style="bold", no_wrap=True)
@@ -182,6 +231,12 @@ def render_diagnosis(console: Console, diagnosis: Diagnosis) -> None:
 
 def render_repair(console: Console, result: RepairResult) -> None:
     """The real machine's transitions, its outcome, then the job's verdict after it."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from reassembly_trigger.local.commands.explain import print_trimmed
+    from reassembly_trigger.local.explain import transition_facts
+
     table = Table(title=f"repair {result.outcome.job_id}: the state machine's transitions")
     for column in ("#", "transition", "trigger", "reason", "facts"):
         table.add_column(column)
@@ -189,8 +244,8 @@ def render_repair(console: Console, result: RepairResult) -> None:
         table.add_row(
             str(number),
             f"{transition.get('source')} -> {transition.get('dest')}",
-            str(transition.get("trigger", "")),
-            str(transition.get("reason", "")),
+            plain(transition.get("trigger", "")),
+            plain(transition.get("reason", "")),
             transition_facts(transition),
         )
     print_trimmed(console, table)
@@ -257,7 +312,7 @@ def _lock_line(lock: LockState | None, now: float) -> str:
     if record.reassembly_started_at is not None:
         parts.append(f"reassembly started {when(record.reassembly_started_at)}")
     if record.takeovers:
-        parts.append(f"{record.takeovers} takeover(s)")
+        parts.append(plural(record.takeovers, "takeover"))
     return "; ".join(parts)
 
 

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group
-from rich.table import Table
-from rich.text import Text
+from reassembly_trigger.local.commands.common import (
+    EXIT_FAILED,
+    UsageError,
+    plural,
+    require_extra,
+)
+from reassembly_trigger.local.explain import Explanation, JobStory, Step, read_events
 
-from reassembly_trigger.local.explain import Explanation, JobStory, read_events
+if TYPE_CHECKING:
+    from rich.console import Console, Group
+    from rich.table import Table
+    from rich.text import Text
 
 _OUTCOME_STYLES = {"enqueued": "green", "skipped": "yellow", "failed": "bold red"}
 
@@ -31,29 +39,69 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "logfiles", nargs="*", type=Path, metavar="LOGFILE", help="log files ('-' or none: stdin)"
     )
-    parser.add_argument("--job", metavar="ID", help="only this job")
+    parser.add_argument("--job", metavar="ID", help="only this job (default: every job)")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document: timelines and counts"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the timelines and the summary; exit 1 when no transition was found."""
+    if not args.json:
+        require_extra("ops")
     texts: list[str] = []
     for path in args.logfiles or [Path("-")]:
         if str(path) == "-":
             texts.append(sys.stdin.read())
         elif not path.is_file():
-            print(f"explain: no such file: {path}", file=sys.stderr)
-            return 2
+            raise UsageError(f"no such file: {path}")
         else:
             texts.append(path.read_text(errors="replace"))
     explanation = Explanation.of(read_events(texts), args.job)
-    console = Console() if sys.stdout.isatty() else Console(width=140)
+    if args.json:
+        print(json.dumps(as_json(explanation), indent=2, default=str))
     if not explanation.stories:
         which = f" for job {args.job}" if args.job else ""
         print(f"explain: no transition events{which}", file=sys.stderr)
-        return 1
-    render(console, explanation)
+        return EXIT_FAILED
+    if not args.json:
+        from rich.console import Console
+
+        render(Console() if sys.stdout.isatty() else Console(width=140), explanation)
     return 0
+
+
+def as_json(explanation: Explanation) -> dict[str, Any]:
+    """The document of `explain --json`: each job's evaluations, last outcome, and counts."""
+
+    def step(s: Step) -> dict[str, Any]:
+        return {
+            "time": s.time,
+            "aws_request_id": s.aws_request_id,
+            "source": s.source,
+            "dest": s.dest,
+            "trigger": s.trigger,
+            "reason": s.reason,
+            "facts": s.facts,
+        }
+
+    jobs = {}
+    for job_id, story in explanation.stories.items():
+        last = story.last_outcome
+        jobs[job_id] = {
+            "invocations": story.invocations,
+            "evaluations": [[step(s) for s in steps] for steps in story.evaluations],
+            "last_outcome": None if last is None else step(last),
+        }
+    return {
+        "jobs": jobs,
+        "outcomes": [
+            {"dest": dest, "reason": reason or None, "evaluations": count}
+            for (dest, reason), count in sorted(explanation.outcomes().items())
+        ],
+        "skips_by_reason": dict(explanation.skips_by_reason().most_common()),
+    }
 
 
 def print_trimmed(console: Console, *renderables: Any) -> None:
@@ -74,9 +122,12 @@ def render(console: Console, explanation: Explanation) -> None:
 
 
 def _timeline(story: JobStory) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(
-        title=f"{story.job_id}: {len(story.evaluations)} evaluation(s) in "
-        f"{len(story.invocations)} invocation(s)",
+        title=f"{story.job_id}: {plural(len(story.evaluations), 'evaluation')} in "
+        f"{plural(len(story.invocations), 'invocation')}",
         title_justify="left",
     )
     for column in ("time", "aws_request_id", "transition", "trigger", "reason"):
@@ -98,6 +149,8 @@ def _timeline(story: JobStory) -> Table:
 
 
 def _last_outcome(story: JobStory) -> Text:
+    from rich.text import Text
+
     last = story.last_outcome
     if last is None:
         return Text("last outcome: none yet (no evaluation reached a final state)")
@@ -113,11 +166,16 @@ def _last_outcome(story: JobStory) -> Text:
 
 
 def _summary(explanation: Explanation) -> Group:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     outcomes = explanation.outcomes()
     invocations = {s.aws_request_id for st in explanation.stories.values() for s in st.steps}
     heading = Text(
-        f"summary: {len(explanation.stories)} job(s), {len(invocations)} invocation(s), "
-        f"{sum(outcomes.values())} evaluation(s)",
+        f"summary: {plural(len(explanation.stories), 'job')}, "
+        f"{plural(len(invocations), 'invocation')}, "
+        f"{plural(sum(outcomes.values()), 'evaluation')}",
         style="bold",
     )
     table = Table()

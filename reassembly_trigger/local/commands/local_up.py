@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
@@ -11,7 +12,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from reassembly_trigger.local.commands.common import UsageError, int_in
 from reassembly_trigger.local.stack import (
+    DEFAULT_PREFIX,
     DEFAULT_REGION,
     EmbeddedMotoServer,
     LocalAws,
@@ -41,14 +44,49 @@ def register(subparsers: Any) -> None:
             "export in other shells, and serve in the foreground until Ctrl-C."
         ),
     )
-    up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free)")
-    up.add_argument("--prefix", default="stereo-spot", help="name prefix of the tables and queues")
-    up.add_argument("--region", default=DEFAULT_REGION, help=f"region (default {DEFAULT_REGION})")
+    up.add_argument(
+        "--port",
+        type=int_in(0, 65535, what="a port number"),
+        default=0,
+        help="port on 127.0.0.1, 0-65535 (default: 0, any free port)",
+    )
+    up.add_argument(
+        "--prefix",
+        type=_prefix,
+        default=DEFAULT_PREFIX,
+        help="name prefix of the tables and queues, as the contract's events name them "
+        "(letters, digits, '-', '_'; at most 52)",
+    )
+    up.add_argument("--region", default=DEFAULT_REGION, help="region")
     up.add_argument("--fifo", action="store_true", help="make the reassembly queue a FIFO queue")
     up.add_argument(
-        "--env-file", type=Path, help="also write the export lines to this file (for `source`)"
+        "--env-file",
+        type=Path,
+        metavar="FILE",
+        help="also write the export lines to this file, for `source FILE` (default: none)",
     )
-    up.set_defaults(run=run)
+    up.set_defaults(run=run, extra="local")
+
+
+def _prefix(text: str) -> str:
+    """An argparse type: a prefix every table and queue name accepts."""
+    try:
+        for fifo in (False, True):
+            ResourceNames.with_prefix(text, fifo=fifo)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def check_writable(path: Path) -> None:
+    """`UsageError` unless `path` can be written (its folder exists and takes files)."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"--env-file {path}: is a directory")
+    if not folder.is_dir():
+        raise UsageError(f"--env-file {path}: no such directory {folder}")
+    if not os.access(path if path.exists() else folder, os.W_OK):
+        raise UsageError(f"--env-file {path}: not writable")
 
 
 def exports(resources: Resources, endpoint_url: str, region: str) -> dict[str, str]:
@@ -72,12 +110,13 @@ def _stop_on_sigterm(stop: threading.Event) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C (or SIGTERM)."""
+    if args.env_file is not None:
+        check_writable(args.env_file)  # before anything starts
     server = EmbeddedMotoServer(args.port)
     try:
         endpoint = server.start()
     except OSError as exc:
-        print(f"local up: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from exc
     stop = threading.Event()
     try:
         aws = LocalAws.connect(endpoint, args.region)

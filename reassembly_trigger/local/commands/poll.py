@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import threading
 import time
@@ -12,8 +13,25 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
+from reassembly_trigger.local.commands.common import (
+    AwsError,
+    UsageError,
+    add_endpoint_option,
+    aws_error_code,
+    details,
+    int_in,
+    plain,
+    plural,
+    seconds,
+    use_endpoint,
+)
 from reassembly_trigger.local.lambda_context import DEFAULT_TIMEOUT_SECONDS
 from reassembly_trigger.local.poller import (
+    BATCH_SIZE_LIMITS,
+    BATCHING_WINDOW_LIMITS,
+    FUNCTION_TIMEOUT_LIMIT,
+    RECORD_AGE_LIMITS,
+    RETRY_ATTEMPTS_LIMITS,
     DiscardReport,
     Handler,
     InvocationOutcome,
@@ -47,32 +65,35 @@ def register(subparsers: Any) -> None:
         ),
     )
     where = parser.add_argument_group("where")
-    where.add_argument(
-        "--endpoint-url",
-        default=os.environ.get("AWS_ENDPOINT_URL"),
-        help="AWS endpoint (default: $AWS_ENDPOINT_URL; none: AWS itself)",
-    )
+    add_endpoint_option(where)
     where.add_argument(
         "--region",
-        default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
-        help=f"region (default: $AWS_REGION, else {DEFAULT_REGION})",
+        default=None,
+        help=f"region (default: $AWS_REGION, else $AWS_DEFAULT_REGION, else {DEFAULT_REGION})",
     )
     where.add_argument(
         "--stream-arn",
         action="append",
+        type=_stream_arn,
         default=[],
         metavar="ARN",
         help="a stream to follow (repeatable; default: the streams of $SEGMENT_COMPLETIONS_"
         "TABLE_NAME and $JOBS_TABLE_NAME)",
     )
-    esm = parser.add_argument_group("event source mapping (Lambda's defaults)")
-    esm.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="BatchSize")
+    esm = parser.add_argument_group("event source mapping (Lambda's names, defaults and limits)")
+    esm.add_argument(
+        "--batch-size",
+        type=int_in(*BATCH_SIZE_LIMITS),
+        default=_DEFAULTS.batch_size,
+        metavar="N",
+        help=f"BatchSize, {_limits(BATCH_SIZE_LIMITS)}",
+    )
     esm.add_argument(
         "--batching-window",
-        type=float,
+        type=seconds(low=BATCHING_WINDOW_LIMITS[0], high=BATCHING_WINDOW_LIMITS[1], allow_low=True),
         default=_DEFAULTS.batching_window_seconds,
         metavar="SECONDS",
-        help="MaximumBatchingWindowInSeconds",
+        help=f"MaximumBatchingWindowInSeconds, {_limits(BATCHING_WINDOW_LIMITS)}",
     )
     esm.add_argument(
         "--bisect",
@@ -82,69 +103,102 @@ def register(subparsers: Any) -> None:
     )
     esm.add_argument(
         "--max-retries",
-        type=int,
+        type=int_in(*RETRY_ATTEMPTS_LIMITS),
         default=_DEFAULTS.maximum_retry_attempts,
         metavar="N",
-        help="MaximumRetryAttempts (-1: until the record expires)",
+        help=f"MaximumRetryAttempts, {_limits(RETRY_ATTEMPTS_LIMITS)} "
+        "(-1: until the record expires)",
     )
     esm.add_argument(
         "--max-record-age",
-        type=int,
+        type=_record_age,
         default=_DEFAULTS.maximum_record_age_seconds,
         metavar="SECONDS",
-        help="MaximumRecordAgeInSeconds (-1: no limit)",
+        help=f"MaximumRecordAgeInSeconds, -1 or {_limits(RECORD_AGE_LIMITS)} (-1: no limit)",
     )
     esm.add_argument(
         "--starting-position",
         choices=[p.value for p in StartingPosition],
         default=StartingPosition.TRIM_HORIZON.value,
-        help="StartingPosition (default TRIM_HORIZON: what the stream already holds too)",
+        help="StartingPosition (TRIM_HORIZON: what the stream already holds too)",
     )
     esm.add_argument(
         "--on-failure-queue-url",
-        default=os.environ.get("ON_FAILURE_QUEUE_URL"),
+        default=None,
         metavar="URL",
-        help="DestinationConfig.OnFailure, an SQS queue (default: $ON_FAILURE_QUEUE_URL)",
+        help="DestinationConfig.OnFailure, an SQS queue (default: $ON_FAILURE_QUEUE_URL if set, "
+        "else none: discarded batches are only reported)",
     )
     esm.add_argument(
         "--function-timeout",
-        type=float,
+        type=seconds(high=FUNCTION_TIMEOUT_LIMIT),
         default=DEFAULT_TIMEOUT_SECONDS,
         metavar="SECONDS",
-        help="the function's Timeout: the context's remaining time counts down from it",
+        help=f"the function's Timeout, at most {FUNCTION_TIMEOUT_LIMIT}: the context's "
+        "remaining time counts down from it",
     )
     run_group = parser.add_argument_group("running")
     run_group.add_argument(
         "--handler",
         default=DEFAULT_HANDLER,
         metavar="MODULE.FUNCTION",
-        help=f"the handler to invoke (default {DEFAULT_HANDLER})",
+        help="the handler to invoke",
     )
     run_group.add_argument(
         "--poll-interval",
-        type=float,
+        type=seconds(high=60),
         default=_DEFAULTS.poll_interval_seconds,
         metavar="SECONDS",
-        help="pause between reads of an idle shard (Lambda: 0.25)",
+        help="pause between reads of an idle shard (Lambda reads one 4 times a second)",
     )
     run_group.add_argument(
         "--until-idle",
-        type=float,
+        type=seconds(),
         metavar="SECONDS",
-        help="exit once every stream has been quiet this long",
+        help="exit once every stream has been quiet this long; exit 3 once a stream has "
+        "been unreadable this long (default: run until Ctrl-C or --duration)",
     )
-    run_group.add_argument("--duration", type=float, metavar="SECONDS", help="exit after this long")
+    run_group.add_argument(
+        "--duration",
+        type=seconds(),
+        metavar="SECONDS",
+        help="exit after this long (default: run until Ctrl-C or --until-idle)",
+    )
     run_group.add_argument(
         "--logs",
         choices=["transitions", "console", "json", "none"],
         default="transitions",
-        help="the handler's logs: one line per transition (default), structlog's console "
+        help="the handler's logs: one line per transition, structlog's console "
         "format, Lambda's JSON lines, or nothing",
     )
     run_group.add_argument(
         "--metrics", action="store_true", help="also print the handler's EMF metric lines"
     )
     parser.set_defaults(run=run)
+
+
+#: `arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE/stream/LABEL` (any partition).
+_STREAM_ARN = re.compile(r"arn:[\w-]+:dynamodb:[\w-]+:\d{12}:table/[\w.-]+/stream/\S+")
+
+
+def _stream_arn(text: str) -> str:
+    if not _STREAM_ARN.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE/stream/LABEL, got {text!r}"
+        )
+    return text
+
+
+def _limits(limits: tuple[int, int]) -> str:
+    return f"{limits[0]}..{limits[1]:,}"
+
+
+def _record_age(text: str) -> int:
+    """-1, or seconds within Lambda's MaximumRecordAgeInSeconds limits."""
+    value = int_in(-1, RECORD_AGE_LIMITS[1])(text)
+    if value != -1 and value < RECORD_AGE_LIMITS[0]:
+        raise argparse.ArgumentTypeError(f"must be -1 or {_limits(RECORD_AGE_LIMITS)}, got {value}")
+    return value
 
 
 def load_handler(spec: str) -> Handler:
@@ -177,13 +231,12 @@ class TransitionPrinter:
             reason = event_dict.get("reason")
             line = (
                 f"  {event_dict.get('job_id')}: {event_dict.get('source')} -> "
-                f"{event_dict.get('dest')} ({event_dict.get('trigger')}"
-                f"{': ' + str(reason) if reason else ''}) {transition_facts(dict(event_dict))}"
+                f"{event_dict.get('dest')} ({plain(event_dict.get('trigger'))}"
+                f"{': ' + plain(reason) if reason else ''}) {transition_facts(dict(event_dict))}"
             )
             _say(line.rstrip(), self._lock)
         elif method_name in ("warning", "error", "exception", "critical"):
-            details = {k: v for k, v in event_dict.items() if k != "event"}
-            _say(f"  {method_name}: {name} {details}", self._lock)
+            _say(f"  {method_name}: {name} {details(event_dict, skip=('event',))}", self._lock)
         raise structlog.DropEvent
 
 
@@ -241,7 +294,7 @@ def describe(report: PollerReport) -> str:
         if report.error:
             outcome += f": {report.error}"
         return (
-            f"{stamp} {table} {report.shard_id}: invoked with {report.records} records "
+            f"{stamp} {table} {report.shard_id}: invoked with {plural(report.records, 'record')} "
             f"{report.first_sequence_number}..{report.last_sequence_number}{retry} -> "
             f"{outcome} ({report.seconds * 1000:.0f} ms)"
         )
@@ -250,7 +303,7 @@ def describe(report: PollerReport) -> str:
         info = report.document["DDBStreamBatchInfo"]
         where = f"sent to {report.sent_to}" if report.sent_to else "no on-failure queue: dropped"
         return (
-            f"{stamp} {table} {report.shard_id}: DISCARDED {report.records} records "
+            f"{stamp} {table} {report.shard_id}: DISCARDED {plural(report.records, 'record')} "
             f"{info['startSequenceNumber']}..{info['endSequenceNumber']} "
             f"({report.condition.value}); metadata {where}"
         )
@@ -262,42 +315,46 @@ def _stream_arns(args: argparse.Namespace, aws: LocalAws) -> list[str]:
         return list(args.stream_arn)
     completions = os.environ.get("SEGMENT_COMPLETIONS_TABLE_NAME", "").strip()
     if not completions:
-        raise ValueError(
+        raise UsageError(
             "no --stream-arn and no SEGMENT_COMPLETIONS_TABLE_NAME: run `reassembly-trigger "
             "local up` and export what it prints"
         )
-    tables = [completions]
+    variables = {completions: "SEGMENT_COMPLETIONS_TABLE_NAME"}
     jobs = os.environ.get("JOBS_TABLE_NAME", "").strip()
     if jobs:
-        tables.append(jobs)
-    found = find_stream_arns(aws.dynamodb, tables)
+        variables[jobs] = "JOBS_TABLE_NAME"
+    found: dict[str, str] = {}
+    for table, variable in variables.items():
+        try:
+            found.update(find_stream_arns(aws.dynamodb, [table]))
+        except Exception as exc:
+            if aws_error_code(exc) == "ResourceNotFoundException":
+                raise AwsError(
+                    f"table {table} (${variable}) not found in {aws.region} at "
+                    f"{aws.dynamodb.meta.endpoint_url}"
+                ) from exc
+            raise
     if completions not in found:
-        raise ValueError(f"table {completions} has no stream enabled")
-    return [found[table] for table in tables if table in found]
+        raise UsageError(f"table {completions} has no stream enabled")
+    return [found[table] for table in variables if table in found]
 
 
 def run(args: argparse.Namespace) -> int:
     """Poll until Ctrl-C, `--duration` or `--until-idle`."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from reassembly_trigger.settings import Settings
 
-    from reassembly_trigger.settings import Settings, SettingsError
-
-    region = args.region or DEFAULT_REGION
-    if args.endpoint_url:
-        # The handler's own clients read the endpoint from the environment.
-        os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
-        os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = region or DEFAULT_REGION
+    endpoint_url = use_endpoint(args.endpoint_url)
     os.environ.setdefault("AWS_REGION", region)
     try:
         handler = load_handler(args.handler)
-        if args.handler == DEFAULT_HANDLER:
-            Settings.from_env()  # fail now, naming every missing variable
-        aws = LocalAws.connect(args.endpoint_url, region)
-        arns = _stream_arns(args, aws)
-    except (ValueError, ImportError, ClientError, BotoCoreError) as exc:
-        hint = "\n(run `reassembly-trigger local up` and export what it prints)"
-        print(f"poll: {exc}{hint if isinstance(exc, SettingsError) else ''}", file=sys.stderr)
-        return 2
+    except (ValueError, ImportError) as exc:
+        raise UsageError(str(exc)) from exc
+    if args.handler == DEFAULT_HANDLER:
+        Settings.from_env()  # fail now, naming every missing variable
+    aws = LocalAws.connect(endpoint_url, region)
+    arns = _stream_arns(args, aws)
     settings = MappingSettings(
         batch_size=args.batch_size,
         batching_window_seconds=args.batching_window,
@@ -305,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
         maximum_retry_attempts=args.max_retries,
         maximum_record_age_seconds=args.max_record_age,
         starting_position=StartingPosition(args.starting_position),
-        on_failure_queue_url=args.on_failure_queue_url,
+        on_failure_queue_url=args.on_failure_queue_url or os.environ.get("ON_FAILURE_QUEUE_URL"),
         function_timeout_seconds=args.function_timeout,
         poll_interval_seconds=args.poll_interval,
     )
@@ -316,29 +373,45 @@ def run(args: argparse.Namespace) -> int:
     for arn in arns:
         _say(f"following {arn}")
     with _handler_logs(args.logs, args.metrics):
-        _poll(group, args.duration, args.until_idle)
+        failure = _poll(group, args.duration, args.until_idle)
     stats = group.stats()
     print(
-        f"stopped: {stats.records_read} records read, {stats.invocations} invocations "
-        f"({stats.partial_failures} partial failures, {stats.function_errors} errors, "
-        f"{stats.retries} retries, {stats.discarded_batches} batches discarded)",
+        f"stopped: {plural(stats.records_read, 'record')} read, "
+        f"{plural(stats.invocations, 'invocation')} "
+        f"({plural(stats.partial_failures, 'partial failure')}, "
+        f"{plural(stats.function_errors, 'function error')}, "
+        f"{plural(stats.retries, 'retry')}, "
+        f"{plural(stats.discarded_batches, 'batch', 'batches')} discarded, "
+        f"{plural(stats.errors, 'stream error')})",
         file=sys.stderr,
     )
+    if failure is not None:
+        raise AwsError(failure)
     return 0
 
 
-def _poll(group: PollerGroup, duration: float | None, until_idle: float | None) -> None:
+def _poll(group: PollerGroup, duration: float | None, until_idle: float | None) -> str | None:
+    """Run the pollers until the first of Ctrl-C, `duration` or `until_idle`; a line
+    saying which stream could not be read, when `until_idle` gave up on one."""
     started = time.monotonic()
     group.start()
     try:
         while True:
             time.sleep(0.1)
             if duration is not None and time.monotonic() - started >= duration:
-                break
-            if until_idle is not None and group.quiet_for() >= until_idle:
-                break
+                return None
+            if until_idle is None:
+                continue
+            failing = group.failing()
+            if failing is not None and failing.failing_for() >= until_idle:
+                return (
+                    f"cannot read {failing.stream_arn}: {failing.last_error} "
+                    f"(failing for {failing.failing_for():.0f} s, --until-idle {until_idle:g})"
+                )
+            if failing is None and group.quiet_for() >= until_idle:
+                return None
     except KeyboardInterrupt:
-        pass
+        return None
     finally:
         group.stop()
 

@@ -8,12 +8,17 @@ import logging
 import sys
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from reassembly_trigger.local.commands.common import (
+    AwsError,
+    add_endpoint_option,
+    aws_error_code,
+    plural,
+    require_extra,
+    use_endpoint,
+)
 from reassembly_trigger.local.doctor import ACTION_NEEDED, Doctor, DoctorError, duration
 from reassembly_trigger.local.fleet import Fleet, FleetEntry, FleetReport
 from reassembly_trigger.logs import configure_logging
-from reassembly_trigger.settings import SettingsError
 
 
 def register(subparsers: Any) -> None:
@@ -28,7 +33,7 @@ def register(subparsers: Any) -> None:
             "--repair is given, which runs the reconciler (the real machine, never "
             "waiting on a live holder) on the jobs whose verdict is stuck or "
             "would_trigger. Exit status 1 when any job needs a person (stuck, not_found, "
-            "invalid, unclaimed), 2 on errors."
+            "invalid, unclaimed), 2 on a configuration error, 3 on an AWS error."
         ),
     )
     parser.add_argument(
@@ -40,11 +45,15 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--repair", action="store_true", help="run the reconciler on them")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    add_endpoint_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Diagnose the fleet (and repair what the machine can), then print it."""
+    if not args.json:
+        require_extra("ops")
+    use_endpoint(args.endpoint_url)
     configure_logging("console", "stderr", force=True, level=logging.WARNING)
     try:
         fleet = Fleet(Doctor.from_environment())
@@ -54,12 +63,14 @@ def run(args: argparse.Namespace) -> int:
         if args.repair:
             repair = fleet.repair(entries)
             entries = _diagnose(fleet, jobs, show_progress=not args.json)
-    except SettingsError as exc:
-        print(f"reconcile: {exc} (set them as for the Lambda)", file=sys.stderr)
-        return 2
-    except (DoctorError, ClientError, BotoCoreError) as exc:
-        print(f"reconcile: {exc}", file=sys.stderr)
-        return 2
+    except DoctorError as exc:
+        raise AwsError(str(exc)) from exc
+    except Exception as exc:
+        if aws_error_code(exc) == "ResourceNotFoundException":
+            raise AwsError(
+                f"{exc} (is JOBS_STATUS_INDEX_NAME the Jobs table's status index?)"
+            ) from exc
+        raise
     report = FleetReport(entries, repair)
     if args.json:
         print(json.dumps(report.as_json(), indent=2, default=str))
@@ -93,7 +104,7 @@ def render(report: FleetReport) -> None:
     from rich.table import Table
 
     console = _console()
-    table = Table(title=f"{len(report.entries)} job(s) in flight")
+    table = Table(title=f"{plural(len(report.entries), 'job')} in flight")
     for column in ("job", "age", "verdict", "segments", "lock", "next"):
         table.add_column(column, overflow="fold")
     for entry in report.entries:
@@ -115,7 +126,7 @@ def render(report: FleetReport) -> None:
     if report.repair is not None:
         enqueued = report.repair.enqueued
         console.print(
-            f"repair: {len(enqueued)} job(s) enqueued"
+            f"repair: {plural(len(enqueued), 'job')} enqueued"
             + (f" ({', '.join(enqueued)})" if enqueued else "")
         )
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from reassembly_trigger.local.commands.common import (
+    EXIT_FAILED,
+    UsageError,
+    add_endpoint_option,
+    details,
+    plain,
+    plural,
+    require_extra,
+    seconds,
+    use_endpoint,
+)
 from reassembly_trigger.local.lambda_context import DEFAULT_TIMEOUT_SECONDS, LocalLambdaContext
-from reassembly_trigger.settings import SettingsError
 
 
 def register(subparsers: Any) -> None:
@@ -21,22 +30,18 @@ def register(subparsers: Any) -> None:
         help="invoke the handler once with a saved stream event",
         description=(
             "Invoke the real lambda_handler once, in this process, with a saved DynamoDB "
-            "Streams event (e.g. ../shared/contract/events/*.json), against the endpoint and "
-            "tables of the environment (AWS_ENDPOINT_URL, JOBS_TABLE_NAME, ...: what "
+            "Streams event (e.g. the contract's samples in tests/events/), against the "
+            "endpoint and tables of the environment (AWS_ENDPOINT_URL, JOBS_TABLE_NAME, ...: what "
             "`reassembly-trigger local up` prints). Prints the response and the transition "
             "events. Exit 0 when the handler answered, 1 when it reported failed records, "
             "2 when the event or the environment is unusable."
         ),
     )
     parser.add_argument("event", type=Path, metavar="EVENT.json", help="the event; - for stdin")
-    parser.add_argument(
-        "--endpoint-url",
-        default=None,
-        help="AWS endpoint for the handler's clients (default: $AWS_ENDPOINT_URL, else AWS)",
-    )
+    add_endpoint_option(parser)
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds(high=900),
         default=DEFAULT_TIMEOUT_SECONDS,
         metavar="SECONDS",
         help="the function timeout the context counts down from "
@@ -48,7 +53,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-class ReplayError(ValueError):
+class ReplayError(UsageError):
     """The event cannot be replayed."""
 
 
@@ -89,26 +94,19 @@ def replay(event: dict[str, Any], timeout_seconds: float) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Replay the event and print what happened."""
-    if args.endpoint_url:
-        os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
-        os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    try:
-        event = load_event(args.event)
-        outcome = replay(event, args.timeout)
-    except ReplayError as exc:
-        print(f"replay: {exc}", file=sys.stderr)
-        return 2
-    except SettingsError as exc:
-        print(
-            f"replay: {exc}\n(run `reassembly-trigger local up` and export what it prints)",
-            file=sys.stderr,
-        )
-        return 2
+    from reassembly_trigger.settings import Settings
+
+    if not args.json:
+        require_extra("ops")
+    use_endpoint(args.endpoint_url)
+    event = load_event(args.event)
+    Settings.from_env()  # before invoking: name every missing variable at once
+    outcome = replay(event, args.timeout)
     if args.json:
         sys.stdout.write(json.dumps(outcome, default=str) + "\n")
     else:
         _print_outcome(args.event, event, outcome)
-    return 1 if outcome["response"].get("batchItemFailures") else 0
+    return EXIT_FAILED if outcome["response"].get("batchItemFailures") else 0
 
 
 def _print_outcome(path: Path, event: dict[str, Any], outcome: dict[str, Any]) -> None:
@@ -118,16 +116,18 @@ def _print_outcome(path: Path, event: dict[str, Any], outcome: dict[str, Any]) -
     from reassembly_trigger.local.explain import transition_facts
 
     console = Console(width=None if sys.stdout.isatty() else 140)
-    console.print(f"replayed {path}: {len(event['Records'])} records")
+    console.print(f"replayed {path}: {plural(len(event['Records']), 'record')}", markup=False)
     for entry in outcome["events"]:
         if entry.get("event") == "batch_received":
             console.print(
-                f"batch: {entry.get('jobs')} jobs, ignored {entry.get('ignored') or {}}, "
-                f"malformed {entry.get('malformed') or {}}"
+                f"batch: {plural(int(entry.get('jobs') or 0), 'job')}; ignored records: "
+                f"{plain(entry.get('ignored') or {})}; malformed records: "
+                f"{plain(entry.get('malformed') or {})}",
+                markup=False,
             )
         elif entry.get("log_level") in ("warning", "error") and entry["event"] != "transition":
-            details = {k: v for k, v in entry.items() if k not in ("event", "log_level")}
-            console.print(f"[yellow]{entry['log_level']}[/]: {entry['event']} {details}")
+            facts = details(entry, skip=("event", "log_level"))
+            console.print(f"{entry['log_level']}: {entry['event']} {facts}", markup=False)
     transitions = [e for e in outcome["events"] if e.get("event") == "transition"]
     if transitions:
         table = Table("job", "transition", "trigger", "reason", "facts")
@@ -135,8 +135,8 @@ def _print_outcome(path: Path, event: dict[str, Any], outcome: dict[str, Any]) -
             table.add_row(
                 str(entry.get("job_id")),
                 f"{entry.get('source')} -> {entry.get('dest')}",
-                str(entry.get("trigger")),
-                str(entry.get("reason") or ""),
+                plain(entry.get("trigger")),
+                plain(entry.get("reason") or ""),
                 transition_facts(entry),
             )
         console.print(table)

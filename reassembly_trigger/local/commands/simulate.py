@@ -8,6 +8,14 @@ import sys
 from collections import Counter
 from typing import Any
 
+from reassembly_trigger.local.commands.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    UsageError,
+    int_in,
+    plural,
+    seconds,
+)
 from reassembly_trigger.local.simulation import (
     JobResult,
     Progress,
@@ -30,45 +38,69 @@ def register(subparsers: Any) -> None:
             "concurrently and out of order, a stream poller invokes the real handler like "
             "Lambda's event source mapping, and a modelled media worker consumes the queue "
             "with the contract's lock. Exit 0 only if every job was reassembled exactly "
-            "once and nothing is stuck."
+            "once and nothing is stuck; 1 if not, or if the run timed out; 130 on Ctrl-C "
+            "(the report then says how far it got)."
         ),
     )
-    parser.add_argument("--jobs", type=int, default=_DEFAULTS.jobs, help="jobs to play (20)")
+    parser.add_argument(
+        "--jobs", type=int_in(1, 100_000), default=_DEFAULTS.jobs, help="jobs to play"
+    )
     parser.add_argument(
         "--segments",
         type=_segment_range,
         metavar="MIN-MAX",
         help=f"segments per job (default {_DEFAULTS.min_segments}-{_DEFAULTS.max_segments})",
     )
-    parser.add_argument("--min", dest="min_segments", type=int, help="fewest segments per job")
-    parser.add_argument("--max", dest="max_segments", type=int, help="most segments per job")
+    parser.add_argument(
+        "--min",
+        dest="min_segments",
+        type=int_in(1, 100_000),
+        help=f"fewest segments per job (default: MIN of --segments, {_DEFAULTS.min_segments})",
+    )
+    parser.add_argument(
+        "--max",
+        dest="max_segments",
+        type=int_in(1, 100_000),
+        help=f"most segments per job (default: MAX of --segments, {_DEFAULTS.max_segments})",
+    )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=int_in(1, 256),
         default=_DEFAULTS.workers,
-        help=f"concurrent video workers (default {_DEFAULTS.workers})",
+        help="concurrent video workers",
     )
     parser.add_argument(
         "--seed", type=int, default=_DEFAULTS.seed, help="the workload's random seed"
     )
     parser.add_argument(
         "--fault-rate",
-        type=float,
+        type=_fault_rate,
         default=0.0,
         metavar="RATE",
-        help="share of the handler's AWS calls that fail: throttles, 5xx, lost responses "
-        "(e.g. 0.05)",
+        help="share of the handler's AWS calls that fail: throttles, 5xx, lost responses, "
+        "e.g. 0.05",
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds(),
         default=_DEFAULTS.timeout_seconds,
         metavar="SECONDS",
-        help="give up waiting for the pipeline to settle after this long",
+        help="give up waiting for the pipeline to settle after this long (the run then fails "
+        "and reports the jobs it did not get to as unfinished)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, extra="local")
+
+
+def _fault_rate(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share such as 0.05, got {text!r}") from None
+    if not 0.0 <= rate < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return rate
 
 
 def _segment_range(text: str) -> tuple[int, int]:
@@ -103,8 +135,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         workload = workload_from(args)
     except ValueError as exc:
-        print(f"simulate: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from exc
     stderr = Console(stderr=True)
     if args.no_progress:
         result = Simulation(workload).run()
@@ -115,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         # Wide enough for the table when the output is a file or a pipe.
         _print_report(result, Console(width=None if sys.stdout.isatty() else 150))
-    return 0 if result.passed else 1
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return 0 if result.passed else EXIT_FAILED
 
 
 def _run_with_progress(workload: Workload, console: Any) -> SimulationResult:
@@ -139,7 +172,8 @@ def _run_with_progress(workload: Workload, console: Any) -> SimulationResult:
             bar.update(
                 reassembled,
                 completed=progress.reassembled,
-                detail=f"{progress.invocations} invocations, {progress.records} records",
+                detail=f"{plural(progress.invocations, 'invocation')}, "
+                f"{plural(progress.records, 'record')}",
             )
 
         return Simulation(workload, on_progress=update).run()
@@ -150,7 +184,9 @@ def _reasons(counts: Counter[str]) -> str:
 
 
 def _outcome_style(job: JobResult) -> str:
-    return "green" if job.outcome == "reassembled" else "bold red"
+    if job.outcome == "reassembled":
+        return "green"
+    return "yellow" if job.outcome == "unfinished" else "bold red"
 
 
 def _print_report(result: SimulationResult, console: Any) -> None:
@@ -158,9 +194,11 @@ def _print_report(result: SimulationResult, console: Any) -> None:
 
     workload = result.workload
     console.print(
-        f"simulate: {workload.jobs} jobs of {workload.min_segments}-{workload.max_segments} "
-        f"segments, {workload.workers} video workers, seed {workload.seed}, "
-        f"fault rate {workload.fault_rate:g}"
+        f"simulate: {plural(workload.jobs, 'job')} of "
+        f"{workload.min_segments}-{workload.max_segments} segments, "
+        f"{plural(workload.workers, 'video worker')}, seed {workload.seed}, "
+        f"fault rate {workload.fault_rate:g}",
+        highlight=False,
     )
     table = Table()
     table.add_column("job")
@@ -186,36 +224,68 @@ def _print_report(result: SimulationResult, console: Any) -> None:
             reasons,
         )
     console.print(table)
-    poller = result.poller
-    duplicates = result.completions_written - sum(job.job.total_segments for job in result.jobs)
+    console.print(counts_line(result), highlight=False, soft_wrap=True)
     console.print(
-        f"{result.completions_written} completions written ({duplicates} duplicates), "
-        f"{poller.records_read} stream "
-        f"records, {poller.invocations} invocations ({poller.retries} retries, "
-        f"{poller.discarded_batches} batches discarded), {result.messages} messages, "
-        f"{result.faults_injected} faults injected, {result.seconds:.1f} s"
+        f"skips by reason: {_reasons(result.skips_by_reason)}", highlight=False, soft_wrap=True
     )
-    console.print(f"skips by reason: {_reasons(result.skips_by_reason)}")
     if result.failures_by_reason:
-        console.print(f"failed evaluations (retried): {_reasons(result.failures_by_reason)}")
+        console.print(
+            f"failed evaluations (retried): {_reasons(result.failures_by_reason)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     for error in result.errors:
-        console.print(f"[red]error:[/] {error}")
+        console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+    console.print(verdict_line(result), highlight=False, soft_wrap=True)
+
+
+def counts_line(result: SimulationResult) -> str:
+    """What the pipeline did: completions, stream records, invocations, messages."""
+    poller = result.poller
+    return (
+        f"{plural(result.completions_written, 'completion')} written "
+        f"({plural(result.duplicates_written, 'duplicate')}), "
+        f"{plural(poller.records_read, 'stream record')}, "
+        f"{plural(poller.invocations, 'invocation')} "
+        f"({plural(poller.retries, 'retry')}, "
+        f"{plural(poller.discarded_batches, 'batch', 'batches')} discarded), "
+        f"{plural(result.messages, 'message')}, "
+        f"{plural(result.faults_injected, 'fault')} injected, {result.seconds:.1f} s"
+    )
+
+
+def progress_line(result: SimulationResult) -> str:
+    """How far a run that stopped before it settled got."""
+    return (
+        f"after {result.seconds:.1f} s, before the pipeline settled: "
+        f"{result.completions_written} of {result.completions_planned} completions written, "
+        f"{result.reassembled_once} of {plural(len(result.jobs), 'job')} reassembled, "
+        f"{result.unfinished} unfinished"
+    )
+
+
+def verdict_line(result: SimulationResult) -> str:
+    """PASS, or FAIL with what went wrong, or how far an interrupted run got (markup)."""
     if result.passed:
-        console.print(
-            f"[bold green]PASS[/]: all {len(result.jobs)} jobs reassembled exactly once, "
-            f"none stuck ({result.messages - len(result.jobs)} extra messages absorbed by "
-            "the media worker's lock)"
+        return (
+            f"[bold green]PASS[/]: all {plural(len(result.jobs), 'job')} reassembled exactly "
+            f"once, none stuck ({plural(result.messages - len(result.jobs), 'extra message')} "
+            "absorbed by the media worker's lock)"
         )
-    else:
-        problems = [
-            f"{result.stuck} stuck" if result.stuck else "",
-            f"{result.duplicate_reassemblies} duplicate reassemblies"
-            if result.duplicate_reassemblies
-            else "",
-            f"{result.refusals} refusals" if result.refusals else "",
-            "timed out" if result.timed_out else "",
-        ]
-        console.print(
-            f"[bold red]FAIL[/]: {result.reassembled_once}/{len(result.jobs)} jobs reassembled "
-            f"exactly once; " + ", ".join(p for p in problems if p)
+    problems = [
+        f"{result.stuck} stuck" if result.stuck else "",
+        f"{plural(result.duplicate_reassemblies, 'duplicate reassembly')}"
+        if result.duplicate_reassemblies
+        else "",
+        plural(result.refusals, "refusal") if result.refusals else "",
+        plural(len(result.errors), "error") if result.errors else "",
+    ]
+    if not result.settled:
+        stopped = (
+            "[bold yellow]INTERRUPTED[/]" if result.interrupted else "[bold red]FAIL[/]: timed out"
         )
+        return f"{stopped} " + "; ".join(p for p in [progress_line(result), *problems] if p)
+    return (
+        f"[bold red]FAIL[/]: {result.reassembled_once} of {plural(len(result.jobs), 'job')} "
+        f"reassembled exactly once; " + ", ".join(p for p in problems if p)
+    )

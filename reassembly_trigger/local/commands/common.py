@@ -1,0 +1,226 @@
+"""What every command shares: exit codes, errors as one line, option types, wording.
+
+Imports nothing beyond the standard library, so the CLI starts (and `--help` works)
+without the optional extras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import os
+import shlex
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from enum import Enum
+from typing import Any
+
+#: Exit codes, documented in the README ("The command line").
+EXIT_OK = 0
+#: A negative answer: a verdict needing action, a failed run, a check that did not hold.
+EXIT_FAILED = 1
+#: The command cannot run as asked: a bad option, environment variable, file or extra.
+EXIT_USAGE = 2
+#: AWS (or the endpoint standing in for it) refused or did not answer.
+EXIT_AWS = 3
+#: A bug of this tool: rerun with --debug and report the traceback.
+EXIT_INTERNAL = 4
+#: Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+
+#: The distribution the command comes from (pyproject's `name`).
+DISTRIBUTION = "stereo-spot-reassembly-trigger"
+
+#: pyproject's optional extras and the top-level modules each one brings. A command
+#: declares the extra it always needs with `parser.set_defaults(extra="local")`, or
+#: calls `require_extra` when only some of its output needs one.
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "ops": ("rich",),  # the operator's commands: tables and colours
+    "local": ("rich", "moto"),  # the embedded AWS: simulate, local up, bench
+}
+
+
+class CommandError(Exception):
+    """A failure the user can act on: one line on stderr and an exit code."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(CommandError):
+    """A bad option, environment variable or file (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class AwsError(CommandError):
+    """AWS (or the local endpoint) refused a call or did not answer (exit 3)."""
+
+    exit_code = EXIT_AWS
+
+
+def one_line(text: object) -> str:
+    """`text` on a single line (botocore and OS errors sometimes span several)."""
+    return " ".join(str(text).split())
+
+
+def aws_error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore `ClientError` ('' for anything else)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def describe_aws_error(exc: BaseException) -> str:
+    """One line for a botocore error: botocore's own sentence names the operation and
+    the code (`An error occurred (X) when calling the Y operation: ...`) or the endpoint
+    that did not answer (`Read timeout on endpoint URL: "..."`)."""
+    return one_line(exc)
+
+
+# ------------------------------------------------------------------ extras
+
+
+def install_command(extra: str) -> str:
+    """The exact command that adds `extra` to the environment this command runs in."""
+    return f"{shlex.quote(sys.executable)} -m pip install '{DISTRIBUTION}[{extra}]'"
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_extra(extra: str | None) -> str | None:
+    """One line naming what `extra` lacks here and how to install it; None when
+    everything it brings is importable."""
+    if extra is None:
+        return None
+    missing = [module for module in EXTRAS[extra] if not _installed(module)]
+    if not missing:
+        return None
+    return (
+        f"needs the '{extra}' extra ({', '.join(missing)} not installed): {install_command(extra)}"
+    )
+
+
+def require_extra(extra: str) -> None:
+    """Raise `UsageError` (with the install command) unless `extra` is installed."""
+    problem = missing_extra(extra)
+    if problem is not None:
+        raise UsageError(problem)
+
+
+def extra_providing(module: str) -> str | None:
+    """The smallest extra that installs `module` (None: no extra does)."""
+    root = module.partition(".")[0]
+    providers = [extra for extra, modules in EXTRAS.items() if root in modules]
+    return min(providers, key=lambda extra: len(EXTRAS[extra])) if providers else None
+
+
+# ------------------------------------------------------------------ wording
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """`1 record`, `2 records`, `1 retry`, `3 retries`."""
+    if count == 1:
+        return f"{count} {singular}"
+    if plural_form is None:
+        if singular.endswith("y") and singular[-2:-1] not in "aeiou":
+            plural_form = singular[:-1] + "ies"
+        elif singular.endswith(("s", "x", "ch", "sh")):
+            plural_form = singular + "es"
+        else:
+            plural_form = singular + "s"
+    return f"{count} {plural_form}"
+
+
+def plain(value: Any) -> str:
+    """A value as a person reads it: enums by their value, mappings as `key value, ...`,
+    never a Python repr."""
+    if isinstance(value, Enum):
+        return plain(value.value)
+    if isinstance(value, Mapping):
+        if not value:
+            return "none"
+        return ", ".join(f"{plain(key)} {plain(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(plain(item) for item in value) or "none"
+    return str(value)
+
+
+def details(event: Mapping[str, Any], skip: Iterable[str] = ()) -> str:
+    """A log event's fields as `key=value` pairs, plain values, for one human line."""
+    left_out = set(skip)
+    return " ".join(f"{key}={plain(value)}" for key, value in event.items() if key not in left_out)
+
+
+# ------------------------------------------------------------------ option types
+
+
+def int_in(low: int, high: int, *, what: str = "a whole number") -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {value}")
+        return value
+
+    return parse
+
+
+def seconds(
+    *, low: float = 0.0, high: float | None = None, allow_low: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: seconds above `low` (or equal to it with `allow_low`), at most `high`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+        too_low = value < low if allow_low else value <= low
+        if too_low or not math.isfinite(value):
+            bound = f"at least {low:g}" if allow_low else f"more than {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound} seconds, got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:g} seconds, got {text}")
+        return value
+
+    return parse
+
+
+#: The `--endpoint-url` help, worded once for every command that takes it.
+ENDPOINT_HELP = (
+    "AWS endpoint URL for every call, e.g. the one `local up` prints "
+    "(default: $AWS_ENDPOINT_URL if set, else AWS itself)"
+)
+
+
+def add_endpoint_option(parser: argparse.ArgumentParser | Any) -> None:
+    """`--endpoint-url`, the same option with the same words in every command."""
+    parser.add_argument("--endpoint-url", default=None, metavar="URL", help=ENDPOINT_HELP)
+
+
+def use_endpoint(endpoint_url: str | None) -> str | None:
+    """Point the Lambda's own clients (which read the environment) at `endpoint_url`;
+    return the endpoint in effect."""
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+        # Stream calls carry an ARN that newer botocore routes to account-ID hosts,
+        # which local stacks do not serve.
+        os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    return os.environ.get("AWS_ENDPOINT_URL") or None
