@@ -12,11 +12,11 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
+from reassembly_trigger.local.batch_response import InvocationOutcome
 from reassembly_trigger.local.lambda_context import DEFAULT_TIMEOUT_SECONDS
 from reassembly_trigger.local.poller import (
     DiscardReport,
     Handler,
-    InvocationOutcome,
     InvocationReport,
     MappingSettings,
     PollerGroup,
