@@ -21,7 +21,12 @@ SUMMARY_KEYS = {
     "skips_by_reason",
     "faults_injected",
     "seconds",
+    "stuck_jobs",
+    "reconciler",
 }
+#: Every record lost between the streams and the handler: the mappings give up on every
+#: batch, and the Jobs stream has none.
+LOST_RECORDS = ("--jobs", "4", "--segments", "2-4", "--discard-rate", "1", "--no-jobs-stream")
 
 
 def simulate_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
@@ -112,6 +117,43 @@ def test_the_report_is_a_table_with_a_verdict(capsys: pytest.CaptureFixture[str]
     assert status == 0
     assert out.count("reassembled") >= 2
     assert "PASS: all 2 jobs reassembled exactly once" in out
+
+
+def test_with_every_batch_given_up_and_no_jobs_stream_the_reconciler_triggers_every_job(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """GIVEN mappings that give up on every batch and no Jobs-stream mapping (no record
+    ever reaches the handler) WHEN simulated with the reconciler on its schedule THEN
+    the reconciler sends every job's message and each is reassembled exactly once."""
+    status, summary = simulate_json(
+        capsys, *LOST_RECORDS, "--reconcile-every", "0.5", "--seed", "6"
+    )
+
+    assert status == 0
+    assert summary["reassembled_once"] == summary["jobs"] == 4
+    assert summary["stuck"] == summary["duplicate_reassemblies"] == 0
+    assert summary["invocations"] == 0
+    assert summary["discarded_batches"] > 0
+    assert summary["jobs_stream"] is False
+    assert summary["reconciler"]["runs"] >= 1
+    assert len(summary["reconciler"]["enqueued"]) == 4
+
+
+def test_without_the_reconciler_the_verdict_names_the_jobs_left_stuck(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same lost records without the reconciler: the run fails, and its verdict and
+    summary name every job left stuck."""
+    status = main(["simulate", "--no-progress", *LOST_RECORDS, "--no-reconciler", "--seed", "6"])
+    out = capsys.readouterr().out
+    status_json, summary = simulate_json(capsys, *LOST_RECORDS, "--no-reconciler", "--seed", "6")
+
+    assert status == status_json == 1
+    assert summary["reconciler"] is None
+    assert summary["stuck"] == len(summary["stuck_jobs"]) == 4
+    verdict = next(line for line in out.splitlines() if line.startswith("FAIL"))
+    assert "4 stuck" in verdict
+    assert all(job_id in verdict for job_id in summary["stuck_jobs"])
 
 
 def test_a_bad_segment_range_is_refused() -> None:

@@ -9,6 +9,10 @@ workload through real AWS calls:
   then twice (a re-delivered work message);
 - the stream poller follows both streams like Lambda's event source mappings and
   invokes the real `lambda_handler`, whose AWS calls can be made to fail at a rate;
+  the mappings can be made to give up on a share of batches (as once their retries ran
+  out), and the Jobs stream can be left unmapped;
+- the real reconciler runs on a schedule (every few seconds here), on the handler's
+  clients, and once the pipeline is quiet, until a run finds nothing to do;
 - a modelled media worker consumes the reassembly queue with the contract's lock.
 
 The run ends once everything is written and the streams, the handler and the queue
@@ -34,11 +38,24 @@ from typing import Any
 import structlog
 
 from reassembly_trigger import handler as lambda_function
+from reassembly_trigger import reconcile
 from reassembly_trigger.clients import aws_clients, reset_clients
 from reassembly_trigger.evaluation import SystemClock
 from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule
 from reassembly_trigger.local.media_worker import MediaWorker
-from reassembly_trigger.local.poller import MappingSettings, PollerGroup, PollerStats, StreamPoller
+from reassembly_trigger.local.poller import (
+    GiveUp,
+    MappingSettings,
+    PollerGroup,
+    PollerStats,
+    StreamPoller,
+)
+from reassembly_trigger.local.reconcile_schedule import (
+    REQUEST_PREFIX,
+    ReconcilerLoop,
+    ReconcileTally,
+    ScheduledReconciler,
+)
 from reassembly_trigger.local.stack import (
     DEFAULT_REGION,
     LocalAws,
@@ -81,6 +98,15 @@ class Workload:
     duplicate_share: float = 0.03
     #: Give up waiting for quiet after this long (whatever is not done is stuck).
     timeout_seconds: float = 120.0
+    #: Share of stream batches the mappings give up on, as once their retries ran out
+    #: (the records are never delivered).
+    discard_rate: float = 0.0
+    #: Whether the Jobs stream has a mapping (without one, a job chunked after its
+    #: last segment is named by no record).
+    jobs_stream: bool = True
+    #: Whether the reconciler runs, and every how many (wall-clock) seconds.
+    reconciler: bool = True
+    reconcile_every_seconds: float = 2.0
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -91,6 +117,10 @@ class Workload:
             raise ValueError("workers must be at least 1")
         if not 0.0 <= self.fault_rate < 1.0:
             raise ValueError("fault rate must be in [0, 1)")
+        if not 0.0 <= self.discard_rate <= 1.0:
+            raise ValueError("discard rate must be in [0, 1]")
+        if not self.reconcile_every_seconds > 0:
+            raise ValueError("the reconcile period must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +206,10 @@ class TransitionTally:
         self.errors = 0
 
     def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-        """Count the event, then drop it."""
-        if event_dict.get("event") == "transition":
+        """Count the event, then drop it (the reconciler's transitions are tallied from
+        its runs' results; its errors count here too)."""
+        reconciling = str(event_dict.get("aws_request_id", "")).startswith(REQUEST_PREFIX)
+        if event_dict.get("event") == "transition" and not reconciling:
             job_id = str(event_dict.get("job_id"))
             dest = event_dict.get("dest")
             reason = str(event_dict.get("reason"))
@@ -246,11 +278,13 @@ def lambda_environment(values: Mapping[str, str]) -> Iterator[None]:
         os.environ.pop(name, None)
     os.environ.update(values)
     lambda_function.reset_container()
+    reconcile.reset_container()
     reset_clients()
     try:
         yield
     finally:
         lambda_function.reset_container()
+        reconcile.reset_container()
         reset_clients()
         for name, value in saved.items():
             if value is None:
@@ -461,6 +495,8 @@ class JobResult:
     refusals: int
     skips: Counter[str]
     failures: Counter[str]
+    #: Messages the reconciler sent for this job (the stream path had not, yet or at all).
+    reconciler_sends: int = 0
 
     @property
     def outcome(self) -> str:
@@ -501,6 +537,19 @@ class SimulationResult:
     failures_by_reason: Counter[str]
     timed_out: bool
     errors: list[str]
+    #: What the reconciler's runs did (None: it did not run).
+    reconciler: ReconcileTally | None = None
+
+    @property
+    def stuck_jobs(self) -> list[str]:
+        """The jobs never reassembled, by id."""
+        return [job.job.job_id for job in self.jobs if job.reassemblies == 0]
+
+    @property
+    def reconciler_enqueued(self) -> list[str]:
+        """The jobs the reconciler sent a message for (the stream path had not: it lost
+        their records, or had not got to them yet)."""
+        return sorted(self.reconciler.enqueued) if self.reconciler else []
 
     @property
     def reassembled_once(self) -> int:
@@ -554,6 +603,18 @@ class SimulationResult:
             "retries": self.poller.retries,
             "discarded_batches": self.poller.discarded_batches,
             "errors": self.errors,
+            "stuck_jobs": self.stuck_jobs,
+            "discard_rate": self.workload.discard_rate,
+            "jobs_stream": self.workload.jobs_stream,
+            "reconciler": None
+            if self.reconciler is None
+            else {
+                "every_seconds": self.workload.reconcile_every_seconds,
+                "runs": self.reconciler.runs,
+                "jobs_examined": self.reconciler.jobs_examined,
+                "enqueued": self.reconciler_enqueued,
+                "outcomes": dict(sorted(self.reconciler.outcomes.items())),
+            },
         }
 
 
@@ -584,6 +645,8 @@ class Simulation:
             names = ResourceNames.with_prefix(f"sim-{secrets.token_hex(3)}")
             resources = create_resources(aws, names)
             env = environment(resources, endpoint, self._region)
+            # Every job of a local run is seconds old: the reconciler looks at all of them.
+            env["RECONCILE_MIN_AGE_SECONDS"] = "0"
             with lambda_environment(env), captured_transitions() as tally, discarded_metrics():
                 return self._play(aws, resources, tally, started)
 
@@ -616,22 +679,29 @@ class Simulation:
         )
         media = MediaWorkerLoop(MediaWorker(aws, resources, SystemClock()))
         pollers = self._pollers(aws, resources)
+        reconciler = self._reconciler()
         threads = [
             threading.Thread(target=chunker.run, name="chunker", daemon=True),
             threading.Thread(target=media.run, name="media-worker", daemon=True),
             threading.Thread(target=writers.run, name="video-workers", daemon=True),
         ]
+        if reconciler is not None:
+            threads.append(threading.Thread(target=reconciler.run, name="reconciler", daemon=True))
         pollers.start()
         for thread in threads:
             thread.start()
         timed_out = False
         try:
-            timed_out = not self._wait_for_quiet(threads[2], chunker, pollers, media, writers)
+            timed_out = not self._wait_for_quiet(
+                threads[2], chunker, pollers, media, writers, reconciler=reconciler
+            )
         finally:
             writers.stop()
             pollers.stop()
             chunker.stop()
             media.stop()
+            if reconciler is not None:
+                reconciler.stop()
             for thread in threads:
                 thread.join(10)
         errors = [f"video worker: {exc!r}" for exc in writers.errors[:5]]
@@ -641,9 +711,11 @@ class Simulation:
             errors.append(f"media worker: {media.error!r}")
         if tally.errors:
             errors.append(f"handler: {tally.errors} unexpected evaluation errors")
+        reconciled = reconciler.scheduled.tally if reconciler is not None else None
+        errors += _reconciler_errors(reconciled)
         return SimulationResult(
             workload=self.workload,
-            jobs=[self._job_result(job, media.worker, tally) for job in self.plan.jobs],
+            jobs=[self._job_result(job, media.worker, tally, reconciled) for job in self.plan.jobs],
             poller=pollers.stats(),
             messages=media.worker.report().messages_received,
             completions_written=writers.written,
@@ -653,6 +725,7 @@ class Simulation:
             failures_by_reason=tally.failures_by_reason(),
             timed_out=timed_out,
             errors=errors,
+            reconciler=reconciled,
         )
 
     def _pollers(self, aws: LocalAws, resources: Resources) -> PollerGroup:
@@ -667,10 +740,27 @@ class Simulation:
             retry_backoff_seconds=0.1,
             retry_backoff_max_seconds=1.0,
         )
-        arns = [resources.segment_completions_stream_arn, resources.jobs_stream_arn]
+        arns = [resources.segment_completions_stream_arn]
+        if self.workload.jobs_stream:
+            arns.append(resources.jobs_stream_arn)
+        give_up = _giving_up(self.workload.discard_rate, self.workload.seed)
         return PollerGroup(
-            StreamPoller(aws.streams, arn, settings=settings, sqs=aws.sqs) for arn in arns if arn
+            StreamPoller(aws.streams, arn, settings=settings, sqs=aws.sqs, give_up=give_up)
+            for arn in arns
+            if arn
         )
+
+    def _reconciler(self) -> ReconcilerLoop | None:
+        """The container's reconciler (the handler's clients, faults and all) on its
+        schedule, or None with the reconciler off."""
+        if not self.workload.reconciler:
+            return None
+        scheduled = ScheduledReconciler(
+            reconcile.container_reconciler(),
+            SystemClock(),
+            every_seconds=self.workload.reconcile_every_seconds,
+        )
+        return ReconcilerLoop(scheduled, min_gap_seconds=QUIET_SECONDS)
 
     def _wait_for_quiet(
         self,
@@ -679,8 +769,12 @@ class Simulation:
         pollers: PollerGroup,
         media: MediaWorkerLoop,
         writers: VideoWorkers,
+        *,
+        reconciler: ReconcilerLoop | None,
     ) -> bool:
-        """Wait until all is written and everything stayed quiet; False on timeout."""
+        """Wait until all is written, everything stayed quiet and (with the reconciler) a
+        reconcile run that started once all was quiet found nothing to do; False on
+        timeout."""
         deadline = time.monotonic() + self.workload.timeout_seconds
         while time.monotonic() < deadline:
             self._report_progress(writers, media, pollers)
@@ -690,6 +784,11 @@ class Simulation:
                 and pollers.quiet_for() >= QUIET_SECONDS
                 and media.quiet_for() >= QUIET_SECONDS
             )
+            if settled and reconciler is not None:
+                quiet_since = time.time() - min(pollers.quiet_for(), media.quiet_for())
+                if not reconciler.clean_since(quiet_since):
+                    reconciler.ask_for_run()
+                    settled = False
             if settled:
                 self._report_progress(writers, media, pollers)
                 return True
@@ -714,7 +813,12 @@ class Simulation:
         )
 
     @staticmethod
-    def _job_result(job: PlannedJob, worker: MediaWorker, tally: TransitionTally) -> JobResult:
+    def _job_result(
+        job: PlannedJob,
+        worker: MediaWorker,
+        tally: TransitionTally,
+        reconciled: ReconcileTally | None,
+    ) -> JobResult:
         counts = worker.tally(job.job_id)
         seen = tally.job(job.job_id)
         return JobResult(
@@ -725,4 +829,26 @@ class Simulation:
             refusals=counts.refusals,
             skips=seen.skips,
             failures=seen.failures,
+            reconciler_sends=reconciled.enqueued[job.job_id] if reconciled else 0,
         )
+
+
+def _reconciler_errors(reconciled: ReconcileTally | None) -> list[str]:
+    if reconciled is None or not reconciled.errors:
+        return []
+    return [f"reconciler: {len(reconciled.errors)} runs failed, e.g. {reconciled.errors[0]}"]
+
+
+def _giving_up(rate: float, seed: int) -> GiveUp | None:
+    """The mappings' giving up on `rate` of the batches (seeded; shared by the pollers'
+    threads), or None."""
+    if rate <= 0:
+        return None
+    rng = random.Random(f"discard/{seed}")
+    lock = threading.Lock()
+
+    def give_up(_records: object) -> bool:
+        with lock:
+            return rng.random() < rate
+
+    return give_up

@@ -28,9 +28,9 @@ def register(subparsers: Any) -> None:
             "Start a moto server, then play a workload through it: the chunker completes "
             "jobs (some after their last segment), video workers write completions "
             "concurrently and out of order, a stream poller invokes the real handler like "
-            "Lambda's event source mapping, and a modelled media worker consumes the queue "
-            "with the contract's lock. Exit 0 only if every job was reassembled exactly "
-            "once and nothing is stuck."
+            "Lambda's event source mapping, the reconciler runs on a schedule, and a "
+            "modelled media worker consumes the queue with the contract's lock. Exit 0 only "
+            "if every job was reassembled exactly once and nothing is stuck."
         ),
     )
     parser.add_argument("--jobs", type=int, default=_DEFAULTS.jobs, help="jobs to play (20)")
@@ -60,6 +60,34 @@ def register(subparsers: Any) -> None:
         "(e.g. 0.05)",
     )
     parser.add_argument(
+        "--discard-rate",
+        type=_share,
+        default=_DEFAULTS.discard_rate,
+        metavar="RATE",
+        help="share of stream batches the mappings give up on, as once their retries ran "
+        "out: never delivered (e.g. 0.3)",
+    )
+    parser.add_argument(
+        "--no-jobs-stream",
+        action="store_true",
+        help="no mapping on the Jobs stream: a job chunked after its last segment is named "
+        "by no record",
+    )
+    parser.add_argument(
+        "--no-reconciler",
+        action="store_true",
+        help="no scheduled reconciler: the stream path alone (the verdict names the jobs it "
+        "leaves stuck)",
+    )
+    parser.add_argument(
+        "--reconcile-every",
+        type=float,
+        default=_DEFAULTS.reconcile_every_seconds,
+        metavar="SECONDS",
+        help=f"run the reconciler this often (default {_DEFAULTS.reconcile_every_seconds:g}; "
+        "once the pipeline is quiet it also runs until a run finds nothing to do)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=_DEFAULTS.timeout_seconds,
@@ -69,6 +97,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
+
+
+def _share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share such as 0.3, not {text!r}") from None
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], not {text}")
+    return share
 
 
 def _segment_range(text: str) -> tuple[int, int]:
@@ -93,6 +131,10 @@ def workload_from(args: argparse.Namespace) -> Workload:
         seed=args.seed,
         fault_rate=args.fault_rate,
         timeout_seconds=args.timeout,
+        discard_rate=args.discard_rate,
+        jobs_stream=not args.no_jobs_stream,
+        reconciler=not args.no_reconciler,
+        reconcile_every_seconds=args.reconcile_every,
     )
 
 
@@ -149,6 +191,12 @@ def _reasons(counts: Counter[str]) -> str:
     return ", ".join(f"{reason} x{n}" for reason, n in sorted(counts.items())) or "-"
 
 
+def _named(job_ids: list[str], shown: int = 10) -> str:
+    """Job ids for a line: the first `shown`, then how many more."""
+    more = len(job_ids) - shown
+    return ", ".join(job_ids[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def _outcome_style(job: JobResult) -> str:
     return "green" if job.outcome == "reassembled" else "bold red"
 
@@ -160,7 +208,9 @@ def _print_report(result: SimulationResult, console: Any) -> None:
     console.print(
         f"simulate: {workload.jobs} jobs of {workload.min_segments}-{workload.max_segments} "
         f"segments, {workload.workers} video workers, seed {workload.seed}, "
-        f"fault rate {workload.fault_rate:g}"
+        f"fault rate {workload.fault_rate:g}, discard rate {workload.discard_rate:g}, "
+        f"Jobs stream {'mapped' if workload.jobs_stream else 'unmapped'}, reconciler "
+        + (f"every {workload.reconcile_every_seconds:g} s" if workload.reconciler else "off")
     )
     table = Table()
     table.add_column("job")
@@ -176,6 +226,8 @@ def _print_report(result: SimulationResult, console: Any) -> None:
         reasons = _reasons(job.skips)
         if job.failures:
             reasons += "; failed: " + _reasons(job.failures)
+        if job.reconciler_sends:
+            reasons += "; sent by the reconciler"
         table.add_row(
             planned.job_id,
             str(planned.total_segments),
@@ -195,6 +247,12 @@ def _print_report(result: SimulationResult, console: Any) -> None:
         f"{poller.discarded_batches} batches discarded), {result.messages} messages, "
         f"{result.faults_injected} faults injected, {result.seconds:.1f} s"
     )
+    if result.reconciler is not None:
+        console.print(
+            f"reconciler: {result.reconciler.runs} runs, "
+            f"{result.reconciler.jobs_examined} jobs examined, "
+            f"{len(result.reconciler_enqueued)} jobs enqueued by it"
+        )
     console.print(f"skips by reason: {_reasons(result.skips_by_reason)}")
     if result.failures_by_reason:
         console.print(f"failed evaluations (retried): {_reasons(result.failures_by_reason)}")
@@ -208,7 +266,7 @@ def _print_report(result: SimulationResult, console: Any) -> None:
         )
     else:
         problems = [
-            f"{result.stuck} stuck" if result.stuck else "",
+            f"{result.stuck} stuck ({_named(result.stuck_jobs)})" if result.stuck else "",
             f"{result.duplicate_reassemblies} duplicate reassemblies"
             if result.duplicate_reassemblies
             else "",
