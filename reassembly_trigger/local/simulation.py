@@ -106,7 +106,7 @@ class Workload:
     jobs_stream: bool = True
     #: Whether the reconciler runs, and every how many (wall-clock) seconds.
     reconciler: bool = True
-    reconcile_every_seconds: float = 2.0
+    reconcile_every_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
