@@ -124,7 +124,6 @@ class ScheduledReconciler:
         self.timeout_seconds = timeout_seconds
         self.next_at = clock.now() + every_seconds
         self.tally = ReconcileTally()
-        self.last: ReconcileRun | None = None
         self._numbers = iter(range(1, 2**62))
         self._lock = threading.Lock()
 
@@ -132,15 +131,10 @@ class ScheduledReconciler:
         """Whether the next scheduled run's time has come."""
         return self.clock.now() >= self.next_at
 
-    def run_if_due(self) -> ReconcileRun | None:
-        """The scheduled run, if due (one run, however many slots passed: the runs
-        missed would have found the same)."""
-        if not self.due():
-            return None
-        return self.run_scheduled()
-
     def run_scheduled(self) -> ReconcileRun:
-        """The next scheduled run, now; the one after is due a period later."""
+        """The next scheduled run, now; the one after is due at the first slot after
+        it (one run however many slots passed: the runs missed would have found the
+        same)."""
         run = self.run()
         now = self.clock.now()
         while self.next_at <= now:
@@ -163,7 +157,6 @@ class ScheduledReconciler:
             run.error = f"{type(exc).__name__}: {exc}"
         with self._lock:
             self.tally.add(run)
-            self.last = run
         return run
 
 
