@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
+import structlog
 
 from reassembly_trigger.local.cli import main
-from reassembly_trigger.local.simulation import Simulation, Workload, plan_workload
+from reassembly_trigger.local.simulation import (
+    Simulation,
+    Workload,
+    captured_transitions,
+    plan_workload,
+)
+from reassembly_trigger.logs import configure_logging
 
 SUMMARY_KEYS = {
     "jobs",
@@ -154,6 +162,25 @@ def test_without_the_reconciler_the_verdict_names_the_jobs_left_stuck(
     verdict = next(line for line in out.splitlines() if line.startswith("FAIL"))
     assert "4 stuck" in verdict
     assert all(job_id in verdict for job_id in summary["stuck_jobs"])
+
+
+def test_the_tally_sees_info_transitions_whatever_level_was_configured_before(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A command that configured logging at WARNING (as `doctor` does) earlier in the
+    process does not hide the handler's INFO transitions from a run; the configuration
+    is back as it was afterwards."""
+    configure_logging("console", force=True, level=logging.WARNING)
+    before = structlog.get_config()
+
+    with captured_transitions() as tally:
+        structlog.get_logger("reassembly_trigger").info(
+            "transition", job_id="job-1", dest="skipped", reason="incomplete"
+        )
+
+    assert tally.job("job-1").skips == {"incomplete": 1}
+    assert structlog.get_config() == before
+    assert capsys.readouterr().out == ""
 
 
 def test_a_bad_segment_range_is_refused() -> None:

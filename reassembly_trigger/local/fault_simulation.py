@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 import random
 import re
 import sys
@@ -532,13 +533,24 @@ class _TransitionTally:
 
 @contextmanager
 def _tallied_logs(tally: _TransitionTally) -> Iterator[None]:
-    """Route structlog events to `tally` for the block, then restore the configuration."""
-    previous = structlog.get_config()["processors"]
-    structlog.configure(processors=[tally])
+    """Route every structlog event to `tally` for the block, then restore the configuration.
+
+    Every level reaches it (transitions are INFO), whatever level a command or the
+    environment configured before.
+    """
+    previous = structlog.get_config() if structlog.is_configured() else None
+    structlog.configure(
+        processors=[tally],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
+        cache_logger_on_first_use=False,
+    )
     try:
         yield
     finally:
-        structlog.configure(processors=previous)
+        if previous is None:
+            structlog.reset_defaults()
+        else:
+            structlog.configure(**previous)
 
 
 # --------------------------------------------------------------------- Lambda's mappings

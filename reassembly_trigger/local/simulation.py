@@ -23,6 +23,7 @@ reassembled is stuck; a job reassembled twice is a broken guarantee.
 from __future__ import annotations
 
 import heapq
+import logging
 import os
 import random
 import secrets
@@ -245,10 +246,15 @@ class TransitionTally:
 
 @contextmanager
 def captured_transitions() -> Iterator[TransitionTally]:
-    """Route every structlog event to a `TransitionTally` for the block."""
+    """Route every structlog event, of every level, to a `TransitionTally` for the block."""
     tally = TransitionTally()
     previous = structlog.get_config() if structlog.is_configured() else None
-    structlog.configure(processors=[tally], cache_logger_on_first_use=False)
+    structlog.configure(
+        processors=[tally],
+        # Transitions are INFO: whatever level was configured before, the tally sees them.
+        wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
+        cache_logger_on_first_use=False,
+    )
     try:
         yield tally
     finally:
