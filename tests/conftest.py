@@ -75,8 +75,20 @@ def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     yield
     handler.reset_container()
     reset_clients()
-    # A command may have configured logging to a stream this test's capture owned.
-    structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """Each test ends with structlog configured as it found it: a command that configures
+    logging for its process (`doctor` writes warnings to the stderr pytest captured, at
+    WARNING) must not leave later tests logging to a closed stream or dropping events."""
+    configured = structlog.is_configured()
+    saved = structlog.get_config()
+    yield
+    if configured:
+        structlog.configure(**saved)
+    else:
+        structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

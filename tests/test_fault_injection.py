@@ -1,16 +1,19 @@
 """The proof: under every fault, no job is stuck and none is reassembled twice.
 
-These run `reassembly_trigger.local.fault_simulation`: the real handler against moto
-servers on 127.0.0.1, faults injected into its AWS calls and its invocations, Lambda's
-redelivery, concurrent evaluations on a fixed schedule, and the media worker's lock
-(see the module's docstring). `python -m reassembly_trigger.local.fault_simulation
---jobs 10000` runs the same proof ten times larger.
+These run `reassembly_trigger.local.fault_simulation`: the real handler and the real
+reconciler (on its schedule) against moto servers on 127.0.0.1, faults injected into
+their AWS calls and invocations, Lambda's redelivery and the batches it gives up on,
+an unmapped Jobs stream, holders that die with a far lease, concurrent evaluations on
+a fixed schedule, and the media worker's lock (see the module's docstring).
+`python -m reassembly_trigger.local.fault_simulation --jobs 10000` runs the same proof
+ten times larger.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 
 import pytest
 
@@ -23,17 +26,24 @@ from reassembly_trigger.local.fault_simulation import (
 )
 from reassembly_trigger.local.latency_proxy import SubprocessStack
 
-#: The recovery paths the faults must drive the Lambda through (transition counts).
+#: The recovery paths the faults must drive the stream path through (transition counts).
 RECOVERY_PATHS = (
     "take_over",  # a dead, released or expired lock taken over
     "wait",  # a holder within its lease waited for
     "recheck",  # the awaited lock changed, or a take-over lost the race
     "skip:already_triggered",
     "skip:reassembly_started",
+    "skip:deferred",  # a holder still within its lease after LEASE_WAIT_SECONDS
     "fail:aws_error",
-    "fail:lease_wait_timeout",
     "lease_released",
 )
+#: What the reconciler must have done (its runs' figures).
+RECONCILER_PATHS = (
+    "enqueued",  # a complete job the stream path missed
+    "take_over",  # the lock of a holder that died, once its lease was over
+    "skipped:deferred",  # a holder within its lease: left to the next run
+)
+NO_JOB_LEFT = "no complete job left without its message at the end (no `doctor --repair`)"
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +63,11 @@ def _assert_holds(report: SimulationReport) -> None:
 def test_under_every_fault_no_job_is_stuck_and_none_is_reassembled_twice(
     moto_servers: list[str],
 ) -> None:
-    """GIVEN 1,000 jobs of varied sizes with faults at every step WHEN the pipeline runs
-    to the end THEN every complete job got a message and was reassembled exactly once, no
-    incomplete job got one, every fault kind occurred and every recovery path was taken."""
+    """GIVEN 1,000 jobs of varied sizes with faults at every step (batches given up on,
+    an unmapped Jobs stream, holders dying with a far lease among them) WHEN the pipeline
+    runs to the end with the reconciler on its schedule THEN every complete job got a
+    message and was reassembled exactly once, none was left without one, no incomplete
+    job got one, every fault kind occurred and every recovery path was taken."""
     report = run_simulation(SimulationConfig(jobs=DEFAULT_JOBS, seed=7), endpoint_urls=moto_servers)
 
     _assert_holds(report)
@@ -63,9 +75,45 @@ def test_under_every_fault_no_job_is_stuck_and_none_is_reassembled_twice(
     assert {
         path: report.recoveries[path] for path in RECOVERY_PATHS if not report.recoveries[path]
     } == {}
+    assert [path for path in RECONCILER_PATHS if not report.reconciler[path]] == []
+    assert report.reconciler["wait"] == 0
+    # Each job the reconciler sent for is one a fault made the stream path miss.
+    causes = report.reconciler_enqueues_by_cause
+    assert sum(causes.values()) == report.reconciler["enqueued"]
+    assert causes["none"] == 0
+    for fault in (Fault.DISCARDED_BATCH, Fault.UNMAPPED_JOBS_STREAM, Fault.HOLDER_DIES_FAR_LEASE):
+        assert causes[fault.value] > 0, fault
     # The faults did cost duplicates (absorbed by the media worker's lock), never more.
     assert report.worker.duplicates_absorbed > 0
     assert report.worker.reassemblies == sum(report.messages_per_job.values())
+
+
+def test_without_the_reconciler_the_same_faults_leave_jobs_without_a_message(
+    moto_servers: list[str],
+) -> None:
+    """Both sides of one seeded run: the stream path alone leaves complete jobs without a
+    message (batches given up on, an unmapped Jobs stream, a holder dying with a far
+    lease), each named; with the reconciler on its schedule, every one of them is
+    reassembled exactly once and every invariant holds."""
+    config = SimulationConfig(
+        jobs=80, seed=5, shard_size=40, threads=2, reconciler=False, discard_rate=0.1
+    )
+
+    alone = run_simulation(config, endpoint_urls=moto_servers)
+    reconciled = run_simulation(replace(config, reconciler=True), endpoint_urls=moto_servers)
+
+    print("\n".join(alone.lines()))
+    broken = {i.name: i.detail for i in alone.invariants if not i.ok}
+    assert NO_JOB_LEFT in broken
+    assert "every complete job was reassembled exactly once" in broken
+    assert "job-0000" in broken[NO_JOB_LEFT]  # the stuck jobs are named
+    assert "no message for a job that is not complete" not in broken
+    assert "no unexpected error in any evaluation" not in broken
+    assert alone.reconciler == {}
+
+    assert [i.name for i in reconciled.invariants if not i.ok and "fault kind" not in i.name] == []
+    assert reconciled.reconciler["enqueued"] > 0
+    assert reconciled.reconciler_enqueues_by_cause["none"] == 0
 
 
 def test_without_faults_every_complete_job_gets_exactly_one_message(
@@ -84,6 +132,10 @@ def test_without_faults_every_complete_job_gets_exactly_one_message(
     assert set(report.messages_per_job) == {1}
     assert report.worker.duplicates_absorbed == 0
     assert report.recoveries["take_over"] == report.recoveries["fail"] == 0
+    # The reconciler ran on its schedule and found nothing the stream path had missed.
+    assert report.reconciler["runs"] > 0
+    assert report.reconciler["jobs_examined"] > 0
+    assert report.reconciler["enqueued"] == 0
 
 
 def test_a_seed_always_gives_the_same_run(moto_servers: list[str]) -> None:
@@ -99,9 +151,16 @@ def test_a_seed_always_gives_the_same_run(moto_servers: list[str]) -> None:
         ["every fault kind occurred at least once"],  # 50 jobs may not see them all
     )
     assert first.faults[Fault.CRASH_AFTER_LOCK] > 0
-    assert (first.faults, first.aws_faults, first.recoveries, first.deliveries) == (
-        second.faults,
-        second.aws_faults,
-        second.recoveries,
-        second.deliveries,
-    )
+    assert first.reconciler["runs"] > 0
+
+    def figures(report: SimulationReport) -> tuple[object, ...]:
+        return (
+            report.faults,
+            report.aws_faults,
+            report.recoveries,
+            report.deliveries,
+            report.reconciler,
+            report.reconciler_enqueues_by_cause,
+        )
+
+    assert figures(first) == figures(second)

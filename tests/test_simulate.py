@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -10,10 +11,18 @@ import time
 from typing import Any
 
 import pytest
+import structlog
 
 from reassembly_trigger.local.cli import main
 from reassembly_trigger.local.commands import simulate as simulate_command
-from reassembly_trigger.local.simulation import Progress, Simulation, Workload, plan_workload
+from reassembly_trigger.local.simulation import (
+    Progress,
+    Simulation,
+    Workload,
+    captured_transitions,
+    plan_workload,
+)
+from reassembly_trigger.logs import configure_logging
 
 SUMMARY_KEYS = {
     "jobs",
@@ -26,7 +35,12 @@ SUMMARY_KEYS = {
     "skips_by_reason",
     "faults_injected",
     "seconds",
+    "stuck_jobs",
+    "reconciler",
 }
+#: Every record lost between the streams and the handler: the mappings give up on every
+#: batch, and the Jobs stream has none.
+LOST_RECORDS = ("--jobs", "4", "--segments", "2-4", "--discard-rate", "1", "--no-jobs-stream")
 
 
 def _default_sigint() -> None:
@@ -185,13 +199,74 @@ def test_ctrl_c_ends_simulate_with_130_and_no_traceback() -> None:
 
 
 def test_the_report_is_a_table_with_a_verdict(capsys: pytest.CaptureFixture[str]) -> None:
-    """Without --json: a row per job and a PASS verdict."""
+    """Without --json: a header naming the set-up (reconciler included), a row per job,
+    what the reconciler did, and a PASS verdict."""
     status = main(["simulate", "--no-progress", "--jobs", "2", "--segments", "3-5", "--seed", "9"])
 
     out = capsys.readouterr().out
     assert status == 0
+    assert out.splitlines()[0].endswith(
+        "fault rate 0, discard rate 0, Jobs stream mapped, reconciler every 5 s"
+    )
     assert out.count("reassembled") >= 2
+    assert any(line.startswith("reconciler: ") for line in out.splitlines())
     assert "PASS: all 2 jobs reassembled exactly once" in out
+
+
+def test_with_every_batch_given_up_and_no_jobs_stream_the_reconciler_triggers_every_job(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """GIVEN mappings that give up on every batch and no Jobs-stream mapping (no record
+    ever reaches the handler) WHEN simulated with the reconciler on its schedule THEN
+    the reconciler sends every job's message and each is reassembled exactly once."""
+    status, summary = simulate_json(
+        capsys, *LOST_RECORDS, "--reconcile-every", "0.5", "--seed", "6"
+    )
+
+    assert status == 0
+    assert summary["reassembled_once"] == summary["jobs"] == 4
+    assert summary["stuck"] == summary["duplicate_reassemblies"] == 0
+    assert summary["invocations"] == 0
+    assert summary["discarded_batches"] > 0
+    assert summary["jobs_stream"] is False
+    assert summary["reconciler"]["runs"] >= 1
+    assert len(summary["reconciler"]["enqueued"]) == 4
+
+
+def test_without_the_reconciler_the_verdict_names_the_jobs_left_stuck(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same lost records without the reconciler: the run fails, and its verdict and
+    summary name every job left stuck."""
+    status = main(["simulate", "--no-progress", *LOST_RECORDS, "--no-reconciler", "--seed", "6"])
+    out = capsys.readouterr().out
+    status_json, summary = simulate_json(capsys, *LOST_RECORDS, "--no-reconciler", "--seed", "6")
+
+    assert status == status_json == 1
+    assert summary["reconciler"] is None
+    assert summary["stuck"] == len(summary["stuck_jobs"]) == 4
+    verdict = next(line for line in out.splitlines() if line.startswith("FAIL"))
+    assert "4 stuck" in verdict
+    assert all(job_id in verdict for job_id in summary["stuck_jobs"])
+
+
+def test_the_tally_sees_info_transitions_whatever_level_was_configured_before(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A command that configured logging at WARNING (as `doctor` does) earlier in the
+    process does not hide the handler's INFO transitions from a run; the configuration
+    is back as it was afterwards."""
+    configure_logging("console", force=True, level=logging.WARNING)
+    before = structlog.get_config()
+
+    with captured_transitions() as tally:
+        structlog.get_logger("reassembly_trigger").info(
+            "transition", job_id="job-1", dest="skipped", reason="incomplete"
+        )
+
+    assert tally.job("job-1").skips == {"incomplete": 1}
+    assert structlog.get_config() == before
+    assert capsys.readouterr().out == ""
 
 
 def test_a_bad_segment_range_is_refused() -> None:

@@ -1,9 +1,9 @@
 """The fault-injection simulation: proof that no job is stuck and none is reassembled twice.
 
-A seeded, reproducible run of the real handler (`ReassemblyTrigger.handle`) against a
-moto server, with faults injected at the HTTP layer of the Lambda's own clients
-(`faults.FaultInjector`) and the media worker modelled with the contract's lock
-(`media_worker.MediaWorker`):
+A seeded, reproducible run of the real handler (`ReassemblyTrigger.handle`) and the real
+reconciler (`reconcile.Reconciler`) against a moto server, with faults injected at the
+HTTP layer of the Lambda's own clients (`faults.FaultInjector`) and the media worker
+modelled with the contract's lock (`media_worker.MediaWorker`):
 
 - **the pipeline**: jobs of varied sizes; their completions are written interleaved
   across jobs, out of order, some twice (a video worker retrying); chunking completes
@@ -14,14 +14,25 @@ moto server, with faults injected at the HTTP layer of the Lambda's own clients
   `parallelization` lanes (Lambda keeps order per item only, so one job's records are
   evaluated by several lanes), the Jobs stream through one more. A batch whose
   invocation crashed is retried whole; a partial failure is retried from the lowest
-  failed sequence number; now and then a batch that succeeded is delivered again;
+  failed sequence number (Lambda's reading of the answer is `batch_response`, shared
+  with the poller); now and then a batch that succeeded is delivered again;
+- **the reconciler** runs on its schedule (every `reconcile_every_seconds` of simulated
+  time, as EventBridge would, with the same faulty clients and clock as the handler),
+  and the schedule goes on after the pipeline's last write until every lease has ended
+  and a run finds nothing to do; no `doctor --repair` ever runs;
 - **faults at every step**: throttling, 5xx, connect timeouts and lost responses on
   every AWS call the Lambda makes (botocore retries them, instantly in simulated time),
   outages that outlast the retries, an invocation killed after the lock and before the
   send or after the send and before the mark (at its timeout or earlier), a lost
   answer to a successful send, and concurrent evaluations of one job raced on a fixed
   schedule (a rival that sees the holder mark, release or outlast it; two takers of
-  one expired lock);
+  one expired lock; a reconcile run meeting a live holder, or taking over beside a
+  stream retry);
+- **what only the reconciler recovers from**: batches the mapping gives up on (its
+  retries ran out: the records are never delivered again), shards whose Jobs stream
+  has no mapping (a job chunked after its last segment is then named by no record),
+  and holders that die with a far lease (up to 900 s: a longer function, an earlier
+  reconcile run), which the stream path defers to after `LEASE_WAIT_SECONDS`;
 - **time is simulated** (`clock.SimulatedClock`): leases pass and waits end without
   any real sleeping.
 
@@ -31,16 +42,21 @@ evaluations run one at a time (`evaluation_concurrency=1`) so that one seed alwa
 gives the same run.
 
 At the end the invariants are checked: every job that is complete and
-`chunking_complete` got at least one message and was reassembled exactly once; no
-job that is not complete got a message; without faults, exactly one message per job.
+`chunking_complete` got at least one message and was reassembled exactly once, and its
+lock records the message (no job left without it, with no `doctor --repair`); no job
+that is not complete got a message; the reconciler never waited on a live lease and
+its last run found nothing to do; without faults, exactly one message per job and no
+job left to the reconciler.
 
-Run alone: `python -m reassembly_trigger.local.fault_simulation --jobs 10000 --seed 7`.
+Run alone: `python -m reassembly_trigger.local.fault_simulation --jobs 10000 --seed 7`
+(`--no-reconciler` shows what the stream path alone leaves stuck).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 import random
 import re
 import sys
@@ -48,10 +64,10 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -61,6 +77,14 @@ import structlog
 from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.clients import AwsClients, client_config
 from reassembly_trigger.evaluation import Invocation
+from reassembly_trigger.gateways import (
+    CLOCK_SKEW_SECONDS,
+    MAX_LEASE_SECONDS,
+    RECONCILE_CURSOR_KEY,
+    LockRecord,
+    ReconcileCursorStore,
+)
+from reassembly_trigger.local.batch_response import InvocationOutcome, read_batch_response
 from reassembly_trigger.local.clock import SimulatedClock
 from reassembly_trigger.local.faults import (
     FaultInjector,
@@ -71,6 +95,11 @@ from reassembly_trigger.local.faults import (
 )
 from reassembly_trigger.local.latency_proxy import SubprocessStack
 from reassembly_trigger.local.media_worker import MediaWorker, MediaWorkerReport
+from reassembly_trigger.local.reconcile_schedule import (
+    REQUEST_PREFIX,
+    ReconcileRun,
+    ScheduledReconciler,
+)
 from reassembly_trigger.local.stack import (
     DEFAULT_REGION,
     LOCAL_CREDENTIALS,
@@ -79,6 +108,9 @@ from reassembly_trigger.local.stack import (
     Resources,
     create_resources,
 )
+from reassembly_trigger.machine import SkipReason
+from reassembly_trigger.reconcile import Reconciler
+from reassembly_trigger.records import JobRequest
 from reassembly_trigger.runtime import build_trigger
 
 DEFAULT_JOBS = 1000
@@ -94,7 +126,10 @@ JOB_SIZES = (1, 2, 3, 4, 5, 6, 8, 12, 24)
 JOB_SIZE_WEIGHTS = (16, 22, 20, 14, 10, 7, 5, 4, 2)
 #: Text only one kind of UpdateItem carries: the enqueue mark, a take-over.
 MARK_TEXT = "SET enqueued_at"
-TAKE_OVER_TEXT = "ADD takeovers"
+TAKE_OVER_TEXT = ":takeovers"
+#: Scheduled reconcile runs after the pipeline's last write before the run gives up
+#: on the reconciler finding nothing more to do (the invariant then fails).
+MAX_FINAL_RECONCILES = 12
 
 _JOB_ID = re.compile(rb"job-\d{6}")
 _ACCOUNT = "123456789012"
@@ -117,11 +152,23 @@ class Fault(StrEnum):
     DUPLICATE_COMPLETION = "duplicate_completion"  # a segment written twice
     RIVAL_SEES_MARK = "rival_sees_mark"  # a concurrent evaluation waits; the holder marks
     RIVAL_SEES_RELEASE = "rival_sees_release"  # ...; the holder fails and lets go
-    RIVAL_OUTLASTED = "rival_outlasted"  # ...; it runs out of time first
-    TWO_TAKERS = "two_takers"  # two evaluations take over one expired lock
+    RIVAL_OUTLASTED = "rival_outlasted"  # ...; the holder outlasts its wait: it defers
+    TWO_TAKERS = "two_takers"  # two stream evaluations take over one expired lock
+    RECONCILER_MEETS_HOLDER = "reconciler_meets_holder"  # a reconcile run defers to it
+    RECONCILER_TAKES_OVER_TOO = "reconciler_takes_over_too"  # beside a stream retry
     REDELIVERY_WHOLE_BATCH = "redelivery_whole_batch"  # after an invocation crashed
     REDELIVERY_FROM_FAILED = "redelivery_from_failed"  # after a partial batch failure
     DUPLICATE_DELIVERY = "duplicate_delivery"  # a successful batch delivered again
+    # What only the reconciler recovers from:
+    DISCARDED_BATCH = "discarded_batch"  # the mapping gives up on a batch: never retried
+    # Chunked after the last segment in a shard with no Jobs-stream mapping: no record
+    # ever names the complete job.
+    UNMAPPED_JOBS_STREAM = "unmapped_jobs_stream"
+    HOLDER_DIES_FAR_LEASE = "holder_dies_far_lease"  # leased up to 900 s, dies after the lock
+
+
+#: The races whose rival is a reconcile run (planned only when the reconciler runs).
+RECONCILER_RACES = frozenset({Fault.RECONCILER_MEETS_HOLDER, Fault.RECONCILER_TAKES_OVER_TOO})
 
 
 #: The per-call faults, by the injector's kind.
@@ -186,6 +233,34 @@ class SimulationConfig:
     targeted_rate: float = 0.008
     race_rate: float = 0.004
     duplicate_delivery_rate: float = 0.03
+    #: Share of batches the mapping gives up on before delivering them, as once every
+    #: retry failed (a poison record, an outage longer than the retry budget), and
+    #: share of failed batches whose retry budget runs out: never delivered again.
+    discard_rate: float = 0.02
+    give_up_rate: float = 0.1
+    #: One shard in this many has no Jobs-stream mapping (0: every shard has one).
+    unmapped_jobs_stream_every: int = 4
+    #: The leases of the holders that die with a far lease are drawn from this range.
+    far_lease_seconds: tuple[float, float] = (300.0, float(MAX_LEASE_SECONDS))
+    #: The reconciler: whether it runs, its schedule, its function timeout, and the age
+    #: under which it leaves jobs to the stream path (the deployed defaults).
+    reconciler: bool = True
+    reconcile_every_seconds: float = 300.0
+    reconcile_timeout_seconds: float = 300.0
+    reconcile_min_age_seconds: int = 300
+
+    def expected_faults(self) -> list[Fault]:
+        """The fault kinds this configuration injects (each must occur in a full run)."""
+        if not self.inject_faults:
+            return []
+        skipped: set[Fault] = set()
+        if not self.reconciler:
+            skipped |= RECONCILER_RACES
+        if self.discard_rate <= 0 and self.give_up_rate <= 0:
+            skipped.add(Fault.DISCARDED_BATCH)
+        if self.unmapped_jobs_stream_every <= 0:
+            skipped.add(Fault.UNMAPPED_JOBS_STREAM)
+        return [fault for fault in Fault if fault not in skipped]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +290,10 @@ class SimulationReport:
     worker: MediaWorkerReport = field(default_factory=MediaWorkerReport)
     #: How many complete jobs got 1, 2, ... messages.
     messages_per_job: Counter[int] = field(default_factory=Counter)
+    #: What the scheduled reconcile runs did (`ReconcileTally.counts`), and the jobs it
+    #: enqueued (each one the stream path missed) by the fault that made it miss them.
+    reconciler: Counter[str] = field(default_factory=Counter)
+    reconciler_enqueues_by_cause: Counter[str] = field(default_factory=Counter)
     invariants: list[Invariant] = field(default_factory=list)
 
     @property
@@ -224,7 +303,10 @@ class SimulationReport:
 
     def missing_faults(self) -> list[str]:
         """Fault kinds that never occurred (with faults on, there must be none)."""
-        missing = [fault.value for fault in Fault if not self.faults[fault.value]]
+        expected = self.config.expected_faults()
+        missing = [fault.value for fault in expected if not self.faults[fault.value]]
+        if not expected:
+            return missing
         for operation in TRIGGER_OPERATIONS:
             for kind in (FaultKind.THROTTLE, FaultKind.SERVER_ERROR):
                 if not self.aws_faults[f"{operation}:{kind.value}"]:
@@ -243,6 +325,8 @@ class SimulationReport:
             "aws faults by operation: " + _counts(self.aws_faults),
             "recovery paths (transitions): " + _counts(self.recoveries),
             "deliveries: " + _counts(self.deliveries),
+            "reconciler: " + (_counts(self.reconciler) if c.reconciler else "off"),
+            "reconciler enqueues by cause: " + _counts(self.reconciler_enqueues_by_cause),
             "aws calls by the Lambda: " + _counts(self.aws_calls),
             f"media worker: messages {self.worker.messages_received}, reassemblies "
             f"{self.worker.reassemblies}, duplicates absorbed {self.worker.duplicates_absorbed}, "
@@ -417,16 +501,25 @@ class _Streams:
 
 
 class _TransitionTally:
-    """A structlog processor counting the Lambda's transitions and errors, dropping them."""
+    """A structlog processor counting the Lambda's transitions and errors, dropping them.
+
+    Transitions are those of the stream path (the reconciler's runs are tallied from
+    their results); errors are everyone's.
+    """
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        #: Jobs the stream path deferred to a live holder at least once.
+        self.deferred: set[str] = set()
         self._lock = threading.Lock()
 
     def __call__(self, _: Any, __: str, event: MutableMapping[str, Any]) -> Any:
         name = event.get("event")
+        reconciling = str(event.get("aws_request_id", "")).startswith(REQUEST_PREFIX)
         with self._lock:
-            if name == "transition":
+            if name == "transition" and not reconciling:
+                if event.get("reason") == SkipReason.DEFERRED.value:
+                    self.deferred.add(str(event.get("job_id")))
                 trigger = str(event.get("trigger"))
                 self.counts[trigger] += 1
                 if event.get("reason") is not None:
@@ -440,24 +533,40 @@ class _TransitionTally:
 
 @contextmanager
 def _tallied_logs(tally: _TransitionTally) -> Iterator[None]:
-    """Route structlog events to `tally` for the block, then restore the configuration."""
-    previous = structlog.get_config()["processors"]
-    structlog.configure(processors=[tally])
+    """Route every structlog event to `tally` for the block, then restore the configuration.
+
+    Every level reaches it (transitions are INFO), whatever level a command or the
+    environment configured before.
+    """
+    previous = structlog.get_config() if structlog.is_configured() else None
+    structlog.configure(
+        processors=[tally],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
+        cache_logger_on_first_use=False,
+    )
     try:
         yield
     finally:
-        structlog.configure(processors=previous)
+        if previous is None:
+            structlog.reset_defaults()
+        else:
+            structlog.configure(**previous)
 
 
 # --------------------------------------------------------------------- Lambda's mappings
 
 
 class _Lane:
-    """One shard-lane of an event source mapping: ordered records, checkpoint, retries."""
+    """One shard-lane of an event source mapping: ordered records, checkpoint, retries.
 
-    def __init__(self, name: str, sim: _Simulation) -> None:
+    `gives_up`: the mapping may give up on a batch (`discard_rate` of new batches,
+    `give_up_rate` of failed ones), whose records are then never delivered again.
+    """
+
+    def __init__(self, name: str, sim: _Simulation, *, gives_up: bool = True) -> None:
         self.name = name
         self.pending: list[dict[str, Any]] = []
+        self.gives_up = gives_up
         self._sim = sim
         self._deliveries: Counter[str] = Counter()
         self._invocations = itertools.count(1)
@@ -473,6 +582,9 @@ class _Lane:
             self._deliveries[sequence] += 1
             if self._deliveries[sequence] > MAX_DELIVERIES_PER_RECORD:
                 raise StuckRecord(f"{self.name}: record {sequence} delivered too often")
+        if self.gives_up and sim.chance(sim.config.discard_rate):
+            self._give_up(batch, "untried")
+            return
         invocation = Invocation(
             f"{self.name}-{next(self._invocations)}",
             sim.clock.now() + FUNCTION_TIMEOUT_SECONDS,
@@ -480,25 +592,44 @@ class _Lane:
         sim.report.deliveries["invocations"] += 1
         sim.report.deliveries["records"] += len(batch)
         try:
-            result = sim.trigger.handle({"Records": batch}, invocation)
+            response = sim.trigger.handle({"Records": batch}, invocation).response()
         except SimulatedCrash as crash:
-            # Lambda retries the whole batch of a failed invocation.
-            sim.count(Fault.REDELIVERY_WHOLE_BATCH)
             if crash.label.endswith(":timeout"):
                 # Killed at its timeout: the retry comes once the deadline has passed.
                 sim.clock.set(invocation.deadline)
+            # Lambda retries the whole batch of a failed invocation, while it may.
+            if not self._gave_up(batch):
+                sim.count(Fault.REDELIVERY_WHOLE_BATCH)
             return
-        failures = result.response()["batchItemFailures"]
-        if failures:
-            lowest = min(int(f["itemIdentifier"]) for f in failures)
-            sequences = [int(r["dynamodb"]["SequenceNumber"]) for r in batch]
-            del self.pending[: sequences.index(lowest)]
-            sim.count(Fault.REDELIVERY_FROM_FAILED)
+        verdict = read_batch_response(response, batch)
+        if verdict.outcome is InvocationOutcome.PARTIAL:
+            retry_from = verdict.retry_from or 0
+            if verdict.error is not None:
+                sim.report.deliveries["invalid_responses"] += 1
+            del self.pending[:retry_from]
+            if not self._gave_up(batch[retry_from:]):
+                sim.count(Fault.REDELIVERY_FROM_FAILED)
             return
         if sim.chance(sim.config.duplicate_delivery_rate):
             sim.count(Fault.DUPLICATE_DELIVERY)  # at-least-once: delivered again
             return
         del self.pending[: len(batch)]
+
+    def _gave_up(self, retry: list[dict[str, Any]]) -> bool:
+        """Whether the mapping gives up on a failed batch instead of retrying it."""
+        if self.gives_up and self._sim.chance(self._sim.config.give_up_rate):
+            self._give_up(retry, "after_failure")
+            return True
+        return False
+
+    def _give_up(self, records: list[dict[str, Any]], when: str) -> None:
+        """Move past `records` for good: their jobs are left to the reconciler."""
+        sim = self._sim
+        del self.pending[: len(records)]
+        sim.count(Fault.DISCARDED_BATCH)
+        sim.report.deliveries[f"discarded_batches:{when}"] += 1
+        sim.report.deliveries["discarded_records"] += len(records)
+        sim.discarded_jobs.update(r["dynamodb"]["Keys"]["job_id"]["S"] for r in records)
 
 
 class StuckRecord(RuntimeError):
@@ -509,7 +640,8 @@ class StuckRecord(RuntimeError):
 
 
 class _Simulation:
-    """One shard of a run: its own tables and queue, trigger, clock, faults and worker."""
+    """One shard of a run: its own tables and queue, trigger, reconciler, clock, faults
+    and worker."""
 
     def __init__(
         self, config: SimulationConfig, shard: int, aws: LocalAws, resources: Resources
@@ -523,19 +655,48 @@ class _Simulation:
         self.resources = resources
         self.streams = _Streams(resources.names)
         self.faults = FaultInjector(seed=config.seed, call_key=_job_key)
-        self.trigger = self._trigger(aws.endpoint_url)
+        self.trigger, clients = self._trigger(aws.endpoint_url)
+        self.schedule = ScheduledReconciler(
+            Reconciler(
+                self.trigger,
+                ReconcileCursorStore(
+                    clients.dynamodb, self.trigger.settings.reassembly_triggered_table_name
+                ),
+            ),
+            self.clock,
+            every_seconds=config.reconcile_every_seconds,
+            timeout_seconds=config.reconcile_timeout_seconds,
+        )
+        #: Whether the last scheduled run, after every lease had ended, found nothing to do.
+        self.converged = False
         self.worker = MediaWorker(aws, resources, self.clock, finish_later=True)
         self.completion_lanes = [
             _Lane(f"completions-{n}", self) for n in range(config.parallelization)
         ]
+        every = config.unmapped_jobs_stream_every
+        #: Whether this shard's Jobs stream has a mapping (the second shard of each
+        #: `unmapped_jobs_stream_every` has none).
+        self.jobs_stream_mapped = not (config.inject_faults and every > 0 and shard % every == 1)
         self.jobs_lane = _Lane("jobs", self)
-        #: Jobs-stream records delivered by a concurrent invocation (the races).
-        self.rival_lane = _Lane("rival", self)
+        #: Jobs-stream records delivered by a concurrent invocation (the races); it is
+        #: the rival's own invocation, never given up on.
+        self.rival_lane = _Lane("rival", self, gives_up=False)
         self._rival: tuple[threading.Thread, threading.Event] | None = None
+        #: Jobs created, at simulated time (the status index orders them by it).
+        self._created_at: dict[str, int] = {}
+        #: Jobs with a record in a batch the mapping gave up on.
+        self.discarded_jobs: set[str] = set()
+        #: Per job, the races it was in and an unmapped Jobs stream; with the targeted
+        #: rules (their job and initial `times`), what made the stream path miss it.
+        self.job_faults: dict[str, set[str]] = {}
+        self._targeted: list[tuple[FaultRule, str, int]] = []
+        #: Holders that die with a far lease, by job: the lease, and the job's writes
+        #: left to flush (the holder takes the lock once the last one is written).
+        self._far_holders: dict[str, tuple[float, int]] = {}
 
     # ---------------------------------------------------------------- set-up
 
-    def _trigger(self, endpoint: str | None) -> ReassemblyTrigger:
+    def _trigger(self, endpoint: str | None) -> tuple[ReassemblyTrigger, AwsClients]:
         """The real trigger on clients with the Lambda's configuration, faults attached."""
         session = boto3.session.Session(
             region_name=DEFAULT_REGION,
@@ -550,8 +711,12 @@ class _Simulation:
         for client in (clients.dynamodb, clients.sqs):
             self.faults.attach(client)
             instant_retries(client, self.clock.sleep)
-        settings = self.resources.settings(evaluation_concurrency=1)
-        return build_trigger(settings, clients=clients, clock=self.clock, renderer=None)
+        settings = self.resources.settings(
+            evaluation_concurrency=1,
+            reconcile_min_age_seconds=self.config.reconcile_min_age_seconds,
+        )
+        trigger = build_trigger(settings, clients=clients, clock=self.clock, renderer=None)
+        return trigger, clients
 
     def count(self, fault: Fault, n: int = 1) -> None:
         self.report.faults[fault.value] += n
@@ -602,18 +767,10 @@ class _Simulation:
             operation = self.rng.choice(("BatchGetItem", "Query", "PutItem", "SendMessage"))
             kind = self.rng.choice((FaultKind.THROTTLE, FaultKind.SERVER_ERROR))
             self._rule(operation, kind, job, Fault.OUTAGE, times=3)
-        for job in take(per_race):
-            self._race(job, "SendMessage", Fault.RIVAL_SEES_MARK, meanwhile=True)
-        for job in take(per_race):
-            self._race(job, "SendMessage", Fault.RIVAL_SEES_RELEASE, meanwhile=True)
-            self._rule("SendMessage", FaultKind.SERVER_ERROR, job, Fault.SEND_FAILS, times=3)
-        for job in take(per_race):
-            self._race(job, "SendMessage", Fault.RIVAL_OUTLASTED, meanwhile=False)
-        for job in take(per_race):
-            self._rule("SendMessage", FaultKind.CRASH, job, f"{Fault.CRASH_AFTER_LOCK}:timeout")
-            self._race(
-                job, "UpdateItem", Fault.TWO_TAKERS, meanwhile=False, texts=(TAKE_OVER_TEXT,)
-            )
+        for job in take(per_kind):
+            # Its lock is taken once the job is complete (see `_flush`).
+            self._far_holders[job.job_id] = (self.rng.uniform(*c.far_lease_seconds), 0)
+        self._plan_races(take, per_race)
         rates = (
             (FaultKind.THROTTLE, c.throttle_rate),
             (FaultKind.SERVER_ERROR, c.server_error_rate),
@@ -622,6 +779,45 @@ class _Simulation:
         )
         for kind, rate in rates:
             self.faults.add(FaultRule("*", kind, probability=rate, label=_CALL_FAULTS[kind]))
+
+    def _plan_races(self, take: Callable[[int], list[JobPlan]], per_race: int) -> None:
+        """Concurrent evaluations of one job, each on a fixed schedule."""
+        for job in take(per_race):
+            self._race(job, "SendMessage", Fault.RIVAL_SEES_MARK, meanwhile=True)
+        for job in take(per_race):
+            self._race(job, "SendMessage", Fault.RIVAL_SEES_RELEASE, meanwhile=True)
+            self._rule("SendMessage", FaultKind.SERVER_ERROR, job, Fault.SEND_FAILS, times=3)
+        for job in take(per_race):
+            self._race(job, "SendMessage", Fault.RIVAL_OUTLASTED, meanwhile=False)
+        for job in take(per_race):
+            # The holder dies at its timeout; the batch's retry takes over the expired
+            # lock, and a rival invocation takes it over at the same moment.
+            self._rule("SendMessage", FaultKind.CRASH, job, f"{Fault.CRASH_AFTER_LOCK}:timeout")
+            self._race(
+                job, "UpdateItem", Fault.TWO_TAKERS, meanwhile=False, texts=(TAKE_OVER_TEXT,)
+            )
+        if self.config.reconciler:
+            for job in take(per_race):
+                # A reconcile run while a stream evaluation holds the lock: it defers
+                # at once (it never waits).
+                self._race(
+                    job,
+                    "SendMessage",
+                    Fault.RECONCILER_MEETS_HOLDER,
+                    meanwhile=False,
+                    rival=self._reconcile_one(job),
+                )
+            for job in take(per_race):
+                # As two takers, the second taker being a reconcile run.
+                self._rule("SendMessage", FaultKind.CRASH, job, f"{Fault.CRASH_AFTER_LOCK}:timeout")
+                self._race(
+                    job,
+                    "UpdateItem",
+                    Fault.RECONCILER_TAKES_OVER_TOO,
+                    meanwhile=False,
+                    texts=(TAKE_OVER_TEXT,),
+                    rival=self._reconcile_one(job),
+                )
 
     def _quota(self, rate: float, jobs: int) -> int:
         """How many jobs of this shard get a targeted fault: `rate` of them on average
@@ -634,15 +830,18 @@ class _Simulation:
         self,
         operation: str,
         kind: FaultKind,
-        job: JobPlan,
+        job: JobPlan | str,
         label: str,
         *,
         times: int = 1,
         texts: tuple[str, ...] = (),
-    ) -> None:
-        self.faults.add(
-            FaultRule(operation, kind, times=times, body_contains=(job.job_id, *texts), label=label)
+    ) -> FaultRule:
+        job_id = job if isinstance(job, str) else job.job_id
+        rule = self.faults.add(
+            FaultRule(operation, kind, times=times, body_contains=(job_id, *texts), label=label)
         )
+        self._targeted.append((rule, job_id, times))
+        return rule
 
     def _race(
         self,
@@ -652,12 +851,14 @@ class _Simulation:
         *,
         meanwhile: bool,
         texts: tuple[str, ...] = (),
+        rival: Callable[[], None] | None = None,
     ) -> None:
         """Pause the evaluation making `operation` for `job` while a rival evaluates it.
 
-        `meanwhile`: the holder resumes as soon as the rival starts waiting, and the
-        rival's wait goes on once the holder's invocation is over; otherwise the rival
-        runs to its end while the holder is held.
+        The rival is another invocation delivering the job's chunking record, or
+        `rival` (a reconcile run). `meanwhile`: the holder resumes as soon as the rival
+        starts waiting, and the rival's wait goes on once the holder's invocation is
+        over; otherwise the rival runs to its end while the holder is held.
         """
 
         rule = FaultRule(
@@ -675,7 +876,9 @@ class _Simulation:
                 rule.times = (rule.times or 0) + 1
                 return
             self.count(label)
-            self.rival_lane.pending.append(self._chunking_record(job))
+            self.job_faults.setdefault(job.job_id, set()).add(label.value)
+            if rival is None:
+                self.rival_lane.pending.append(self._chunking_record(job))
             resumed = threading.Event()
             holder_done = threading.Event()
 
@@ -683,17 +886,17 @@ class _Simulation:
                 resumed.set()
                 holder_done.wait()
 
-            def rival() -> None:
+            def run_rival() -> None:
                 me = threading.get_ident()
                 if meanwhile:
                     self.clock.at_next_sleep(hand_back, thread=me)
                 try:
-                    self.rival_lane.deliver()
+                    (rival or self.rival_lane.deliver)()
                 finally:
                     self.clock.cancel_sleep_actions(me)
                     resumed.set()
 
-            thread = threading.Thread(target=rival, name=f"rival-{job.job_id}", daemon=True)
+            thread = threading.Thread(target=run_rival, name=f"rival-{job.job_id}", daemon=True)
             self._rival = (thread, holder_done)
             thread.start()
             if meanwhile:
@@ -706,13 +909,63 @@ class _Simulation:
 
     def _chunking_record(self, job: JobPlan) -> dict[str, Any]:
         return self.streams.record(
-            _Write(
-                "jobs",
-                job.job_id,
-                _job_item(job, "chunking_complete", with_total=True),
-                old_item=_job_item(job, "chunking_in_progress", with_total=False),
+            self._stamped(
+                _Write(
+                    "jobs",
+                    job.job_id,
+                    _job_item(job, "chunking_complete", with_total=True),
+                    old_item=_job_item(job, "chunking_in_progress", with_total=False),
+                )
             )
         )
+
+    # ---------------------------------------------------------------- the reconciler
+
+    def _reconcile_one(self, job: JobPlan) -> Callable[[], None]:
+        """A targeted reconcile run of `job` (a rival in a race)."""
+
+        def run() -> None:
+            self.reconcile({"job_ids": [job.job_id]})
+
+        return run
+
+    def reconcile(self, event: Any = None) -> ReconcileRun:
+        """One reconcile run now (scheduled when `event` is None)."""
+        run = self.schedule.run_scheduled() if event is None else self.schedule.run(event)
+        if run.crash is not None and run.crash.label.endswith(":timeout"):
+            # Killed at its timeout: whatever comes next comes after its deadline.
+            self.clock.set(run.invocation.deadline)
+        return run
+
+    def reconcile_if_due(self) -> None:
+        if self.config.reconciler and self.schedule.due():
+            self.reconcile()
+
+    def reconcile_until_quiet(self) -> None:
+        """After the pipeline's last write, the schedule goes on until a run that starts
+        once every lease has ended (a holder leased up to 900 s, the stream path's
+        deferrals) finds nothing to do; at most `MAX_FINAL_RECONCILES` runs."""
+        leases_over = self.clock.now() + MAX_LEASE_SECONDS + CLOCK_SKEW_SECONDS
+        for _ in range(MAX_FINAL_RECONCILES):
+            self.clock.set(self.schedule.next_at)
+            started = self.clock.now()
+            run = self.reconcile()
+            self.worker.drain()
+            if run.clean and started >= leases_over:
+                self.converged = True
+                return
+
+    def _far_holder(self, job_id: str, lease: float) -> None:
+        """A holder leased `lease` seconds ahead takes the lock of a just completed job,
+        and dies before its send: a 900 s function, a reconcile run killed mid-way."""
+        rule = self._rule("SendMessage", FaultKind.CRASH, job_id, Fault.HOLDER_DIES_FAR_LEASE)
+        invocation = Invocation(f"far-holder-{job_id}", self.clock.now() + lease)
+        try:
+            self.trigger.evaluate_jobs([JobRequest(job_id)], invocation)
+        except SimulatedCrash:
+            pass  # dead, with the lock leased until its deadline
+        finally:
+            rule.times = 0  # it never got as far as the send: the fault did not happen
 
     # ---------------------------------------------------------------- the loop
 
@@ -728,9 +981,22 @@ class _Simulation:
             keys.add(write.key)
         self._flush(chunk)
 
+    def _stamped(self, write: _Write) -> _Write:
+        """A Job write with the job's creation time (simulated) as `created_at`."""
+        if write.table != "jobs":
+            return write
+        created = {"N": str(self._created_at.setdefault(write.job_id, int(self.clock.now())))}
+        old = write.old_item
+        return replace(
+            write,
+            item={**write.item, "created_at": created},
+            old_item=None if old is None else {**old, "created_at": created},
+        )
+
     def _flush(self, chunk: list[_Write]) -> None:
         if not chunk:
             return
+        chunk = [self._stamped(write) for write in chunk]
         names = self.resources.names
         requests: dict[str, list[Any]] = {}
         for write in chunk:
@@ -739,13 +1005,25 @@ class _Simulation:
         response = self.aws.dynamodb.batch_write_item(RequestItems=requests)
         if response.get("UnprocessedItems"):
             raise RuntimeError("the moto server left items unprocessed")
+        completed: list[str] = []
         for write in chunk:
             record = self.streams.record(write)
             if write.table == "jobs":
-                self.jobs_lane.pending.append(record)
+                if self.jobs_stream_mapped:
+                    self.jobs_lane.pending.append(record)
+                else:
+                    self.report.deliveries["records_unmapped"] += 1
             else:
                 lane = zlib.crc32(f"{write.job_id}/{write.segment_index}".encode())
                 self.completion_lanes[lane % len(self.completion_lanes)].pending.append(record)
+            far = self._far_holders.get(write.job_id)
+            if far is not None:
+                lease, left = far
+                self._far_holders[write.job_id] = (lease, left - 1)
+                if left == 1:
+                    completed.append(write.job_id)
+        for job_id in completed:
+            self._far_holder(job_id, self._far_holders.pop(job_id)[0])
 
     def lanes(self) -> list[_Lane]:
         return [*self.completion_lanes, self.jobs_lane, self.rival_lane]
@@ -780,18 +1058,43 @@ class _Simulation:
         per_job = [job_writes(job, self.rng, counts) for job in jobs]
         if self.config.inject_faults:
             self.report.faults.update(counts)
+            if not self.jobs_stream_mapped:
+                late = [j for j in jobs if j.kind is JobKind.LATE_CHUNKING]
+                self.count(Fault.UNMAPPED_JOBS_STREAM, len(late))
+                for job in late:
+                    self.job_faults.setdefault(job.job_id, set()).add(
+                        Fault.UNMAPPED_JOBS_STREAM.value
+                    )
+        for job, writes in zip(jobs, per_job, strict=True):
+            if job.job_id in self._far_holders:
+                self._far_holders[job.job_id] = (self._far_holders[job.job_id][0], len(writes))
         writes = list(interleave(per_job, self.config.in_flight, self.rng))
         step = self.config.writes_per_round
         for start in range(0, len(writes), step):
             self.write(writes[start : start + step])
             self.deliver_round(everything=False)
             self.media_worker_round()
+            self.reconcile_if_due()
             self.clock.advance(self.rng.uniform(0.05, 1.0))
         while any(lane.pending for lane in self.lanes()):
             self.deliver_round(everything=True)
             self.media_worker_round()
+            self.reconcile_if_due()
             self.clock.advance(self.rng.uniform(0.05, 1.0))
         self.worker.drain()
+        if self.config.reconciler:
+            self.reconcile_until_quiet()
+
+    def fired_faults(self) -> dict[str, set[str]]:
+        """Per job, the faults that hit it: targeted ones that fired, races, discarded
+        batches and the unmapped Jobs stream."""
+        fired = {job_id: set(labels) for job_id, labels in self.job_faults.items()}
+        for rule, job_id, times in self._targeted:
+            if (rule.times or 0) < times:
+                fired.setdefault(job_id, set()).add(rule.label.split(":", 1)[0])
+        for job_id in self.discarded_jobs:
+            fired.setdefault(job_id, set()).add(Fault.DISCARDED_BATCH.value)
+        return fired
 
 
 def _job_key(body: bytes) -> str:
@@ -805,12 +1108,18 @@ def _job_key(body: bytes) -> str:
 def _check(sim: _Simulation, jobs: list[JobPlan], stuck: str) -> list[Invariant]:
     worker = sim.worker
     status = _job_statuses(sim.aws, sim.resources.names.jobs_table)
+    locks = _locks(sim.aws, sim.resources.names.reassembly_triggered_table)
     complete = [job for job in jobs if job.complete]
     never = [job for job in jobs if not job.complete]
     unreassembled = [j.job_id for j in complete if worker.tally(j.job_id).reassemblies != 1]
     no_message = [j.job_id for j in complete if worker.tally(j.job_id).messages_received < 1]
     not_completed = [j.job_id for j in complete if status.get(j.job_id) != "completed"]
     wrongly_sent = [j.job_id for j in never if worker.tally(j.job_id).messages_received]
+    unsent = [
+        j.job_id
+        for j in complete
+        if (lock := locks.get(j.job_id)) is None or not (lock.enqueued or lock.reassembly_started)
+    ]
     checks = [
         Invariant("no batch retried without end (a stuck record)", not stuck, stuck),
         Invariant(
@@ -831,7 +1140,14 @@ def _check(sim: _Simulation, jobs: list[JobPlan], stuck: str) -> list[Invariant]
             "the media worker never refused a message (never an incomplete job)",
             worker.report().refusals == 0 and not worker.malformed,
         ),
+        Invariant(
+            "no complete job left without its message at the end (no `doctor --repair`)",
+            not unsent,
+            _sample(unsent),
+        ),
     ]
+    if sim.config.reconciler:
+        checks.extend(_check_reconciler(sim))
     if not sim.config.inject_faults:
         extra = [j.job_id for j in complete if worker.tally(j.job_id).messages_received != 1]
         checks.append(
@@ -842,10 +1158,71 @@ def _check(sim: _Simulation, jobs: list[JobPlan], stuck: str) -> list[Invariant]
     return checks
 
 
+def _check_reconciler(sim: _Simulation) -> list[Invariant]:
+    tally = sim.schedule.tally
+    checks = [
+        Invariant(
+            "the reconciler never waited on a live lease",
+            tally.waits == 0,
+            f"{tally.waits} waits" if tally.waits else "",
+        ),
+        Invariant(
+            "the reconciler's last run, after every lease ended, found nothing to do",
+            sim.converged,
+            "" if sim.converged else f"shard {sim.shard}: not after {MAX_FINAL_RECONCILES} runs",
+        ),
+        Invariant(
+            "no reconcile run failed (a crash is a fault; an error is not)",
+            not tally.errors,
+            "; ".join(tally.errors[:3]),
+        ),
+    ]
+    if not sim.config.inject_faults:
+        enqueued = sorted(tally.enqueued)
+        checks.append(
+            Invariant(
+                "without faults, the reconciler enqueued nothing (the stream path missed no job)",
+                not enqueued,
+                _sample(enqueued),
+            )
+        )
+    return checks
+
+
+#: The faults that explain a reconciler enqueue first: those only it recovers from.
+_FIRST_CAUSES = (Fault.UNMAPPED_JOBS_STREAM, Fault.DISCARDED_BATCH, Fault.HOLDER_DIES_FAR_LEASE)
+_CAUSE_ORDER = (*_FIRST_CAUSES, *(f for f in Fault if f not in _FIRST_CAUSES))
+
+
+def _enqueue_causes(sim: _Simulation, deferred: set[str]) -> Counter[str]:
+    """Each job the reconciler enqueued, by the fault that made the stream path miss it:
+    the first of `_CAUSE_ORDER` that hit the job; else a stream-path deferral (a holder
+    that never finished: a failed release, a crash); else `none`."""
+    fired = sim.fired_faults()
+    causes: Counter[str] = Counter()
+    for job_id in sim.schedule.tally.enqueued:
+        hit = fired.get(job_id, set())
+        cause: str | None = next((f.value for f in _CAUSE_ORDER if f.value in hit), None)
+        if cause is None:
+            cause = "stream_deferred" if job_id in deferred else "none"
+        causes[cause] += 1
+    return causes
+
+
 def _sample(job_ids: list[str]) -> str:
     if not job_ids:
         return ""
     return f"{len(job_ids)} jobs, e.g. {', '.join(job_ids[:5])}"
+
+
+def _locks(aws: LocalAws, table: str) -> dict[str, LockRecord]:
+    locks: dict[str, LockRecord] = {}
+    for page in aws.dynamodb.get_paginator("scan").paginate(TableName=table):
+        for item in page.get("Items", []):
+            lock = LockRecord.from_raw(item)
+            if lock.job_id != RECONCILE_CURSOR_KEY:
+                locks[lock.job_id] = lock
+    return locks
 
 
 def _job_statuses(aws: LocalAws, table: str) -> dict[str, str]:
@@ -891,7 +1268,7 @@ def run_simulation(
 
         def run_shard(index: int) -> tuple[SimulationReport, list[Invariant]]:
             endpoint = endpoints[index % len(endpoints)]
-            return _run_shard(config, index, shards[index], endpoint, run_id)
+            return _run_shard(config, index, shards[index], endpoint, run_id, tally=tally)
 
         with ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="shard") as pool:
             results = list(pool.map(run_shard, range(len(shards))))
@@ -916,7 +1293,13 @@ def run_simulation(
 
 
 def _run_shard(
-    config: SimulationConfig, index: int, jobs: list[JobPlan], endpoint: str, run_id: str
+    config: SimulationConfig,
+    index: int,
+    jobs: list[JobPlan],
+    endpoint: str,
+    run_id: str,
+    *,
+    tally: _TransitionTally,
 ) -> tuple[SimulationReport, list[Invariant]]:
     aws = LocalAws.connect(endpoint, DEFAULT_REGION)
     names = ResourceNames.with_prefix(f"fsim-{run_id}-{index}")
@@ -945,13 +1328,24 @@ def _run_shard(
         sim.worker.tally(job.job_id).messages_received for job in jobs if job.complete
     )
     report.simulated_seconds = sim.clock.now() - begin
+    if config.reconciler:
+        report.reconciler.update(sim.schedule.tally.counts())
+        report.reconciler_enqueues_by_cause.update(_enqueue_causes(sim, tally.deferred))
     return report, _check(sim, jobs, stuck)
 
 
 def _merge(config: SimulationConfig, reports: list[SimulationReport]) -> SimulationReport:
     merged = SimulationReport(config)
     for report in reports:
-        for name in ("faults", "aws_faults", "recoveries", "deliveries", "aws_calls"):
+        for name in (
+            "faults",
+            "aws_faults",
+            "recoveries",
+            "deliveries",
+            "aws_calls",
+            "reconciler",
+            "reconciler_enqueues_by_cause",
+        ):
             getattr(merged, name).update(getattr(report, name))
         merged.messages_per_job.update(report.messages_per_job)
         for name in (
@@ -989,13 +1383,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--no-faults", action="store_true", help="the control run")
     parser.add_argument(
+        "--no-reconciler",
+        action="store_true",
+        help="the stream path alone: shows the jobs it leaves without a message",
+    )
+    parser.add_argument(
         "--endpoint-url",
         action="append",
         default=[],
         help="an existing moto server (repeatable; default: moto in child processes)",
     )
     args = parser.parse_args(argv)
-    config = SimulationConfig(jobs=args.jobs, seed=args.seed, inject_faults=not args.no_faults)
+    config = SimulationConfig(
+        jobs=args.jobs,
+        seed=args.seed,
+        inject_faults=not args.no_faults,
+        reconciler=not args.no_reconciler,
+    )
     report = run_simulation(config, endpoint_urls=args.endpoint_url)
     _print(report)
     return 0 if report.ok else 1

@@ -10,7 +10,8 @@ does with the handler's answer is what Lambda does:
   batching window for a full batch;
 - success checkpoints the batch; a partial batch response (`batchItemFailures`)
   checkpoints before the lowest failed sequence number and retries from it; an
-  invalid response fails the whole batch;
+  invalid response fails the whole batch (`batch_response.read_batch_response`, the
+  reading the fault simulation's lanes share);
 - a function error (an exception, or running past the function timeout) retries the
   batch, split in two first when bisect is on (a split costs no retry);
 - after `maximum_retry_attempts` retries, or once records are older than
@@ -36,6 +37,11 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reassembly_trigger.evaluation import Clock, SystemClock
+from reassembly_trigger.local.batch_response import (
+    BatchVerdict,
+    InvocationOutcome,
+    read_batch_response,
+)
 from reassembly_trigger.local.faults import SimulatedCrash
 from reassembly_trigger.local.lambda_context import (
     DEFAULT_FUNCTION_NAME,
@@ -87,14 +93,6 @@ class FailureCondition(StrEnum):
 
     RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
     RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
-
-
-class InvocationOutcome(StrEnum):
-    """How one invocation ended, from the ESM's point of view."""
-
-    OK = "ok"
-    PARTIAL = "partial"  # batchItemFailures: retry from the lowest
-    ERROR = "error"  # an exception, a timeout or an invalid response
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +195,8 @@ class PollerErrorReport:
 PollerReport = InvocationReport | DiscardReport | PollerErrorReport
 #: Receives every report; called from the polling thread.
 Observer = Callable[[PollerReport], None]
+#: Decides whether the mapping gives up on a new batch at once (a fault model).
+GiveUp = Callable[[Sequence[Mapping[str, Any]]], bool]
 
 
 @dataclass(slots=True)
@@ -253,13 +253,6 @@ class _Batch:
     function_error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Result:
-    outcome: InvocationOutcome
-    retry_from: int | None = None  # index into the batch, on a partial failure
-    error: str | None = None
-
-
 class _Stopped(Exception):
     """`stop()` was called while a batch was being retried."""
 
@@ -278,7 +271,12 @@ class StreamPoller:
         clock: Clock | None = None,
         observer: Observer | None = None,
         stop: threading.Event | None = None,
+        give_up: GiveUp | None = None,
     ) -> None:
+        """`give_up` is a fault model for simulations: asked about each new batch before
+        its first invocation, True makes the mapping give up on it at once, as once its
+        retries ran out (its metadata goes to the on-failure queue, the handler never
+        sees it)."""
         self.stream_arn = stream_arn
         self.settings = settings or MappingSettings()
         if self.settings.on_failure_queue_url and sqs is None:
@@ -289,6 +287,7 @@ class StreamPoller:
         self._clock = clock or SystemClock()
         self._observer = observer
         self._stop = stop or threading.Event()
+        self._give_up = give_up
         self._shards: dict[str, _Shard] = {}
         self._listed_at: float | None = None
         self._relist = True
@@ -544,6 +543,12 @@ class StreamPoller:
 
     def _deliver(self, shard: _Shard, records: list[dict[str, Any]]) -> None:
         """Invoke until every record is processed or discarded, as the ESM would."""
+        if self._give_up is not None and self._give_up(records):
+            # Never invoked: as if every retry had failed (a poison record, an outage
+            # longer than the retry budget).
+            batch = _Batch(records, max(self.settings.maximum_retry_attempts, 0), 0, "Unhandled")
+            self._discard(shard, batch, FailureCondition.RETRY_ATTEMPTS_EXHAUSTED)
+            return
         todo: deque[_Batch] = deque([_Batch(records)])
         while todo:
             if self._stop.is_set():
@@ -596,7 +601,7 @@ class StreamPoller:
             batch = _Batch(batch.records[expired:], batch.retries, batch.invokes)
         return batch
 
-    def _invoke(self, shard: _Shard, batch: _Batch) -> _Result:
+    def _invoke(self, shard: _Shard, batch: _Batch) -> BatchVerdict:
         context = LocalLambdaContext(
             function_name=self.settings.function_name,
             timeout_seconds=self.settings.function_timeout_seconds,
@@ -608,13 +613,17 @@ class StreamPoller:
             response = self._handler(lambda_event(batch.records), context)
         except (Exception, SimulatedCrash) as exc:
             # A simulated crash is the invocation dying: to Lambda, a function error.
-            result = _Result(InvocationOutcome.ERROR, error=f"{type(exc).__name__}: {exc}")
+            result = BatchVerdict(InvocationOutcome.ERROR, error=f"{type(exc).__name__}: {exc}")
         else:
-            result = self._interpret(response, batch.records)
+            result = read_batch_response(
+                response,
+                batch.records,
+                report_batch_item_failures=self.settings.report_batch_item_failures,
+            )
         seconds = time.monotonic() - started
         if seconds > self.settings.function_timeout_seconds:
             # Lambda would have stopped it: whatever it answered never arrives.
-            result = _Result(
+            result = BatchVerdict(
                 InvocationOutcome.ERROR,
                 error=f"Task timed out after {self.settings.function_timeout_seconds:.2f} seconds",
             )
@@ -646,29 +655,6 @@ class StreamPoller:
             )
         )
         return result
-
-    def _interpret(self, response: Any, records: Sequence[Mapping[str, Any]]) -> _Result:
-        """Lambda's reading of a partial batch response."""
-        if not self.settings.report_batch_item_failures:
-            return _Result(InvocationOutcome.OK)
-        failures = response.get("batchItemFailures") if isinstance(response, Mapping) else None
-        if not failures:  # None, empty, or no response at all: complete success
-            return _Result(InvocationOutcome.OK)
-        positions = {sequence_number(r): i for i, r in enumerate(records)}
-        lowest: int | None = None
-        for failure in failures if isinstance(failures, list) else [failures]:
-            identifier = failure.get("itemIdentifier") if isinstance(failure, Mapping) else None
-            if not isinstance(identifier, str) or identifier not in positions:
-                # Empty, null, a bad key or an unknown sequence number: the whole
-                # batch counts as failed.
-                return _Result(
-                    InvocationOutcome.PARTIAL,
-                    retry_from=0,
-                    error=f"invalid batchItemFailures entry: {failure!r}",
-                )
-            index = positions[identifier]
-            lowest = index if lowest is None else min(lowest, index)
-        return _Result(InvocationOutcome.PARTIAL, retry_from=lowest)
 
     def _discard(self, shard: _Shard, batch: _Batch, condition: FailureCondition) -> None:
         """Send the batch's metadata to the on-failure queue, then move past it."""

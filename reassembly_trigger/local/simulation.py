@@ -7,13 +7,19 @@ workload through real AWS calls:
   way through its segments, or (for some jobs) only after its last one is written;
 - video workers (threads) write completions concurrently and out of order, now and
   then twice (a re-delivered work message);
-- the stream poller follows both streams like Lambda's event source mappings and
-  invokes the real `lambda_handler`, whose AWS calls can be made to fail at a rate;
+- the stream poller follows both streams (or only the completions') like Lambda's
+  event source mappings and invokes the real `lambda_handler`, whose AWS calls can be
+  made to fail at a rate;
+  the mappings can be made to give up on a share of batches (as once their retries ran
+  out), and the Jobs stream can be left unmapped;
+- the real reconciler runs on a schedule (every few seconds here), on the handler's
+  clients, and once the pipeline looks settled, until a run finds nothing to do;
 - a modelled media worker consumes the reassembly queue with the contract's lock.
 
 The run ends once the pipeline has settled: everything is written, the pollers have
 read every record the pipeline wrote and delivered it, and the reassembly queue holds
-no message, visible or in flight, twice in a row. That is a fact about the state, not
+no message, visible or in flight, twice in a row; with the reconciler, a run that
+started once it looked so also found nothing to do. That is a fact about the state, not
 a quiet spell on the clock, so a slow machine cannot end a run early. A job reassembled
 once is a success; a job never reassembled once everything settled is stuck; a job
 reassembled twice is a broken guarantee. A run stopped before it settled (its timeout,
@@ -23,6 +29,7 @@ Ctrl-C or `stop()`) calls the jobs it did not get to unfinished.
 from __future__ import annotations
 
 import heapq
+import logging
 import os
 import random
 import secrets
@@ -38,11 +45,24 @@ from typing import Any
 import structlog
 
 from reassembly_trigger import handler as lambda_function
+from reassembly_trigger import reconcile
 from reassembly_trigger.clients import aws_clients, reset_clients
 from reassembly_trigger.evaluation import SystemClock
 from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule
 from reassembly_trigger.local.media_worker import MediaWorker
-from reassembly_trigger.local.poller import MappingSettings, PollerGroup, PollerStats, StreamPoller
+from reassembly_trigger.local.poller import (
+    GiveUp,
+    MappingSettings,
+    PollerGroup,
+    PollerStats,
+    StreamPoller,
+)
+from reassembly_trigger.local.reconcile_schedule import (
+    REQUEST_PREFIX,
+    ReconcilerLoop,
+    ReconcileTally,
+    ScheduledReconciler,
+)
 from reassembly_trigger.local.stack import (
     DEFAULT_REGION,
     LocalAws,
@@ -59,6 +79,9 @@ from reassembly_trigger.settings import Settings
 FAULT_KINDS = (FaultKind.THROTTLE, FaultKind.SERVER_ERROR, FaultKind.LOST_RESPONSE)
 #: Pause between two looks at the pipeline's state (pacing only: no decision rests on it).
 _LOOK_INTERVAL_SECONDS = 0.05
+#: Least time between the end of a reconcile run and one the settling wait asks for
+#: (pacing only: the wait takes only a run that started once all looked settled).
+_RECONCILE_GAP_SECONDS = 0.5
 #: Environment variables that would send the handler's clients elsewhere.
 _FOREIGN_VARIABLES = (
     "AWS_PROFILE",
@@ -83,8 +106,18 @@ class Workload:
     late_chunking_share: float = 0.25
     #: Share of segments a video worker writes a second time.
     duplicate_share: float = 0.03
-    #: Give up waiting for quiet after this long (whatever is not done is stuck).
+    #: Give up waiting for the pipeline to settle after this long (whatever is not
+    #: done then is unfinished).
     timeout_seconds: float = 120.0
+    #: Share of stream batches the mappings give up on, as once their retries ran out
+    #: (the records are never delivered).
+    discard_rate: float = 0.0
+    #: Whether the Jobs stream has a mapping (without one, a job chunked after its
+    #: last segment is named by no record).
+    jobs_stream: bool = True
+    #: Whether the reconciler runs, and every how many (wall-clock) seconds.
+    reconciler: bool = True
+    reconcile_every_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -95,6 +128,10 @@ class Workload:
             raise ValueError("workers must be at least 1")
         if not 0.0 <= self.fault_rate < 1.0:
             raise ValueError("fault rate must be in [0, 1)")
+        if not 0.0 <= self.discard_rate <= 1.0:
+            raise ValueError("discard rate must be in [0, 1]")
+        if not self.reconcile_every_seconds > 0:
+            raise ValueError("the reconcile period must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +217,10 @@ class TransitionTally:
         self.errors = 0
 
     def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-        """Count the event, then drop it."""
-        if event_dict.get("event") == "transition":
+        """Count the event, then drop it (the reconciler's transitions are tallied from
+        its runs' results; its errors count here too)."""
+        reconciling = str(event_dict.get("aws_request_id", "")).startswith(REQUEST_PREFIX)
+        if event_dict.get("event") == "transition" and not reconciling:
             job_id = str(event_dict.get("job_id"))
             dest = event_dict.get("dest")
             reason = str(event_dict.get("reason"))
@@ -217,10 +256,15 @@ class TransitionTally:
 
 @contextmanager
 def captured_transitions() -> Iterator[TransitionTally]:
-    """Route every structlog event to a `TransitionTally` for the block."""
+    """Route every structlog event, of every level, to a `TransitionTally` for the block."""
     tally = TransitionTally()
     previous = structlog.get_config() if structlog.is_configured() else None
-    structlog.configure(processors=[tally], cache_logger_on_first_use=False)
+    structlog.configure(
+        processors=[tally],
+        # Transitions are INFO: whatever level was configured before, the tally sees them.
+        wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
+        cache_logger_on_first_use=False,
+    )
     try:
         yield tally
     finally:
@@ -250,11 +294,13 @@ def lambda_environment(values: Mapping[str, str]) -> Iterator[None]:
         os.environ.pop(name, None)
     os.environ.update(values)
     lambda_function.reset_container()
+    reconcile.reset_container()
     reset_clients()
     try:
         yield
     finally:
         lambda_function.reset_container()
+        reconcile.reset_container()
         reset_clients()
         for name, value in saved.items():
             if value is None:
@@ -458,6 +504,8 @@ class JobResult:
     failures: Counter[str]
     #: Whether the run settled: only then is a job never reassembled stuck.
     settled: bool = True
+    #: Messages the reconciler sent for this job (the stream path had not, yet or at all).
+    reconciler_sends: int = 0
 
     @property
     def outcome(self) -> str:
@@ -505,11 +553,24 @@ class SimulationResult:
     #: were a second write of their segment.
     completions_planned: int = 0
     duplicates_written: int = 0
+    #: What the reconciler's runs did (None: it did not run).
+    reconciler: ReconcileTally | None = None
 
     @property
     def settled(self) -> bool:
         """Whether the run went on until the pipeline settled (no timeout, no interrupt)."""
         return not (self.timed_out or self.interrupted)
+
+    @property
+    def stuck_jobs(self) -> list[str]:
+        """The jobs never reassembled although the pipeline settled, by id."""
+        return [job.job.job_id for job in self.jobs if job.outcome == "stuck"]
+
+    @property
+    def reconciler_enqueued(self) -> list[str]:
+        """The jobs the reconciler sent a message for (the stream path had not: it lost
+        their records, or had not got to them yet)."""
+        return sorted(self.reconciler.enqueued) if self.reconciler else []
 
     @property
     def reassembled_once(self) -> int:
@@ -574,6 +635,18 @@ class SimulationResult:
             "retries": self.poller.retries,
             "discarded_batches": self.poller.discarded_batches,
             "errors": self.errors,
+            "stuck_jobs": self.stuck_jobs,
+            "discard_rate": self.workload.discard_rate,
+            "jobs_stream": self.workload.jobs_stream,
+            "reconciler": None
+            if self.reconciler is None
+            else {
+                "every_seconds": self.workload.reconcile_every_seconds,
+                "runs": self.reconciler.runs,
+                "jobs_examined": self.reconciler.jobs_examined,
+                "enqueued": self.reconciler_enqueued,
+                "outcomes": dict(sorted(self.reconciler.outcomes.items())),
+            },
         }
 
 
@@ -616,16 +689,19 @@ class _Pipeline:
     resources: Resources
     #: Job items put before the run started.
     jobs_created: int
+    #: Whether the Jobs stream is mapped (read by a poller) at all.
+    jobs_stream: bool
 
     def look(self) -> _Look:
         """The counts that say whether anything is left to happen."""
         done_writing = not self.writer_thread.is_alive() and self.chunker.idle()
         report = self.media.worker.report()
-        # Every write makes one stream record: a Job created, a completion written
-        # (duplicates too), chunking completed, a Job completed by the media worker.
-        expected = (
-            self.jobs_created + self.writers.written + self.chunker.marked + report.reassemblies
-        )
+        # Every write makes one stream record: a completion written (duplicates too),
+        # and on the Jobs stream (when it is mapped) a Job created, chunking completed,
+        # a Job completed by the media worker.
+        expected = self.writers.written
+        if self.jobs_stream:
+            expected += self.jobs_created + self.chunker.marked + report.reassemblies
         stats = self.pollers.stats()
         return _Look(
             done_writing=done_writing,
@@ -681,6 +757,8 @@ class Simulation:
             names = ResourceNames.with_prefix(f"sim-{secrets.token_hex(3)}")
             resources = create_resources(aws, names)
             env = environment(resources, endpoint, self._region)
+            # Every job of a local run is seconds old: the reconciler looks at all of them.
+            env["RECONCILE_MIN_AGE_SECONDS"] = "0"
             with lambda_environment(env), captured_transitions() as tally, discarded_metrics():
                 return self._play(aws, resources, tally, started)
 
@@ -713,20 +791,31 @@ class Simulation:
         )
         media = MediaWorkerLoop(MediaWorker(aws, resources, SystemClock()))
         pollers = self._pollers(aws, resources)
+        reconciler = self._reconciler()
         threads = [
             threading.Thread(target=chunker.run, name="chunker", daemon=True),
             threading.Thread(target=media.run, name="media-worker", daemon=True),
             threading.Thread(target=writers.run, name="video-workers", daemon=True),
         ]
+        if reconciler is not None:
+            threads.append(threading.Thread(target=reconciler.run, name="reconciler", daemon=True))
         pollers.start()
         for thread in threads:
             thread.start()
         ending = "interrupted"
         actors = _Pipeline(
-            threads[2], chunker, writers, pollers, media, aws, resources, len(self.plan.jobs)
+            threads[2],
+            chunker,
+            writers,
+            pollers,
+            media,
+            aws,
+            resources,
+            jobs_created=len(self.plan.jobs),
+            jobs_stream=self.workload.jobs_stream,
         )
         try:
-            ending = self._wait_until_settled(actors)
+            ending = self._wait_until_settled(actors, reconciler)
         except KeyboardInterrupt:
             pass  # reported like stop(): the partial result says how far it got
         finally:
@@ -734,19 +823,16 @@ class Simulation:
             pollers.stop()
             chunker.stop()
             media.stop()
+            if reconciler is not None:
+                reconciler.stop()
             for thread in threads:
                 thread.join(10)
-        errors = [f"video worker: {exc!r}" for exc in writers.errors[:5]]
-        if chunker.error is not None:
-            errors.append(f"chunker: {chunker.error!r}")
-        if media.error is not None:
-            errors.append(f"media worker: {media.error!r}")
-        if tally.errors:
-            errors.append(f"handler: {tally.errors} unexpected evaluation errors")
+        reconciled = reconciler.scheduled.tally if reconciler is not None else None
+        errors = _errors(actors, tally, reconciled)
         return SimulationResult(
             workload=self.workload,
             jobs=[
-                self._job_result(job, media.worker, tally, settled=ending == "settled")
+                self._job_result(job, media.worker, tally, reconciled, settled=ending == "settled")
                 for job in self.plan.jobs
             ],
             poller=pollers.stats(),
@@ -761,6 +847,7 @@ class Simulation:
             interrupted=ending == "interrupted",
             completions_planned=writers.total,
             duplicates_written=writers.duplicates_written,
+            reconciler=reconciled,
         )
 
     def _pollers(self, aws: LocalAws, resources: Resources) -> PollerGroup:
@@ -775,26 +862,55 @@ class Simulation:
             retry_backoff_seconds=0.1,
             retry_backoff_max_seconds=1.0,
         )
-        arns = [resources.segment_completions_stream_arn, resources.jobs_stream_arn]
+        arns = [resources.segment_completions_stream_arn]
+        if self.workload.jobs_stream:
+            arns.append(resources.jobs_stream_arn)
+        give_up = _giving_up(self.workload.discard_rate, self.workload.seed)
         return PollerGroup(
-            StreamPoller(aws.streams, arn, settings=settings, sqs=aws.sqs) for arn in arns if arn
+            StreamPoller(aws.streams, arn, settings=settings, sqs=aws.sqs, give_up=give_up)
+            for arn in arns
+            if arn
         )
 
-    def _wait_until_settled(self, pipeline: _Pipeline) -> str:
+    def _reconciler(self) -> ReconcilerLoop | None:
+        """The container's reconciler (the handler's clients, faults and all) on its
+        schedule, or None with the reconciler off."""
+        if not self.workload.reconciler:
+            return None
+        scheduled = ScheduledReconciler(
+            reconcile.container_reconciler(),
+            SystemClock(),
+            every_seconds=self.workload.reconcile_every_seconds,
+        )
+        return ReconcilerLoop(scheduled, min_gap_seconds=_RECONCILE_GAP_SECONDS)
+
+    def _wait_until_settled(self, pipeline: _Pipeline, reconciler: ReconcilerLoop | None) -> str:
         """Look at the pipeline until it settles; `settled`, `timed_out` or `interrupted`.
 
         Settled is a state, seen the same twice in a row: nothing left to write, every
-        record the pipeline wrote read by the pollers, each poller's last pass idle, and
-        no message on the queue, visible or in flight (the media worker deletes one only
-        after handling it, Job update included).
+        record the pipeline wrote to a mapped stream read by the pollers, each poller's
+        last pass idle, and no message on the queue, visible or in flight (the media
+        worker deletes one only after handling it, Job update included). With the
+        reconciler, it also takes a reconcile run that started once the state looked
+        settled and found nothing to do: the reconciler is asked for one until then
+        (a run that sends changes the state, and the wait starts over).
         """
         deadline = time.monotonic() + self.workload.timeout_seconds
         previous: _Look | None = None
+        #: When the state first looked settled, unchanged since (epoch seconds, the
+        #: reconciler's clock); None while it does not.
+        settled_since: float | None = None
         while not self._stop.is_set():
             self._report_progress(pipeline.writers, pipeline.media, pipeline.pollers)
             look = pipeline.look()
-            if look.settled and look == previous:
+            if not look.settled or look != previous:
+                settled_since = time.time() if look.settled else None
+            elif reconciler is None or (
+                settled_since is not None and reconciler.clean_since(settled_since)
+            ):
                 return "settled"
+            else:
+                reconciler.ask_for_run()
             previous = look
             if time.monotonic() >= deadline:
                 return "timed_out"
@@ -820,7 +936,12 @@ class Simulation:
 
     @staticmethod
     def _job_result(
-        job: PlannedJob, worker: MediaWorker, tally: TransitionTally, *, settled: bool
+        job: PlannedJob,
+        worker: MediaWorker,
+        tally: TransitionTally,
+        reconciled: ReconcileTally | None,
+        *,
+        settled: bool,
     ) -> JobResult:
         counts = worker.tally(job.job_id)
         seen = tally.job(job.job_id)
@@ -833,4 +954,38 @@ class Simulation:
             skips=seen.skips,
             failures=seen.failures,
             settled=settled,
+            reconciler_sends=reconciled.enqueued[job.job_id] if reconciled else 0,
         )
+
+
+def _errors(
+    pipeline: _Pipeline, tally: TransitionTally, reconciled: ReconcileTally | None
+) -> list[str]:
+    """What went wrong in the actors themselves (not in the pipeline they model)."""
+    errors = [f"video worker: {exc!r}" for exc in pipeline.writers.errors[:5]]
+    if pipeline.chunker.error is not None:
+        errors.append(f"chunker: {pipeline.chunker.error!r}")
+    if pipeline.media.error is not None:
+        errors.append(f"media worker: {pipeline.media.error!r}")
+    if tally.errors:
+        errors.append(f"handler: {tally.errors} unexpected evaluation errors")
+    if reconciled is not None and reconciled.errors:
+        errors.append(
+            f"reconciler runs failed: {len(reconciled.errors)}, e.g. {reconciled.errors[0]}"
+        )
+    return errors
+
+
+def _giving_up(rate: float, seed: int) -> GiveUp | None:
+    """The mappings' giving up on `rate` of the batches (seeded; shared by the pollers'
+    threads), or None."""
+    if rate <= 0:
+        return None
+    rng = random.Random(f"discard/{seed}")
+    lock = threading.Lock()
+
+    def give_up(_records: object) -> bool:
+        with lock:
+            return rng.random() < rate
+
+    return give_up

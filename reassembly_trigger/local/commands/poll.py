@@ -13,6 +13,7 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
+from reassembly_trigger.local.batch_response import InvocationOutcome
 from reassembly_trigger.local.commands.common import (
     AwsError,
     UsageError,
@@ -34,7 +35,6 @@ from reassembly_trigger.local.poller import (
     RETRY_ATTEMPTS_LIMITS,
     DiscardReport,
     Handler,
-    InvocationOutcome,
     InvocationReport,
     MappingSettings,
     PollerGroup,

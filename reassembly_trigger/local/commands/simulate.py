@@ -36,10 +36,10 @@ def register(subparsers: Any) -> None:
             "Start a moto server, then play a workload through it: the chunker completes "
             "jobs (some after their last segment), video workers write completions "
             "concurrently and out of order, a stream poller invokes the real handler like "
-            "Lambda's event source mapping, and a modelled media worker consumes the queue "
-            "with the contract's lock. Exit 0 only if every job was reassembled exactly "
-            "once and nothing is stuck; 1 if not, or if the run timed out; 130 on Ctrl-C "
-            "(the report then says how far it got)."
+            "Lambda's event source mapping, the reconciler runs on a schedule, and a "
+            "modelled media worker consumes the queue with the contract's lock. Exit 0 only "
+            "if every job was reassembled exactly once and nothing is stuck; 1 if not, or if "
+            "the run timed out; 130 on Ctrl-C (the report then says how far it got)."
         ),
     )
     parser.add_argument(
@@ -81,6 +81,34 @@ def register(subparsers: Any) -> None:
         "e.g. 0.05",
     )
     parser.add_argument(
+        "--discard-rate",
+        type=_share,
+        default=_DEFAULTS.discard_rate,
+        metavar="RATE",
+        help="share of stream batches the mappings give up on, as once their retries ran "
+        "out: never delivered, e.g. 0.3",
+    )
+    parser.add_argument(
+        "--no-jobs-stream",
+        action="store_true",
+        help="no mapping on the Jobs stream: a job chunked after its last segment is named "
+        "by no record",
+    )
+    parser.add_argument(
+        "--no-reconciler",
+        action="store_true",
+        help="no scheduled reconciler: the stream path alone (the verdict names the jobs it "
+        "leaves stuck)",
+    )
+    parser.add_argument(
+        "--reconcile-every",
+        type=seconds(),
+        default=_DEFAULTS.reconcile_every_seconds,
+        metavar="SECONDS",
+        help=f"run the reconciler this often (default {_DEFAULTS.reconcile_every_seconds:g}; "
+        "once the pipeline looks settled it also runs until a run finds nothing to do)",
+    )
+    parser.add_argument(
         "--timeout",
         type=seconds(),
         default=_DEFAULTS.timeout_seconds,
@@ -101,6 +129,16 @@ def _fault_rate(text: str) -> float:
     if not 0.0 <= rate < 1.0:
         raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
     return rate
+
+
+def _share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share such as 0.3, got {text!r}") from None
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and at most 1, got {text}")
+    return share
 
 
 def _segment_range(text: str) -> tuple[int, int]:
@@ -125,6 +163,10 @@ def workload_from(args: argparse.Namespace) -> Workload:
         seed=args.seed,
         fault_rate=args.fault_rate,
         timeout_seconds=args.timeout,
+        discard_rate=args.discard_rate,
+        jobs_stream=not args.no_jobs_stream,
+        reconciler=not args.no_reconciler,
+        reconcile_every_seconds=args.reconcile_every,
     )
 
 
@@ -183,6 +225,12 @@ def _reasons(counts: Counter[str]) -> str:
     return ", ".join(f"{reason} x{n}" for reason, n in sorted(counts.items())) or "-"
 
 
+def _named(job_ids: list[str], shown: int = 10) -> str:
+    """Job ids for a line: the first `shown`, then how many more."""
+    more = len(job_ids) - shown
+    return ", ".join(job_ids[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def _outcome_style(job: JobResult) -> str:
     if job.outcome == "reassembled":
         return "green"
@@ -197,8 +245,11 @@ def _print_report(result: SimulationResult, console: Any) -> None:
         f"simulate: {plural(workload.jobs, 'job')} of "
         f"{workload.min_segments}-{workload.max_segments} segments, "
         f"{plural(workload.workers, 'video worker')}, seed {workload.seed}, "
-        f"fault rate {workload.fault_rate:g}",
+        f"fault rate {workload.fault_rate:g}, discard rate {workload.discard_rate:g}, "
+        f"Jobs stream {'mapped' if workload.jobs_stream else 'unmapped'}, reconciler "
+        + (f"every {workload.reconcile_every_seconds:g} s" if workload.reconciler else "off"),
         highlight=False,
+        soft_wrap=True,
     )
     table = Table()
     table.add_column("job")
@@ -214,6 +265,8 @@ def _print_report(result: SimulationResult, console: Any) -> None:
         reasons = _reasons(job.skips)
         if job.failures:
             reasons += "; failed: " + _reasons(job.failures)
+        if job.reconciler_sends:
+            reasons += "; sent by the reconciler"
         table.add_row(
             planned.job_id,
             str(planned.total_segments),
@@ -225,6 +278,8 @@ def _print_report(result: SimulationResult, console: Any) -> None:
         )
     console.print(table)
     console.print(counts_line(result), highlight=False, soft_wrap=True)
+    if result.reconciler is not None:
+        console.print(reconciler_line(result), highlight=False, soft_wrap=True)
     console.print(
         f"skips by reason: {_reasons(result.skips_by_reason)}", highlight=False, soft_wrap=True
     )
@@ -254,6 +309,16 @@ def counts_line(result: SimulationResult) -> str:
     )
 
 
+def reconciler_line(result: SimulationResult) -> str:
+    """What the reconciler's runs did (only when it ran)."""
+    tally = result.reconciler
+    runs, examined = (tally.runs, tally.jobs_examined) if tally is not None else (0, 0)
+    return (
+        f"reconciler: {plural(runs, 'run')}, {plural(examined, 'job')} examined, "
+        f"{plural(len(result.reconciler_enqueued), 'job')} enqueued by it"
+    )
+
+
 def progress_line(result: SimulationResult) -> str:
     """How far a run that stopped before it settled got."""
     return (
@@ -273,7 +338,7 @@ def verdict_line(result: SimulationResult) -> str:
             "absorbed by the media worker's lock)"
         )
     problems = [
-        f"{result.stuck} stuck" if result.stuck else "",
+        f"{result.stuck} stuck ({_named(result.stuck_jobs)})" if result.stuck else "",
         f"{plural(result.duplicate_reassemblies, 'duplicate reassembly')}"
         if result.duplicate_reassemblies
         else "",
