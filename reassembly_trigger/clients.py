@@ -12,9 +12,16 @@ evaluation checks against the invocation's time left before it starts a step:
   Throttling or a 5xx on the send fails the job, and Lambda (or the reconciler)
   retries it.
 
-Region and endpoints come from the standard AWS SDK settings: the region from
-`AWS_REGION` (set by Lambda) or `AWS_DEFAULT_REGION`, endpoints from `AWS_ENDPOINT_URL`,
-`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SQS`.
+Region and endpoints come from the standard settings, as botocore reads them (checked
+on botocore 1.44): the region from `AWS_DEFAULT_REGION`, else the profile's `region`
+(`AWS_PROFILE`, `AWS_CONFIG_FILE`); botocore never takes it from `AWS_REGION` (it reads
+that only to choose its "auto" defaults mode inside AWS). Lambda sets both variables to
+the function's region, so both functions need nothing more; a worker calling
+`trigger_job` elsewhere needs `AWS_DEFAULT_REGION` or a profile region (with only
+`AWS_REGION`, creating the clients raises botocore's `NoRegionError`). The
+`reassembly-trigger` CLI copies `AWS_REGION`, when set, over `AWS_DEFAULT_REGION` (the
+AWS CLI's precedence), so there either variable works. Endpoints come from
+`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SQS`.
 """
 
 from __future__ import annotations

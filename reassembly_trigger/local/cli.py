@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 
 #: Command modules, in the order `--help` lists them.
 COMMAND_MODULES = (
@@ -43,8 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def align_region(environ: MutableMapping[str, str]) -> None:
+    """Make `AWS_REGION`, when set, the region botocore uses too.
+
+    botocore takes the region from `AWS_DEFAULT_REGION` or the profile's `region`, never
+    from `AWS_REGION`; the AWS CLI, which the runbooks use beside these commands, reads
+    `AWS_REGION` first. Copying it over lets either variable alone work, and both agree
+    with `aws` when both are set.
+    """
+    region = environ.get("AWS_REGION", "").strip()
+    if region:
+        environ["AWS_DEFAULT_REGION"] = region
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its return value is the exit status."""
+    align_region(os.environ)
     args = build_parser().parse_args(argv)
     status: int = args.run(args)
     return status

@@ -287,7 +287,8 @@ def run(args: argparse.Namespace) -> int:
         # The handler's own clients read the endpoint from the environment.
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
         os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    os.environ.setdefault("AWS_REGION", region)
+    # The handler's clients read AWS_DEFAULT_REGION (botocore): poll's region for both.
+    os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = region
     try:
         handler = load_handler(args.handler)
         if args.handler == DEFAULT_HANDLER:
