@@ -1662,23 +1662,28 @@ def test_with_the_zip_a_jobs_table_created_in_the_same_apply_needs_it_applied_fi
     assert "-target=aws_dynamodb_table.jobs" in readme
 
 
-def test_the_docs_name_the_functions_and_log_groups_the_module_creates() -> None:
-    """Every literal function name or log group in the operations guide, the module's
-    README and the README's Deployment section is the module's default."""
-    readme = (ROOT / "README.md").read_text()
-    deployment = readme.split("<!-- section:deployment -->", 1)[1].split("<!-- /section", 1)[0]
+def test_the_docs_name_the_functions_log_groups_and_zip_the_module_and_build_use() -> None:
+    """Every literal function name or log group in the README, the module's README and
+    docs/ is the module's default, and none names the zip the build no longer writes
+    (`dist/deploy.zip`: it is dist/deploy-<runtime>-<arch>.zip)."""
     texts = {
-        "docs/operations.md": (ROOT / "docs" / "operations.md").read_text(),
+        "README.md": (ROOT / "README.md").read_text(),
         "terraform/README.md": (MODULE / "README.md").read_text(),
-        "README.md#deployment": deployment,
+        **{f"docs/{p.name}": p.read_text() for p in sorted((ROOT / "docs").glob("*.md"))},
     }
+    assert "docs/operations.md" in texts
     name = default("function_name")
     allowed = {name, f"{name}-reconciler"}
     for where, text in texts.items():
         groups = re.findall(r"/aws/lambda/([\w-]+)", text)
         functions = re.findall(r"--function-name ([\w-]+)", text)
         assert set(groups) | set(functions) <= allowed, where
+        assert "dist/deploy.zip" not in text, where
     assert f"/aws/lambda/{name}" in texts["docs/operations.md"]
+    assert f"/aws/lambda/{name}" in texts["README.md"].split("section:operations")[1]
+    from reassembly_trigger.local.lambda_context import DEFAULT_FUNCTION_NAME
+
+    assert name == DEFAULT_FUNCTION_NAME
 
 
 @pytest.mark.parametrize(
