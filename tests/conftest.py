@@ -318,7 +318,7 @@ class LambdaContext:
 
     aws_request_id: str = field(default_factory=lambda: f"req-{uuid.uuid4().hex[:8]}")
     remaining_ms: int = 60_000
-    function_name: str = "reassembly-trigger"
+    function_name: str = "stereo-spot-reassembly-trigger"
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
