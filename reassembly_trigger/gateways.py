@@ -59,6 +59,8 @@ DECISIVE_LOCK_ATTRIBUTES = (
     "enqueued_at",
     "reassembly_started_at",
 )
+#: The largest `takeovers` or `resends` believed; far more than any job will see.
+MAX_COUNTER = 10**9
 #: The key of the reconciler's cursor item in ReassemblyTriggered (no job has it).
 RECONCILE_CURSOR_KEY = "#reassembly-trigger/reconcile-cursor"
 
@@ -119,6 +121,18 @@ def _number(attribute: AttributeValue | None) -> int | None:
     except ArithmeticError:
         return None
     return int(value) if value.is_finite() else None
+
+
+def _counter(attribute: AttributeValue | None) -> int:
+    """A raw counter (`takeovers`, `resends`), which is written back plus one.
+
+    A value that cannot be such a count (not a number, negative, or beyond
+    `MAX_COUNTER`) counts from 0 again: written back plus one, a huge value such as
+    `1E+125` would exceed DynamoDB's 38 significant digits, and the take-over would
+    fail on every retry.
+    """
+    value = _number(attribute)
+    return value if value is not None and 0 <= value <= MAX_COUNTER else 0
 
 
 def _string(attribute: AttributeValue | None) -> str | None:
@@ -476,8 +490,8 @@ class LockRecord:
             message_id=_string(raw.get("message_id")),
             enqueued=_is_set(raw.get("enqueued_at")),
             reassembly_started=_is_set(raw.get("reassembly_started_at")),
-            takeovers=max(0, _number(raw.get("takeovers")) or 0),
-            resends=max(0, _number(raw.get("resends")) or 0),
+            takeovers=_counter(raw.get("takeovers")),
+            resends=_counter(raw.get("resends")),
         )
 
     @property
