@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from boto3.dynamodb.types import TypeDeserializer
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from reassembly_trigger.errors import (
     DeadlineReached,
@@ -166,7 +166,7 @@ class _BatchReader:
         """Every id's raw item (None where there is none), and the ids that could not be read.
 
         Only the keys AWS still leaves unprocessed after every round, or whose call
-        failed, are unavailable: what was returned is kept.
+        failed (with any error), are unavailable: what was returned is kept.
         """
         found: dict[str, Item | None] = {}
         unavailable: dict[str, Exception] = {}
@@ -174,15 +174,17 @@ class _BatchReader:
             chunk = list(dict.fromkeys(job_ids[start : start + BATCH_GET_LIMIT]))
             try:
                 self._read_chunk(chunk, found, budget, call_seconds)
-            except (ClientError, BotoCoreError, JobsUnavailable) as exc:
-                for job_id in chunk:
-                    if job_id not in found:
-                        unavailable[job_id] = exc
             except DeadlineReached as exc:  # these keys, and the rest, are retried later
                 for job_id in job_ids[start:]:
                     if job_id not in found:
                         unavailable[job_id] = exc
                 break
+            except Exception as exc:  # the jobs fail with it, never the whole batch
+                # An AWS error, or an answer nobody can read (botocore's parser raising
+                # something else): raised out of here, it would fail the whole invocation.
+                for job_id in chunk:
+                    if job_id not in found:
+                        unavailable[job_id] = exc
         return found, unavailable
 
     def _read_chunk(
