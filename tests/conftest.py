@@ -62,6 +62,24 @@ def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     reset_clients()
 
 
+@pytest.fixture(autouse=True)
+def _structlog_configuration_restored() -> Iterator[None]:
+    """Each test finds structlog as the one before found it.
+
+    The CLI commands configure structlog for their own output (`doctor`: WARNING level,
+    to the test's stderr); left in place, that level drops the next tests' transition
+    events and that stream is closed by then, so every later test that reads logs failed
+    when run after `test_doctor.py`.
+    """
+    was_configured = structlog.is_configured()
+    saved = structlog.get_config()
+    yield
+    if was_configured:
+        structlog.configure(**saved)
+    else:
+        structlog.reset_defaults()
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """A real moto server on 127.0.0.1 at an ephemeral port, for the whole session."""
