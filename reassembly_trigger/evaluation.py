@@ -68,9 +68,11 @@ AWS_ERRORS = (ClientError, BotoCoreError, JobsUnavailable)
 ANSWER_MARGIN_SECONDS = 1.0
 #: Time a step of one DynamoDB call needs before it may start.
 STEP_SECONDS = DYNAMODB_CALL_SECONDS + ANSWER_MARGIN_SECONDS
-#: Time taking the lock needs: the lock write and the send (the mark, if it cannot
-#: finish, is covered by the lease, which ends with the invocation).
-LOCK_SECONDS = DYNAMODB_CALL_SECONDS + SQS_CALL_SECONDS + ANSWER_MARGIN_SECONDS
+#: Time taking the lock needs: the lock write, the send, then the mark (or, when the
+#: send failed, the release). A lock is only taken when the whole protocol fits, so a
+#: slow AWS fails the job before it holds anything instead of overrunning the deadline
+#: (or leaving a sent message unmarked, which its retry would send again).
+LOCK_SECONDS = 2 * DYNAMODB_CALL_SECONDS + SQS_CALL_SECONDS + ANSWER_MARGIN_SECONDS
 #: Polling of a lock within its lease: first interval, growth, ceiling.
 POLL_FIRST_SECONDS = 0.1
 POLL_MAX_SECONDS = 1.0
@@ -475,11 +477,16 @@ class JobEvaluation:
         """Send the message and record it."""
         self.message_id = self._gw.queue.send(self.job_id)
         self._fire(Trigger.SEND, message_id=self.message_id)
+        # LOCK_SECONDS reserved this; checked all the same, as before every call.
+        self._budget.ensure("mark the lock", STEP_SECONDS)
         self._gw.lock.mark_enqueued(self.job_id, self._holder, self.message_id, self._now())
         self._fire(Trigger.MARK, message_id=self.message_id)
 
     def _release(self) -> bool:
         try:
+            # After a failed mark no time may be left: the lease then ends with the
+            # invocation, as for a holder that Lambda stopped.
+            self._budget.ensure("release the lock", STEP_SECONDS)
             return self._gw.lock.release(self.job_id, self._holder)
         except Exception as exc:  # the lease still ends with the invocation
             self._log.warning("lease_release_failed", **describe_aws_error(exc))

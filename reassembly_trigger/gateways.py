@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from boto3.dynamodb.types import TypeDeserializer
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from reassembly_trigger.errors import (
     DeadlineReached,
@@ -59,6 +59,8 @@ DECISIVE_LOCK_ATTRIBUTES = (
     "enqueued_at",
     "reassembly_started_at",
 )
+#: The largest `takeovers` or `resends` believed; far more than any job will see.
+MAX_COUNTER = 10**9
 #: The key of the reconciler's cursor item in ReassemblyTriggered (no job has it).
 RECONCILE_CURSOR_KEY = "#reassembly-trigger/reconcile-cursor"
 
@@ -119,6 +121,18 @@ def _number(attribute: AttributeValue | None) -> int | None:
     except ArithmeticError:
         return None
     return int(value) if value.is_finite() else None
+
+
+def _counter(attribute: AttributeValue | None) -> int:
+    """A raw counter (`takeovers`, `resends`), which is written back plus one.
+
+    A value that cannot be such a count (not a number, negative, or beyond
+    `MAX_COUNTER`) counts from 0 again: written back plus one, a huge value such as
+    `1E+125` would exceed DynamoDB's 38 significant digits, and the take-over would
+    fail on every retry.
+    """
+    value = _number(attribute)
+    return value if value is not None and 0 <= value <= MAX_COUNTER else 0
 
 
 def _string(attribute: AttributeValue | None) -> str | None:
@@ -192,7 +206,7 @@ class _BatchReader:
         """Every id's raw item (None where there is none), and the ids that could not be read.
 
         Only the keys AWS still leaves unprocessed after every round, or whose call
-        failed, are unavailable: what was returned is kept.
+        failed (with any error), are unavailable: what was returned is kept.
         """
         found: dict[str, Item | None] = {}
         unavailable: dict[str, Exception] = {}
@@ -200,15 +214,17 @@ class _BatchReader:
             chunk = list(dict.fromkeys(job_ids[start : start + BATCH_GET_LIMIT]))
             try:
                 self._read_chunk(chunk, found, budget, call_seconds)
-            except (ClientError, BotoCoreError, JobsUnavailable) as exc:
-                for job_id in chunk:
-                    if job_id not in found:
-                        unavailable[job_id] = exc
             except DeadlineReached as exc:  # these keys, and the rest, are retried later
                 for job_id in job_ids[start:]:
                     if job_id not in found:
                         unavailable[job_id] = exc
                 break
+            except Exception as exc:  # the jobs fail with it, never the whole batch
+                # An AWS error, or an answer nobody can read (botocore's parser raising
+                # something else): raised out of here, it would fail the whole invocation.
+                for job_id in chunk:
+                    if job_id not in found:
+                        unavailable[job_id] = exc
         return found, unavailable
 
     def _read_chunk(
@@ -516,8 +532,8 @@ class LockRecord:
             message_id=_string(raw.get("message_id")),
             enqueued=_is_set(raw.get("enqueued_at")),
             reassembly_started=_is_set(raw.get("reassembly_started_at")),
-            takeovers=max(0, _number(raw.get("takeovers")) or 0),
-            resends=max(0, _number(raw.get("resends")) or 0),
+            takeovers=_counter(raw.get("takeovers")),
+            resends=_counter(raw.get("resends")),
         )
 
     @property

@@ -343,7 +343,7 @@ def test_repair_takes_over_a_stale_unmarked_lock_and_enqueues_the_job(
         "job-orphan", holder="req-dead/1", triggered_at=now - HOUR, lease_expires_at=now - HOUR + 60
     )
 
-    status, result = doctor(capsys, "job-orphan", "--repair", "--timeout", "30")
+    status, result = doctor(capsys, "job-orphan", "--repair", "--timeout", "60")
 
     assert status == 0
     assert result["outcome"] == "enqueued"

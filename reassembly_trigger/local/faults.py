@@ -44,6 +44,14 @@ class FaultKind(StrEnum):
     LOST_RESPONSE = "lost_response"  # AWS did it; the response never came back
     CRASH = "crash"  # the invocation dies before the call goes out (raises SimulatedCrash)
     PAUSE = "pause"  # the caller waits at the call while the rule's `action` runs
+    #: BatchGetItem is carried out, but the requested keys that contain the rule's
+    #: `body_contains` text (every key without one) come back in `UnprocessedKeys`.
+    UNPROCESSED_KEYS = "unprocessed_keys"
+    #: A 200 answer whose body is `{}`: none of the fields the caller reads is there.
+    EMPTY_RESPONSE = "empty_response"
+    #: A 200 answer whose fields have the wrong types: botocore's parser fails with an
+    #: error that is neither a `ClientError` nor a `BotoCoreError`.
+    GARBLED_RESPONSE = "garbled_response"
 
 
 class SimulatedCrash(BaseException):
@@ -121,6 +129,42 @@ def _error_response(
     if service == "sqs":
         headers["x-amzn-query-error"] = f"{code};Sender"
     return AWSResponse(request.url, status, cast(Any, headers), _Raw(body.encode()))
+
+
+#: Output members of the calls we make; a string where a map or list belongs.
+_GARBLED_FIELDS = ("Responses", "UnprocessedKeys", "Item", "Items", "Attributes", "Count")
+
+
+def _ok_response(request: AWSPreparedRequest, payload: Any) -> AWSResponse:
+    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "injected"}
+    return AWSResponse(request.url, 200, cast(Any, headers), _Raw(json.dumps(payload).encode()))
+
+
+def _held_back(key: Any, texts: tuple[str, ...]) -> bool:
+    return all(text in json.dumps(key, ensure_ascii=False) for text in texts)
+
+
+def _unprocessed_keys_response(
+    request: AWSPreparedRequest, body: bytes, answer: AWSResponse, rule: FaultRule
+) -> AWSResponse:
+    """AWS's BatchGetItem answer with the rule's keys moved to `UnprocessedKeys`."""
+    if answer.status_code != 200:
+        return answer
+    texts = (rule.body_contains,) if isinstance(rule.body_contains, str) else rule.body_contains
+    parsed = json.loads(answer.content)
+    responses = parsed.setdefault("Responses", {})
+    unprocessed = parsed.setdefault("UnprocessedKeys", {})
+    for table, wanted in json.loads(body).get("RequestItems", {}).items():
+        held = [key for key in wanted["Keys"] if _held_back(key, texts or ())]
+        if not held:
+            continue
+        unprocessed[table] = {**wanted, "Keys": held}
+        responses[table] = [
+            item
+            for item in responses.get(table, [])
+            if not any(all(item.get(a) == v for a, v in key.items()) for key in held)
+        ]
+    return _ok_response(request, parsed)
 
 
 class FaultInjector:
@@ -232,6 +276,12 @@ class FaultInjector:
                 return _error_response(request, service, "InternalServerError", 500)
             if kind is FaultKind.CONNECT_TIMEOUT:
                 raise ConnectTimeoutError(endpoint_url=request.url)
+            if kind is FaultKind.EMPTY_RESPONSE:
+                return _ok_response(request, {})
+            if kind is FaultKind.GARBLED_RESPONSE:
+                return _ok_response(request, dict.fromkeys(_GARBLED_FIELDS, "garbled"))
+            if kind is FaultKind.UNPROCESSED_KEYS:
+                return _unprocessed_keys_response(request, body, self._http.send(request), rule)
             # LOST_RESPONSE: let AWS carry the request out, then lose its answer.
             self._http.send(request)
             raise ReadTimeoutError(endpoint_url=request.url)

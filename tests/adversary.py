@@ -1,0 +1,272 @@
+"""The adversary's harness: Lambda's entry point on the real trigger, against moto.
+
+`lambda_handler` itself is called, with the container's trigger built on clients that
+carry a `FaultInjector`, and on a simulated clock that also drives the context's
+remaining time, so leases, backoffs and deadlines pass without real waiting while
+every AWS call still goes to the moto server. Used by `test_hardening.py`,
+`test_fail_reasons.py` and `test_properties.py`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+import structlog
+
+from reassembly_trigger import handler
+from reassembly_trigger.batch import ReassemblyTrigger
+from reassembly_trigger.clients import AwsClients, session_clients
+from reassembly_trigger.local.clock import SimulatedClock
+from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule, instant_retries
+from reassembly_trigger.local.media_worker import MediaWorker
+from reassembly_trigger.local.stack import (
+    LOCAL_CREDENTIALS,
+    LocalAws,
+    ResourceNames,
+    Resources,
+    create_resources,
+)
+from reassembly_trigger.runtime import build_trigger
+
+from conftest import REGION, Pipeline
+
+#: Only the enqueue mark's UpdateItem carries this text.
+MARK = "SET enqueued_at"
+#: Only a take-over's UpdateItem carries this text.
+TAKE_OVER = "#takeovers = :takeovers"
+
+
+class RecordingClock(SimulatedClock):
+    """A simulated clock that also remembers every sleep (backoffs, polls)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.naps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        """Advance simulated time by `seconds`, and note it."""
+        self.naps.append(seconds)
+        super().sleep(seconds)
+
+
+@dataclass
+class SimulatedContext:
+    """Lambda's context object whose remaining time runs down on the simulated clock."""
+
+    clock: SimulatedClock
+    deadline: float
+    aws_request_id: str = field(default_factory=lambda: f"req-{uuid.uuid4().hex[:8]}")
+    function_name: str = "reassembly-trigger"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left on the simulated clock (never negative)."""
+        return max(0, int((self.deadline - self.clock.now()) * 1000))
+
+
+@dataclass
+class Adversary:
+    """The trigger on faulty clients and simulated time, and the pipeline around it."""
+
+    trigger: ReassemblyTrigger
+    clock: RecordingClock
+    faults: FaultInjector
+    pipeline: Pipeline
+    worker: MediaWorker
+    logs: list[dict[str, Any]]
+    #: The deadline of the last invocation, and the simulated time it returned at.
+    deadline: float = 0.0
+    returned_at: float = 0.0
+
+    def invoke(self, event: Any, *, remaining: float = 60.0, request_id: str | None = None) -> Any:
+        """Call `lambda_handler` as Lambda would, with `remaining` seconds to live."""
+        self.deadline = self.clock.now() + remaining
+        context = SimulatedContext(self.clock, self.deadline)
+        if request_id is not None:
+            context.aws_request_id = request_id
+        try:
+            return handler.lambda_handler(event, context)
+        finally:
+            self.returned_at = self.clock.now()
+
+    def transitions(self, job_id: str | None = None) -> list[dict[str, Any]]:
+        """Transition events, of one job or of all."""
+        return [
+            e
+            for e in self.logs
+            if e["event"] == "transition" and (job_id is None or e["job_id"] == job_id)
+        ]
+
+    def triggers(self, job_id: str) -> list[str]:
+        """The triggers of a job's transitions, in order."""
+        return [t["trigger"] for t in self.transitions(job_id)]
+
+    def final(self, job_id: str) -> dict[str, Any]:
+        """A job's last transition."""
+        return self.transitions(job_id)[-1]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """Log events by name."""
+        return [e for e in self.logs if e["event"] == name]
+
+    def ready_job(self, job_id: str, total: int = 2, **job: Any) -> list[dict[str, Any]]:
+        """A chunked job with every segment done; its completion records."""
+        self.pipeline.add_job(job_id, total_segments=total, **job)
+        self.pipeline.complete(job_id, range(total))
+        return self.pipeline.completion_records(job_id, range(total))
+
+    def put_raw_lock(self, job_id: str, **attributes: dict[str, Any]) -> None:
+        """Write a lock item with attributes given as raw DynamoDB JSON, any type."""
+        self.pipeline.aws.dynamodb.put_item(
+            TableName=self.pipeline.names.reassembly_triggered_table,
+            Item={"job_id": {"S": job_id}, **attributes},
+        )
+
+    def raw_lock(self, job_id: str) -> dict[str, Any] | None:
+        """The lock item as stored, in DynamoDB JSON."""
+        item = self.pipeline.aws.dynamodb.get_item(
+            TableName=self.pipeline.names.reassembly_triggered_table,
+            Key={"job_id": {"S": job_id}},
+            ConsistentRead=True,
+        ).get("Item")
+        return dict(item) if item else None
+
+    def messages(self) -> list[str]:
+        """The job ids of every message received from the queue so far (drains it)."""
+        return [body["job_id"] for body in self.pipeline.bodies()]
+
+    def messages_for(self, job_id: str) -> int:
+        """How many messages the queue got for `job_id` (drains it)."""
+        return self.messages().count(job_id)
+
+    def slow_calls(self, seconds: float, operation: str = "*") -> FaultRule:
+        """Make every call (of `operation`) take `seconds` of simulated time."""
+        return self.faults.add(
+            FaultRule(
+                operation,
+                FaultKind.PAUSE,
+                action=lambda: self.clock.advance(seconds),
+                label=f"slow-{operation}",
+            )
+        )
+
+
+def wipe(aws: LocalAws, resources: Resources) -> None:
+    """Empty the tables and the reassembly queue, so one set of resources serves many
+    tests (creating tables and queues costs more than the tests that use them)."""
+    names = resources.names
+    keys = {
+        names.jobs_table: ("job_id",),
+        names.segment_completions_table: ("job_id", "segment_index"),
+        names.reassembly_triggered_table: ("job_id",),
+    }
+    for table, key_names in keys.items():
+        for page in aws.dynamodb.get_paginator("scan").paginate(TableName=table):
+            for item in page["Items"]:
+                aws.dynamodb.delete_item(
+                    TableName=table, Key={name: item[name] for name in key_names}
+                )
+    url = resources.reassembly_queue_url
+    while got := aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        for message in got:
+            aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+class CallBudgetExceeded(BaseException):
+    """The code under test made more AWS calls than any bounded evaluation could: a spin.
+
+    A `BaseException`, so no `except Exception` of the code under test can absorb it;
+    it ends the invocation and the test, instead of letting a spin run for ever.
+    """
+
+
+def _call_guard(faults: FaultInjector, limit: int) -> FaultRule:
+    def check() -> None:
+        made = sum(faults.calls.values())
+        if made > limit:
+            raise CallBudgetExceeded(f"{made} AWS calls (limit {limit}): {dict(faults.calls)}")
+
+    return faults.add(FaultRule("*", FaultKind.PAUSE, action=check, label="call-guard"))
+
+
+@dataclass
+class Arena:
+    """What is slow to make, made once per test module: tables and queues, and clients.
+
+    Each test empties it (`wipe`) and resets the fault injector; the simulated clock
+    only ever moves forward, so tests place their times relative to `clock.now()`.
+    """
+
+    endpoint: str
+    resources: Resources
+    #: The pipeline's and the media worker's clients (no faults).
+    aws: LocalAws
+    #: The trigger's clients, with `faults` attached and retries on `clock`.
+    clients: AwsClients
+    faults: FaultInjector
+    clock: RecordingClock
+
+
+#: Connections of the trigger's clients: enough for the largest pool a test uses.
+ARENA_POOL = 16
+
+
+def make_arena(endpoint: str, *, fifo: bool = False) -> Arena:
+    """Fresh tables and queues (a FIFO reassembly queue with `fifo`) and clients."""
+    aws = LocalAws.connect(endpoint, REGION)
+    prefix = f"h{uuid.uuid4().hex[:10]}"
+    resources = create_resources(aws, ResourceNames.with_prefix(prefix, fifo=fifo))
+    clock = RecordingClock()
+    session = boto3.session.Session(region_name=REGION, **LOCAL_CREDENTIALS)
+    clients = session_clients(session, ARENA_POOL, endpoint_url=endpoint)
+    faults = FaultInjector()
+    for client in (clients.dynamodb, clients.sqs):
+        faults.attach(client)
+        instant_retries(client, clock.sleep)
+    return Arena(endpoint, resources, aws, clients, faults, clock)
+
+
+def _reset(faults: FaultInjector) -> None:
+    faults.clear()
+    # The same draws for the same test (hypothesis replays examples to shrink them).
+    faults._rng.seed(0)
+    faults.enabled = True
+    for counter in (faults.calls, faults.injected, faults.fired):
+        counter.clear()
+
+
+@contextmanager
+def adversary(
+    monkeypatch: pytest.MonkeyPatch,
+    arena: Arena,
+    *,
+    concurrency: int = 1,
+    lease_wait_seconds: int = 5,
+    call_limit: int = 500,
+    wipe_first: bool = True,
+) -> Iterator[Adversary]:
+    """The harness on `arena` (emptied first), installed as the container's trigger.
+
+    More than `call_limit` AWS calls raise `CallBudgetExceeded`.
+    """
+    if wipe_first:
+        wipe(arena.aws, arena.resources)
+    _reset(arena.faults)
+    _call_guard(arena.faults, call_limit)
+    arena.clock.naps.clear()
+    settings = arena.resources.settings(
+        evaluation_concurrency=concurrency, lease_wait_seconds=lease_wait_seconds
+    )
+    trigger = build_trigger(settings, clients=arena.clients, clock=arena.clock, renderer=None)
+    # The container's trigger and clock, as `lambda_handler` finds them.
+    monkeypatch.setattr(handler, "_trigger", trigger)
+    monkeypatch.setattr(handler, "SystemClock", lambda: arena.clock)
+    pipeline = Pipeline(arena.aws, arena.resources)
+    worker = MediaWorker(arena.aws, arena.resources, arena.clock)
+    with structlog.testing.capture_logs() as logs:
+        yield Adversary(trigger, arena.clock, arena.faults, pipeline, worker, logs)
