@@ -61,6 +61,8 @@ DECISIVE_LOCK_ATTRIBUTES = (
 )
 #: The largest `takeovers` or `resends` believed; far more than any job will see.
 MAX_COUNTER = 10**9
+#: The latest epoch second believed in a timestamp (year 2286).
+MAX_EPOCH = 9_999_999_999
 #: The key of the reconciler's cursor item in ReassemblyTriggered (no job has it).
 RECONCILE_CURSOR_KEY = "#reassembly-trigger/reconcile-cursor"
 
@@ -407,7 +409,9 @@ class JobStore:
                 job_id = _string(item.get("job_id"))
                 created_at = _number(item.get("created_at"))
                 if job_id is not None and created_at is not None:
-                    jobs.append(InFlightJob(job_id, created_at))
+                    # A creation time no clock could give (-1E+125) is listed at 0, so
+                    # the job is reached and the cursor stays a number DynamoDB accepts.
+                    jobs.append(InFlightJob(job_id, min(max(created_at, 0), MAX_EPOCH)))
             start_key = page.get("LastEvaluatedKey")
             if not start_key:
                 return jobs

@@ -37,11 +37,13 @@ from reassembly_trigger.batch import ReassemblyTrigger, outcome_counts
 from reassembly_trigger.clients import DYNAMODB_CALL_SECONDS
 from reassembly_trigger.errors import DeadlineReached
 from reassembly_trigger.evaluation import (
+    AWS_ERRORS,
     LOCK_SECONDS,
     Invocation,
     InvocationBudget,
     JobOutcome,
     SystemClock,
+    describe_aws_error,
 )
 from reassembly_trigger.gateways import (
     BATCH_GET_LIMIT,
@@ -268,12 +270,18 @@ class Reconciler:
         if save_cursor:
             # Truncated: the next run starts after the last job reached. Complete: from
             # the oldest again.
-            self.cursor.write(
+            cursor = (
                 ReconcileCursor(last.created_at, last.job_id)
                 if result.truncated and last is not None
-                else None,
-                int(now),
+                else None
             )
+            try:
+                self.cursor.write(cursor, int(now))
+            except AWS_ERRORS as exc:
+                # The run's work stands; the next one starts from the oldest instead.
+                structlog.get_logger("reassembly_trigger").warning(
+                    "reconcile_cursor_not_saved", **describe_aws_error(exc)
+                )
 
     def _note(
         self, outcome: JobOutcome, created_at: int | None, now: float, result: ReconcileResult

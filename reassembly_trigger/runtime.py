@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from reassembly_trigger.batch import ReassemblyTrigger
-from reassembly_trigger.clients import DYNAMODB_CALL_SECONDS, AwsClients, aws_clients
-from reassembly_trigger.evaluation import Clock, Gateways, SystemClock
+from reassembly_trigger.clients import AwsClients, aws_clients
+from reassembly_trigger.evaluation import STEP_SECONDS, Clock, Gateways, SystemClock
 from reassembly_trigger.gateways import (
     JobStore,
     ReassemblyLock,
@@ -26,12 +26,12 @@ def build_gateways(settings: Settings, clients: AwsClients, clock: Clock) -> Gat
             clients.dynamodb,
             settings.jobs_table_name,
             sleep=clock.sleep,
-            call_seconds=DYNAMODB_CALL_SECONDS,
+            call_seconds=STEP_SECONDS,
         ),
         completions=SegmentCompletions(
             clients.dynamodb,
             settings.segment_completions_table_name,
-            call_seconds=DYNAMODB_CALL_SECONDS,
+            call_seconds=STEP_SECONDS,
         ),
         lock=ReassemblyLock(clients.dynamodb, settings.reassembly_triggered_table_name),
         queue=ReassemblyQueue(clients.sqs, settings.reassembly_queue_url),

@@ -32,7 +32,7 @@ from reassembly_trigger.local.stack import (
     Resources,
     create_resources,
 )
-from reassembly_trigger.runtime import build_trigger
+from reassembly_trigger.runtime import PerProcess, build_trigger
 
 from conftest import REGION, Pipeline
 
@@ -264,7 +264,7 @@ def adversary(
     )
     trigger = build_trigger(settings, clients=arena.clients, clock=arena.clock, renderer=None)
     # The container's trigger and clock, as `lambda_handler` finds them.
-    monkeypatch.setattr(handler, "_trigger", trigger)
+    monkeypatch.setattr(handler, "_trigger", PerProcess(lambda: trigger))
     monkeypatch.setattr(handler, "SystemClock", lambda: arena.clock)
     pipeline = Pipeline(arena.aws, arena.resources)
     worker = MediaWorker(arena.aws, arena.resources, arena.clock)

@@ -276,3 +276,24 @@ def test_the_local_stack_has_the_pipelines_status_index(
     index = indexes["status-created_at"]
     assert [k["AttributeName"] for k in index["KeySchema"]] == ["status", "created_at"]
     assert index["Projection"]["ProjectionType"] == "ALL"
+
+
+def test_a_job_with_an_impossible_creation_time_is_reached_and_the_run_ends_cleanly(
+    pipeline: Pipeline, moto_endpoint: str, resources: Resources
+) -> None:
+    """A `created_at` no clock could give (-1E+125) neither hides the job nor breaks the
+    cursor the run saves (a 126-digit number DynamoDB would refuse)."""
+    pipeline.add_job("job-odd", total_segments=1, created_at=0)
+    pipeline.aws.dynamodb.update_item(
+        TableName=resources.names.jobs_table,
+        Key={"job_id": {"S": "job-odd"}},
+        UpdateExpression="SET created_at = :odd",
+        ExpressionAttributeValues={":odd": {"N": "-1E+125"}},
+    )
+    pipeline.complete("job-odd", [0])
+    with simulated_trigger(moto_endpoint, resources, reconcile_min_age_seconds=0) as simulated:
+        clock = simulated.clock
+        result = simulated.reconciler(chunk_size=1).run({}, Invocation("run", clock.now() + 300))
+
+    assert result.enqueued == ["job-odd"]
+    assert pipeline.bodies() == [{"job_id": "job-odd"}]

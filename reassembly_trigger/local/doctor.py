@@ -13,6 +13,7 @@ The verdicts are defined in docs/operations.md ("Verdicts").
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from reassembly_trigger.batch import ReassemblyTrigger, job_lookup
 from reassembly_trigger.clients import aws_clients
 from reassembly_trigger.errors import LockChanged
 from reassembly_trigger.evaluation import (
+    LOCK_SECONDS,
     Clock,
     Invocation,
     JobEvaluation,
@@ -57,6 +59,9 @@ DEFAULT_GRACE_SECONDS = 300
 DEFAULT_REPAIR_TIMEOUT_SECONDS = 60.0
 #: The longest `--repair --timeout` accepted: no lease outlives Lambda's maximum timeout.
 MAX_REPAIR_TIMEOUT_SECONDS = float(MAX_LEASE_SECONDS)
+#: The shortest `--repair --timeout` that can take a lock: the machine takes it only when
+#: the lock, the send and the mark all fit (`LOCK_SECONDS`), after the load and count.
+MIN_REPAIR_TIMEOUT_SECONDS = float(math.ceil(LOCK_SECONDS) + 5)
 #: The dry run never waits, so its deadline only names a lease it never takes.
 _DRY_RUN_TIMEOUT_SECONDS = 60.0
 

@@ -23,6 +23,7 @@ from reassembly_trigger.local.doctor import (
     DEFAULT_GRACE_SECONDS,
     DEFAULT_REPAIR_TIMEOUT_SECONDS,
     MAX_REPAIR_TIMEOUT_SECONDS,
+    MIN_REPAIR_TIMEOUT_SECONDS,
     Diagnosis,
     Doctor,
     DoctorError,
@@ -81,11 +82,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--timeout",
         # No lease may outlive Lambda's maximum timeout.
-        type=seconds(high=MAX_REPAIR_TIMEOUT_SECONDS),
+        type=seconds(
+            low=MIN_REPAIR_TIMEOUT_SECONDS, high=MAX_REPAIR_TIMEOUT_SECONDS, allow_low=True
+        ),
         default=DEFAULT_REPAIR_TIMEOUT_SECONDS,
         metavar="SECONDS",
         help="--repair's deadline: its lease, and how long it may wait for another holder "
-        f"(default {DEFAULT_REPAIR_TIMEOUT_SECONDS:g}, at most {MAX_REPAIR_TIMEOUT_SECONDS:g})",
+        f"(default {DEFAULT_REPAIR_TIMEOUT_SECONDS:g}, from {MIN_REPAIR_TIMEOUT_SECONDS:g}: "
+        f"the lock, send and mark must fit; at most {MAX_REPAIR_TIMEOUT_SECONDS:g})",
     )
     parser.add_argument(
         "--grace",
