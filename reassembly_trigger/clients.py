@@ -12,13 +12,20 @@ evaluation checks against the invocation's time left before it starts a step:
   Throttling or a 5xx on the send fails the job, and Lambda (or the reconciler)
   retries it.
 
-Region and endpoints come from the standard AWS SDK settings: the region from
-`AWS_REGION` (set by Lambda) or `AWS_DEFAULT_REGION`, endpoints from `AWS_ENDPOINT_URL`,
-`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SQS`.
+Region and endpoints come from the standard settings, as botocore reads them (checked
+on botocore 1.44): the region from `AWS_DEFAULT_REGION`, else the profile's `region`
+(`AWS_PROFILE`, `AWS_CONFIG_FILE`); botocore never takes it from `AWS_REGION` (it reads
+that only to choose its "auto" defaults mode inside AWS). Lambda sets both variables to
+the function's region. `aws_clients` passes `AWS_REGION`, when set, as the session's
+region (the AWS CLI's precedence), so a worker calling `trigger_job` works with either
+variable alone, as the `reassembly-trigger` CLI does (it copies `AWS_REGION` over
+`AWS_DEFAULT_REGION`). Endpoints come from
+`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SQS`.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -108,7 +115,10 @@ def aws_clients(pool_size: int) -> AwsClients:
 
             # A session of our own: boto3's default session is not thread-safe to
             # create clients from, and tests may reset the cache between mocks.
-            clients = session_clients(boto3.session.Session(), pool_size)
+            # botocore reads the region from AWS_DEFAULT_REGION (or the profile), never
+            # AWS_REGION; Lambda sets both, a worker calling `trigger_job` may set one.
+            region = os.environ.get("AWS_REGION", "").strip() or None
+            clients = session_clients(boto3.session.Session(region_name=region), pool_size)
             _cache[pool_size] = clients
         return clients
 

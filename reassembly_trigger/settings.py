@@ -46,10 +46,11 @@ __all__ = ["ENVIRONMENT_VARIABLES", "REQUIRED_VARIABLES", "Settings", "SettingsE
 class Settings:
     """Everything the Lambda and the reconciler read from their environment.
 
-    Endpoints, region and credentials are not here: boto3 reads them from the
-    standard AWS SDK settings (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`,
-    `AWS_ENDPOINT_URL_SQS`, and the region from `AWS_REGION`, which Lambda sets, or
-    `AWS_DEFAULT_REGION`), so a local stack needs no code change.
+    Endpoints, region and credentials are not here: botocore reads them from the
+    standard settings (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`,
+    `AWS_ENDPOINT_URL_SQS`; the region from `AWS_REGION`, which `clients.aws_clients`
+    passes on because botocore ignores it, else `AWS_DEFAULT_REGION` or the profile's
+    `region`), so a local stack needs no code change.
     """
 
     jobs_table_name: str

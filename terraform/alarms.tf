@@ -1,23 +1,26 @@
 # The alarms docs/operations.md recommends, as code. Each has a threshold variable;
 # alarm_sns_topic_arn (optional) receives both the alarm and its recovery. Alarms on a
-# function exist only when the function does (no zip: none planned).
+# function exist only when the function does (no zip: none planned; without the stream
+# trigger: only the reconciler's).
 #
 # The EMF metrics have the one dimension FunctionName; every metric is written on every
 # invocation (zeros included), so missing data means "no invocation", never "failing".
 
 locals {
-  alarms_on_functions = local.deployed && var.alarms_enabled
-  alarm_actions       = var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]
-  function_names = {
-    trigger    = var.function_name
-    reconciler = local.reconciler_name
-  }
+  alarms_on_functions      = local.deployed && var.alarms_enabled
+  alarms_on_stream_trigger = local.stream_deployed && var.alarms_enabled
+  alarm_actions            = var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]
+  # The functions this configuration deploys.
+  function_names = merge(
+    local.stream_trigger ? { trigger = var.function_name } : {},
+    { reconciler = local.reconciler_name },
+  )
 }
 
 # A stream falling behind: throttling, or a retried batch blocking its shard. One alarm
 # per mapping, through the mapping's own alias (main.tf).
 resource "aws_cloudwatch_metric_alarm" "iterator_age" {
-  for_each = local.alarms_on_functions ? local.mapping_aliases : {}
+  for_each = local.alarms_on_stream_trigger ? local.mapping_aliases : {}
 
   alarm_name        = "${var.function_name}-iterator-age-${replace(each.key, "_", "-")}"
   alarm_description = "The ${each.key} stream mapping is falling behind (IteratorAge above ${var.iterator_age_alarm_threshold_ms} ms): throttling, or a batch retried on its shard. See docs/operations.md."
@@ -40,14 +43,14 @@ resource "aws_cloudwatch_metric_alarm" "iterator_age" {
 
 # Lambda gave up on a batch (retries or record age ran out) and sent its metadata here.
 resource "aws_cloudwatch_metric_alarm" "on_failure_messages" {
-  count = var.alarms_enabled ? 1 : 0
+  count = var.alarms_enabled && local.stream_trigger ? 1 : 0
 
   alarm_name        = "${var.function_name}-batches-given-up"
-  alarm_description = "The on-failure queue ${aws_sqs_queue.on_failure.name} holds given-up batches: some records were never evaluated (the reconciler covers their jobs; find why). See docs/operations.md, The on-failure queue."
+  alarm_description = "The on-failure queue ${aws_sqs_queue.on_failure[0].name} holds given-up batches: some records were never evaluated (the reconciler covers their jobs; find why). See docs/operations.md, The on-failure queue."
   namespace         = "AWS/SQS"
   metric_name       = "ApproximateNumberOfMessagesVisible"
   dimensions = {
-    QueueName = aws_sqs_queue.on_failure.name
+    QueueName = aws_sqs_queue.on_failure[0].name
   }
   statistic           = "Maximum"
   period              = var.alarm_period_seconds
@@ -62,7 +65,7 @@ resource "aws_cloudwatch_metric_alarm" "on_failure_messages" {
 
 # Failures that persist: single failures are retried and usually pass.
 resource "aws_cloudwatch_metric_alarm" "failed_jobs" {
-  count = local.alarms_on_functions ? 1 : 0
+  count = local.alarms_on_stream_trigger ? 1 : 0
 
   alarm_name        = "${var.function_name}-failed-jobs"
   alarm_description = "Jobs keep failing (JobsFailed above ${var.failed_jobs_alarm_threshold} in ${var.failed_jobs_alarm_evaluation_periods} consecutive periods): retries are running out. The Failed<Reason> metrics and the \"Failures\" query say why."
@@ -84,7 +87,7 @@ resource "aws_cloudwatch_metric_alarm" "failed_jobs" {
 
 # Only a bug ends a job with `unexpected_error`: worth one period, not three.
 resource "aws_cloudwatch_metric_alarm" "unexpected_errors" {
-  count = local.alarms_on_functions ? 1 : 0
+  count = local.alarms_on_stream_trigger ? 1 : 0
 
   alarm_name          = "${var.function_name}-unexpected-errors"
   alarm_description   = "A job failed with unexpected_error (FailedUnexpectedError above ${var.unexpected_errors_alarm_threshold}): a bug. Its records are retried until the on-failure queue."
@@ -125,7 +128,7 @@ resource "aws_cloudwatch_metric_alarm" "function_errors" {
 # The stream function has no reserved concurrency: throttles mean the account's limit.
 # (The reconciler's reserved concurrency of 1 throttles an overlapping run on purpose.)
 resource "aws_cloudwatch_metric_alarm" "function_throttles" {
-  count = local.alarms_on_functions ? 1 : 0
+  count = local.alarms_on_stream_trigger ? 1 : 0
 
   alarm_name          = "${var.function_name}-throttles"
   alarm_description   = "${var.function_name} was throttled (Throttles above ${var.function_throttles_alarm_threshold}): the streams wait, IteratorAge grows."
@@ -143,12 +146,12 @@ resource "aws_cloudwatch_metric_alarm" "function_throttles" {
   tags                = var.tags
 }
 
-# Every job the reconciler enqueues is one the stream path missed.
+# Every job the reconciler enqueues is one the stream path (or trigger_job) missed.
 resource "aws_cloudwatch_metric_alarm" "reconciler_enqueued" {
   count = local.alarms_on_functions ? 1 : 0
 
   alarm_name          = "${local.reconciler_name}-enqueued"
-  alarm_description   = "The reconciler enqueued jobs the stream path missed (JobsEnqueued above ${var.reconciler_enqueued_alarm_threshold}): they are sent now; find why the stream path missed them (on-failure queue, Jobs-stream mapping, errors)."
+  alarm_description   = "The reconciler enqueued jobs ${local.fast_path} missed (JobsEnqueued above ${var.reconciler_enqueued_alarm_threshold}): they are sent now; find why ${local.fast_path} missed them (${local.stream_trigger ? "on-failure queue, Jobs-stream mapping, errors" : "workers that died or failed after their write, chunking completed after the last segment"})."
   namespace           = var.metrics_namespace
   metric_name         = "JobsEnqueued"
   dimensions          = { FunctionName = local.reconciler_name }

@@ -1,5 +1,7 @@
 # One page for an operator: what the trigger did (EMF metrics), whether the streams keep
 # up (iterator age per mapping), what the reconciler caught, and the alarms' states.
+# Without the stream trigger, only the reconciler's graphs and alarms (the workers'
+# trigger_job metrics carry their own FunctionName, not the module's).
 
 locals {
   # The per-reason metrics (the core's closed sets of reasons; docs/operations.md).
@@ -36,7 +38,7 @@ locals {
     ["AWS/Lambda", pair[1], "FunctionName", pair[0], { stat = "Sum", label = "${pair[0]} ${pair[1]}" }]
   ]
   on_failure = [
-    ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.on_failure.name, { stat = "Maximum" }],
+    ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", one(aws_sqs_queue.on_failure[*].name), { stat = "Maximum" }],
   ]
   emf_reconciler = concat(
     [
@@ -64,17 +66,19 @@ locals {
     for name in local.alarm_names : "arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${name}"
   ]
 
-  graphs = [
-    { title = "Stream: records and jobs by outcome", metrics = local.emf_stream },
-    { title = "Stream: skips by reason", metrics = local.emf_skips },
-    { title = "Stream: failures by reason", metrics = local.emf_failures },
-    { title = "Stream: invocation duration (ms)", metrics = local.emf_duration },
-    { title = "Iterator age per stream mapping (ms)", metrics = local.iterator_age },
-    { title = "On-failure queue: given-up batches", metrics = local.on_failure },
-    { title = "Functions: errors and throttles", metrics = local.lambda_health },
-    { title = "Reconciler: jobs examined, enqueued (missed by the stream path), unclaimed", metrics = local.emf_reconciler },
-    { title = "Reconciler: run duration (ms)", metrics = local.emf_reconcile_duration },
+  # `stream`: the graph is about the stream function, its mappings or its queue.
+  all_graphs = [
+    { stream = true, title = "Stream: records and jobs by outcome", metrics = local.emf_stream },
+    { stream = true, title = "Stream: skips by reason", metrics = local.emf_skips },
+    { stream = true, title = "Stream: failures by reason", metrics = local.emf_failures },
+    { stream = true, title = "Stream: invocation duration (ms)", metrics = local.emf_duration },
+    { stream = true, title = "Iterator age per stream mapping (ms)", metrics = local.iterator_age },
+    { stream = true, title = "On-failure queue: given-up batches", metrics = local.on_failure },
+    { stream = false, title = "Functions: errors and throttles", metrics = local.lambda_health },
+    { stream = false, title = "Reconciler: jobs examined, enqueued (missed by ${local.fast_path}), unclaimed", metrics = local.emf_reconciler },
+    { stream = false, title = "Reconciler: run duration (ms)", metrics = local.emf_reconcile_duration },
   ]
+  graphs = [for graph in local.all_graphs : graph if local.stream_trigger || !graph.stream]
 
   dashboard_widgets = concat(
     length(local.alarm_arns) == 0 ? [] : [{

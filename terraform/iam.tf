@@ -3,7 +3,8 @@
 # reads, on-failure sends, logs), each on its own resource; the schedule may invoke
 # only the reconciler's alias. The only "*" resource is dynamodb:ListStreams, which AWS
 # does not scope to a resource (it lists the account's streams), and which Lambda's
-# stream poller calls.
+# stream poller calls. The code's own calls are one document (trigger_job), shared by
+# the stream function and offered to workers that trigger on write (an output).
 
 locals {
   stream_arns = compact([var.segment_completions_stream_arn, var.jobs_stream_arn])
@@ -26,15 +27,12 @@ data "aws_iam_policy_document" "assume_role" {
   }
 }
 
-# ------------------------------------------------------------------ the stream function
+# ------------------------------------------------------------------ the code's calls
 
-resource "aws_iam_role" "trigger" {
-  name               = var.function_name
-  assume_role_policy = data.aws_iam_policy_document.assume_role.json
-  tags               = var.tags
-}
-
-data "aws_iam_policy_document" "trigger" {
+# What reassembly_trigger.trigger_job (and the stream handler, which runs the same
+# machine) calls, whoever runs it: the stream function's role includes it, and a
+# worker's role attaches it for trigger on write (output trigger_job_policy_json).
+data "aws_iam_policy_document" "trigger_job" {
   # JobStore.load_jobs reads the jobs of a batch with BatchGetItem (never GetItem).
   statement {
     sid       = "ReadJobs"
@@ -67,6 +65,42 @@ data "aws_iam_policy_document" "trigger" {
     resources = [var.reassembly_queue_arn]
   }
 
+  # Only when tables or queues are encrypted with customer-managed keys.
+  dynamic "statement" {
+    for_each = length(var.kms_key_arns) > 0 ? [var.kms_key_arns] : []
+    content {
+      sid       = "UseCustomerManagedKeys"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = statement.value
+    }
+  }
+}
+
+# ------------------------------------------------------------------ the stream function
+
+resource "aws_iam_role" "trigger" {
+  count = local.stream_trigger ? 1 : 0
+
+  name               = var.function_name
+  assume_role_policy = data.aws_iam_policy_document.assume_role.json
+  tags               = var.tags
+
+  lifecycle {
+    # The mode's inputs, checked before anything of the stream function is created.
+    precondition {
+      condition     = var.segment_completions_stream_arn != null
+      error_message = "segment_completions_stream_arn is required with stream_trigger_enabled = true (the stream function's mapping); set stream_trigger_enabled = false for trigger on write alone."
+    }
+  }
+}
+
+data "aws_iam_policy_document" "trigger" {
+  count = local.stream_trigger ? 1 : 0
+
+  # The code's own calls, exactly as a worker gets them.
+  source_policy_documents = [data.aws_iam_policy_document.trigger_job.json]
+
   # Lambda's stream poller reads the streams with the function's role.
   statement {
     sid       = "ReadTheStreams"
@@ -88,7 +122,7 @@ data "aws_iam_policy_document" "trigger" {
     sid       = "ReportGivenUpBatches"
     effect    = "Allow"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.on_failure.arn]
+    resources = [aws_sqs_queue.on_failure[0].arn]
   }
 
   # The log group is created here, so the function only writes streams and events to it.
@@ -96,25 +130,16 @@ data "aws_iam_policy_document" "trigger" {
     sid       = "WriteOwnLogs"
     effect    = "Allow"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.trigger.arn}:*"]
-  }
-
-  # Only when tables or queues are encrypted with customer-managed keys.
-  dynamic "statement" {
-    for_each = length(var.kms_key_arns) > 0 ? [var.kms_key_arns] : []
-    content {
-      sid       = "UseCustomerManagedKeys"
-      effect    = "Allow"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = statement.value
-    }
+    resources = ["${aws_cloudwatch_log_group.trigger[0].arn}:*"]
   }
 }
 
 resource "aws_iam_role_policy" "trigger" {
+  count = local.stream_trigger ? 1 : 0
+
   name   = "${var.function_name}-least-privilege"
-  role   = aws_iam_role.trigger.id
-  policy = data.aws_iam_policy_document.trigger.json
+  role   = aws_iam_role.trigger[0].id
+  policy = data.aws_iam_policy_document.trigger[0].json
 }
 
 # ------------------------------------------------------------------ the reconciler
@@ -123,6 +148,16 @@ resource "aws_iam_role" "reconciler" {
   name               = local.reconciler_name
   assume_role_policy = data.aws_iam_policy_document.assume_role.json
   tags               = var.tags
+
+  lifecycle {
+    # On the role every configuration creates: a Jobs mapping needs the stream
+    # function, which trigger on write alone does not have.
+    precondition {
+      # (A conditional, not ||: known at plan time even when the ARN is not.)
+      condition     = local.stream_trigger ? true : var.jobs_stream_arn == null
+      error_message = "jobs_stream_arn needs the stream function (stream_trigger_enabled = true). For trigger on write alone, leave it null and have the writer of chunking_complete call trigger_job too (or leave those jobs to the reconciler)."
+    }
+  }
 }
 
 data "aws_iam_policy_document" "reconciler" {

@@ -1,6 +1,15 @@
 # reassembly-trigger: the stream function, its aliases, log group, on-failure queue and
 # stream mappings. The reconciler is in reconciler.tf, IAM in iam.tf, alarms in
 # alarms.tf, the dashboard in dashboard.tf, plan-time checks in checks.tf.
+#
+# Two gates, both known at plan time whatever the pipeline passes in:
+# - local.deployed (the zip exists): nothing that runs code is planned without it;
+# - var.stream_trigger_enabled: false deploys the reconciler alone, for workers that
+#   call reassembly_trigger.trigger_job after each write (trigger on write): no stream
+#   function, role, log group, alias, mapping, on-failure queue or alarm on them.
+# A stream ARN's null-ness is never a gate on its own: an ARN of a table created in
+# the same apply is unknown at plan time, and Terraform cannot count on an unknown.
+# Conditionals (`a ? (b ? 1 : 0) : 0`) short-circuit where `a && b` would not.
 
 locals {
   # The build names its output by target, so the default follows runtime/architecture.
@@ -24,6 +33,12 @@ locals {
   rebuild_hint    = "RUNTIME=${var.runtime} ARCH=${var.architecture} bash scripts/build_deploy_zip.sh"
   reconciler_name = "${var.function_name}-reconciler"
 
+  stream_trigger = var.stream_trigger_enabled
+  # The stream function's code, only where both gates are open.
+  stream_deployed = local.deployed ? local.stream_trigger : false
+  # Who sends a job's message first; the reconciler sends what it missed.
+  fast_path = local.stream_trigger ? "the stream path" : "the workers' trigger_job calls"
+
   # Both functions read the same environment (the core's settings).
   environment = {
     JOBS_TABLE_NAME                 = var.jobs_table_name
@@ -40,11 +55,12 @@ locals {
   }
 
   # Each mapping invokes an alias of its own, so IteratorAge (dimensions FunctionName
-  # and Resource = function:alias) is measured, and alarmed on, per stream.
-  mapping_aliases = merge(
+  # and Resource = function:alias) is measured, and alarmed on, per stream. Without the
+  # stream trigger there is none (and jobs_stream_arn is refused: iam.tf).
+  mapping_aliases = local.stream_trigger ? merge(
     { segment_completions = "live" },
     var.jobs_stream_arn == null ? {} : { jobs = "live-jobs" },
-  )
+  ) : {}
 
   # Stream filters match the record's `dynamodb` key. A REMOVE record (TTL expiry,
   # clean-up) carries no NewImage, so requiring NewImage.job_id drops it without
@@ -56,17 +72,19 @@ locals {
 }
 
 resource "aws_cloudwatch_log_group" "trigger" {
+  count = local.stream_trigger ? 1 : 0
+
   name              = "/aws/lambda/${var.function_name}"
   retention_in_days = var.log_retention_days
   tags              = var.tags
 }
 
 resource "aws_lambda_function" "trigger" {
-  count = local.deployed ? 1 : 0
+  count = local.stream_deployed ? 1 : 0
 
   function_name = var.function_name
   description   = "Starts stereo-spot's reassembly exactly when every segment of a job is done."
-  role          = aws_iam_role.trigger.arn
+  role          = aws_iam_role.trigger[0].arn
 
   filename         = local.deployment_zip_path
   source_code_hash = filebase64sha256(local.deployment_zip_path)
@@ -85,7 +103,7 @@ resource "aws_lambda_function" "trigger" {
 
   logging_config {
     log_format            = "JSON"
-    log_group             = aws_cloudwatch_log_group.trigger.name
+    log_group             = aws_cloudwatch_log_group.trigger[0].name
     application_log_level = var.application_log_level
     system_log_level      = var.system_log_level
   }
@@ -100,25 +118,8 @@ resource "aws_lambda_function" "trigger" {
   tags = var.tags
 
   lifecycle {
-    # The zip must be what the function runs: a pydantic-core built for another
-    # architecture or Python deploys fine and then fails every job with ImportError.
-    # Without a manifest only the first check speaks (the others would repeat it).
-    precondition {
-      condition     = local.manifest != null
-      error_message = "No build manifest at ${local.deployment_manifest_path} for ${local.deployment_zip_path}: rebuild with ${local.rebuild_hint} (it writes both)."
-    }
-    precondition {
-      condition     = local.manifest == null || local.built.runtime == var.runtime
-      error_message = "The zip was built for runtime ${local.built.runtime} but runtime = ${var.runtime}: rebuild with ${local.rebuild_hint}, or set runtime = \"${local.built.runtime}\"."
-    }
-    precondition {
-      condition     = local.manifest == null || local.built.architecture == var.architecture
-      error_message = "The zip was built for architecture ${local.built.architecture} but architecture = ${var.architecture}: rebuild with ${local.rebuild_hint}, or set architecture = \"${local.built.architecture}\"."
-    }
-    precondition {
-      condition     = local.manifest == null || local.built.sha256 == local.zip_sha256
-      error_message = "The zip's sha256 is ${local.zip_sha256} but its manifest says ${local.built.sha256}: the zip changed after it was built; rebuild with ${local.rebuild_hint}."
-    }
+    # The zip's manifest is checked on aws_lambda_function.reconciler, the function
+    # every deployment has, which runs the same zip.
     precondition {
       condition     = !var.snap_start || contains(["python3.12", "python3.13", "python3.14"], var.runtime)
       error_message = "snap_start needs python3.12 or later (Lambda's SnapStart for Python), not ${var.runtime}."
@@ -133,7 +134,7 @@ resource "aws_lambda_function" "trigger" {
 # earlier published version (var.live_version). One alias per mapping ("live" for
 # SegmentCompletions, "live-jobs" for Jobs), both on the same version.
 resource "aws_lambda_alias" "live" {
-  count = local.deployed ? 1 : 0
+  count = local.stream_deployed ? 1 : 0
 
   name             = local.mapping_aliases.segment_completions
   function_name    = aws_lambda_function.trigger[0].function_name
@@ -141,7 +142,7 @@ resource "aws_lambda_alias" "live" {
 }
 
 resource "aws_lambda_alias" "live_jobs" {
-  count = local.deployed && var.jobs_stream_arn != null ? 1 : 0
+  count = local.stream_deployed ? (var.jobs_stream_arn == null ? 0 : 1) : 0
 
   name             = "live-jobs"
   function_name    = aws_lambda_function.trigger[0].function_name
@@ -150,8 +151,11 @@ resource "aws_lambda_alias" "live_jobs" {
 
 # Lambda's on-failure destination for stream sources receives only a batch's metadata
 # (shard, sequence number range, reason), never the records. The reconciler finds the
-# jobs of such a batch by itself; the queue tells an operator that it had to.
+# jobs of such a batch by itself; the queue tells an operator that it had to. Only the
+# mappings use it, so trigger on write alone has none.
 resource "aws_sqs_queue" "on_failure" {
+  count = local.stream_trigger ? 1 : 0
+
   name                      = "${var.function_name}-failures"
   message_retention_seconds = var.on_failure_message_retention_seconds
   sqs_managed_sse_enabled   = true
@@ -159,7 +163,7 @@ resource "aws_sqs_queue" "on_failure" {
 }
 
 resource "aws_lambda_event_source_mapping" "segment_completions" {
-  count = local.deployed ? 1 : 0
+  count = local.stream_deployed ? 1 : 0
 
   event_source_arn  = var.segment_completions_stream_arn
   function_name     = aws_lambda_alias.live[0].arn
@@ -178,7 +182,7 @@ resource "aws_lambda_event_source_mapping" "segment_completions" {
 
   destination_config {
     on_failure {
-      destination_arn = aws_sqs_queue.on_failure.arn
+      destination_arn = aws_sqs_queue.on_failure[0].arn
     }
   }
 
@@ -192,7 +196,7 @@ resource "aws_lambda_event_source_mapping" "segment_completions" {
 }
 
 resource "aws_lambda_event_source_mapping" "jobs" {
-  count = local.deployed && var.jobs_stream_arn != null ? 1 : 0
+  count = local.stream_deployed ? (var.jobs_stream_arn == null ? 0 : 1) : 0
 
   event_source_arn  = var.jobs_stream_arn
   function_name     = aws_lambda_alias.live_jobs[0].arn
@@ -209,7 +213,7 @@ resource "aws_lambda_event_source_mapping" "jobs" {
 
   destination_config {
     on_failure {
-      destination_arn = aws_sqs_queue.on_failure.arn
+      destination_arn = aws_sqs_queue.on_failure[0].arn
     }
   }
 

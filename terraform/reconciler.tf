@@ -1,7 +1,9 @@
 # The reconciler: the same zip, a second entry point, run on a schedule. It looks at
 # every job still in flight (the Jobs table's status index) and runs it through the
 # same state machine, so a job the stream path missed (a given-up batch, an unmapped
-# Jobs stream, an expired stream record) still gets its message without a person.
+# Jobs stream, an expired stream record), or a worker's trigger_job call missed (the
+# worker died, chunking completed after the last segment), still gets its message
+# without a person. Every deployment has it, with or without the stream trigger.
 
 resource "aws_cloudwatch_log_group" "reconciler" {
   name              = "/aws/lambda/${local.reconciler_name}"
@@ -13,7 +15,7 @@ resource "aws_lambda_function" "reconciler" {
   count = local.deployed ? 1 : 0
 
   function_name = local.reconciler_name
-  description   = "Reconciles every job in flight with the trigger's state machine (the stream path's safety net)."
+  description   = "Reconciles every job in flight with the trigger's state machine (${local.stream_trigger ? "the stream path's" : "trigger on write's"} safety net)."
   role          = aws_iam_role.reconciler.arn
 
   filename         = local.deployment_zip_path
@@ -41,7 +43,29 @@ resource "aws_lambda_function" "reconciler" {
 
   tags = var.tags
 
-  # The zip's manifest is checked on aws_lambda_function.trigger, which shares the zip.
+  lifecycle {
+    # Checked here, on the function every deployment has (the stream function runs the
+    # same zip): a pydantic-core built for another architecture or Python deploys fine
+    # and then fails every job with ImportError. Without a manifest only the first
+    # check speaks (the others would repeat it).
+    precondition {
+      condition     = local.manifest != null
+      error_message = "No build manifest at ${local.deployment_manifest_path} for ${local.deployment_zip_path}: rebuild with ${local.rebuild_hint} (it writes both)."
+    }
+    precondition {
+      condition     = local.manifest == null || local.built.runtime == var.runtime
+      error_message = "The zip was built for runtime ${local.built.runtime} but runtime = ${var.runtime}: rebuild with ${local.rebuild_hint}, or set runtime = \"${local.built.runtime}\"."
+    }
+    precondition {
+      condition     = local.manifest == null || local.built.architecture == var.architecture
+      error_message = "The zip was built for architecture ${local.built.architecture} but architecture = ${var.architecture}: rebuild with ${local.rebuild_hint}, or set architecture = \"${local.built.architecture}\"."
+    }
+    precondition {
+      condition     = local.manifest == null || local.built.sha256 == local.zip_sha256
+      error_message = "The zip's sha256 is ${local.zip_sha256} but its manifest says ${local.built.sha256}: the zip changed after it was built; rebuild with ${local.rebuild_hint}."
+    }
+  }
+
   depends_on = [aws_iam_role_policy.reconciler]
 }
 

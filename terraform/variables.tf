@@ -157,6 +157,14 @@ variable "tags" {
   default     = {}
 }
 
+# ------------------------------------------------------------------ how jobs are triggered
+
+variable "stream_trigger_enabled" {
+  description = "Deploy the stream function: its role, log group, aliases, the SegmentCompletions mapping (and the Jobs mapping with jobs_stream_arn), the on-failure queue, and their alarms and dashboard widgets. false: trigger on write alone: the workers call reassembly_trigger.trigger_job after each write (their role attaches the output trigger_job_policy_json) and the reconciler, deployed either way, is the safety net."
+  type        = bool
+  default     = true
+}
+
 # ------------------------------------------------------------------ the reconciler
 
 variable "reconcile_enabled" {
@@ -250,7 +258,7 @@ variable "jobs_table_arn" {
 }
 
 variable "jobs_stream_arn" {
-  description = "ARN of the Jobs table's stream (NEW_AND_OLD_IMAGES); null means no Jobs mapping."
+  description = "ARN of the Jobs table's stream (NEW_AND_OLD_IMAGES); null means no Jobs mapping. Needs stream_trigger_enabled. Whether it is null decides the mapping at plan time: an ARN unknown until apply (the table created in the same apply) fails the plan once the zip exists (see terraform/README.md)."
   type        = string
   default     = null
 }
@@ -266,8 +274,9 @@ variable "segment_completions_table_arn" {
 }
 
 variable "segment_completions_stream_arn" {
-  description = "ARN of the SegmentCompletions table's stream (NEW_AND_OLD_IMAGES)."
+  description = "ARN of the SegmentCompletions table's stream (NEW_AND_OLD_IMAGES); required with stream_trigger_enabled (the default), unused without."
   type        = string
+  default     = null
 }
 
 variable "reassembly_triggered_table_name" {

@@ -22,6 +22,7 @@ from reassembly_trigger.clients import AwsClients, aws_clients, reset_clients, s
 from reassembly_trigger.gateways import BATCH_GET_LIMIT, ReconcileCursorStore
 from reassembly_trigger.local.clock import SimulatedClock
 from reassembly_trigger.local.faults import FaultInjector, instant_retries
+from reassembly_trigger.local.lambda_context import LocalLambdaContext
 from reassembly_trigger.local.stack import (
     LOCAL_CREDENTIALS,
     LocalAws,
@@ -312,16 +313,9 @@ def pipeline(moto_endpoint: str, resources: Resources) -> Pipeline:
 # ------------------------------------------------------------------ invoking
 
 
-@dataclass
-class LambdaContext:
-    """The parts of Lambda's context object the handler reads."""
-
-    aws_request_id: str = field(default_factory=lambda: f"req-{uuid.uuid4().hex[:8]}")
-    remaining_ms: int = 60_000
-    function_name: str = "reassembly-trigger"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+#: The one Lambda context of the local tooling and the tests (its time runs down in
+#: real time from `timeout_seconds`, as Lambda's does).
+LambdaContext = LocalLambdaContext
 
 
 class Invoker:

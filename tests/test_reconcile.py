@@ -32,7 +32,7 @@ def reconcile_env(lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -
 
 def run(event: dict[str, Any] | None = None) -> dict[str, Any]:
     """One run of the real reconciler entry point."""
-    return reconcile.lambda_handler(event or {}, LambdaContext(remaining_ms=300_000))
+    return reconcile.lambda_handler(event or {}, LambdaContext(timeout_seconds=300))
 
 
 def ready(pipeline: Pipeline, job_id: str, total: int = 2) -> None:

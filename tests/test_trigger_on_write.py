@@ -136,3 +136,19 @@ def test_the_api_writes_the_stream_handlers_metrics(
     lines = [line for line in capsys.readouterr().out.splitlines() if "invocation_metrics" in line]
     assert len(lines) == 1
     assert '"JobsEnqueued":1' in lines[0]
+
+
+def test_a_worker_with_only_aws_region_set_reaches_its_region(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore ignores AWS_REGION; the API's clients are given it, so a worker whose
+    environment names its region only there still works (no NoRegionError)."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    from reassembly_trigger.clients import reset_clients
+
+    reset_clients()
+    pipeline.add_job("job-region", total_segments=1)
+    pipeline.complete("job-region", [0])
+
+    assert trigger_job("job-region", emit_metrics=False).state is State.ENQUEUED

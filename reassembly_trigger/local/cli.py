@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 from reassembly_trigger.local.commands.common import (
@@ -139,8 +140,22 @@ def _command_name(args: argparse.Namespace) -> str:
     return f"{args.command} {sub}" if sub else str(args.command)
 
 
+def align_region(environ: MutableMapping[str, str]) -> None:
+    """Make `AWS_REGION`, when set, the region botocore uses too.
+
+    botocore takes the region from `AWS_DEFAULT_REGION` or the profile's `region`, never
+    from `AWS_REGION`; the AWS CLI, which the runbooks use beside these commands, reads
+    `AWS_REGION` first. Copying it over lets either variable alone work, and both agree
+    with `aws` when both are set.
+    """
+    region = environ.get("AWS_REGION", "").strip()
+    if region:
+        environ["AWS_DEFAULT_REGION"] = region
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its return value is the exit status (see `classify` for errors)."""
+    align_region(os.environ)
     args = build_parser().parse_args(argv)
     try:
         problem = missing_extra(getattr(args, "extra", None))

@@ -6,7 +6,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-DEFAULT_FUNCTION_NAME = "reassembly-trigger"
+#: The Terraform module's default function_name (so local metrics and log groups match).
+DEFAULT_FUNCTION_NAME = "stereo-spot-reassembly-trigger"
 #: The Terraform module's function timeout.
 DEFAULT_TIMEOUT_SECONDS = 60.0
 

@@ -346,7 +346,8 @@ def run(args: argparse.Namespace) -> int:
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     region = region or DEFAULT_REGION
     endpoint_url = use_endpoint(args.endpoint_url)
-    os.environ.setdefault("AWS_REGION", region)
+    # The handler's clients read AWS_DEFAULT_REGION (botocore): poll's region for both.
+    os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = region
     try:
         handler = load_handler(args.handler)
     except (ValueError, ImportError) as exc:
