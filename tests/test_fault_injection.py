@@ -25,6 +25,7 @@ from reassembly_trigger.local.fault_simulation import (
     run_simulation,
 )
 from reassembly_trigger.local.latency_proxy import SubprocessStack
+from reassembly_trigger.local.trigger_modes import TriggerMode
 
 #: The recovery paths the faults must drive the stream path through (transition counts).
 RECOVERY_PATHS = (
@@ -114,6 +115,33 @@ def test_without_the_reconciler_the_same_faults_leave_jobs_without_a_message(
     assert [i.name for i in reconciled.invariants if not i.ok and "fault kind" not in i.name] == []
     assert reconciled.reconciler["enqueued"] > 0
     assert reconciled.reconciler_enqueues_by_cause["none"] == 0
+
+
+def test_trigger_on_write_under_the_same_faults_reassembles_every_job_once(
+    moto_servers: list[str],
+) -> None:
+    """GIVEN trigger on write (each worker calls `trigger_job` after its completion, no
+    SegmentCompletions mapping) under the same faults, workers killed in the call among
+    them WHEN the pipeline runs with the reconciler on its schedule THEN every complete
+    job is reassembled exactly once, no incomplete job gets a message, none is left
+    without one, and each job the reconciler sent for is one a fault made the API miss."""
+    config = SimulationConfig(jobs=80, seed=5, shard_size=40, threads=2, mode=TriggerMode.ON_WRITE)
+
+    report = run_simulation(config, endpoint_urls=moto_servers)
+
+    print("\n".join(report.lines()))
+    assert [i.name for i in report.invariants if not i.ok and "fault kind" not in i.name] == []
+    calls = report.deliveries
+    assert calls["api_calls"] == sum(
+        calls[key] for key in ("api:enqueued", "api:skipped", "api:failed", "api_calls_killed")
+    )
+    assert calls["api_calls_killed"] > 0
+    assert calls["api:failed"] > 0
+    assert report.faults[Fault.CRASH_AFTER_LOCK] > 0
+    assert report.reconciler["enqueued"] > 0
+    causes = report.reconciler_enqueues_by_cause
+    assert sum(causes.values()) == report.reconciler["enqueued"]
+    assert causes["none"] == 0
 
 
 def test_without_faults_every_complete_job_gets_exactly_one_message(

@@ -22,6 +22,7 @@ from reassembly_trigger.local.simulation import (
     captured_transitions,
     plan_workload,
 )
+from reassembly_trigger.local.trigger_modes import TriggerMode
 from reassembly_trigger.logs import configure_logging
 
 SUMMARY_KEYS = {
@@ -274,3 +275,77 @@ def test_a_bad_segment_range_is_refused() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["simulate", "--segments", "9-3"])
     assert exit_info.value.code == 2
+
+
+def test_on_write_mode_the_workers_and_the_chunker_call_the_api_and_no_stream_is_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """GIVEN `--mode on-write` WHEN simulated THEN every job is reassembled exactly once
+    with no stream read at all, each call (a worker's after each completion, the
+    chunker's after each mark) reads its Job once, and every message is a SendMessage
+    one of the actors made."""
+    status, summary = simulate_json(
+        capsys, "--jobs", "6", "--segments", "3-10", "--seed", "5", "--mode", "on-write"
+    )
+
+    assert status == 0
+    assert summary["mode"] == "on-write"
+    assert summary["jobs"] == summary["reassembled_once"] == 6
+    assert summary["records"] == summary["invocations"] == 0
+    calls = summary["aws_calls"]
+    assert set(calls) == {"api", "reconciler"}
+    outcomes = summary["api_outcomes"]
+    by_workers = sum(n for key, n in outcomes.items() if key.startswith("workers:"))
+    by_chunker = sum(n for key, n in outcomes.items() if key.startswith("chunker:"))
+    assert by_workers == summary["completions_written"]
+    assert by_chunker == 6
+    assert calls["api"]["BatchGetItem"] == by_workers + by_chunker
+    sends = sum(actor.get("SendMessage", 0) for actor in calls.values())
+    assert sends == summary["messages"]
+    assert summary["trigger_calls"] == sum(calls["api"].values())
+    latency = summary["latency_ms"]
+    assert latency["jobs"] == 6
+    assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["max_ms"]
+
+
+def test_both_modes_at_once_still_send_one_reassembly_per_job(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--mode both`: the stream handler and the workers' API calls evaluate every
+    completion; the lock keeps each job to one reassembly."""
+    status, summary = simulate_json(
+        capsys, "--jobs", "5", "--segments", "3-8", "--seed", "8", "--mode", "both"
+    )
+
+    assert status == 0
+    assert summary["reassembled_once"] == 5
+    assert summary["duplicate_reassemblies"] == 0
+    assert summary["records"] == summary["completions_written"] + 3 * 5
+    workers = sum(n for key, n in summary["api_outcomes"].items() if key.startswith("workers:"))
+    assert workers == summary["completions_written"]
+    assert sum(summary["aws_calls"]["handler"].values()) > 0
+
+
+def test_on_write_without_the_chunkers_call_the_reconciler_sends_for_jobs_chunked_last() -> None:
+    """GIVEN trigger on write, every job chunked only after its last segment and a
+    chunker that does not call `trigger_job` (no call comes after the job is complete)
+    WHEN simulated THEN the reconciler sends those jobs' messages and each is
+    reassembled exactly once."""
+    workload = Workload(
+        jobs=3,
+        min_segments=2,
+        max_segments=4,
+        seed=6,
+        late_chunking_share=1.0,
+        mode=TriggerMode.ON_WRITE,
+        chunker_calls=False,
+        reconcile_every_seconds=0.5,
+    )
+
+    result = Simulation(workload).run()
+
+    assert result.passed, result.summary()
+    assert result.poller.records_read == 0
+    assert not any(key.startswith("chunker:") for key in result.api_outcomes)
+    assert result.reconciler_enqueued  # what no worker's call could see
+    assert {job.completed_by for job in result.jobs} == {"chunking"}

@@ -34,7 +34,14 @@ modelled with the contract's lock (`media_worker.MediaWorker`):
   and holders that die with a far lease (up to 900 s: a longer function, an earlier
   reconcile run), which the stream path defers to after `LEASE_WAIT_SECONDS`;
 - **time is simulated** (`clock.SimulatedClock`): leases pass and waits end without
-  any real sleeping.
+  any real sleeping;
+- **trigger on write** (`mode` `on-write`): nothing reads the SegmentCompletions
+  stream; right after each completion write, the video worker calls the API,
+  `trigger_job`, on the same trigger (clients, faults and clock). A worker killed in
+  the call is not retried (its completion is written; nobody redelivers it): the
+  jobs it leaves, and those whose last call failed, are the reconciler's. The Jobs
+  stream's mapping is kept as in `stream` mode (absent in some shards). `both` runs
+  the two paths.
 
 Everything random comes from the seed: the pipeline from `random.Random(seed)`, the
 faults from hashes of the seed and the job's calls, the races from fixed schedules;
@@ -74,6 +81,7 @@ from typing import Any
 import boto3
 import structlog
 
+from reassembly_trigger.api import trigger_job
 from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.clients import AwsClients, client_config
 from reassembly_trigger.evaluation import Invocation
@@ -108,6 +116,7 @@ from reassembly_trigger.local.stack import (
     Resources,
     create_resources,
 )
+from reassembly_trigger.local.trigger_modes import TriggerMode
 from reassembly_trigger.machine import SkipReason
 from reassembly_trigger.reconcile import Reconciler
 from reassembly_trigger.records import JobRequest
@@ -248,6 +257,9 @@ class SimulationConfig:
     reconcile_every_seconds: float = 300.0
     reconcile_timeout_seconds: float = 300.0
     reconcile_min_age_seconds: int = 300
+    #: Who evaluates a job when a completion is written: the SegmentCompletions
+    #: mapping, the worker through the API, or both.
+    mode: TriggerMode = TriggerMode.STREAM
 
     def expected_faults(self) -> list[Fault]:
         """The fault kinds this configuration injects (each must occur in a full run)."""
@@ -256,7 +268,8 @@ class SimulationConfig:
         skipped: set[Fault] = set()
         if not self.reconciler:
             skipped |= RECONCILER_RACES
-        if self.discard_rate <= 0 and self.give_up_rate <= 0:
+        # On write, only the Jobs stream has a mapping: its few batches may all go through.
+        if (self.discard_rate <= 0 and self.give_up_rate <= 0) or not self.mode.streams:
             skipped.add(Fault.DISCARDED_BATCH)
         if self.unmapped_jobs_stream_every <= 0:
             skipped.add(Fault.UNMAPPED_JOBS_STREAM)
@@ -317,7 +330,7 @@ class SimulationReport:
         """The report as plain text."""
         c = self.config
         out = [
-            f"fault simulation: {c.jobs} jobs, seed {c.seed}, "
+            f"fault simulation ({c.mode.value}): {c.jobs} jobs, seed {c.seed}, "
             f"faults {'on' if c.inject_faults else 'off'}",
             f"wall time {self.wall_seconds:.1f} s, simulated time {self.simulated_seconds:.0f} s",
             "jobs: " + _counts(self.jobs_by_kind),
@@ -693,6 +706,8 @@ class _Simulation:
         #: Holders that die with a far lease, by job: the lease, and the job's writes
         #: left to flush (the holder takes the lock once the last one is written).
         self._far_holders: dict[str, tuple[float, int]] = {}
+        #: Jobs whose latest on-write API call failed or was killed.
+        self.api_failed: set[str] = set()
 
     # ---------------------------------------------------------------- set-up
 
@@ -1007,15 +1022,7 @@ class _Simulation:
             raise RuntimeError("the moto server left items unprocessed")
         completed: list[str] = []
         for write in chunk:
-            record = self.streams.record(write)
-            if write.table == "jobs":
-                if self.jobs_stream_mapped:
-                    self.jobs_lane.pending.append(record)
-                else:
-                    self.report.deliveries["records_unmapped"] += 1
-            else:
-                lane = zlib.crc32(f"{write.job_id}/{write.segment_index}".encode())
-                self.completion_lanes[lane % len(self.completion_lanes)].pending.append(record)
+            self._route(write)
             far = self._far_holders.get(write.job_id)
             if far is not None:
                 lease, left = far
@@ -1024,6 +1031,50 @@ class _Simulation:
                     completed.append(write.job_id)
         for job_id in completed:
             self._far_holder(job_id, self._far_holders.pop(job_id)[0])
+        if self.config.mode.on_write:
+            # Each worker calls once its write is done (after a far holder took its lock).
+            for write in chunk:
+                if write.table == "completions":
+                    self._call_on_write(write.job_id)
+
+    def _route(self, write: _Write) -> None:
+        """Queue the write's stream record on its mapping's lane, if it has one."""
+        record = self.streams.record(write)
+        if write.table == "jobs":
+            if self.jobs_stream_mapped:
+                self.jobs_lane.pending.append(record)
+            else:
+                self.report.deliveries["records_unmapped"] += 1
+        elif self.config.mode.streams:
+            lane = zlib.crc32(f"{write.job_id}/{write.segment_index}".encode())
+            self.completion_lanes[lane % len(self.completion_lanes)].pending.append(record)
+
+    def _call_on_write(self, job_id: str) -> None:
+        """The video worker's `trigger_job` after its completion write (trigger on write)."""
+        deliveries = self.report.deliveries
+        deliveries["api_calls"] += 1
+        deadline = self.clock.now() + FUNCTION_TIMEOUT_SECONDS
+        try:
+            outcome = trigger_job(
+                job_id,
+                timeout_seconds=FUNCTION_TIMEOUT_SECONDS,
+                trigger=self.trigger,
+                emit_metrics=False,
+            )
+        except SimulatedCrash as crash:
+            # The worker died in the call; nobody calls again for this write.
+            deliveries["api_calls_killed"] += 1
+            self.api_failed.add(job_id)
+            if crash.label.endswith(":timeout"):
+                self.clock.set(deadline)  # killed at its own deadline
+            return
+        finally:
+            self._end_race()
+        deliveries[f"api:{outcome.state.value}"] += 1
+        if outcome.failed:
+            self.api_failed.add(job_id)
+        else:
+            self.api_failed.discard(job_id)
 
     def lanes(self) -> list[_Lane]:
         return [*self.completion_lanes, self.jobs_lane, self.rival_lane]
@@ -1196,13 +1247,17 @@ _CAUSE_ORDER = (*_FIRST_CAUSES, *(f for f in Fault if f not in _FIRST_CAUSES))
 
 def _enqueue_causes(sim: _Simulation, deferred: set[str]) -> Counter[str]:
     """Each job the reconciler enqueued, by the fault that made the stream path miss it:
-    the first of `_CAUSE_ORDER` that hit the job; else a stream-path deferral (a holder
-    that never finished: a failed release, a crash); else `none`."""
+    the first of `_CAUSE_ORDER` that hit the job; else (trigger on write) the job's
+    last API call failed or was killed: `api_failed`; else a deferral by the stream
+    path or the API (a holder that never finished: a failed release, a crash); else
+    `none`."""
     fired = sim.fired_faults()
     causes: Counter[str] = Counter()
     for job_id in sim.schedule.tally.enqueued:
         hit = fired.get(job_id, set())
         cause: str | None = next((f.value for f in _CAUSE_ORDER if f.value in hit), None)
+        if cause is None and job_id in sim.api_failed:
+            cause = "api_failed"
         if cause is None:
             cause = "stream_deferred" if job_id in deferred else "none"
         causes[cause] += 1
@@ -1388,6 +1443,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the stream path alone: shows the jobs it leaves without a message",
     )
     parser.add_argument(
+        "--mode",
+        choices=[mode.value for mode in TriggerMode],
+        default=TriggerMode.STREAM.value,
+        help="on-write: the workers call trigger_job after each completion (no "
+        "SegmentCompletions mapping); both: the two",
+    )
+    parser.add_argument(
         "--endpoint-url",
         action="append",
         default=[],
@@ -1399,6 +1461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         inject_faults=not args.no_faults,
         reconciler=not args.no_reconciler,
+        mode=TriggerMode(args.mode),
     )
     report = run_simulation(config, endpoint_urls=args.endpoint_url)
     _print(report)

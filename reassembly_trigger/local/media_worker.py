@@ -48,6 +48,8 @@ class JobTally:
     already_completed: int = 0
     #: Messages claimed for a job whose completions differ from `total_segments`.
     refusals: int = 0
+    #: When SQS got the job's earliest message (its `SentTimestamp`, epoch seconds).
+    first_sent_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,9 @@ class MediaWorker:
 
     def poll(self, max_messages: int = 10, wait_seconds: int = 0) -> int:
         """Receive up to `max_messages` (at most 10) and handle each; how many were received."""
-        attributes: Any = ["MessageGroupId", "MessageDeduplicationId"] if self._fifo else []
+        attributes: Any = ["SentTimestamp"]
+        if self._fifo:
+            attributes += ["MessageGroupId", "MessageDeduplicationId"]
         messages = self._aws.sqs.receive_message(
             QueueUrl=self._queue_url,
             MaxNumberOfMessages=max(1, min(max_messages, 10)),
@@ -146,6 +150,7 @@ class MediaWorker:
                     (attrs.get("MessageGroupId"), attrs.get("MessageDeduplicationId"), job_id)
                 )
         self._tally(job_id, "messages_received")
+        self._sent(job_id, (attributes or {}).get("SentTimestamp"))
         now = self._clock.now()
         if not self._claim(job_id, now):
             self._tally(job_id, "duplicates_absorbed")
@@ -251,6 +256,16 @@ class MediaWorker:
                 ":now": {"N": str(int(now))},
             },
         )
+
+    def _sent(self, job_id: str, sent_timestamp: str | None) -> None:
+        """Keep the earliest time SQS got a message of the job (milliseconds in SQS)."""
+        if sent_timestamp is None:
+            return
+        sent = int(sent_timestamp) / 1000
+        with self._lock:
+            tally = self.tallies[job_id]
+            if tally.first_sent_at is None or sent < tally.first_sent_at:
+                tally.first_sent_at = sent
 
     def _tally(self, job_id: str, counter: str) -> None:
         with self._lock:

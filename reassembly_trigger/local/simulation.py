@@ -6,15 +6,23 @@ workload through real AWS calls:
 - the chunker marks each job `chunking_complete` with `total_segments`, part of the
   way through its segments, or (for some jobs) only after its last one is written;
 - video workers (threads) write completions concurrently and out of order, now and
-  then twice (a re-delivered work message);
-- the stream poller follows both streams (or only the completions') like Lambda's
-  event source mappings and invokes the real `lambda_handler`, whose AWS calls can be
-  made to fail at a rate;
+  then twice (a re-delivered work message); with trigger on write (`mode` `on-write`
+  or `both`), each worker calls the API, `trigger_job`, right after each completion
+  `PutItem`;
+- the stream poller follows both streams (or only the completions', or only the
+  Jobs' in `on-write` mode) like Lambda's event source mappings and invokes the real
+  `lambda_handler`; its AWS calls, the API's and the reconciler's can be made to fail
+  at a rate;
   the mappings can be made to give up on a share of batches (as once their retries ran
   out), and the Jobs stream can be left unmapped;
-- the real reconciler runs on a schedule (every few seconds here), on the handler's
-  clients, and once the pipeline looks settled, until a run finds nothing to do;
+- the real reconciler runs on a schedule (every few seconds here), and once the
+  pipeline looks settled, until a run finds nothing to do;
 - a modelled media worker consumes the reassembly queue with the contract's lock.
+
+The handler, the API and the reconciler each have clients of their own (configured
+alike, from the same environment), so the run reports each one's AWS calls by
+operation; and it measures, per job, the time from the write that made the job
+complete to its first message (see `SimulationResult.latency`).
 
 The run ends once the pipeline has settled: everything is written, the pollers have
 read every record the pipeline wrote and delivered it, and the reassembly queue holds
@@ -46,8 +54,12 @@ import structlog
 
 from reassembly_trigger import handler as lambda_function
 from reassembly_trigger import reconcile
-from reassembly_trigger.clients import aws_clients, reset_clients
+from reassembly_trigger.api import trigger_job
+from reassembly_trigger.batch import ReassemblyTrigger
+from reassembly_trigger.clients import AwsClients, aws_clients, reset_clients, session_clients
 from reassembly_trigger.evaluation import SystemClock
+from reassembly_trigger.gateways import ReconcileCursorStore
+from reassembly_trigger.local.aws_calls import CallCounter
 from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule
 from reassembly_trigger.local.media_worker import MediaWorker
 from reassembly_trigger.local.poller import (
@@ -72,7 +84,10 @@ from reassembly_trigger.local.stack import (
     embedded_moto_server,
     environment,
 )
+from reassembly_trigger.local.trigger_latency import LatencySummary
+from reassembly_trigger.local.trigger_modes import TriggerMode
 from reassembly_trigger.metrics import configure_metrics
+from reassembly_trigger.runtime import build_trigger
 from reassembly_trigger.settings import Settings
 
 #: Faults injected into the handler's AWS calls, in equal shares of the fault rate.
@@ -118,6 +133,15 @@ class Workload:
     #: Whether the reconciler runs, and every how many (wall-clock) seconds.
     reconciler: bool = True
     reconcile_every_seconds: float = 5.0
+    #: Who evaluates a job when a completion is written: the stream handler, the
+    #: workers through the API, or both. Trigger on write alone has no stream mapping
+    #: at all (the Terraform module then deploys no stream function): `jobs_stream`
+    #: applies only with the stream handler.
+    mode: TriggerMode = TriggerMode.STREAM
+    #: With trigger on write, whether the chunker also calls `trigger_job` right after
+    #: it marks a job `chunking_complete` (as the README advises); without, a job
+    #: chunked after its last segment is named by no call and waits for the reconciler.
+    chunker_calls: bool = True
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -132,6 +156,16 @@ class Workload:
             raise ValueError("discard rate must be in [0, 1]")
         if not self.reconcile_every_seconds > 0:
             raise ValueError("the reconcile period must be positive")
+
+    @property
+    def jobs_stream_mapped(self) -> bool:
+        """Whether a poller reads the Jobs stream (only where the stream handler runs)."""
+        return self.jobs_stream and self.mode.streams
+
+    @property
+    def chunker_calls_api(self) -> bool:
+        """Whether the chunker calls `trigger_job` after each mark."""
+        return self.chunker_calls and self.mode.on_write
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,14 +362,25 @@ def fault_injector(rate: float, seed: int) -> FaultInjector:
 class Chunker:
     """Marks jobs `chunking_complete` with `total_segments`, each when it is due."""
 
-    def __init__(self, aws: LocalAws, jobs_table: str) -> None:
+    def __init__(
+        self,
+        aws: LocalAws,
+        jobs_table: str,
+        *,
+        after_mark: Callable[[str], None] | None = None,
+    ) -> None:
+        """`after_mark`: what the chunker does right after each mark (trigger on write:
+        call the API), in its thread."""
         self._aws = aws
         self._table = jobs_table
+        self._after_mark = after_mark
         self._due: list[tuple[float, int, PlannedJob]] = []
         self._cv = threading.Condition()
         self._stop = False
         self._order = 0
         self.marked = 0
+        #: When each job's mark was issued (epoch seconds).
+        self.marked_at: dict[str, float] = {}
         self.error: Exception | None = None
 
     def schedule(self, job: PlannedJob, delay: float) -> None:
@@ -366,6 +411,7 @@ class Chunker:
                 if self._stop:
                     return
                 _, _, job = self._due[0]
+            issued = time.time()
             try:
                 self._mark(job)
             except Exception as exc:
@@ -374,6 +420,13 @@ class Chunker:
             with self._cv:
                 heapq.heappop(self._due)
                 self.marked += 1
+                self.marked_at[job.job_id] = issued
+            if self._after_mark is not None:
+                try:
+                    self._after_mark(job.job_id)
+                except Exception as exc:
+                    self.error = exc
+                    return
 
     def _mark(self, job: PlannedJob) -> None:
         self._aws.dynamodb.update_item(
@@ -389,10 +442,21 @@ class Chunker:
 
 
 class VideoWorkers:
-    """Threads writing completions in plan order; tells the chunker when a job is due."""
+    """Threads writing completions in plan order; tells the chunker when a job is due.
+
+    `after_write` is what a worker does right after each completion it wrote (trigger
+    on write: call the API), in the worker's thread.
+    """
 
     def __init__(
-        self, aws: LocalAws, table: str, plan: Plan, chunker: Chunker, workers: int
+        self,
+        aws: LocalAws,
+        table: str,
+        plan: Plan,
+        chunker: Chunker,
+        workers: int,
+        *,
+        after_write: Callable[[str], None] | None = None,
     ) -> None:
         self._aws = aws
         self._table = table
@@ -400,6 +464,7 @@ class VideoWorkers:
         self._jobs = {job.job_id: job for job in plan.jobs}
         self._chunker = chunker
         self._workers = workers
+        self._after_write = after_write
         self._lock = threading.Lock()
         self._next = 0
         self._distinct: dict[str, set[int]] = {job.job_id: set() for job in plan.jobs}
@@ -407,6 +472,9 @@ class VideoWorkers:
         self.written = 0
         #: Written completions that were a second write of their segment.
         self.duplicates_written = 0
+        #: Per job, when the latest of its segments' first writes was issued (epoch
+        #: seconds): once every segment is written, its last completion.
+        self.last_completion_at: dict[str, float] = {}
         self.errors: list[Exception] = []
 
     @property
@@ -431,6 +499,7 @@ class VideoWorkers:
                     return
                 write = self._writes[self._next]
                 self._next += 1
+            issued = time.time()
             try:
                 self._put(write)
             except Exception as exc:
@@ -444,9 +513,18 @@ class VideoWorkers:
                 seen = self._distinct[write.job_id]
                 before = len(seen)
                 seen.add(write.segment_index)
+                if len(seen) > before:
+                    latest = self.last_completion_at.get(write.job_id, issued)
+                    self.last_completion_at[write.job_id] = max(latest, issued)
                 due = before < job.chunk_after == len(seen)
             if due:
                 self._chunker.schedule(job, job.chunk_delay)
+            if self._after_write is not None:
+                try:
+                    self._after_write(write.job_id)
+                except Exception as exc:
+                    with self._lock:
+                        self.errors.append(exc)
 
     def _put(self, write: SegmentWrite) -> None:
         suffix = "" if write.attempt == 0 else f"?attempt={write.attempt}"
@@ -462,6 +540,30 @@ class VideoWorkers:
                 "completed_at": {"N": str(int(time.time()))},
             },
         )
+
+
+class OnWriteCalls:
+    """The API calls of trigger on write, on a trigger of the simulation's own: a video
+    worker's after its completion write, the chunker's after its mark. Counts the
+    outcomes by caller, state and reason (`workers:skipped:incomplete`)."""
+
+    def __init__(self, trigger: ReassemblyTrigger) -> None:
+        self._trigger = trigger
+        self._lock = threading.Lock()
+        self.outcomes: Counter[str] = Counter()
+
+    def by(self, caller: str) -> Callable[[str], None]:
+        """The call `caller` (`workers`, `chunker`) makes after its write of a job."""
+
+        def call(job_id: str) -> None:
+            outcome = trigger_job(job_id, trigger=self._trigger, emit_metrics=False)
+            key = f"{caller}:{outcome.state.value}"
+            if outcome.reason is not None:
+                key += f":{outcome.reason.value}"
+            with self._lock:
+                self.outcomes[key] += 1
+
+        return call
 
 
 class MediaWorkerLoop:
@@ -506,6 +608,11 @@ class JobResult:
     settled: bool = True
     #: Messages the reconciler sent for this job (the stream path had not, yet or at all).
     reconciler_sends: int = 0
+    #: Seconds from the write that made the job complete to its first message (None:
+    #: never sent), and which write that was: `completion` (its last segment's) or
+    #: `chunking` (the chunker's mark, when it came after the last segment).
+    latency_seconds: float | None = None
+    completed_by: str | None = None
 
     @property
     def outcome(self) -> str:
@@ -555,6 +662,52 @@ class SimulationResult:
     duplicates_written: int = 0
     #: What the reconciler's runs did (None: it did not run).
     reconciler: ReconcileTally | None = None
+    #: AWS calls by operation, per actor: `handler` (the stream Lambda), `api`
+    #: (`trigger_job` in the video workers), `reconciler`.
+    aws_calls: dict[str, Counter[str]] = field(default_factory=dict)
+    #: The outcomes of the API calls (trigger on write), by caller (`workers`,
+    #: `chunker`), state and reason.
+    api_outcomes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def mode(self) -> TriggerMode:
+        """Who evaluated jobs as completions were written."""
+        return self.workload.mode
+
+    def calls(self, *actors: str) -> int:
+        """AWS calls made by these actors, together."""
+        return sum(sum(self.aws_calls.get(actor, Counter()).values()) for actor in actors)
+
+    @property
+    def trigger_calls(self) -> int:
+        """AWS calls made when completions were written: by the handler and the API."""
+        return self.calls("handler", "api")
+
+    @property
+    def calls_per_completion(self) -> float:
+        """The trigger's AWS calls per completion written (duplicates included)."""
+        return self.trigger_calls / self.completions_written if self.completions_written else 0.0
+
+    @property
+    def latency(self) -> LatencySummary | None:
+        """From the write that made each job complete to its first message, over jobs."""
+        return LatencySummary.of(
+            [j.latency_seconds for j in self.jobs if j.latency_seconds is not None]
+        )
+
+    def latency_by_last_write(self) -> dict[str, LatencySummary | None]:
+        """The latency of the jobs completed by their last segment's write, and of those
+        completed by the chunker's mark (in `on-write` mode, no worker call sees those)."""
+        return {
+            by: LatencySummary.of(
+                [
+                    j.latency_seconds
+                    for j in self.jobs
+                    if j.completed_by == by and j.latency_seconds is not None
+                ]
+            )
+            for by in ("completion", "chunking")
+        }
 
     @property
     def settled(self) -> bool:
@@ -637,7 +790,7 @@ class SimulationResult:
             "errors": self.errors,
             "stuck_jobs": self.stuck_jobs,
             "discard_rate": self.workload.discard_rate,
-            "jobs_stream": self.workload.jobs_stream,
+            "jobs_stream": self.workload.jobs_stream_mapped,
             "reconciler": None
             if self.reconciler is None
             else {
@@ -647,7 +800,27 @@ class SimulationResult:
                 "enqueued": self.reconciler_enqueued,
                 "outcomes": dict(sorted(self.reconciler.outcomes.items())),
             },
+            "mode": self.mode.value,
+            "aws_calls": {
+                actor: dict(sorted(calls.items()))
+                for actor, calls in sorted(self.aws_calls.items())
+            },
+            "trigger_calls": self.trigger_calls,
+            "trigger_calls_per_completion": round(self.calls_per_completion, 3),
+            "reconciler_calls": self.calls("reconciler"),
+            "api_outcomes": dict(sorted(self.api_outcomes.items())),
+            # From the write that made a job complete (its last completion PutItem, or
+            # the chunker's mark if later), as it was issued, to SQS's SentTimestamp of
+            # the job's first message.
+            "latency_ms": _latency_json(self.latency),
+            "latency_ms_by_last_write": {
+                by: _latency_json(summary) for by, summary in self.latency_by_last_write().items()
+            },
         }
+
+
+def _latency_json(summary: LatencySummary | None) -> dict[str, Any] | None:
+    return None if summary is None else summary.as_json()
 
 
 # ------------------------------------------------------------------ the run
@@ -691,6 +864,8 @@ class _Pipeline:
     jobs_created: int
     #: Whether the Jobs stream is mapped (read by a poller) at all.
     jobs_stream: bool
+    #: Whether the SegmentCompletions stream is mapped (not in `on-write` mode).
+    completions_stream: bool
 
     def look(self) -> _Look:
         """The counts that say whether anything is left to happen."""
@@ -699,7 +874,7 @@ class _Pipeline:
         # Every write makes one stream record: a completion written (duplicates too),
         # and on the Jobs stream (when it is mapped) a Job created, chunking completed,
         # a Job completed by the media worker.
-        expected = self.writers.written
+        expected = self.writers.written if self.completions_stream else 0
         if self.jobs_stream:
             expected += self.jobs_created + self.chunker.marked + report.reassemblies
         stats = self.pollers.stats()
@@ -709,7 +884,7 @@ class _Pipeline:
             records_read=stats.records_read,
             invocations=stats.invocations,
             # A poller's quiet time starts when a pass read and delivered nothing.
-            pollers_idle=self.pollers.quiet_for() > 0,
+            pollers_idle=not self.pollers.pollers or self.pollers.quiet_for() > 0,
             messages_received=report.messages_received,
             queue_empty=done_writing and self._queue_empty(),
         )
@@ -765,12 +940,18 @@ class Simulation:
     def _play(
         self, aws: LocalAws, resources: Resources, tally: TransitionTally, started: float
     ) -> SimulationResult:
+        workload = self.workload
         injector = None
-        if self.workload.fault_rate > 0:
-            clients = aws_clients(Settings.from_env().evaluation_concurrency)
-            injector = fault_injector(self.workload.fault_rate, self.workload.seed)
-            injector.attach(clients.dynamodb)
-            injector.attach(clients.sqs)
+        if workload.fault_rate > 0:
+            injector = fault_injector(workload.fault_rate, workload.seed)
+        clients = self._actor_clients()
+        counters = _instrument(clients, injector)
+        settings = Settings.from_env()
+        on_write = None
+        if "api" in clients:
+            on_write = OnWriteCalls(
+                build_trigger(settings, clients=clients["api"], clock=SystemClock(), renderer=None)
+            )
         names = resources.names
         for job in self.plan.jobs:
             aws.dynamodb.put_item(
@@ -782,16 +963,27 @@ class Simulation:
                     "created_at": {"N": str(int(time.time()))},
                 },
             )
-        chunker = Chunker(aws, names.jobs_table)
+        chunker = Chunker(
+            aws,
+            names.jobs_table,
+            after_mark=on_write.by("chunker")
+            if on_write is not None and workload.chunker_calls_api
+            else None,
+        )
         for job in self.plan.jobs:
             if job.chunk_after == 0:
                 chunker.schedule(job, 0.0)
         writers = VideoWorkers(
-            aws, names.segment_completions_table, self.plan, chunker, self.workload.workers
+            aws,
+            names.segment_completions_table,
+            self.plan,
+            chunker,
+            workload.workers,
+            after_write=on_write.by("workers") if on_write is not None else None,
         )
         media = MediaWorkerLoop(MediaWorker(aws, resources, SystemClock()))
         pollers = self._pollers(aws, resources)
-        reconciler = self._reconciler()
+        reconciler = self._reconciler(settings, clients.get("reconciler"))
         threads = [
             threading.Thread(target=chunker.run, name="chunker", daemon=True),
             threading.Thread(target=media.run, name="media-worker", daemon=True),
@@ -812,7 +1004,8 @@ class Simulation:
             aws,
             resources,
             jobs_created=len(self.plan.jobs),
-            jobs_stream=self.workload.jobs_stream,
+            jobs_stream=workload.jobs_stream_mapped,
+            completions_stream=workload.mode.streams,
         )
         try:
             ending = self._wait_until_settled(actors, reconciler)
@@ -830,9 +1023,16 @@ class Simulation:
         reconciled = reconciler.scheduled.tally if reconciler is not None else None
         errors = _errors(actors, tally, reconciled)
         return SimulationResult(
-            workload=self.workload,
+            workload=workload,
             jobs=[
-                self._job_result(job, media.worker, tally, reconciled, settled=ending == "settled")
+                self._job_result(
+                    job,
+                    media.worker,
+                    tally,
+                    reconciled,
+                    settled=ending == "settled",
+                    completed_at=_completed_at(job.job_id, writers, chunker),
+                )
                 for job in self.plan.jobs
             ],
             poller=pollers.stats(),
@@ -848,7 +1048,30 @@ class Simulation:
             completions_planned=writers.total,
             duplicates_written=writers.duplicates_written,
             reconciler=reconciled,
+            aws_calls={actor: counter.snapshot() for actor, counter in counters.items()},
+            api_outcomes=on_write.outcomes if on_write is not None else Counter(),
         )
+
+    def _actor_clients(self) -> dict[str, AwsClients]:
+        """The clients of each actor of this run's mode, by actor.
+
+        The handler's are the container's (what `lambda_handler` uses); the API's and
+        the reconciler's are their own, configured the same way, so that each actor's
+        calls are counted apart.
+        """
+        import boto3
+
+        workload = self.workload
+        pool = Settings.from_env().evaluation_concurrency
+        clients: dict[str, AwsClients] = {}
+        if workload.mode.streams:
+            clients["handler"] = aws_clients(pool)
+        if workload.mode.on_write:
+            # One connection per video worker: each calls from its own thread.
+            clients["api"] = session_clients(boto3.session.Session(), max(pool, workload.workers))
+        if workload.reconciler:
+            clients["reconciler"] = session_clients(boto3.session.Session(), pool)
+        return clients
 
     def _pollers(self, aws: LocalAws, resources: Resources) -> PollerGroup:
         # A production-like mapping: bisect, bounded retries, an on-failure queue.
@@ -862,8 +1085,8 @@ class Simulation:
             retry_backoff_seconds=0.1,
             retry_backoff_max_seconds=1.0,
         )
-        arns = [resources.segment_completions_stream_arn]
-        if self.workload.jobs_stream:
+        arns = [resources.segment_completions_stream_arn] if self.workload.mode.streams else []
+        if self.workload.jobs_stream_mapped:
             arns.append(resources.jobs_stream_arn)
         give_up = _giving_up(self.workload.discard_rate, self.workload.seed)
         return PollerGroup(
@@ -872,13 +1095,15 @@ class Simulation:
             if arn
         )
 
-    def _reconciler(self) -> ReconcilerLoop | None:
-        """The container's reconciler (the handler's clients, faults and all) on its
-        schedule, or None with the reconciler off."""
-        if not self.workload.reconciler:
+    def _reconciler(self, settings: Settings, clients: AwsClients | None) -> ReconcilerLoop | None:
+        """The real reconciler on its schedule, on clients of its own (faults and all),
+        or None with the reconciler off."""
+        if not self.workload.reconciler or clients is None:
             return None
+        trigger = build_trigger(settings, clients=clients, clock=SystemClock(), renderer=None)
+        cursor = ReconcileCursorStore(clients.dynamodb, settings.reassembly_triggered_table_name)
         scheduled = ScheduledReconciler(
-            reconcile.container_reconciler(),
+            reconcile.Reconciler(trigger, cursor),
             SystemClock(),
             every_seconds=self.workload.reconcile_every_seconds,
         )
@@ -942,9 +1167,14 @@ class Simulation:
         reconciled: ReconcileTally | None,
         *,
         settled: bool,
+        completed_at: tuple[float, str] | None,
     ) -> JobResult:
         counts = worker.tally(job.job_id)
         seen = tally.job(job.job_id)
+        latency = by = None
+        if completed_at is not None and counts.first_sent_at is not None and counts.reassemblies:
+            latency = counts.first_sent_at - completed_at[0]
+            by = completed_at[1]
         return JobResult(
             job=job,
             messages=counts.messages_received,
@@ -955,7 +1185,32 @@ class Simulation:
             failures=seen.failures,
             settled=settled,
             reconciler_sends=reconciled.enqueued[job.job_id] if reconciled else 0,
+            latency_seconds=latency,
+            completed_by=by,
         )
+
+
+def _instrument(
+    clients: Mapping[str, AwsClients], injector: FaultInjector | None
+) -> dict[str, CallCounter]:
+    """Count each actor's calls on its clients, and attach the faults (if any) to all."""
+    counters = {actor: CallCounter() for actor in clients}
+    for actor, pair in clients.items():
+        for client in (pair.dynamodb, pair.sqs):
+            counters[actor].attach(client)
+            if injector is not None:
+                injector.attach(client)
+    return counters
+
+
+def _completed_at(job_id: str, writers: VideoWorkers, chunker: Chunker) -> tuple[float, str] | None:
+    """When the write that made the job complete was issued, and which write it was
+    (`completion` or `chunking`); None when one of them was never written."""
+    last = writers.last_completion_at.get(job_id)
+    marked = chunker.marked_at.get(job_id)
+    if last is None or marked is None:
+        return None
+    return (marked, "chunking") if marked > last else (last, "completion")
 
 
 def _errors(

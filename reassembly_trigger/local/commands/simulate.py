@@ -23,6 +23,7 @@ from reassembly_trigger.local.simulation import (
     SimulationResult,
     Workload,
 )
+from reassembly_trigger.local.trigger_modes import TriggerMode
 
 _DEFAULTS = Workload()
 
@@ -36,7 +37,9 @@ def register(subparsers: Any) -> None:
             "Start a moto server, then play a workload through it: the chunker completes "
             "jobs (some after their last segment), video workers write completions "
             "concurrently and out of order, a stream poller invokes the real handler like "
-            "Lambda's event source mapping, the reconciler runs on a schedule, and a "
+            "Lambda's event source mapping (or, with --mode on-write, each worker calls "
+            "trigger_job after its write; --mode both does the two), the reconciler runs "
+            "on a schedule, and a "
             "modelled media worker consumes the queue with the contract's lock. Exit 0 only "
             "if every job was reassembled exactly once and nothing is stuck; 1 if not, or if "
             "the run timed out; 130 on Ctrl-C (the report then says how far it got)."
@@ -87,6 +90,22 @@ def register(subparsers: Any) -> None:
         metavar="RATE",
         help="share of stream batches the mappings give up on, as once their retries ran "
         "out: never delivered, e.g. 0.3",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=[mode.value for mode in TriggerMode],
+        default=_DEFAULTS.mode.value,
+        help="who evaluates a job when a completion is written: the stream Lambda "
+        "(stream, the default), each video worker calling trigger_job right after its "
+        "write, and the chunker after its mark (on-write: no stream mapping at all), or "
+        "both",
+    )
+    parser.add_argument(
+        "--no-chunker-call",
+        action="store_true",
+        help="with on-write or both: the chunker does not call trigger_job after marking a "
+        "job chunking_complete (a job chunked after its last segment then waits for the "
+        "reconciler)",
     )
     parser.add_argument(
         "--no-jobs-stream",
@@ -167,6 +186,8 @@ def workload_from(args: argparse.Namespace) -> Workload:
         jobs_stream=not args.no_jobs_stream,
         reconciler=not args.no_reconciler,
         reconcile_every_seconds=args.reconcile_every,
+        mode=TriggerMode(args.mode),
+        chunker_calls=not args.no_chunker_call,
     )
 
 
@@ -242,11 +263,17 @@ def _print_report(result: SimulationResult, console: Any) -> None:
 
     workload = result.workload
     console.print(
-        f"simulate: {plural(workload.jobs, 'job')} of "
+        f"simulate ({workload.mode.value}): {plural(workload.jobs, 'job')} of "
         f"{workload.min_segments}-{workload.max_segments} segments, "
         f"{plural(workload.workers, 'video worker')}, seed {workload.seed}, "
         f"fault rate {workload.fault_rate:g}, discard rate {workload.discard_rate:g}, "
-        f"Jobs stream {'mapped' if workload.jobs_stream else 'unmapped'}, reconciler "
+        f"Jobs stream {'mapped' if workload.jobs_stream_mapped else 'unmapped'}, "
+        + (
+            f"chunker {'calls' if workload.chunker_calls_api else 'does not call'} trigger_job, "
+            if workload.mode.on_write
+            else ""
+        )
+        + "reconciler "
         + (f"every {workload.reconcile_every_seconds:g} s" if workload.reconciler else "off"),
         highlight=False,
         soft_wrap=True,
@@ -280,6 +307,8 @@ def _print_report(result: SimulationResult, console: Any) -> None:
     console.print(counts_line(result), highlight=False, soft_wrap=True)
     if result.reconciler is not None:
         console.print(reconciler_line(result), highlight=False, soft_wrap=True)
+    for line in cost_lines(result):
+        console.print(line, highlight=False, soft_wrap=True)
     console.print(
         f"skips by reason: {_reasons(result.skips_by_reason)}", highlight=False, soft_wrap=True
     )
@@ -317,6 +346,35 @@ def reconciler_line(result: SimulationResult) -> str:
         f"reconciler: {plural(runs, 'run')}, {plural(examined, 'job')} examined, "
         f"{plural(len(result.reconciler_enqueued), 'job')} enqueued by it"
     )
+
+
+def cost_lines(result: SimulationResult) -> list[str]:
+    """Each actor's AWS calls by operation, the trigger's calls per completion, and the
+    latency from the write that made a job complete to its first message."""
+    lines = [
+        f"AWS calls, {actor}: {plural(sum(calls.values()), 'call')} ("
+        + ", ".join(f"{op} {n}" for op, n in sorted(calls.items()))
+        + ")"
+        for actor, calls in sorted(result.aws_calls.items())
+        if sum(calls.values())
+    ]
+    lines.append(
+        f"trigger (handler + API): {result.calls_per_completion:.2f} calls per completion "
+        f"written; {plural(result.messages, 'message')}"
+    )
+    latency = result.latency
+    by_write = result.latency_by_last_write()
+    detail = "; ".join(
+        f"completed by {by}: {summary.line()}" for by, summary in by_write.items() if summary
+    )
+    lines.append(
+        "latency, write that completed the job -> first message sent: "
+        + (latency.line() if latency else "-")
+        + (f" ({detail})" if detail else "")
+    )
+    if result.api_outcomes:
+        lines.append(f"API outcomes: {_reasons(result.api_outcomes)}")
+    return lines
 
 
 def progress_line(result: SimulationResult) -> str:
