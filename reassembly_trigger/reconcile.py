@@ -114,6 +114,8 @@ class ReconcileResult:
     unclaimed: list[Unclaimed] = field(default_factory=list)
     waiting_for_segments: list[WaitingForSegments] = field(default_factory=list)
     truncated: bool = False
+    #: The AWS error that stopped the run early (listing jobs, reading the cursor).
+    error: dict[str, Any] | None = None
     #: Jobs listed but not reached because time ran out (the next run starts with them).
     not_reached: int = 0
     duration_ms: float = 0.0
@@ -145,8 +147,14 @@ class ReconcileResult:
             "waiting_for_segments": [w.as_json() for w in self.waiting_for_segments],
             "truncated": self.truncated,
             "not_reached": self.not_reached,
+            "error": self.error,
             "duration_ms": round(self.duration_ms, 3),
         }
+
+
+class ReconcileFailed(RuntimeError):
+    """A reconcile run could not list the jobs in flight (raised by the Lambda handler only,
+    after its summary and metrics were written)."""
 
 
 def targeted_job_ids(event: Any) -> list[str] | None:
@@ -216,6 +224,11 @@ class Reconciler:
         except DeadlineReached as exc:
             result.truncated = True
             log.warning("reconcile_truncated", error=str(exc))
+        except AWS_ERRORS as exc:
+            # Listing the jobs or reading the cursor failed: what was done stands, the
+            # next run starts over. The handler reports it as the invocation's error.
+            result.error = describe_aws_error(exc)
+            log.error("reconcile_failed", **result.error)
         result.duration_ms = (time.perf_counter() - started) * 1000.0
         self._report(result, clock.now(), log)
         return result
@@ -352,4 +365,8 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     invocation = Invocation.from_lambda_context(context, SystemClock())
     result = reconciler.run(event, invocation)
     emit_reconcile_metrics(result, reconciler.settings.metrics_namespace, context)
+    if result.error is not None:
+        # The function's Errors metric (alarmed) must see a run that could not list the
+        # jobs in flight; everything it did reach is already done and reported above.
+        raise ReconcileFailed(f"reconcile run stopped early: {result.error}")
     return result.as_json()

@@ -297,3 +297,24 @@ def test_a_job_with_an_impossible_creation_time_is_reached_and_the_run_ends_clea
 
     assert result.enqueued == ["job-odd"]
     assert pipeline.bodies() == [{"job_id": "job-odd"}]
+
+
+@pytest.mark.usefixtures("reconcile_env")
+def test_a_run_that_cannot_list_the_jobs_reports_it_and_fails_the_invocation(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong index name: the run ends with the AWS error in its summary and its metrics
+    line written, then the handler raises so the function's Errors alarm sees it."""
+    monkeypatch.setenv("JOBS_STATUS_INDEX_NAME", "no-such-index")
+    reconcile.reset_container()
+
+    result = reconcile.container_reconciler().run({}, Invocation("r", time.time() + 300))
+    assert result.error is not None
+    assert result.as_json()["error"]["error_code"] in (
+        "ValidationException",
+        "ResourceNotFoundException",
+    )
+
+    with pytest.raises(reconcile.ReconcileFailed, match="stopped early"):
+        run()
+    assert "reconcile_metrics" in capsys.readouterr().out
