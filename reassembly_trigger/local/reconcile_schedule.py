@@ -44,6 +44,8 @@ class ReconcileRun:
         result = self.result
         if result is None or result.truncated or result.enqueued or result.failed:
             return False
+        if result.error is not None:  # it could not list the jobs: it saw nothing
+            return False
         return not any(o.reason is SkipReason.DEFERRED for o in result.outcomes)
 
 
@@ -151,6 +153,8 @@ class ScheduledReconciler:
         run = ReconcileRun(invocation)
         try:
             run.result = self.reconciler.run(event if event is not None else {}, invocation)
+            if run.result.error is not None:  # the Lambda would fail the invocation
+                run.error = f"{run.result.error.get('error_code')}: {run.result.error.get('error')}"
         except SimulatedCrash as crash:  # killed, like a Lambda at its timeout
             run.crash = crash
         except Exception as exc:  # the Lambda would fail; the next run carries on
