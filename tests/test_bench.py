@@ -343,6 +343,8 @@ def test_the_completion_stream_triggers_every_job_once_with_calls_that_add_up(
             "triggered": len(jobs),
             "duplicates": 0,
             "expected": len(jobs),
+            "messages": len(jobs) + 1,  # and the warm-up's
+            "retried_requests": 0,
         }
         assert result.calls == {
             "dynamodb": {

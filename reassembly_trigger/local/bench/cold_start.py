@@ -96,8 +96,14 @@ def target_interpreter(config: BenchConfig, notes: list[str]) -> Interpreter:
         key=lambda p: [int(x) for x in re.findall(r"\d+", p.split("/versions/")[1])],
     )[::-1]
     for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
-            return Interpreter.of(candidate)
+        if not candidate or not os.access(candidate, os.X_OK):
+            continue
+        try:
+            found = Interpreter.of(candidate)
+        except (OSError, subprocess.CalledProcessError):
+            continue  # e.g. a pyenv shim with no such version selected
+        if found.version == TARGET_RUNTIME:
+            return found
     notes.append(
         f"no Python {TARGET_RUNTIME} here (the target runtime): the cold path ran on "
         f"Python {current.version}, with a zip built for it"
@@ -472,6 +478,7 @@ def _rounds(
 
 
 def _messages(aws: LocalAws, url: str) -> Counter[str]:
+    """Job ids of every message on the queue (received and deleted, ten at a time)."""
     bodies: Counter[str] = Counter()
     while True:
         got = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
@@ -479,4 +486,9 @@ def _messages(aws: LocalAws, url: str) -> Counter[str]:
             return bodies
         for message in got:
             bodies[json.loads(message["Body"])["job_id"]] += 1
-            aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        aws.sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(got)
+            ],
+        )

@@ -37,11 +37,14 @@ class TransitionTap:
         self.finals: dict[str, tuple[str, str | None]] = {}
         self.pages: list[int] = []
         self.completions: list[int] = []
+        #: Why evaluations failed: `error_code` (or reason) and how many times.
+        self.errors: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def clear(self) -> None:
         """Forget everything seen so far."""
         with self._lock:
+            self.errors.clear()
             self.finals.clear()
             self.pages.clear()
             self.completions.clear()
@@ -58,6 +61,9 @@ class TransitionTap:
                     self.completions.append(int(event.get("completions") or 0))
                 if dest in ("enqueued", "skipped", "failed"):
                     self.finals[str(event["job_id"])] = (str(dest), reason and str(reason))
+                if dest == "failed":
+                    why = f"{reason}: {event.get('operation', '')} {event.get('error_code', '')}"
+                    self.errors[why] = self.errors.get(why, 0) + 1
         return event
 
     def reasons(self, dest: str) -> dict[str, int]:
@@ -170,6 +176,8 @@ class Harness:
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
     botocore_seconds: float = 0.0
+    #: API calls the handler made (botocore's, before any retry) in measured invocations.
+    api_calls: int = 0
     server_cpu_seconds: float = 0.0
     records: int = 0
     batches: int = 0
@@ -184,7 +192,7 @@ class Harness:
             timeout_seconds=self.timeout_seconds,
         )
         server_before = self._server_cpu() if measured else 0.0
-        botocore_before = self.meter.seconds
+        botocore_before, calls_before = self.meter.seconds, self.meter.calls
         self.meter.counting = measured
         wall, cpu = time.perf_counter(), time.process_time()
         try:
@@ -196,6 +204,7 @@ class Harness:
             self.wall_seconds += wall
             self.cpu_seconds += cpu
             self.botocore_seconds += self.meter.seconds - botocore_before
+            self.api_calls += self.meter.calls - calls_before
             self.server_cpu_seconds += self._server_cpu() - server_before
             self.records += len(event.get("Records", ()))
             self.batches += 1

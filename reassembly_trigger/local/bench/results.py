@@ -113,6 +113,22 @@ class WorkloadResult:
         return self.server_cpu_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
     @property
+    def floors(self) -> dict[str, float]:
+        """What the wall time cannot go below: the critical path at this concurrency, and
+        the CPU of each process (one core each at most: Python threads share one GIL)."""
+        return {
+            "latency": self.bound_seconds_here,
+            "handler CPU": self.cpu_seconds,
+            "moto CPU": self.server_cpu_seconds,
+        }
+
+    @property
+    def floor(self) -> tuple[str, float]:
+        """The highest floor: what set the pace of this run."""
+        name = max(self.floors, key=lambda key: self.floors[key])
+        return name, self.floors[name]
+
+    @property
     def timeout_share(self) -> float | None:
         """The wall time of the longest invocation's share of the function timeout."""
         if not self.timeout_seconds or not self.batches:
@@ -139,6 +155,7 @@ class WorkloadResult:
             "ours_ms_per_call": round(self.ours_ms_per_call, 3),
             "cpu_us_per_record": round(self.cpu_us_per_record, 2),
             "server_busy": round(self.server_busy, 3),
+            "floor": {"name": self.floor[0], "seconds": round(self.floor[1], 4)},
             "timeout_share": None if self.timeout_share is None else round(self.timeout_share, 3),
         }
 
