@@ -249,8 +249,9 @@ def summary_lines(report: BenchReport) -> list[str]:
         ),
         "bound = the critical path with unbounded concurrency (sequential round trips x the "
         "round trip measured at that latency); bound here = the same at the run's "
-        "concurrency; floors = bound here, the handler's CPU and moto's CPU (each process "
-        "runs Python on one core at a time): the highest set the pace; CPU ms/call = the "
+        "concurrency; floors = bound here, the handler's CPU, moto's CPU (each process "
+        "runs Python on one core at a time) and both CPUs over the machine's cores: the "
+        "highest set the pace (other processes on the machine take cores too); CPU ms/call = the "
         "handler's CPU per AWS call, inside botocore's calls + ours",
     ]
     cold = report.cold_path

@@ -53,6 +53,9 @@ class WorkloadResult:
     minimum_calls: int = 0
     #: The function's timeout (per invocation), when the workload is about fitting in it.
     timeout_seconds: float | None = None
+    #: Cores of the machine (the handler's and moto's processes share them, and with
+    #: whatever else runs there).
+    cores: int = 2
     checks: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -114,12 +117,14 @@ class WorkloadResult:
 
     @property
     def floors(self) -> dict[str, float]:
-        """What the wall time cannot go below: the critical path at this concurrency, and
-        the CPU of each process (one core each at most: Python threads share one GIL)."""
+        """What the wall time cannot go below: the critical path at this concurrency, the
+        CPU of each process (one core each at most: Python threads share one GIL), and
+        both processes' CPU spread over every core of the machine."""
         return {
             "latency": self.bound_seconds_here,
             "handler CPU": self.cpu_seconds,
             "moto CPU": self.server_cpu_seconds,
+            "both CPUs / cores": (self.cpu_seconds + self.server_cpu_seconds) / self.cores,
         }
 
     @property

@@ -224,6 +224,7 @@ class Bench:
             bound_round_trips_here=bound.round_trips(concurrency) if bound else 0,
             minimum_calls=bound.calls if bound else 0,
             timeout_seconds=timeout_seconds,
+            cores=os.cpu_count() or 1,
             checks={
                 **checks,
                 "failed_records": len(harness.failed_records),
