@@ -243,7 +243,7 @@ deployment, runtime, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 # As in Lambda: the function's folder first, then the standard library, then the
 # runtime's boto3.
 sys.path[:] = [deployment, *[p for p in sys.path if p], runtime]
-import json, resource
+import json
 spec = json.loads(sys.stdin.read())
 out = {{}}
 if mode == "baseline":
@@ -289,7 +289,12 @@ else:
     module.lambda_handler(spec["warm"], Context("cold-warm"))
     out["warm"] = time.perf_counter() - first
     out["response"] = response
-out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# Peak resident memory of this process image (ru_maxrss would include the parent's,
+# which a fork-then-exec child inherits on Linux).
+with open("/proc/self/status") as status:
+    for line in status:
+        if line.startswith("VmHWM:"):
+            out["rss_mb"] = int(line.split()[1]) / 1024
 print({_MARK!r} + json.dumps(out))
 """
 
