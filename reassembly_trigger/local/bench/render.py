@@ -44,7 +44,8 @@ def cold_table(cold: ColdPath) -> Table:
     def versus(variant: ColdVariant, other: ColdVariant | None) -> str:
         if other is None or variant is other or other.total <= 0:
             return ""
-        return f"{variant.total / other.total:.2f}x"
+        cpu = f" ({variant.total_cpu / other.total_cpu:.2f}x CPU)" if other.total_cpu else ""
+        return f"{variant.total / other.total:.2f}x{cpu}"
 
     rows = [
         [
@@ -52,6 +53,7 @@ def cold_table(cold: ColdPath) -> Table:
             _ms(v.median("import")),
             _ms(v.median("first")),
             _ms(v.total),
+            _ms(v.total_cpu),
             _ms(v.median("to_message")),
             _ms(v.median("warm")),
             f"{v.seconds('rss_mb'):.0f}",
@@ -69,6 +71,7 @@ def cold_table(cold: ColdPath) -> Table:
             "import ms",
             "first invocation ms",
             "import + first ms",
+            "of which CPU ms",
             "to message ms",
             "warm ms",
             "RSS MB",
@@ -259,10 +262,7 @@ def summary_lines(report: BenchReport) -> list[str]:
         lines += cold_lines(cold)
     lines += [f"note: {note}" for note in report.notes]
     lines.append("targets:")
-    lines += [
-        f"  [{'met' if t.met else 'MISSED'}] {t.name}: {t.measured} (goal {t.goal})"
-        for t in report.targets()
-    ]
+    lines += [f"  [{t.status}] {t.name}: {t.measured} (goal {t.goal})" for t in report.targets()]
     return lines
 
 
