@@ -1,7 +1,17 @@
-"""Wiring: settings, clients and gateways into a `ReassemblyTrigger`, once per process."""
+"""Wiring: settings, clients and gateways into a `ReassemblyTrigger`, once per process.
+
+SnapStart: every entry point (stream handler, reconciler, trigger on write) imports
+this module, so it is where what init leaves behind is made safe to snapshot. Init
+creates nothing per process today (settings, clients and the pool are built on first
+use, after any restore); the one thing a snapshot would duplicate is the `random`
+module's state, seeded at import: every sandbox restored from one snapshot would draw
+the same retry jitter (ours and botocore's) and retry in step. It is reseeded from
+the OS after each restore.
+"""
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -17,6 +27,28 @@ from reassembly_trigger.gateways import (
 )
 from reassembly_trigger.logs import Renderer, configure_logging
 from reassembly_trigger.settings import Settings
+
+
+def reseed_after_restore() -> None:
+    """Reseed `random` from the OS: sandboxes restored from one snapshot must not share it."""
+    random.seed()
+
+
+def register_snapstart_hooks() -> bool:
+    """Register `reseed_after_restore` with Lambda's SnapStart hooks; False outside Lambda.
+
+    `snapshot_restore_py` ships with Lambda's Python runtimes (3.12 and later) and runs
+    the hooks of a SnapStart function on every restore; elsewhere it is absent.
+    """
+    try:
+        from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    register_after_restore(reseed_after_restore)
+    return True
+
+
+register_snapstart_hooks()
 
 
 def build_gateways(settings: Settings, clients: AwsClients, clock: Clock) -> Gateways:
@@ -77,6 +109,11 @@ class PerProcess(Generic[T]):
             if self._value is None:
                 self._value = self._build()
             return self._value
+
+    @property
+    def built(self) -> bool:
+        """Whether the object exists yet (SnapStart: init must not have built it)."""
+        return self._value is not None
 
     def reset(self) -> None:
         """Forget it: the next `get` builds a new one."""

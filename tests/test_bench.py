@@ -1,8 +1,10 @@
-"""The benchmark works and its figures add up (a smoke run at tiny sizes, no timing asserted).
+"""The benchmark works and its figures add up (smoke runs at tiny sizes, no timing asserted).
 
 Timing targets are reported by `reassembly-trigger bench`, never asserted here: these
-tests check that the latency proxy delays, forwards and counts every call, and that
-each workload makes exactly the AWS calls the design says it should.
+tests check that the latency proxy delays, forwards and counts every call, that the
+tuned moto answers exactly like stock moto, that the bounds are the critical paths
+they claim, and that each workload makes exactly the AWS calls the design says it
+should and does the right thing.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,21 +22,25 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from reassembly_trigger.local.bench import Bench, BenchConfig, Endpoints
+from reassembly_trigger.local.bench import Bench, BenchConfig, Endpoints, bounds
+from reassembly_trigger.local.bench import render as bench_render
+from reassembly_trigger.local.bench.cold_start import measure_cold_path
+from reassembly_trigger.local.bench.results import PROJECT
 from reassembly_trigger.local.cli import main
-from reassembly_trigger.local.commands import bench as bench_command
 from reassembly_trigger.local.latency_proxy import (
     ControlClient,
     LatencyProxy,
     SubprocessStack,
     identify_call,
 )
-from reassembly_trigger.local.stack import LOCAL_CREDENTIALS
+from reassembly_trigger.local.stack import LOCAL_CREDENTIALS, LocalAws
 from reassembly_trigger.settings import DEFAULT_EVALUATION_CONCURRENCY
 
 from conftest import REGION
 
-QUICK = BenchConfig.quick(latency_ms=0, cold_start_runs=0)
+QUICK = BenchConfig.quick(
+    latency_ms=0, latencies_ms=(0.0,), burst_latencies_ms=(0.0,), cold_start_runs=0
+)
 
 
 @pytest.fixture
@@ -147,6 +154,173 @@ def test_the_proxy_serves_concurrent_connections_at_once(moto_endpoint: str) -> 
     assert statuses == [200] * 4
 
 
+def test_a_pool_of_128_threads_connecting_at_once_is_never_refused(moto_endpoint: str) -> None:
+    """128 connections opened together are all accepted at once: none waits for a SYN
+    retransmit (1 s), which with a listen backlog of 5 exceeded the handler's connect
+    timeout and made 64 threads slower than 16."""
+    start = threading.Barrier(128, timeout=10)
+    waits: list[float] = []
+    with LatencyProxy(moto_endpoint, latency_ms=0) as proxy:
+        port = int(proxy.endpoint_url.rsplit(":", 1)[1])
+        sockets: list[socket.socket] = []
+
+        def connect() -> None:
+            start.wait()
+            began = time.perf_counter()
+            sockets.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            waits.append(time.perf_counter() - began)
+
+        threads = [threading.Thread(target=connect) for _ in range(128)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for sock in sockets:
+            sock.close()
+    assert len(waits) == 128
+    assert max(waits) < 0.9
+
+
+# ------------------------------------------------------------------ the tuned moto
+
+
+def _handler_calls(aws: LocalAws, names: Any, queue_url: str) -> dict[str, Any]:
+    """The answers to every kind of call the handler makes, on data of three jobs."""
+    db, table = aws.dynamodb, names.segment_completions_table
+    for job in ("job-a", "job-b", "job-c"):
+        for index in range(30):
+            db.put_item(
+                TableName=table,
+                Item={
+                    "job_id": {"S": job},
+                    "segment_index": {"N": str(index)},
+                    "pad": {"S": "x" * 100_000},
+                    "nested": {"M": {"l": {"L": [{"N": "1.5"}, {"BOOL": True}]}}},
+                },
+            )
+    db.put_item(
+        TableName=names.jobs_table,
+        Item={"job_id": {"S": "job-b"}, "status": {"S": "s"}, "total_segments": {"N": "3"}},
+    )
+    answers: dict[str, Any] = {}
+    for name, select in (
+        ("count pages", {"Select": "COUNT"}),
+        ("key pages", {"ProjectionExpression": "segment_index"}),
+    ):
+        pages, start = [], None
+        while True:
+            page = db.query(
+                TableName=table,
+                KeyConditionExpression="job_id = :j AND segment_index BETWEEN :a AND :b",
+                ExpressionAttributeValues={
+                    ":j": {"S": "job-b"},
+                    ":a": {"N": "3"},
+                    ":b": {"N": "27"},
+                },
+                ConsistentRead=True,
+                **select,  # type: ignore[arg-type]
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            start = page.get("LastEvaluatedKey")
+            pages.append((page["Count"], page.get("Items"), start))
+            if not start:
+                break
+        answers[name] = pages
+    got = db.batch_get_item(
+        RequestItems={
+            names.jobs_table: {
+                "Keys": [{"job_id": {"S": "job-b"}}, {"job_id": {"S": "none"}}],
+                "ConsistentRead": True,
+            }
+        }
+    )
+    answers["batch get"] = (got["Responses"][names.jobs_table], got["UnprocessedKeys"])
+    key = {"job_id": {"S": "job-a"}, "segment_index": {"N": "1"}}
+    answers["get"] = db.get_item(TableName=table, Key=key)["Item"]["nested"]
+    lock = names.reassembly_triggered_table
+    item = {"job_id": {"S": "job-b"}, "holder": {"S": "h"}, "lease_expires_at": {"N": "9"}}
+    condition = "attribute_not_exists(job_id)"
+    put = db.put_item(TableName=lock, Item=item, ConditionExpression=condition)
+    answers["put"] = sorted(put.keys() - {"ResponseMetadata"})
+    with pytest.raises(db.exceptions.ConditionalCheckFailedException) as refused:
+        db.put_item(
+            TableName=lock,
+            Item=item,
+            ConditionExpression=condition,
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    answers["put refused"] = (
+        refused.value.response["Error"]["Code"],
+        refused.value.response["Item"],
+    )
+    answers["update"] = db.update_item(
+        TableName=lock,
+        Key={"job_id": {"S": "job-b"}},
+        UpdateExpression="SET enqueued_at = :n",
+        ConditionExpression="holder = :h",
+        ExpressionAttributeValues={":n": {"N": "5"}, ":h": {"S": "h"}},
+        ReturnValues="ALL_NEW",
+    )["Attributes"]
+    sent = [aws.sqs.send_message(QueueUrl=queue_url, MessageBody=f"m{n}") for n in range(3)]
+    answers["send"] = [sorted(s.keys() - {"ResponseMetadata", "MessageId"}) for s in sent]
+    attributes = aws.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])
+    answers["queue length"] = attributes["Attributes"]["ApproximateNumberOfMessages"]
+    return answers
+
+
+@pytest.mark.slow
+def test_tuned_moto_answers_like_stock_moto(moto_endpoint: str) -> None:
+    """The benchmark's moto (Query reads one partition, item results written as JSON,
+    sends skip the queue's counts) answers every call the handler makes exactly like
+    the stock moto of the test suite: pages, counts, keys, items, errors."""
+    import uuid
+
+    from reassembly_trigger.local.stack import ResourceNames, create_resources
+
+    def answers(endpoint: str) -> dict[str, Any]:
+        aws = LocalAws.connect(endpoint, REGION)
+        names = ResourceNames.with_prefix(f"tune{uuid.uuid4().hex[:8]}")
+        resources = create_resources(aws, names)
+        return _handler_calls(aws, names, resources.reassembly_queue_url)
+
+    with SubprocessStack(latency_ms=0, tune_moto=True) as tuned:
+        tuned_answers = answers(tuned.upstream_url)
+    stock_answers = answers(moto_endpoint)
+
+    assert tuned_answers == stock_answers
+    assert sum(count for count, _, _ in tuned_answers["count pages"]) == 25
+    assert len(tuned_answers["count pages"]) >= 3
+    assert tuned_answers["queue length"] == "3"
+
+
+# ------------------------------------------------------------------ the bounds
+
+
+def test_a_stream_bound_counts_each_batch_read_and_its_longest_job() -> None:
+    """Each batch costs its Jobs read and one count; the batch completing a job also its
+    lock, send and mark; with fewer threads than jobs, the calls share the threads."""
+    batches = [
+        [("a", 0), ("b", 0), ("c", 0)],  # nobody completes: read + count
+        [("a", 1), ("b", 1)],  # a and b complete: read + count + lock, send, mark
+        [("c", 1)],  # c completes
+    ]
+    bound = bounds.stream_bound(batches, segments=2)
+
+    assert bound.round_trips() == 2 + 5 + 5
+    assert bound.round_trips(concurrency=1) == (1 + 3) + (1 + 8) + (1 + 4)
+    assert bound.calls == (1 + 3) + (1 + 8) + (1 + 4)
+
+
+def test_a_burst_bound_reads_the_jobs_a_hundred_at_a_time_then_triggers_them() -> None:
+    """1,000 complete jobs: ten sequential reads of the Jobs, then four calls per job."""
+    bound = bounds.burst_bound(1_000)
+
+    assert bound.round_trips() == 10 + 4
+    assert bound.round_trips(concurrency=64) == 10 + math.ceil(4_000 / 64)
+    assert bound.calls == 10 + 4_000
+    assert bound.seconds(0.02) == pytest.approx(14 * 0.02)
+
+
 # ------------------------------------------------------------------ the workloads
 
 
@@ -154,7 +328,8 @@ def test_the_completion_stream_triggers_every_job_once_with_calls_that_add_up(
     bench: Bench,
 ) -> None:
     """Workload 1: one BatchGetItem per batch, one Query per job of each batch, and per
-    job one lock, one message and one mark, at the default concurrency and at 1."""
+    job one lock, one message and one mark, at the default concurrency and at 1; the
+    handler's CPU splits into botocore's and ours."""
     cfg = bench.config
     jobs = [f"job-{n:04d}" for n in range(cfg.stream_jobs)]
     order = [(j, i) for j in jobs for i in range(cfg.stream_segments)]
@@ -169,6 +344,8 @@ def test_the_completion_stream_triggers_every_job_once_with_calls_that_add_up(
             "triggered": len(jobs),
             "duplicates": 0,
             "expected": len(jobs),
+            "messages": len(jobs) + 1,  # and the warm-up's
+            "retried_requests": 0,
         }
         assert result.calls == {
             "dynamodb": {
@@ -179,17 +356,45 @@ def test_the_completion_stream_triggers_every_job_once_with_calls_that_add_up(
             },
             "sqs": {"SendMessage": len(jobs)},
         }
+        assert result.calls_total == result.minimum_calls
+        bound = bounds.stream_bound(batches, cfg.stream_segments)
+        assert result.bound_round_trips == bound.round_trips()
         assert (result.records, result.batches, result.concurrency) == (
             len(order),
             len(batches),
             concurrency,
         )
+        assert 0 < result.botocore_seconds <= result.cpu_seconds
+
+
+def test_a_burst_triggers_every_job_once_inside_the_timeout(bench: Bench) -> None:
+    """Workload 2: one batch naming every job of a backlog: ceil(jobs / 100) reads, then
+    per job one count, one lock, one message, one mark; nothing handed back."""
+    cfg = bench.config
+    result = bench.burst(4)
+
+    assert result.checks["triggered"] == result.checks["expected"] == cfg.burst_jobs
+    assert result.checks["duplicates"] == 0
+    assert result.failed == 0
+    jobs = cfg.burst_jobs
+    assert result.calls == {
+        "dynamodb": {
+            "BatchGetItem": math.ceil(jobs / 100),
+            "PutItem": jobs,
+            "Query": jobs,
+            "UpdateItem": jobs,
+        },
+        "sqs": {"SendMessage": jobs},
+    }
+    assert result.records == cfg.burst_records
+    assert result.timeout_share is not None
+    assert result.timeout_share < 1
 
 
 def test_a_wide_batch_of_jobs_not_ready_costs_one_batched_read_per_hundred_jobs(
     bench: Bench,
 ) -> None:
-    """Workload 2: ceil(jobs / 100) BatchGetItem calls and no other AWS call at all."""
+    """Workload 3: ceil(jobs / 100) BatchGetItem calls and no other AWS call at all."""
     result = bench.wide()
 
     assert result.calls == {"dynamodb": {"BatchGetItem": math.ceil(bench.config.wide_jobs / 100)}}
@@ -199,7 +404,7 @@ def test_a_wide_batch_of_jobs_not_ready_costs_one_batched_read_per_hundred_jobs(
 
 
 def test_a_deep_job_is_counted_with_one_paginated_query_per_evaluation(bench: Bench) -> None:
-    """Workload 3: several MB of completions, several pages per count, every page read
+    """Workload 4: several MB of completions, several pages per count, every page read
     once per evaluation, every segment counted, one message."""
     result = bench.deep()
     checks = result.checks
@@ -210,18 +415,60 @@ def test_a_deep_job_is_counted_with_one_paginated_query_per_evaluation(bench: Be
     assert checks["completions"] == checks["segments"] == bench.config.deep_segments
     assert checks["triggered"] == 1
     assert checks["megabytes"] > 2
+    assert result.calls_total == result.minimum_calls
+
+
+def test_one_reconcile_run_sends_exactly_the_missed_jobs_and_reports_the_rest(
+    bench: Bench,
+) -> None:
+    """Workload 5: the reconciler lists every job in flight, counts only the unfinished
+    ones, sends each missed job once, and reports unclaimed messages and long waits."""
+    result = bench.reconcile()
+    checks = result.checks
+    cfg = bench.config
+    missed = round(cfg.reconcile_jobs * cfg.reconcile_missed_share)
+    triggered = round(cfg.reconcile_jobs * cfg.reconcile_triggered_share)
+    waiting = cfg.reconcile_jobs - missed - triggered
+
+    assert checks["correct"] is True
+    assert (checks["listed"], checks["enqueued"], checks["failed_jobs"]) == (
+        cfg.reconcile_jobs,
+        missed,
+        0,
+    )
+    assert checks["waiting_for_segments"] == waiting
+    assert checks["unclaimed"] == triggered // 2  # the other half was claimed
+    calls = result.calls
+    assert calls["dynamodb"]["Query"] == 1 + missed + waiting  # the listing, then the counts
+    assert calls["dynamodb"]["GetItem"] == 1  # the cursor
+    assert calls["dynamodb"]["PutItem"] == missed + 1  # the locks, then the cursor
+    assert calls["sqs"] == {"SendMessage": missed}
+    assert result.calls_total == result.minimum_calls
 
 
 def test_the_report_compares_each_target_and_serialises(bench: Bench) -> None:
-    """A whole (tiny) run: every target is reported with a measured value, as JSON."""
+    """A whole (tiny) run: every workload at every concurrency, every target reported
+    with a measured value, everything correct, as JSON."""
     report = bench.run()
 
+    keys = [w.key for w in report.workloads]
+    assert keys == [
+        "stream@0ms/c16",
+        "stream@0ms/c1",
+        "stream@0ms/c4",
+        "burst@0ms/c16",
+        "burst@0ms/c4",
+        "wide",
+        "deep",
+        "reconcile",
+    ]
+    assert report.incorrect() == []
     names = [t.name for t in report.targets()]
-    assert len(names) == 6  # no cold start in this run
-    assert report.speedup > 0
+    assert "every workload did the right thing" in names
+    assert "stream at 0 ms: more concurrency never slower" in names
     decoded = json.loads(json.dumps(report.as_dict()))
-    assert [w["key"] for w in decoded["workloads"]] == ["stream", "stream@1", "wide", "deep"]
     assert all(w["calls_total"] > 0 for w in decoded["workloads"])
+    assert all(w["bound_seconds"] > 0 for w in decoded["workloads"])
 
 
 def test_a_quick_run_reads_as_a_smoke_run_without_scored_targets(bench: Bench) -> None:
@@ -229,9 +476,9 @@ def test_a_quick_run_reads_as_a_smoke_run_without_scored_targets(bench: Bench) -
     line saying targets are scored only by a full run."""
     report = bench.run()
 
-    smoke = bench_command.summary_lines(report, smoke=True)
-    full = bench_command.summary_lines(report)
-    assert smoke[-1] == bench_command.SMOKE_NOTE
+    smoke = bench_render.summary_lines(report, smoke=True)
+    full = bench_render.summary_lines(report)
+    assert smoke[-1] == bench_render.SMOKE_NOTE
     assert not any("MISSED" in line or line == "targets:" for line in smoke)
     assert "targets:" in full
 
@@ -269,75 +516,61 @@ def test_the_scaling_sweep_grows_calls_only_with_jobs_and_pages(bench: Bench) ->
     assert [p.calls["dynamodb"]["Query"] for p in by_dimension["segments per job"]] == pages
 
 
+# ------------------------------------------------------------------ the cold path
+
+
+@pytest.mark.slow
+def test_the_cold_path_runs_each_variant_in_fresh_processes_as_deployed(
+    moto_endpoint: str, proxy: LatencyProxy
+) -> None:
+    """Fresh `python -I -S -B` processes see only the deployment folder and boto3: the
+    baseline imports boto3 and creates two clients; the handler variants trigger their
+    job with 5 calls, the message sent before the invocation ends, once per job."""
+    config = BenchConfig.quick(cold_start_runs=1)
+    cold, notes = measure_cold_path(
+        config,
+        Endpoints(moto_endpoint, proxy.endpoint_url, proxy),
+        LocalAws.connect(moto_endpoint, REGION),
+        lambda message: None,
+    )
+
+    assert cold.checks["correct"] is True
+    assert [v.name for v in cold.variants] == [
+        "boto3 baseline",
+        f"{PROJECT}, no bytecode",
+        f"{PROJECT}, bytecode",
+        f"{PROJECT}, bytecode, no model check",
+    ]
+    baseline = cold.baseline
+    assert baseline is not None
+    assert baseline.seconds("import") > 0
+    for variant in cold.variants[1:]:
+        assert variant.seconds("calls_per_invocation") == 5
+        assert 0 < variant.seconds("to_message") < variant.total
+        assert variant.seconds("warm") > 0
+    assert any("SnapStart" in note for note in notes)
+
+
+# ------------------------------------------------------------------ the command
+
+
 @pytest.mark.slow
 def test_the_bench_command_runs_end_to_end_with_json_output(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`reassembly-trigger bench --quick --json`: moto behind the proxy in a child
-    process, every workload and the cold start, one JSON document without scored
-    targets (a smoke run), exit status 0."""
+    process, every workload and the cold path, one JSON document without scored targets
+    (a smoke run), exit status 0."""
     status = main(["bench", "--quick", "--json", "--cold-start-runs", "1", "--latency-ms", "1"])
 
     assert status == 0
     report = json.loads(capsys.readouterr().out)
     assert report["config"]["tuned_moto"] is True
-    assert report["cold_start"]["boto3_process"] > 0
-    assert report["cold_start"]["first_invocation"] >= report["cold_start"]["warm_invocation"] > 0
+    variants = {v["name"]: v for v in report["cold_path"]["variants"]}
+    assert variants["boto3 baseline"]["total"] > 0
+    assert variants[f"{PROJECT}, bytecode"]["medians"]["first"] > 0
     # A smoke run: tiny sizes say nothing about the targets, so none is scored.
     assert report["smoke_run"] is True
     assert report["targets"] is None
     wide = next(w for w in report["workloads"] if w["key"] == "wide")
     assert wide["calls"] == {"dynamodb": {"BatchGetItem": 3}}
-
-
-@pytest.mark.slow
-def test_tuned_moto_answers_queries_exactly_like_stock_moto(moto_endpoint: str) -> None:
-    """The benchmark's moto (Query reads one partition) pages, counts and orders like the
-    stock moto of the test suite, neighbours' items never included."""
-    import uuid
-
-    from reassembly_trigger.local.stack import LocalAws, ResourceNames, create_resources
-
-    def pages(endpoint: str) -> list[tuple[int, Any]]:
-        aws = LocalAws.connect(endpoint, REGION)
-        names = ResourceNames.with_prefix(f"tune{uuid.uuid4().hex[:8]}")
-        create_resources(aws, names)
-        table = names.segment_completions_table
-        for job in ("job-a", "job-b", "job-c"):
-            for index in range(30):
-                aws.dynamodb.put_item(
-                    TableName=table,
-                    Item={
-                        "job_id": {"S": job},
-                        "segment_index": {"N": str(index)},
-                        "pad": {"S": "x" * 100_000},
-                    },
-                )
-        found: list[tuple[int, Any]] = []
-        start: Any = None
-        while True:
-            extra = {"ExclusiveStartKey": start} if start else {}
-            page = aws.dynamodb.query(
-                TableName=table,
-                KeyConditionExpression="job_id = :j AND segment_index BETWEEN :a AND :b",
-                ExpressionAttributeValues={
-                    ":j": {"S": "job-b"},
-                    ":a": {"N": "3"},
-                    ":b": {"N": "27"},
-                },
-                Select="COUNT",
-                ConsistentRead=True,
-                **extra,
-            )
-            start = page.get("LastEvaluatedKey")
-            found.append((page["Count"], start))
-            if not start:
-                return found
-
-    with SubprocessStack(latency_ms=0, tune_moto=True) as tuned:
-        tuned_pages = pages(tuned.upstream_url)
-    stock_pages = pages(moto_endpoint)
-
-    assert tuned_pages == stock_pages
-    assert sum(count for count, _ in tuned_pages) == 25
-    assert len(tuned_pages) >= 3

@@ -309,6 +309,11 @@ class LatencyProxy:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: a burst of new client connections (a pool
+    # of 64 threads connecting at once) overflowed it, the kernel dropped the SYNs and
+    # each client retried its connect 1 s later, past the handler's connect timeout.
+    # AWS accepts any number of connections at once.
+    request_queue_size = 1024
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client closing its keep-alive connection is the normal end of it.

@@ -1021,9 +1021,7 @@ class Simulation:
             for thread in threads:
                 thread.join(10)
         reconciled = reconciler.scheduled.tally if reconciler is not None else None
-        errors = _errors(
-            actors, tally, reconciled, faults_injected=self.workload.fault_rate > 0
-        )
+        errors = _errors(actors, tally, reconciled, faults_injected=self.workload.fault_rate > 0)
         return SimulationResult(
             workload=workload,
             jobs=[

@@ -9,16 +9,29 @@ from pathlib import Path
 from typing import Any
 
 from reassembly_trigger.local.bench import Bench, BenchConfig, BenchReport, Endpoints
+from reassembly_trigger.local.bench.render import markdown, render
 from reassembly_trigger.local.commands.common import EXIT_FAILED, int_in, seconds
 from reassembly_trigger.local.latency_proxy import DEFAULT_LATENCY_MS, SubprocessStack
 from reassembly_trigger.settings import DEFAULT_EVALUATION_CONCURRENCY
 
 _DEFAULTS = BenchConfig()
-#: What a quick run prints instead of the targets: its sizes say nothing about them.
-SMOKE_NOTE = (
-    "quick run: a smoke test at tiny sizes, every path exercised and checked for "
-    "correctness; the performance targets are scored only by a full run (without --quick)"
-)
+
+
+def _latencies(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of milliseconds: {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"not a list of milliseconds: {text!r}")
+    return values
+
+
+def _comparison(text: str) -> tuple[str, str]:
+    label, _, folder = text.partition("=")
+    if not label or not folder or not Path(folder, "reassembly_trigger").is_dir():
+        raise argparse.ArgumentTypeError(f"expected LABEL=DIR with DIR/reassembly_trigger/: {text}")
+    return label, str(Path(folder).resolve())
 
 
 def register(subparsers: Any) -> None:
@@ -26,36 +39,68 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "bench",
         help="benchmark the handler against moto behind a latency proxy",
-        description="Run three workloads (a stream of completions over many jobs, one wide "
-        "batch of jobs not ready, one deep job) and the cold-start measurement against an "
-        "embedded moto server behind a loopback proxy that delays and counts every AWS "
-        "call, and compare the figures with the performance targets (docs/performance.md). "
-        "Not a test: it reports what it measures. Exit 1 only when a workload did the "
-        "wrong thing (a job not triggered, or triggered twice).",
+        description="Run the workloads (a stream of completions over many jobs at several "
+        "latencies and concurrencies, a burst over 1,000 jobs, one wide batch of jobs not "
+        "ready, one deep job, a reconcile run over 1,000 jobs in flight) and the cold path "
+        "as deployed, against an embedded moto server behind a loopback proxy that delays "
+        "and counts every AWS call, and compare the figures with the performance targets "
+        "(docs/performance.md). Not a test: it reports what it measures. Exit 1 only when a "
+        "workload did the wrong thing (a job not triggered, or triggered twice).",
     )
     parser.add_argument(
         "--latency-ms",
         type=seconds(low=0.0, high=10_000, allow_low=True),
         default=DEFAULT_LATENCY_MS,
         metavar="MS",
-        help="delay added to every AWS call, in milliseconds",
+        help="delay added to every AWS call of the wide, deep and reconciler workloads "
+        f"(default {DEFAULT_LATENCY_MS:g})",
+    )
+    parser.add_argument(
+        "--latencies-ms",
+        type=_latencies,
+        default=None,
+        metavar="MS,MS,...",
+        help="comma-separated delays workload 1 runs at (default 5,20,50; the burst 5,20)",
     )
     parser.add_argument(
         "--concurrency",
         type=int_in(1, 1_000),
         default=DEFAULT_EVALUATION_CONCURRENCY,
         metavar="N",
-        help="EVALUATION_CONCURRENCY of the main runs; workload 1 also runs at 1",
+        help="EVALUATION_CONCURRENCY of the runs labelled default; workload 1 also runs "
+        f"at 1, 16 and 64, the burst at 16 and 64 (default {DEFAULT_EVALUATION_CONCURRENCY})",
     )
     parser.add_argument(
         "--cold-start-runs",
         type=int_in(0, 1_000),
         default=None,
         metavar="N",
-        help="fresh interpreters per cold-start figure, median reported "
-        f"(default: {_DEFAULTS.cold_start_runs}, 1 with --quick; 0 skips)",
+        help="fresh interpreters per cold-path figure, median reported "
+        f"(default {_DEFAULTS.cold_start_runs}, 1 with --quick; 0 skips)",
     )
-    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="order of the completions")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        type=_comparison,
+        default=[],
+        metavar="LABEL=DIR",
+        help="also measure the cold path of another implementation whose code (the "
+        "reassembly_trigger package, as its zip holds it) is in DIR; label it 'seed' "
+        "to compare with the seed's (repeatable; default: none)",
+    )
+    parser.add_argument(
+        "--target-python",
+        default=None,
+        metavar="PYTHON",
+        help="interpreter of the cold path (default: Python 3.12, the target runtime, "
+        "when this machine has it; else this one)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=_DEFAULTS.seed,
+        help=f"order of the completions (default {_DEFAULTS.seed})",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -95,6 +140,13 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
     }
     if args.cold_start_runs is not None:
         overrides["cold_start_runs"] = args.cold_start_runs
+    if args.latencies_ms is not None:
+        overrides["latencies_ms"] = args.latencies_ms
+        overrides["burst_latencies_ms"] = args.latencies_ms[:2]
+    if args.compare:
+        overrides["compare"] = tuple(args.compare)
+    if args.target_python is not None:
+        overrides["target_python"] = args.target_python
     return BenchConfig.quick(**overrides) if args.quick else BenchConfig(**overrides)
 
 
@@ -133,147 +185,4 @@ def as_json(report: BenchReport, *, smoke: bool) -> dict[str, Any]:
 
 def correct(report: BenchReport) -> bool:
     """Whether every workload did the right thing (timing targets are reported, not enforced)."""
-    ok = True
-    for workload in report.workloads:
-        checks = workload.checks
-        ok &= checks.get("failed_records", 0) == 0
-        if workload.key.startswith("stream"):
-            ok &= checks["triggered"] == checks["expected"] and checks["duplicates"] == 0
-    deep = report.workload("deep").checks
-    ok &= deep["completions"] == deep["segments"] and deep["triggered"] == 1
-    return bool(ok)
-
-
-def _calls(calls: dict[str, dict[str, int]]) -> str:
-    return ", ".join(
-        f"{action} {count}" for actions in calls.values() for action, count in actions.items()
-    )
-
-
-def rows(report: BenchReport) -> list[list[str]]:
-    """One row per workload run, as printed."""
-    return [
-        [
-            w.title,
-            str(w.concurrency),
-            f"{w.wall_seconds:.3f}",
-            f"{w.calls_total} ({_calls(w.calls)})",
-            f"{w.calls_per_job:.1f}",
-            f"{w.effective_parallelism:.1f}",
-            f"{w.cpu_us_per_record:.1f}",
-            f"{w.upstream_seconds:.2f}",
-        ]
-        for w in report.workloads
-    ]
-
-
-HEADERS = [
-    "workload",
-    "concurrency",
-    "wall s",
-    "AWS calls (by action)",
-    "calls/job",
-    "eff. parallelism",
-    "CPU us/record",
-    "moto busy s",
-]
-
-
-def summary_lines(report: BenchReport, *, smoke: bool = False) -> list[str]:
-    """The figures under the table: round trip, speed-up, cold start, targets (or, for
-    a smoke run, a note that they are not scored)."""
-    machine = report.machine
-    lines = [
-        f"machine: {machine['nproc']} cores, {machine['cpu']}, Python {machine['python']}, "
-        f"load {machine['load_average']} before, {machine.get('load_average_after')} after",
-        f"latency added per call: {report.config.latency_ms:g} ms; measured single-call "
-        f"round trip through the proxy: {report.round_trip_seconds * 1000:.2f} ms",
-        f"workload 1 speed-up, concurrency {report.config.concurrency} over 1: "
-        f"{report.speedup:.1f}x; if only the handler's CPU time bounded it (moto shares "
-        f"these cores, AWS would not): at most {report.cpu_bound_ceiling[0]:.1f}x, "
-        f"effective parallelism at most {report.cpu_bound_ceiling[1]:.1f}",
-    ]
-    cold = report.cold_start
-    if cold is not None:
-        ms = 1000
-        lines += [
-            f"cold start, median of {cold.runs} interleaved fresh processes, as deployed "
-            f"(no rich): python -c pass {cold.empty_process * ms:.0f} ms, import boto3 "
-            f"{cold.boto3_process * ms:.0f} ms, import reassembly_trigger.handler "
-            f"{cold.handler_process * ms:.0f} ms: ratio {cold.import_ratio:.2f} "
-            f"(with this venv's rich: {cold.handler_process_with_rich * ms:.0f} ms, "
-            f"ratio {cold.import_ratio_with_rich:.2f})",
-            f"first invocation {cold.first_invocation * ms:.0f} ms vs warm "
-            f"{cold.warm_invocation * ms:.0f} ms: {cold.first_invocation_overhead * ms:.0f} ms "
-            f"paid once (clients, logging set-up, lazy imports); import + first invocation "
-            f"{cold.to_first_response * ms:.0f} ms vs import boto3 {cold.boto3_import * ms:.0f}"
-            f" ms + two clients {cold.boto3_clients * ms:.0f} ms",
-        ]
-    if smoke:
-        return [*lines, SMOKE_NOTE]
-    lines.append("targets:")
-    lines += [
-        f"  [{'met' if t.met else 'MISSED'}] {t.name}: {t.measured} (goal {t.goal})"
-        for t in report.targets()
-    ]
-    return lines
-
-
-SCALING_HEADERS = ["dimension", "size", "records", "wall ms", "CPU ms", "AWS calls", "pages"]
-
-
-def scaling_rows(report: BenchReport) -> list[list[str]]:
-    """One row per batch of the scaling sweep."""
-    return [
-        [
-            p.dimension,
-            f"{p.size:,}",
-            f"{p.records:,}",
-            f"{p.wall_seconds * 1000:.1f}",
-            f"{p.cpu_seconds * 1000:.1f}",
-            f"{p.calls_total} ({_calls(p.calls)})",
-            "" if p.pages is None else str(p.pages),
-        ]
-        for p in report.scaling
-    ]
-
-
-def render(report: BenchReport, console: Any, *, smoke: bool = False) -> None:
-    """The tables and the summary, for a terminal."""
-    from rich.table import Table
-
-    table = Table(title="reassembly-trigger benchmark")
-    for header in HEADERS:
-        table.add_column(header, overflow="fold")
-    for row in rows(report):
-        table.add_row(*row)
-    console.print(table)
-    if report.scaling:
-        sweep = Table(title="how one batch's cost grows")
-        for header in SCALING_HEADERS:
-            sweep.add_column(header, overflow="fold")
-        for row in scaling_rows(report):
-            sweep.add_row(*row)
-        console.print(sweep)
-    for line in summary_lines(report, smoke=smoke):
-        console.print(line, highlight=False, markup=False)
-
-
-def _markdown_table(headers: list[str], body: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return lines + ["| " + " | ".join(row) + " |" for row in body]
-
-
-def markdown(report: BenchReport, *, smoke: bool = False) -> str:
-    """The tables and the summary as Markdown (for docs/performance.md)."""
-    out = _markdown_table(HEADERS, rows(report))
-    if report.scaling:
-        out += ["", *_markdown_table(SCALING_HEADERS, scaling_rows(report))]
-    out += [
-        "",
-        *(
-            f"  - {line.strip()}" if line.startswith("  ") else f"- {line}"
-            for line in summary_lines(report, smoke=smoke)
-        ),
-    ]
-    return "\n".join(out) + "\n"
+    return not report.incorrect()

@@ -1,0 +1,696 @@
+"""The workloads: the real entry points against moto behind the latency proxy.
+
+1. **stream**: 1,000 completions over 50 jobs of 20 segments, written in random order
+   in batches of 100, each batch delivered as a stream event right after it is
+   written; at each latency and concurrency of the run.
+2. **burst**: one batch of 10,000 records over 1,000 complete jobs (a backlog replayed
+   after an outage): every job is counted, locked, sent and marked in one invocation.
+3. **wide**: one batch of 10,000 records over 10 jobs that are not ready (chunking
+   still running), so the batched read of the Jobs is the only AWS call.
+4. **deep**: one job of 5,000 padded segments (several MB, so several Query pages);
+   the last two batches are delivered, and each evaluation counts with one paginated
+   query.
+5. **reconcile**: one scheduled run of the reconciler over 1,000 jobs in flight: some
+   missed by the stream path (complete, never triggered), some already triggered, the
+   rest still waiting for segments.
+
+Each run has its own tables and queue (fresh names), its own container warmed by a
+job that triggers, and is compared with its critical path (`bounds`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from reassembly_trigger import reconcile
+from reassembly_trigger.clients import client_config
+from reassembly_trigger.local.bench import bounds
+from reassembly_trigger.local.bench.config import (
+    INVOCATION_TIMEOUT_MS,
+    RECONCILE_TIMEOUT_MS,
+    BenchConfig,
+)
+from reassembly_trigger.local.bench.data import (
+    StreamRecords,
+    chunks,
+    completion_item,
+    finished_lock_item,
+    job_item,
+    write_items,
+)
+from reassembly_trigger.local.bench.harness import Harness, container
+from reassembly_trigger.local.bench.results import (
+    BenchReport,
+    ScalingPoint,
+    WorkloadResult,
+    machine_description,
+)
+from reassembly_trigger.local.latency_proxy import ProxyControl
+from reassembly_trigger.local.stack import (
+    DEFAULT_REGION,
+    LOCAL_CREDENTIALS,
+    LocalAws,
+    ResourceNames,
+    Resources,
+    create_resources,
+)
+
+WARM_UP_JOB = "bench-warm-up"
+#: Segments of each burst and reconciler job.
+SMALL_JOB_SEGMENTS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Moto directly (for writing data) and through the proxy (for the handler)."""
+
+    upstream_url: str
+    proxy_url: str
+    control: ProxyControl
+
+
+@dataclass(frozen=True, slots=True)
+class _BurstData:
+    """The burst's Jobs and completions, written once and read by every burst run."""
+
+    resources: Resources
+    records: StreamRecords
+    event: dict[str, Any]
+    jobs: tuple[str, ...]
+
+
+class Bench:
+    """Runs the workloads against one proxied moto server."""
+
+    def __init__(
+        self,
+        config: BenchConfig,
+        endpoints: Endpoints,
+        progress: Callable[[str], object] | None = None,
+    ) -> None:
+        self.config = config
+        self.endpoints = endpoints
+        self.aws = LocalAws.connect(endpoints.upstream_url, DEFAULT_REGION)
+        self._progress = progress or (lambda message: None)
+        self._run_id = uuid.uuid4().hex[:6]
+        self._names = 0
+        self.round_trips: dict[float, float] = {}
+        self.latency_ms = config.latency_ms
+        self._burst: _BurstData | None = None
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def round_trip_seconds(self) -> float:
+        """The single-call round trip at the current latency (measured on first use)."""
+        if self.latency_ms not in self.round_trips:
+            self.measure_round_trip()
+        return self.round_trips[self.latency_ms]
+
+    def set_latency(self, latency_ms: float) -> None:
+        """Delay every call through the proxy by `latency_ms` from now on."""
+        self.endpoints.control.set_latency(latency_ms)
+        self.latency_ms = latency_ms
+
+    def _resources(self, name: str) -> Resources:
+        """Fresh tables and queues, never shared with another run."""
+        self._names += 1
+        prefix = f"bench-{self._run_id}-{self._names}-{name}"
+        return create_resources(self.aws, ResourceNames.with_prefix(prefix))
+
+    def _warm_up(self, resources: Resources) -> tuple[StreamRecords, dict[str, Any]]:
+        """The stream's record factory, and a warm-up event whose job triggers.
+
+        The warm-up job is created in the future, so the reconciler never lists it.
+        """
+        names = resources.names
+        future = int(time.time()) + 86_400
+        write_items(
+            self.aws.dynamodb,
+            names.jobs_table,
+            [
+                job_item(
+                    WARM_UP_JOB, status="chunking_complete", total_segments=1, created_at=future
+                )
+            ],
+        )
+        completion = completion_item(WARM_UP_JOB, 0)
+        write_items(self.aws.dynamodb, names.segment_completions_table, [completion])
+        arn = resources.segment_completions_stream_arn
+        if arn is None:
+            raise RuntimeError(f"{names.segment_completions_table} has no stream")
+        records = StreamRecords(arn)
+        return records, records.event([completion])
+
+    def _sent(
+        self, resources: Resources, jobs: Sequence[str], *, earlier: Collection[str] = ()
+    ) -> dict[str, int]:
+        """How many of `jobs` had their message sent, and how many messages are extra.
+
+        Counted without reading the queue (moto's ReceiveMessage walks the whole queue on
+        every call: draining 1,000 messages took 80 s): a lock is marked only after its
+        message was sent, so with M messages on the queue and K locks marked by this run
+        (`earlier` ones excluded), M - K messages were sent more than once.
+        """
+        names = resources.names
+        marked: set[str] = set()
+        params: dict[str, Any] = {
+            "TableName": names.reassembly_triggered_table,
+            "ProjectionExpression": "job_id, enqueued_at",
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.aws.dynamodb.scan(**params)
+            marked |= {i["job_id"]["S"] for i in page.get("Items", []) if "enqueued_at" in i}
+            if "LastEvaluatedKey" not in page:
+                break
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        marked -= set(earlier)
+        counts = self.aws.sqs.get_queue_attributes(
+            QueueUrl=resources.reassembly_queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        messages = sum(int(v) for v in counts.values())
+        return {
+            "triggered": len(marked & set(jobs)),
+            "duplicates": messages - len(marked),
+            "expected": len(jobs),
+            "messages": messages,
+        }
+
+    def _result(
+        self,
+        kind: str,
+        *,
+        title: str,
+        concurrency: int,
+        jobs: int,
+        harness: Harness,
+        checks: dict[str, Any],
+        bound: bounds.Bound | None = None,
+        timeout_seconds: float | None = None,
+        key: str | None = None,
+    ) -> WorkloadResult:
+        stats = self.endpoints.control.stats()
+        return WorkloadResult(
+            key=key or f"{kind}@{self.latency_ms:g}ms/c{concurrency}",
+            title=title,
+            latency_ms=self.latency_ms,
+            concurrency=concurrency,
+            records=harness.records,
+            jobs=jobs,
+            batches=harness.batches,
+            wall_seconds=harness.wall_seconds,
+            cpu_seconds=harness.cpu_seconds,
+            botocore_seconds=harness.botocore_seconds,
+            calls=stats.calls,
+            upstream_seconds=stats.upstream_seconds,
+            server_cpu_seconds=harness.server_cpu_seconds,
+            round_trip_seconds=self.round_trip_seconds,
+            bound_round_trips=bound.round_trips() if bound else 0,
+            bound_round_trips_here=bound.round_trips(concurrency) if bound else 0,
+            minimum_calls=bound.calls if bound else 0,
+            timeout_seconds=timeout_seconds,
+            cores=os.cpu_count() or 1,
+            checks={
+                **checks,
+                "failed_records": len(harness.failed_records),
+                # Requests the proxy saw beyond the calls the handler made: retries.
+                "retried_requests": stats.total - harness.api_calls,
+                **({"errors": dict(harness.tap.errors)} if harness.tap.errors else {}),
+            },
+        )
+
+    # ------------------------------------------------------------------ measurements
+
+    def measure_round_trip(self) -> float:
+        """Median of sequential GetItem calls through the proxy, on a handler-like client."""
+        resources = self._resources("rtt")
+        import boto3
+
+        client = boto3.session.Session(
+            region_name=DEFAULT_REGION,
+            aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
+        ).client(
+            "dynamodb",
+            endpoint_url=self.endpoints.proxy_url,
+            config=client_config(self.config.concurrency),
+        )
+        key = {"job_id": {"S": WARM_UP_JOB}}
+        table = resources.names.jobs_table
+        samples = []
+        for n in range(self.config.round_trip_samples + 3):
+            started = time.perf_counter()
+            client.get_item(TableName=table, Key=key, ConsistentRead=True)
+            if n >= 3:  # the first calls open the connection
+                samples.append(time.perf_counter() - started)
+        self.endpoints.control.reset()
+        self.round_trips[self.latency_ms] = statistics.median(samples)
+        return self.round_trips[self.latency_ms]
+
+    def stream(self, concurrency: int) -> WorkloadResult:
+        """Workload 1: completions in random order, batch after batch, as the stream delivers."""
+        cfg = self.config
+        resources = self._resources("stream")
+        records, warm_up = self._warm_up(resources)
+        names = resources.names
+        jobs = [f"job-{n:04d}" for n in range(cfg.stream_jobs)]
+        write_items(
+            self.aws.dynamodb,
+            names.jobs_table,
+            [
+                job_item(j, status="chunking_complete", total_segments=cfg.stream_segments)
+                for j in jobs
+            ],
+        )
+        order = [(job, index) for job in jobs for index in range(cfg.stream_segments)]
+        random.Random(cfg.seed).shuffle(order)
+        batches = list(chunks(order, cfg.batch_size))
+        with container(
+            resources,
+            self.endpoints.proxy_url,
+            concurrency,
+            warm_up=warm_up,
+            server=self.endpoints.control,
+            timeout_seconds=INVOCATION_TIMEOUT_MS / 1000,
+        ) as harness:
+            self.endpoints.control.reset()
+            for batch in batches:
+                items = [completion_item(job, index) for job, index in batch]
+                write_items(self.aws.dynamodb, names.segment_completions_table, items)
+                harness.invoke(records.event(items))
+            result = self._result(
+                "stream",
+                title=f"1. {len(order):,} completions, {len(jobs)} jobs x "
+                f"{cfg.stream_segments}, batches of {cfg.batch_size}",
+                concurrency=concurrency,
+                jobs=len(jobs),
+                harness=harness,
+                checks={},
+                bound=bounds.stream_bound(batches, cfg.stream_segments),
+            )
+        checks = self._sent(resources, jobs)
+        return replace(result, checks={**result.checks, **checks})
+
+    def _burst_data(self) -> _BurstData:
+        """The burst's Jobs and completions (written once, shared by every burst run)."""
+        if self._burst is not None:
+            return self._burst
+        cfg = self.config
+        resources = self._resources("burst-data")
+        records, _ = self._warm_up(resources)
+        per_job = max(1, cfg.burst_records // cfg.burst_jobs)
+        jobs = tuple(f"job-{n:05d}" for n in range(cfg.burst_jobs))
+        write_items(
+            self.aws.dynamodb,
+            resources.names.jobs_table,
+            [job_item(j, status="chunking_complete", total_segments=per_job) for j in jobs],
+        )
+        order = [(job, index) for job in jobs for index in range(per_job)]
+        random.Random(cfg.seed).shuffle(order)
+        items = [completion_item(job, index) for job, index in order]
+        write_items(self.aws.dynamodb, resources.names.segment_completions_table, items)
+        self._burst = _BurstData(resources, records, records.event(items), jobs)
+        return self._burst
+
+    def burst(self, concurrency: int) -> WorkloadResult:
+        """Workload 2: one batch naming every job of a backlog, every job complete."""
+        data = self._burst_data()
+        # The data is shared; the lock table and the queue are this run's own.
+        own = self._resources("burst")
+        resources = replace(
+            own,
+            names=replace(
+                own.names,
+                jobs_table=data.resources.names.jobs_table,
+                segment_completions_table=data.resources.names.segment_completions_table,
+            ),
+        )
+        warm_up = data.records.event([completion_item(WARM_UP_JOB, 0)])
+        timeout = INVOCATION_TIMEOUT_MS / 1000
+        with container(
+            resources,
+            self.endpoints.proxy_url,
+            concurrency,
+            warm_up=warm_up,
+            server=self.endpoints.control,
+            timeout_seconds=timeout,
+        ) as harness:
+            self.endpoints.control.reset()
+            harness.invoke(data.event)
+            result = self._result(
+                "burst",
+                title=f"2. one batch of {len(data.event['Records']):,} records over "
+                f"{len(data.jobs):,} complete jobs",
+                concurrency=concurrency,
+                jobs=len(data.jobs),
+                harness=harness,
+                checks={},
+                bound=bounds.burst_bound(len(data.jobs)),
+                timeout_seconds=timeout,
+            )
+        checks = self._sent(resources, data.jobs)
+        return replace(result, checks={**result.checks, **checks})
+
+    def wide(self) -> WorkloadResult:
+        """Workload 3: one maximal batch over jobs whose chunking is still running."""
+        cfg = self.config
+        resources = self._resources("wide")
+        records, warm_up = self._warm_up(resources)
+        names = resources.names
+        jobs = [f"job-{n:04d}" for n in range(cfg.wide_jobs)]
+        write_items(
+            self.aws.dynamodb,
+            names.jobs_table,
+            [job_item(j, status="chunking_in_progress", total_segments=None) for j in jobs],
+        )
+        per_job = math.ceil(cfg.wide_records / len(jobs))
+        order = [(job, index) for job in jobs for index in range(per_job)][: cfg.wide_records]
+        random.Random(cfg.seed).shuffle(order)
+        items = [completion_item(job, index) for job, index in order]
+        write_items(self.aws.dynamodb, names.segment_completions_table, items)
+        event = records.event(items)
+        with container(
+            resources,
+            self.endpoints.proxy_url,
+            cfg.concurrency,
+            warm_up=warm_up,
+            server=self.endpoints.control,
+        ) as harness:
+            self.endpoints.control.reset()
+            harness.invoke(event)
+            return self._result(
+                "wide",
+                key="wide",
+                title=f"3. one batch of {len(items):,} records over {len(jobs)} jobs not ready",
+                concurrency=cfg.concurrency,
+                jobs=len(jobs),
+                harness=harness,
+                checks={
+                    "skipped": harness.tap.reasons("skipped"),
+                    "messages": self._sent(resources, [])["messages"] - 1,  # the warm-up's
+                },
+                bound=bounds.Bound((bounds.Stage(math.ceil(len(jobs) / 100), ()),)),
+            )
+
+    def deep(self) -> WorkloadResult:
+        """Workload 4: one job whose completions span several Query pages."""
+        cfg = self.config
+        resources = self._resources("deep")
+        records, warm_up = self._warm_up(resources)
+        names = resources.names
+        job = "job-deep"
+        write_items(
+            self.aws.dynamodb,
+            names.jobs_table,
+            [job_item(job, status="chunking_complete", total_segments=cfg.deep_segments)],
+        )
+        order = list(range(cfg.deep_segments))
+        random.Random(cfg.seed).shuffle(order)
+        items = [completion_item(job, index, cfg.deep_padding) for index in order]
+        last, before_last = items[-cfg.batch_size :], items[-2 * cfg.batch_size : -cfg.batch_size]
+        table = names.segment_completions_table
+        write_items(self.aws.dynamodb, table, items[: -cfg.batch_size])
+        with container(
+            resources,
+            self.endpoints.proxy_url,
+            cfg.concurrency,
+            warm_up=warm_up,
+            server=self.endpoints.control,
+        ) as harness:
+            self.endpoints.control.reset()
+            # The batch before the last: the job is still incomplete.
+            harness.invoke(records.event(before_last))
+            write_items(self.aws.dynamodb, table, last)
+            harness.invoke(records.event(last))
+            pages = list(harness.tap.pages)
+            checks = {
+                "segments": cfg.deep_segments,
+                "completions": max(harness.tap.completions, default=0),
+                "pages": pages,
+                "evaluations": len(pages),
+                "megabytes": round(sum(len(json.dumps(i)) for i in items) / 1e6, 1),
+            }
+            stages = [bounds.Stage(1, (p,)) for p in pages]
+            if stages:
+                last_stage = stages[-1]
+                stages[-1] = replace(
+                    last_stage, job_calls=(last_stage.job_calls[0] + bounds.TRIGGER_CALLS,)
+                )
+            result = self._result(
+                "deep",
+                key="deep",
+                title=f"4. one job of {cfg.deep_segments:,} segments "
+                f"(~{checks['megabytes']} MB), last two batches",
+                concurrency=cfg.concurrency,
+                jobs=1,
+                harness=harness,
+                checks=checks,
+                bound=bounds.Bound(tuple(stages)),
+            )
+        sent = self._sent(resources, [job])
+        checks = {"triggered": sent["triggered"], "duplicates": sent["duplicates"]}
+        return replace(result, checks={**result.checks, **checks})
+
+    def reconcile(self) -> WorkloadResult:
+        """Workload 5: one scheduled reconciler run over the jobs in flight."""
+        cfg = self.config
+        resources = self._resources("reconcile")
+        _, _ = self._warm_up(resources)
+        names = resources.names
+        count = cfg.reconcile_jobs
+        jobs = [f"job-{n:05d}" for n in range(count)]
+        kinds = (
+            ["missed"] * round(count * cfg.reconcile_missed_share)
+            + ["triggered"] * round(count * cfg.reconcile_triggered_share)
+        )[:count]
+        kinds += ["waiting"] * (count - len(kinds))
+        random.Random(cfg.seed).shuffle(kinds)
+        kind_of = dict(zip(jobs, kinds, strict=True))
+        write_items(
+            self.aws.dynamodb,
+            names.jobs_table,
+            [
+                # Distinct, long-past creation times: the status index lists them in order.
+                job_item(
+                    job,
+                    status="chunking_complete",
+                    total_segments=SMALL_JOB_SEGMENTS,
+                    created_at=1_700_000_000 + n,
+                )
+                for n, job in enumerate(jobs)
+            ],
+        )
+        half = SMALL_JOB_SEGMENTS // 2
+        completions = [
+            completion_item(job, index)
+            for job in jobs
+            for index in range(half if kind_of[job] == "waiting" else SMALL_JOB_SEGMENTS)
+        ]
+        write_items(self.aws.dynamodb, names.segment_completions_table, completions)
+        triggered = [job for job in jobs if kind_of[job] == "triggered"]
+        started = set(triggered[::2])
+        write_items(
+            self.aws.dynamodb,
+            names.reassembly_triggered_table,
+            [finished_lock_item(job, started=job in started) for job in triggered],
+        )
+        missed = [job for job in jobs if kind_of[job] == "missed"]
+        job_calls = {"missed": 1 + bounds.TRIGGER_CALLS, "waiting": 1, "triggered": 0}
+        bound_chunks = [
+            (
+                1 + int(any(kind_of[j] != "triggered" for j in chunk)),
+                [job_calls[kind_of[j]] for j in chunk],
+            )
+            for chunk in chunks(jobs, 100)
+        ]
+        timeout = RECONCILE_TIMEOUT_MS / 1000
+        with container(
+            resources,
+            self.endpoints.proxy_url,
+            cfg.concurrency,
+            warm_up={"job_ids": [WARM_UP_JOB]},
+            server=self.endpoints.control,
+            entry_point=reconcile.lambda_handler,
+            timeout_seconds=timeout,
+        ) as harness:
+            self.endpoints.control.reset()
+            summary = harness.invoke({})
+            expected_unclaimed = len(triggered) - len(started)
+            waiting = sum(1 for k in kinds if k == "waiting")
+            checks = {
+                "listed": summary["jobs_listed"],
+                "enqueued": len(summary["jobs_enqueued"]),
+                "missed": len(missed),
+                "failed_jobs": len(summary["jobs_failed"]),
+                "unclaimed": len(summary["unclaimed"]),
+                "waiting_for_segments": len(summary["waiting_for_segments"]),
+                "outcomes": summary["outcomes"],
+                "truncated": summary["truncated"],
+                "correct": (
+                    summary["jobs_listed"] == count
+                    and sorted(summary["jobs_enqueued"]) == sorted(missed)
+                    and len(summary["unclaimed"]) == expected_unclaimed
+                    and len(summary["waiting_for_segments"]) == waiting
+                    and not summary["truncated"]
+                ),
+            }
+            result = self._result(
+                "reconcile",
+                key="reconcile",
+                title=f"5. reconciler: {count:,} jobs in flight ({len(missed)} missed, "
+                f"{len(triggered)} triggered, {waiting} waiting)",
+                concurrency=cfg.concurrency,
+                jobs=count,
+                harness=harness,
+                checks=checks,
+                bound=bounds.reconcile_bound(bound_chunks),
+                timeout_seconds=timeout,
+            )
+        sent = self._sent(resources, missed, earlier=triggered)
+        correct = (
+            result.checks["correct"]
+            and sent["triggered"] == len(missed)
+            and sent["duplicates"] == 0
+        )
+        return replace(
+            result,
+            checks={**result.checks, "duplicates": sent["duplicates"], "correct": correct},
+        )
+
+    def scaling(self) -> list[ScalingPoint]:
+        """One batch at several sizes along each dimension, at the configured concurrency."""
+        cfg = self.config
+        points: list[ScalingPoint] = []
+        control = self.endpoints.control
+
+        def measure(harness: Harness, dimension: str, size: int, event: dict[str, Any]) -> None:
+            before_wall, before_cpu = harness.wall_seconds, harness.cpu_seconds
+            harness.tap.clear()
+            control.reset()
+            harness.invoke(event)
+            points.append(
+                ScalingPoint(
+                    dimension=dimension,
+                    size=size,
+                    wall_seconds=harness.wall_seconds - before_wall,
+                    cpu_seconds=harness.cpu_seconds - before_cpu,
+                    records=len(event["Records"]),
+                    calls=control.stats().calls,
+                    pages=max(harness.tap.pages) if harness.tap.pages else None,
+                )
+            )
+
+        def run_in(resources: Resources, warm_up: dict[str, Any]) -> Any:
+            return container(resources, self.endpoints.proxy_url, cfg.concurrency, warm_up=warm_up)
+
+        # Records per batch: jobs not ready, so only parsing grows (one BatchGetItem).
+        resources = self._resources("scale-records")
+        records, warm_up = self._warm_up(resources)
+        jobs = [f"job-{n:04d}" for n in range(10)]
+        write_items(
+            self.aws.dynamodb,
+            resources.names.jobs_table,
+            [job_item(j, status="chunking_in_progress", total_segments=None) for j in jobs],
+        )
+        with run_in(resources, warm_up) as harness:
+            for size in cfg.scaling_records:
+                items = [completion_item(jobs[n % len(jobs)], n) for n in range(size)]
+                measure(harness, "records per batch", size, records.event(items))
+
+        # Jobs per batch: one record each, every job chunked and incomplete (one Query).
+        resources = self._resources("scale-jobs")
+        records, warm_up = self._warm_up(resources)
+        most = max(cfg.scaling_jobs)
+        jobs = [f"job-{n:04d}" for n in range(most)]
+        write_items(
+            self.aws.dynamodb,
+            resources.names.jobs_table,
+            [job_item(j, status="chunking_complete", total_segments=2) for j in jobs],
+        )
+        firsts = [completion_item(j, 0) for j in jobs]
+        write_items(self.aws.dynamodb, resources.names.segment_completions_table, firsts)
+        with run_in(resources, warm_up) as harness:
+            for size in cfg.scaling_jobs:
+                measure(harness, "jobs per batch", size, records.event(firsts[:size]))
+
+        # Segments per job: one job, ever more (padded) completions, one record delivered.
+        resources = self._resources("scale-segments")
+        records, warm_up = self._warm_up(resources)
+        job, total = "job-deep", max(cfg.scaling_segments) + 1
+        write_items(
+            self.aws.dynamodb,
+            resources.names.jobs_table,
+            [job_item(job, status="chunking_complete", total_segments=total)],
+        )
+        written = 0
+        with run_in(resources, warm_up) as harness:
+            for size in cfg.scaling_segments:
+                items = [completion_item(job, i, cfg.deep_padding) for i in range(written, size)]
+                write_items(self.aws.dynamodb, resources.names.segment_completions_table, items)
+                written = size
+                measure(harness, "segments per job", size, records.event(items[-1:]))
+        return points
+
+    def run(self) -> BenchReport:
+        """Every workload at every latency and concurrency, then the cold path."""
+        from reassembly_trigger.local.bench.cold_start import measure_cold_path
+
+        cfg = self.config
+        machine = machine_description()
+        workloads: list[WorkloadResult] = []
+        for latency in cfg.latencies_ms:
+            self.set_latency(latency)
+            self._progress(f"{latency:g} ms per call: measuring the single-call round trip")
+            self.measure_round_trip()
+            for concurrency in cfg.stream_concurrencies:
+                self._progress(f"workload 1 (stream) at {latency:g} ms, concurrency {concurrency}")
+                workloads.append(self.stream(concurrency))
+        for latency in cfg.burst_latencies_ms:
+            self.set_latency(latency)
+            self.measure_round_trip()
+            for concurrency in cfg.burst_runs:
+                self._progress(f"workload 2 (burst) at {latency:g} ms, concurrency {concurrency}")
+                workloads.append(self.burst(concurrency))
+        self.set_latency(cfg.latency_ms)
+        self.measure_round_trip()
+        self._progress("workload 3 (wide batch)")
+        workloads.append(self.wide())
+        self._progress("workload 4 (deep job)")
+        workloads.append(self.deep())
+        self._progress("workload 5 (reconciler)")
+        workloads.append(self.reconcile())
+        points: list[ScalingPoint] = []
+        if cfg.scaling:
+            self._progress("scaling sweep: records per batch, jobs per batch, segments per job")
+            points = self.scaling()
+        cold = None
+        notes: list[str] = []
+        if cfg.cold_start_runs > 0:
+            self.set_latency(0)
+            cold, notes = measure_cold_path(cfg, self.endpoints, self.aws, self._progress)
+            self.set_latency(cfg.latency_ms)
+        machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        return BenchReport(
+            config=cfg,
+            machine=machine,
+            round_trips=dict(self.round_trips),
+            workloads=workloads,
+            cold_path=cold,
+            scaling=points,
+            notes=notes,
+        )
