@@ -184,6 +184,8 @@ class JobOutcome:
     message_id: str | None = None
     #: The last lock this evaluation saw (None: none seen, or none read).
     lock: LockRecord | None = None
+    #: The Job item as read (None: none read, or no such job).
+    item: Item | None = None
 
     @property
     def failed(self) -> bool:
@@ -298,8 +300,6 @@ class JobEvaluation:
                 error=str(exc),
             )
             self._log.exception("evaluation_error")
-        if self.state == State.ENQUEUED:
-            self._warn_if_item_differs_from_model()
         return self.outcome()
 
     def _evaluate(self, lookup: JobLookup) -> None:
@@ -496,26 +496,6 @@ class JobEvaluation:
         self._budget.ensure("read the lock", STEP_SECONDS)
         return self._gw.lock.read(self.job_id)
 
-    def _warn_if_item_differs_from_model(self) -> None:
-        """Log (never decide on) how the Job item differs from the shared `Job` model.
-
-        Runs after the mark, off the path to the message: pydantic's import is the
-        largest cold-start cost, and only `status` and `total_segments` decide.
-        """
-        if self._item is None:
-            return
-        try:
-            from pydantic import ValidationError
-
-            from stereo_spot_shared import Job
-
-            Job.model_validate(self._item)
-        except ValidationError as exc:
-            errors = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-            self._log.warning("job_item_differs_from_model", errors=errors)
-        except Exception as exc:  # a warning must never change the outcome
-            self._log.warning("job_item_check_failed", error=str(exc))
-
     # ------------------------------------------------------------------ helpers
 
     def _now(self) -> int:
@@ -576,6 +556,7 @@ class JobEvaluation:
             total_segments=self.total_segments,
             message_id=self.message_id,
             lock=self.lock,
+            item=self._item,
         )
 
 

@@ -318,3 +318,23 @@ def test_a_run_that_cannot_list_the_jobs_reports_it_and_fails_the_invocation(
     with pytest.raises(reconcile.ReconcileFailed, match="stopped early"):
         run()
     assert "reconcile_metrics" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("reconcile_env")
+def test_the_reconciler_warns_about_job_items_the_shared_model_refuses(
+    pipeline: Pipeline,
+) -> None:
+    """Only status and total_segments decide; the rest of an in-flight Job is checked
+    against the shared model by the reconciler (off the stream path) and logged."""
+    import structlog
+
+    pipeline.add_job("job-new-mode", total_segments=2, mode="hologram")
+    pipeline.complete("job-new-mode", [0])
+
+    with structlog.testing.capture_logs() as logs:
+        summary = run()
+
+    assert summary["outcomes"]["skipped:incomplete"] == 1
+    (warning,) = [e for e in logs if e["event"] == "job_item_differs_from_model"]
+    assert warning["job_id"] == "job-new-mode"
+    assert any(error.startswith("mode") for error in warning["errors"])
