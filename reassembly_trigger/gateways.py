@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -595,10 +596,17 @@ class LockRecord:
 class ReassemblyLock:
     """The first-writer-wins lock on ReassemblyTriggered, with its lease and enqueue mark."""
 
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """`sleep`: the backoff between rounds of unprocessed keys in `read_many`."""
         self._client = client
         self._table = table_name
-        self._reader = _BatchReader(client, table_name, lambda _s: None)
+        self._reader = _BatchReader(client, table_name, sleep)
 
     def acquire(self, job_id: str, holder: str, now: int, lease_expires_at: int) -> None:
         """Create the lock; raise `LockAlreadyHeld` (with the existing item) if there is one."""

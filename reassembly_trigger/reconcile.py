@@ -34,11 +34,11 @@ from typing import Any
 import structlog
 
 from reassembly_trigger.batch import ReassemblyTrigger, outcome_counts
-from reassembly_trigger.clients import DYNAMODB_CALL_SECONDS
 from reassembly_trigger.errors import DeadlineReached
 from reassembly_trigger.evaluation import (
     AWS_ERRORS,
     LOCK_SECONDS,
+    STEP_SECONDS,
     Invocation,
     InvocationBudget,
     JobOutcome,
@@ -61,7 +61,7 @@ from reassembly_trigger.settings import Settings
 IN_FLIGHT_STATUS = "chunking_complete"
 #: Time a chunk of jobs needs before it may start: reading its locks and Jobs, then at
 #: least one evaluation's count and lock.
-CHUNK_SECONDS = 2 * DYNAMODB_CALL_SECONDS + LOCK_SECONDS
+CHUNK_SECONDS = 2 * STEP_SECONDS + LOCK_SECONDS
 #: The most job ids a targeted event may name.
 MAX_TARGETED_JOBS = 10_000
 
@@ -288,7 +288,7 @@ class Reconciler:
                 result.not_reached = len(jobs) - start
                 break
             locks, unread = self.trigger.gateways.lock.read_many(
-                [j.job_id for j in chunk], budget, DYNAMODB_CALL_SECONDS
+                [j.job_id for j in chunk], budget, STEP_SECONDS
             )
             # A job whose lock could not be read is evaluated without it: the machine
             # reads the lock itself when it gets that far.

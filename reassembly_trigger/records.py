@@ -139,7 +139,6 @@ class _Collector:
 class _Named:
     job_id: str
     sequence_number: str
-    source: RecordSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +211,7 @@ class _Classifier:
             _new_status(dynamodb.get("NewImage")) != "chunking_complete"
         ):
             return Ignored.JOB_NOT_CHUNKING_COMPLETE
-        return _Named(job_id, str(dynamodb["SequenceNumber"]), source)
+        return _Named(job_id, str(dynamodb["SequenceNumber"]))
 
 
 def parse_batch(

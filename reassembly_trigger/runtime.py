@@ -65,7 +65,9 @@ def build_gateways(settings: Settings, clients: AwsClients, clock: Clock) -> Gat
             settings.segment_completions_table_name,
             call_seconds=STEP_SECONDS,
         ),
-        lock=ReassemblyLock(clients.dynamodb, settings.reassembly_triggered_table_name),
+        lock=ReassemblyLock(
+            clients.dynamodb, settings.reassembly_triggered_table_name, sleep=clock.sleep
+        ),
         queue=ReassemblyQueue(clients.sqs, settings.reassembly_queue_url),
         clock=clock,
         lock_lease_seconds=settings.lock_lease_seconds,
