@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from enum import Enum
 from typing import Any, Protocol, TypeGuard
 
@@ -46,7 +45,7 @@ from reassembly_trigger.gateways import (
     LockRecord,
     LockStore,
     MessageSender,
-    Undecodable,
+    shown,
     whole_number,
 )
 from reassembly_trigger.machine import (
@@ -574,17 +573,6 @@ def logged_sequence_numbers(sequence_numbers: tuple[str, ...]) -> dict[str, Any]
         "sequence_number_count": len(sequence_numbers),
         "lowest_sequence_number": lowest_sequence_number(sequence_numbers),
     }
-
-
-def shown(value: object) -> object:
-    """A value read from an item as it is logged: JSON-safe, its type still visible."""
-    if isinstance(value, Undecodable):
-        return repr(value.raw)
-    if isinstance(value, Decimal):
-        return str(value)
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    return repr(value)
 
 
 def describe_aws_error(exc: BaseException) -> dict[str, Any]:

@@ -106,6 +106,17 @@ def deserialize_item(item: Mapping[str, Any]) -> Item:
     return plain
 
 
+def shown(value: object) -> object:
+    """A value read from an item as it is logged: JSON-safe, its type still visible."""
+    if isinstance(value, Undecodable):
+        return repr(value.raw)
+    if isinstance(value, Decimal):
+        return str(value)
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    return repr(value)
+
+
 def whole_number(value: object) -> int | None:
     """`value` as an int when it is a finite, integral DynamoDB number (never a bool)."""
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
@@ -577,17 +588,7 @@ class LockRecord:
         """The lock as logged: its attributes as read, numbers and strings made plain."""
         plain = deserialize_item(self.raw)
         return {
-            key: (
-                repr(value.raw)
-                if isinstance(value, Undecodable)
-                else whole_number(value)
-                if whole_number(value) is not None
-                else str(value)
-                if isinstance(value, Decimal)
-                else value
-                if isinstance(value, str | bool | int | None)
-                else repr(value)
-            )
+            key: number if (number := whole_number(value)) is not None else shown(value)
             for key, value in sorted(plain.items())
             if key != "job_id"
         }
