@@ -22,16 +22,16 @@ import structlog
 from reassembly_trigger import handler
 from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.clients import AwsClients, session_clients
-from reassembly_trigger.local.clock import SimulatedClock
-from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule, instant_retries
-from reassembly_trigger.local.media_worker import MediaWorker
-from reassembly_trigger.local.stack import (
+from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule, instant_retries
+from reassembly_trigger.local.aws.stack import (
     LOCAL_CREDENTIALS,
     LocalAws,
     ResourceNames,
     Resources,
     create_resources,
 )
+from reassembly_trigger.local.simulation.clock import SimulatedClock
+from reassembly_trigger.local.simulation.media_worker import MediaWorker
 from reassembly_trigger.runtime import PerProcess, build_trigger
 
 from conftest import REGION, Pipeline

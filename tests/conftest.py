@@ -20,10 +20,8 @@ from reassembly_trigger import handler
 from reassembly_trigger.batch import PartialBatchResponse, ReassemblyTrigger
 from reassembly_trigger.clients import AwsClients, aws_clients, reset_clients, session_clients
 from reassembly_trigger.gateways import BATCH_GET_LIMIT, ReconcileCursorStore
-from reassembly_trigger.local.clock import SimulatedClock
-from reassembly_trigger.local.faults import FaultInjector, instant_retries
-from reassembly_trigger.local.lambda_context import LocalLambdaContext
-from reassembly_trigger.local.stack import (
+from reassembly_trigger.local.aws.faults import FaultInjector, instant_retries
+from reassembly_trigger.local.aws.stack import (
     LOCAL_CREDENTIALS,
     LocalAws,
     ResourceNames,
@@ -32,6 +30,8 @@ from reassembly_trigger.local.stack import (
     embedded_moto_server,
     environment,
 )
+from reassembly_trigger.local.kit.contexts import LocalLambdaContext
+from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.reconcile import Reconciler
 from reassembly_trigger.runtime import build_trigger
 from reassembly_trigger.settings import ENVIRONMENT_VARIABLES, Settings

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reassembly_trigger.clients import MAX_ATTEMPTS, AwsClients
-from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule
+from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
 
 from conftest import Invoker, Pipeline, stream_event
 

@@ -1,5 +1,5 @@
 """Lambda's reading of a partial batch response: the one model the poller and the fault
-simulation's lanes share (`reassembly_trigger.local.batch_response`)."""
+simulation's lanes share (`reassembly_trigger.local.streams.batch_response`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from reassembly_trigger.local.batch_response import (
+from reassembly_trigger.local.streams.batch_response import (
     InvocationOutcome,
     read_batch_response,
 )

@@ -22,18 +22,18 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from reassembly_trigger.local.bench import Bench, BenchConfig, Endpoints, bounds
-from reassembly_trigger.local.bench import render as bench_render
-from reassembly_trigger.local.bench.cold_start import measure_cold_path
-from reassembly_trigger.local.bench.results import PROJECT
-from reassembly_trigger.local.cli import main
-from reassembly_trigger.local.latency_proxy import (
+from reassembly_trigger.local.aws.latency_proxy import (
     ControlClient,
     LatencyProxy,
     SubprocessStack,
     identify_call,
 )
-from reassembly_trigger.local.stack import LOCAL_CREDENTIALS, LocalAws
+from reassembly_trigger.local.aws.stack import LOCAL_CREDENTIALS, LocalAws
+from reassembly_trigger.local.bench import Bench, BenchConfig, Endpoints, bounds
+from reassembly_trigger.local.bench import render as bench_render
+from reassembly_trigger.local.bench.cold_start import measure_cold_path
+from reassembly_trigger.local.bench.results import PROJECT
+from reassembly_trigger.local.cli import main
 from reassembly_trigger.settings import DEFAULT_EVALUATION_CONCURRENCY
 
 from conftest import REGION
@@ -275,7 +275,7 @@ def test_tuned_moto_answers_like_stock_moto(moto_endpoint: str) -> None:
     the stock moto of the test suite: pages, counts, keys, items, errors."""
     import uuid
 
-    from reassembly_trigger.local.stack import ResourceNames, create_resources
+    from reassembly_trigger.local.aws.stack import ResourceNames, create_resources
 
     def answers(endpoint: str) -> dict[str, Any]:
         aws = LocalAws.connect(endpoint, REGION)

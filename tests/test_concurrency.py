@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from reassembly_trigger.clients import AwsClients, aws_clients
-from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule, instant_retries
+from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule, instant_retries
 from reassembly_trigger.settings import DEFAULT_EVALUATION_CONCURRENCY
 
 from conftest import Invoker, Pipeline, stream_event

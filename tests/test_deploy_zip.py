@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from reassembly_trigger.local.stack import Resources, environment
+from reassembly_trigger.local.aws.stack import Resources, environment
 
 if TYPE_CHECKING:
     from conftest import Pipeline

@@ -72,7 +72,7 @@ def test_the_venv_runs_the_versions_the_lambda_zip_bundles() -> None:
 
 
 def test_moto_is_held_to_the_major_version_it_was_written_against() -> None:
-    """local/moto_tuning.py patches moto's internals: a new major is a deliberate step."""
+    """local/aws/moto_tuning.py patches moto's internals: a new major is a deliberate step."""
     moto = next(r for r in project_requirements() if r.name == "moto")
 
     assert Version("6") not in moto.specifier

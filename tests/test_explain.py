@@ -13,7 +13,7 @@ import structlog
 
 from reassembly_trigger import handler, logs
 from reassembly_trigger.local import cli
-from reassembly_trigger.local.explain import Explanation, read_events
+from reassembly_trigger.local.ops.explain import Explanation, read_events
 
 from conftest import LambdaContext, Pipeline, stream_event
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from reassembly_trigger.local.faults import FaultKind, FaultRule
+from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
 from reassembly_trigger.machine import FAIL_REASONS, FailReason
 
 from adversary import Adversary, Arena, adversary, make_arena

@@ -1,11 +1,11 @@
 """The proof: under every fault, no job is stuck and none is reassembled twice.
 
-These run `reassembly_trigger.local.fault_simulation`: the real handler and the real
+These run `reassembly_trigger.local.simulation.fault_run`: the real handler and the real
 reconciler (on its schedule) against moto servers on 127.0.0.1, faults injected into
 their AWS calls and invocations, Lambda's redelivery and the batches it gives up on,
 an unmapped Jobs stream, holders that die with a far lease, concurrent evaluations on
 a fixed schedule, and the media worker's lock (see the module's docstring).
-`python -m reassembly_trigger.local.fault_simulation --jobs 10000` runs the same proof
+`python -m reassembly_trigger.local.simulation.fault_run --jobs 10000` runs the same proof
 ten times larger.
 """
 
@@ -17,15 +17,15 @@ from dataclasses import replace
 
 import pytest
 
-from reassembly_trigger.local.fault_simulation import (
+from reassembly_trigger.local.aws.latency_proxy import SubprocessStack
+from reassembly_trigger.local.simulation.fault_run import (
     DEFAULT_JOBS,
     Fault,
     SimulationConfig,
     SimulationReport,
     run_simulation,
 )
-from reassembly_trigger.local.latency_proxy import SubprocessStack
-from reassembly_trigger.local.trigger_modes import TriggerMode
+from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
 
 #: The recovery paths the faults must drive the stream path through (transition counts).
 RECOVERY_PATHS = (

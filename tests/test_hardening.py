@@ -26,9 +26,9 @@ from reassembly_trigger.gateways import (
     SegmentCompletions,
     deserialize_item,
 )
-from reassembly_trigger.local.doctor import Doctor
-from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule
-from reassembly_trigger.local.stack import LocalAws
+from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
+from reassembly_trigger.local.aws.stack import LocalAws
+from reassembly_trigger.local.ops.doctor import Doctor
 from reassembly_trigger.machine import State
 from reassembly_trigger.reconcile import warn_about_item_models
 from reassembly_trigger.records import MAX_JOB_ID_BYTES

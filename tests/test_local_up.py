@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from reassembly_trigger.local.aws.stack import LocalAws, ResourceNames
 from reassembly_trigger.local.cli import main
-from reassembly_trigger.local.stack import LocalAws, ResourceNames
 
 
 def _default_sigint() -> None:

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from reassembly_trigger.local.cli import main
-from reassembly_trigger.local.poller import MappingSettings
+from reassembly_trigger.local.streams.poller import MappingSettings
 
 from conftest import REGION
 

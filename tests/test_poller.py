@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
+from reassembly_trigger.local.aws.stack import LocalAws, Resources
 from reassembly_trigger.local.cli import main
-from reassembly_trigger.local.clock import SimulatedClock
-from reassembly_trigger.local.poller import (
+from reassembly_trigger.local.simulation.clock import SimulatedClock
+from reassembly_trigger.local.streams.poller import (
     MappingSettings,
     PollerGroup,
     StartingPosition,
     StreamPoller,
 )
-from reassembly_trigger.local.stack import LocalAws, Resources
 
 from conftest import REGION, Pipeline
 

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from reassembly_trigger.evaluation import MAX_TOTAL_SEGMENTS
 from reassembly_trigger.gateways import DECISIVE_LOCK_ATTRIBUTES
-from reassembly_trigger.local.faults import FaultKind, FaultRule
+from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
 
 from adversary import Adversary, Arena, adversary, make_arena
 from conftest import ACCOUNT, REGION

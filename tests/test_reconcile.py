@@ -15,8 +15,8 @@ import pytest
 from reassembly_trigger import handler, reconcile
 from reassembly_trigger.evaluation import Invocation
 from reassembly_trigger.gateways import RECONCILE_CURSOR_KEY
-from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule
-from reassembly_trigger.local.stack import Resources
+from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
+from reassembly_trigger.local.aws.stack import Resources
 
 from conftest import LambdaContext, Pipeline, simulated_trigger, stream_event
 

@@ -8,10 +8,13 @@ import pytest
 
 from reassembly_trigger.clients import session_clients
 from reassembly_trigger.gateways import ReconcileCursorStore
-from reassembly_trigger.local.clock import SimulatedClock
-from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule
-from reassembly_trigger.local.reconcile_schedule import REQUEST_PREFIX, ScheduledReconciler
-from reassembly_trigger.local.stack import LOCAL_CREDENTIALS, Resources
+from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
+from reassembly_trigger.local.aws.stack import LOCAL_CREDENTIALS, Resources
+from reassembly_trigger.local.simulation.clock import SimulatedClock
+from reassembly_trigger.local.simulation.reconcile_schedule import (
+    REQUEST_PREFIX,
+    ScheduledReconciler,
+)
 from reassembly_trigger.machine import SkipReason
 from reassembly_trigger.reconcile import Reconciler
 from reassembly_trigger.runtime import build_trigger

@@ -21,20 +21,20 @@ import structlog
 from reassembly_trigger.batch import PartialBatchResponse, ReassemblyTrigger
 from reassembly_trigger.evaluation import LOCK_SECONDS, Invocation
 from reassembly_trigger.gateways import CLOCK_SKEW_SECONDS, fifo_message_ids
-from reassembly_trigger.local.clock import SimulatedClock
-from reassembly_trigger.local.faults import (
+from reassembly_trigger.local.aws.faults import (
     FaultInjector,
     FaultKind,
     FaultRule,
     SimulatedCrash,
 )
-from reassembly_trigger.local.media_worker import MediaWorker
-from reassembly_trigger.local.stack import (
+from reassembly_trigger.local.aws.stack import (
     LocalAws,
     ResourceNames,
     Resources,
     create_resources,
 )
+from reassembly_trigger.local.simulation.clock import SimulatedClock
+from reassembly_trigger.local.simulation.media_worker import MediaWorker
 from reassembly_trigger.settings import DEFAULT_LOCK_LEASE_SECONDS
 
 from conftest import REGION, Pipeline, simulated_trigger, stream_event

@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from reassembly_trigger.local import cli
-from reassembly_trigger.local.stack import (
+from reassembly_trigger.local.aws.stack import (
     LocalAws,
     ResourceNames,
     create_resources,

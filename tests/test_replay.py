@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from reassembly_trigger.local.cli import main
-from reassembly_trigger.local.stack import (
+from reassembly_trigger.local.aws.stack import (
     LocalAws,
     ResourceNames,
     Resources,
     create_resources,
     environment,
 )
+from reassembly_trigger.local.cli import main
 
 from conftest import CONTRACT_EVENTS, REGION, Pipeline
 

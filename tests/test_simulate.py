@@ -15,14 +15,14 @@ import structlog
 
 from reassembly_trigger.local.cli import main
 from reassembly_trigger.local.commands import simulate as simulate_command
-from reassembly_trigger.local.simulation import (
+from reassembly_trigger.local.simulation.pipeline import (
     Progress,
     Simulation,
     Workload,
     captured_transitions,
     plan_workload,
 )
-from reassembly_trigger.local.trigger_modes import TriggerMode
+from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
 from reassembly_trigger.logs import configure_logging
 
 SUMMARY_KEYS = {

@@ -1674,7 +1674,7 @@ def test_the_docs_name_the_functions_log_groups_and_zip_the_module_and_build_use
         assert "dist/deploy.zip" not in text, where
     assert f"/aws/lambda/{name}" in texts["docs/operations.md"]
     assert f"/aws/lambda/{name}" in texts["README.md"].split("section:operations")[1]
-    from reassembly_trigger.local.lambda_context import DEFAULT_FUNCTION_NAME
+    from reassembly_trigger.local.kit.contexts import DEFAULT_FUNCTION_NAME
 
     assert name == DEFAULT_FUNCTION_NAME
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reassembly_trigger.local.trigger_latency import LatencySummary, percentile
+from reassembly_trigger.local.simulation.latency import LatencySummary, percentile
 
 
 def test_percentiles_are_nearest_rank() -> None:

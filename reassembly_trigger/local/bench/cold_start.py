@@ -36,6 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reassembly_trigger.local.aws.stack import (
+    DEFAULT_REGION,
+    LocalAws,
+    ResourceNames,
+    create_resources,
+    environment,
+)
 from reassembly_trigger.local.bench.config import BenchConfig
 from reassembly_trigger.local.bench.data import (
     StreamRecords,
@@ -44,13 +51,6 @@ from reassembly_trigger.local.bench.data import (
     write_items,
 )
 from reassembly_trigger.local.bench.results import PROJECT, ColdPath, ColdVariant
-from reassembly_trigger.local.stack import (
-    DEFAULT_REGION,
-    LocalAws,
-    ResourceNames,
-    create_resources,
-    environment,
-)
 
 #: The Terraform module's default runtime: the cold path runs on its interpreter.
 TARGET_RUNTIME = "3.12"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from reassembly_trigger.local.latency_proxy import DEFAULT_LATENCY_MS
+from reassembly_trigger.local.aws.latency_proxy import DEFAULT_LATENCY_MS
 from reassembly_trigger.settings import DEFAULT_EVALUATION_CONCURRENCY
 
 #: The stream function's timeout in the Terraform module.

@@ -23,9 +23,9 @@ import structlog
 
 from reassembly_trigger import handler, reconcile
 from reassembly_trigger.clients import reset_clients
-from reassembly_trigger.local.lambda_context import LocalLambdaContext
-from reassembly_trigger.local.latency_proxy import ProxyControl
-from reassembly_trigger.local.stack import DEFAULT_REGION, Resources, environment
+from reassembly_trigger.local.aws.latency_proxy import ProxyControl
+from reassembly_trigger.local.aws.stack import DEFAULT_REGION, Resources, environment
+from reassembly_trigger.local.kit.contexts import LocalLambdaContext
 from reassembly_trigger.logs import configure_logging
 from reassembly_trigger.metrics import configure_metrics
 

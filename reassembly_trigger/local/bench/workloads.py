@@ -33,6 +33,15 @@ from typing import Any
 
 from reassembly_trigger import reconcile
 from reassembly_trigger.clients import client_config
+from reassembly_trigger.local.aws.latency_proxy import ProxyControl
+from reassembly_trigger.local.aws.stack import (
+    DEFAULT_REGION,
+    LOCAL_CREDENTIALS,
+    LocalAws,
+    ResourceNames,
+    Resources,
+    create_resources,
+)
 from reassembly_trigger.local.bench import bounds
 from reassembly_trigger.local.bench.config import (
     INVOCATION_TIMEOUT_MS,
@@ -53,15 +62,6 @@ from reassembly_trigger.local.bench.results import (
     ScalingPoint,
     WorkloadResult,
     machine_description,
-)
-from reassembly_trigger.local.latency_proxy import ProxyControl
-from reassembly_trigger.local.stack import (
-    DEFAULT_REGION,
-    LOCAL_CREDENTIALS,
-    LocalAws,
-    ResourceNames,
-    Resources,
-    create_resources,
 )
 
 WARM_UP_JOB = "bench-warm-up"

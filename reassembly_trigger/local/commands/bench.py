@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reassembly_trigger.local.aws.latency_proxy import DEFAULT_LATENCY_MS, SubprocessStack
 from reassembly_trigger.local.bench import Bench, BenchConfig, BenchReport, Endpoints
 from reassembly_trigger.local.bench.render import markdown, render
 from reassembly_trigger.local.commands.common import EXIT_FAILED, int_in, seconds
-from reassembly_trigger.local.latency_proxy import DEFAULT_LATENCY_MS, SubprocessStack
 from reassembly_trigger.settings import DEFAULT_EVALUATION_CONCURRENCY
 
 _DEFAULTS = BenchConfig()

@@ -18,7 +18,7 @@ from reassembly_trigger.local.commands.common import (
     seconds,
     use_endpoint,
 )
-from reassembly_trigger.local.doctor import (
+from reassembly_trigger.local.ops.doctor import (
     ACTION_NEEDED,
     DEFAULT_GRACE_SECONDS,
     DEFAULT_REPAIR_TIMEOUT_SECONDS,
@@ -239,7 +239,7 @@ def render_repair(console: Console, result: RepairResult) -> None:
     from rich.text import Text
 
     from reassembly_trigger.local.commands.explain import print_trimmed
-    from reassembly_trigger.local.explain import transition_facts
+    from reassembly_trigger.local.ops.explain import transition_facts
 
     table = Table(title=f"repair {result.outcome.job_id}: the state machine's transitions")
     for column in ("#", "transition", "trigger", "reason", "facts"):

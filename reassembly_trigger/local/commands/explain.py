@@ -14,7 +14,7 @@ from reassembly_trigger.local.commands.common import (
     plural,
     require_extra,
 )
-from reassembly_trigger.local.explain import Explanation, JobStory, Step, read_events
+from reassembly_trigger.local.ops.explain import Explanation, JobStory, Step, read_events
 
 if TYPE_CHECKING:
     from rich.console import Console, Group

@@ -12,8 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from reassembly_trigger.local.commands.common import UsageError, int_in
-from reassembly_trigger.local.stack import (
+from reassembly_trigger.local.aws.stack import (
     DEFAULT_PREFIX,
     DEFAULT_REGION,
     EmbeddedMotoServer,
@@ -23,6 +22,7 @@ from reassembly_trigger.local.stack import (
     create_resources,
     environment,
 )
+from reassembly_trigger.local.commands.common import UsageError, int_in
 
 #: Not read by the Lambda: where `reassembly-trigger poll` sends discarded batches.
 ON_FAILURE_QUEUE_VARIABLE = "ON_FAILURE_QUEUE_URL"

@@ -13,7 +13,7 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
-from reassembly_trigger.local.batch_response import InvocationOutcome
+from reassembly_trigger.local.aws.stack import DEFAULT_REGION, LocalAws
 from reassembly_trigger.local.commands.common import (
     AwsError,
     UsageError,
@@ -26,8 +26,9 @@ from reassembly_trigger.local.commands.common import (
     seconds,
     use_endpoint,
 )
-from reassembly_trigger.local.lambda_context import DEFAULT_TIMEOUT_SECONDS
-from reassembly_trigger.local.poller import (
+from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS
+from reassembly_trigger.local.streams.batch_response import InvocationOutcome
+from reassembly_trigger.local.streams.poller import (
     BATCH_SIZE_LIMITS,
     BATCHING_WINDOW_LIMITS,
     FUNCTION_TIMEOUT_LIMIT,
@@ -43,7 +44,6 @@ from reassembly_trigger.local.poller import (
     StreamPoller,
     find_stream_arns,
 )
-from reassembly_trigger.local.stack import DEFAULT_REGION, LocalAws
 
 DEFAULT_HANDLER = "reassembly_trigger.handler.lambda_handler"
 _DEFAULTS = MappingSettings()
@@ -224,7 +224,7 @@ class TransitionPrinter:
         """Print transitions, warnings and errors; drop everything else."""
         import structlog
 
-        from reassembly_trigger.local.explain import transition_facts
+        from reassembly_trigger.local.ops.explain import transition_facts
 
         name = event_dict.get("event")
         if name == "transition":

@@ -16,8 +16,8 @@ from reassembly_trigger.local.commands.common import (
     require_extra,
     use_endpoint,
 )
-from reassembly_trigger.local.doctor import ACTION_NEEDED, Doctor, DoctorError, duration
-from reassembly_trigger.local.fleet import Fleet, FleetEntry, FleetReport
+from reassembly_trigger.local.ops.doctor import ACTION_NEEDED, Doctor, DoctorError, duration
+from reassembly_trigger.local.ops.fleet import Fleet, FleetEntry, FleetReport
 from reassembly_trigger.logs import configure_logging
 
 

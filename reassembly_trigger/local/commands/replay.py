@@ -20,7 +20,7 @@ from reassembly_trigger.local.commands.common import (
     seconds,
     use_endpoint,
 )
-from reassembly_trigger.local.lambda_context import DEFAULT_TIMEOUT_SECONDS, LocalLambdaContext
+from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS, LocalLambdaContext
 
 
 def register(subparsers: Any) -> None:
@@ -113,7 +113,7 @@ def _print_outcome(path: Path, event: dict[str, Any], outcome: dict[str, Any]) -
     from rich.console import Console
     from rich.table import Table
 
-    from reassembly_trigger.local.explain import transition_facts
+    from reassembly_trigger.local.ops.explain import transition_facts
 
     console = Console(width=None if sys.stdout.isatty() else 140)
     console.print(f"replayed {path}: {plural(len(event['Records']), 'record')}", markup=False)

@@ -16,14 +16,14 @@ from reassembly_trigger.local.commands.common import (
     plural,
     seconds,
 )
-from reassembly_trigger.local.simulation import (
+from reassembly_trigger.local.simulation.pipeline import (
     JobResult,
     Progress,
     Simulation,
     SimulationResult,
     Workload,
 )
-from reassembly_trigger.local.trigger_modes import TriggerMode
+from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
 
 _DEFAULTS = Workload()
 

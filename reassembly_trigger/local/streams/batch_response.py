@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from reassembly_trigger.local.stream_events import sequence_number
+from reassembly_trigger.local.streams.shapes import sequence_number
 
 
 class InvocationOutcome(StrEnum):

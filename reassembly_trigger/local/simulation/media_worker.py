@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from reassembly_trigger.local.stack import LocalAws, Resources
+from reassembly_trigger.local.aws.stack import LocalAws, Resources
 
 if TYPE_CHECKING:
     from reassembly_trigger.evaluation import Clock

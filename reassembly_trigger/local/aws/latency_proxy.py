@@ -18,7 +18,7 @@ process (`WsgiUpstream`), which the benchmark uses.
 - Paths under `/__latency_proxy__/` control the proxy itself (see `ControlClient`), so a
   proxy running in another process can be read and reset over HTTP.
 
-Run `python -m reassembly_trigger.local.latency_proxy` to start a moto server with a
+Run `python -m reassembly_trigger.local.aws.latency_proxy` to start a moto server with a
 proxy in front of it in a process of its own (`SubprocessStack` does this): the
 benchmark then measures the handler's process alone, with "AWS" on another core.
 Data written for set-up goes to that moto server directly (same backends), neither
@@ -486,10 +486,10 @@ def serve(latency_ms: float, stdin: IO[str], stdout: IO[str], *, tune_moto: bool
     """Run moto and the proxy until `stdin` closes; announce both URLs as one JSON line."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from reassembly_trigger.local.stack import embedded_moto_server
+    from reassembly_trigger.local.aws.stack import embedded_moto_server
 
     if tune_moto:
-        from reassembly_trigger.local.moto_tuning import tune_moto as apply_tuning
+        from reassembly_trigger.local.aws.moto_tuning import tune_moto as apply_tuning
 
         apply_tuning()
     # The proxy calls moto's application in this process: the same backends as the

@@ -59,23 +59,9 @@ from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.clients import AwsClients, aws_clients, reset_clients, session_clients
 from reassembly_trigger.evaluation import SystemClock
 from reassembly_trigger.gateways import ReconcileCursorStore
-from reassembly_trigger.local.aws_calls import CallCounter
-from reassembly_trigger.local.faults import FaultInjector, FaultKind, FaultRule
-from reassembly_trigger.local.media_worker import MediaWorker
-from reassembly_trigger.local.poller import (
-    GiveUp,
-    MappingSettings,
-    PollerGroup,
-    PollerStats,
-    StreamPoller,
-)
-from reassembly_trigger.local.reconcile_schedule import (
-    REQUEST_PREFIX,
-    ReconcilerLoop,
-    ReconcileTally,
-    ScheduledReconciler,
-)
-from reassembly_trigger.local.stack import (
+from reassembly_trigger.local.aws.calls import CallCounter
+from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
+from reassembly_trigger.local.aws.stack import (
     DEFAULT_REGION,
     LocalAws,
     ResourceNames,
@@ -84,8 +70,22 @@ from reassembly_trigger.local.stack import (
     embedded_moto_server,
     environment,
 )
-from reassembly_trigger.local.trigger_latency import LatencySummary
-from reassembly_trigger.local.trigger_modes import TriggerMode
+from reassembly_trigger.local.simulation.latency import LatencySummary
+from reassembly_trigger.local.simulation.media_worker import MediaWorker
+from reassembly_trigger.local.simulation.reconcile_schedule import (
+    REQUEST_PREFIX,
+    ReconcilerLoop,
+    ReconcileTally,
+    ScheduledReconciler,
+)
+from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
+from reassembly_trigger.local.streams.poller import (
+    GiveUp,
+    MappingSettings,
+    PollerGroup,
+    PollerStats,
+    StreamPoller,
+)
 from reassembly_trigger.metrics import configure_metrics
 from reassembly_trigger.runtime import build_trigger
 from reassembly_trigger.settings import Settings

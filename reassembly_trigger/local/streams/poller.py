@@ -37,18 +37,18 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reassembly_trigger.evaluation import Clock, SystemClock
-from reassembly_trigger.local.batch_response import (
-    BatchVerdict,
-    InvocationOutcome,
-    read_batch_response,
-)
-from reassembly_trigger.local.faults import SimulatedCrash
-from reassembly_trigger.local.lambda_context import (
+from reassembly_trigger.local.aws.faults import SimulatedCrash
+from reassembly_trigger.local.kit.contexts import (
     DEFAULT_FUNCTION_NAME,
     DEFAULT_TIMEOUT_SECONDS,
     LocalLambdaContext,
 )
-from reassembly_trigger.local.stream_events import (
+from reassembly_trigger.local.streams.batch_response import (
+    BatchVerdict,
+    InvocationOutcome,
+    read_batch_response,
+)
+from reassembly_trigger.local.streams.shapes import (
     dumps,
     lambda_event,
     lambda_record,

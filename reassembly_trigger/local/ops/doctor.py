@@ -41,7 +41,7 @@ from reassembly_trigger.gateways import (
     SegmentCompletions,
     whole_number,
 )
-from reassembly_trigger.local.dry_run import WouldWrite, read_only
+from reassembly_trigger.local.ops.dry_run import WouldWrite, read_only
 from reassembly_trigger.machine import SkipReason, State, Trigger
 from reassembly_trigger.records import JobRequest
 from reassembly_trigger.runtime import build_gateways

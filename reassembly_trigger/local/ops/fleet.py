@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reassembly_trigger.evaluation import Invocation
-from reassembly_trigger.local.doctor import ACTION_NEEDED, Diagnosis, Doctor, Verdict
+from reassembly_trigger.local.ops.doctor import ACTION_NEEDED, Diagnosis, Doctor, Verdict
 from reassembly_trigger.reconcile import IN_FLIGHT_STATUS, ReconcileResult, build_reconciler
 
 #: Verdicts the machine itself resolves (the others need a person or nothing).

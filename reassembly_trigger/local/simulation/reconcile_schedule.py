@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reassembly_trigger.evaluation import Clock, Invocation
-from reassembly_trigger.local.faults import SimulatedCrash
+from reassembly_trigger.local.aws.faults import SimulatedCrash
 from reassembly_trigger.machine import SkipReason, State, Trigger
 from reassembly_trigger.reconcile import Reconciler, ReconcileResult
 

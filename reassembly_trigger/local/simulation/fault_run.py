@@ -55,7 +55,7 @@ that is not complete got a message; the reconciler never waited on a live lease 
 its last run found nothing to do; without faults, exactly one message per job and no
 job left to the reconciler.
 
-Run alone: `python -m reassembly_trigger.local.fault_simulation --jobs 10000 --seed 7`
+Run alone: `python -m reassembly_trigger.local.simulation.fault_run --jobs 10000 --seed 7`
 (`--no-reconciler` shows what the stream path alone leaves stuck).
 """
 
@@ -92,23 +92,15 @@ from reassembly_trigger.gateways import (
     LockRecord,
     ReconcileCursorStore,
 )
-from reassembly_trigger.local.batch_response import InvocationOutcome, read_batch_response
-from reassembly_trigger.local.clock import SimulatedClock
-from reassembly_trigger.local.faults import (
+from reassembly_trigger.local.aws.faults import (
     FaultInjector,
     FaultKind,
     FaultRule,
     SimulatedCrash,
     instant_retries,
 )
-from reassembly_trigger.local.latency_proxy import SubprocessStack
-from reassembly_trigger.local.media_worker import MediaWorker, MediaWorkerReport
-from reassembly_trigger.local.reconcile_schedule import (
-    REQUEST_PREFIX,
-    ReconcileRun,
-    ScheduledReconciler,
-)
-from reassembly_trigger.local.stack import (
+from reassembly_trigger.local.aws.latency_proxy import SubprocessStack
+from reassembly_trigger.local.aws.stack import (
     DEFAULT_REGION,
     LOCAL_CREDENTIALS,
     LocalAws,
@@ -116,7 +108,15 @@ from reassembly_trigger.local.stack import (
     Resources,
     create_resources,
 )
-from reassembly_trigger.local.trigger_modes import TriggerMode
+from reassembly_trigger.local.simulation.clock import SimulatedClock
+from reassembly_trigger.local.simulation.media_worker import MediaWorker, MediaWorkerReport
+from reassembly_trigger.local.simulation.reconcile_schedule import (
+    REQUEST_PREFIX,
+    ReconcileRun,
+    ScheduledReconciler,
+)
+from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
+from reassembly_trigger.local.streams.batch_response import InvocationOutcome, read_batch_response
 from reassembly_trigger.machine import SkipReason
 from reassembly_trigger.reconcile import Reconciler
 from reassembly_trigger.records import JobRequest
@@ -1432,7 +1432,7 @@ def _merge_invariants(per_shard: list[list[Invariant]]) -> list[Invariant]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m reassembly_trigger.local.fault_simulation`: run, print, exit 1 on failure."""
+    """`python -m reassembly_trigger.local.simulation.fault_run`: run, print, exit 1 on failure."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)

@@ -1,0 +1,1 @@
+"""The emulated AWS: the embedded moto stack, the latency proxy, fault injection, call counting."""

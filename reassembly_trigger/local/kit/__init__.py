@@ -1,0 +1,1 @@
+"""The kit local tools and tests build from: records, items, Lambda contexts, environments."""

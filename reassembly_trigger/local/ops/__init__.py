@@ -1,0 +1,1 @@
+"""The operators' tools: doctor, the fleet view, explain, the dry run."""

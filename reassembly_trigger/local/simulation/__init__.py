@@ -1,0 +1,1 @@
+"""The pipeline around the trigger, simulated: workload, media worker, clock, faults."""

@@ -1,0 +1,1 @@
+"""Lambda's side of DynamoDB Streams, emulated: record shapes, batch responses, the poller."""
