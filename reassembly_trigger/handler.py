@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from reassembly_trigger.batch import PartialBatchResponse, ReassemblyTrigger
+from reassembly_trigger.batch import BatchResult, PartialBatchResponse, ReassemblyTrigger
 from reassembly_trigger.evaluation import Invocation, SystemClock
 from reassembly_trigger.metrics import emit_invocation_metrics
 from reassembly_trigger.runtime import PerProcess, build_trigger
@@ -24,11 +24,20 @@ def reset_container() -> None:
     _trigger.reset()
 
 
-def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
-    """Evaluate each job named by a DynamoDB Streams batch; report failed jobs' records."""
+def handle_event(event: Any, context: Any) -> BatchResult:
+    """One invocation, metrics included, and what happened to every job of its batch.
+
+    Local tools (the poller, the simulations, the benchmark) call this to read the
+    outcomes as data; Lambda calls `lambda_handler`, which answers with the response.
+    """
     trigger = container_trigger()
     invocation = Invocation.from_lambda_context(context, SystemClock())
     started = time.perf_counter()
     result = trigger.handle(event, invocation)
     emit_invocation_metrics(result, trigger.settings.metrics_namespace, context, started)
-    return result.response()
+    return result
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
+    """Evaluate each job named by a DynamoDB Streams batch; report failed jobs' records."""
+    return handle_event(event, context).response()

@@ -4,30 +4,38 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 #: The Terraform module's default function_name (so local metrics and log groups match).
 DEFAULT_FUNCTION_NAME = "stereo-spot-reassembly-trigger"
 #: The Terraform module's function timeout.
 DEFAULT_TIMEOUT_SECONDS = 60.0
+#: The account every local ARN names (moto's default).
+LOCAL_ACCOUNT = "123456789012"
 
 
 @dataclass(slots=True)
 class LocalLambdaContext:
     """What the handler reads from Lambda's context: the request id and the time left.
 
-    The remaining time runs down in real time from `timeout_seconds`, as it does in
-    Lambda, so the handler's deadline (and the lease of any lock it takes) is real.
+    The remaining time runs down from `timeout_seconds` on `now` (real monotonic time
+    by default, as in Lambda; a simulated clock's `now` in simulations and tests), so
+    the handler's deadline, and the lease of any lock it takes, follow that clock.
     """
 
     function_name: str = DEFAULT_FUNCTION_NAME
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     region: str = "us-east-1"
-    account_id: str = "123456789012"
+    account_id: str = LOCAL_ACCOUNT
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     function_version: str = "$LATEST"
     memory_limit_in_mb: int = 256
-    _started: float = field(default_factory=time.monotonic)
+    now: Callable[[], float] = time.monotonic
+    _started: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self._started = self.now()
 
     @property
     def invoked_function_arn(self) -> str:
@@ -39,7 +47,11 @@ class LocalLambdaContext:
         """The function's log group."""
         return f"/aws/lambda/{self.function_name}"
 
+    @property
+    def deadline(self) -> float:
+        """When Lambda would stop this invocation, on `now`'s clock."""
+        return self._started + self.timeout_seconds
+
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds until Lambda would stop this invocation (never negative)."""
-        elapsed = time.monotonic() - self._started
-        return max(0, int((self.timeout_seconds - elapsed) * 1000))
+        return max(0, int((self.deadline - self.now()) * 1000))

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reassembly_trigger.evaluation import Clock, SystemClock
-from reassembly_trigger.local.aws.faults import SimulatedCrash
+from reassembly_trigger.batch import BatchResult
+from reassembly_trigger.evaluation import Clock, JobOutcome, SystemClock
 from reassembly_trigger.local.kit.contexts import (
     DEFAULT_FUNCTION_NAME,
     DEFAULT_TIMEOUT_SECONDS,
@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
 
-#: A Lambda handler: `handler(event, context)`.
+#: A Lambda handler: `handler(event, context)`; it may answer with a `BatchResult`.
 Handler = Callable[[dict[str, Any], Any], Any]
 
 #: GetRecords' maximum page.
@@ -169,6 +169,8 @@ class InvocationReport:
     seconds: float
     #: 0 for the first try of these records, then 1, 2, ... for retries.
     attempt: int
+    #: What happened to each job of the batch, when the handler says (`handle_event`).
+    outcomes: tuple[JobOutcome, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -609,12 +611,19 @@ class StreamPoller:
             account_id=stream_account(self.stream_arn),
         )
         started = time.monotonic()
+        outcomes: tuple[JobOutcome, ...] = ()
         try:
             response = self._handler(lambda_event(batch.records), context)
-        except (Exception, SimulatedCrash) as exc:
-            # A simulated crash is the invocation dying: to Lambda, a function error.
+        except KeyboardInterrupt:
+            raise  # the operator's Ctrl-C stops the poller, not the function
+        except BaseException as exc:
+            # Anything the function raises, even past `Exception` (an invocation killed
+            # mid-call, `SystemExit`), is a function error to Lambda: the batch is retried.
             result = BatchVerdict(InvocationOutcome.ERROR, error=f"{type(exc).__name__}: {exc}")
         else:
+            if isinstance(response, BatchResult):
+                outcomes = tuple(response.outcomes)
+                response = response.response()
             result = read_batch_response(
                 response,
                 batch.records,
@@ -652,6 +661,7 @@ class StreamPoller:
                 error=result.error,
                 seconds=seconds,
                 attempt=batch.retries,
+                outcomes=outcomes,
             )
         )
         return result
@@ -782,9 +792,10 @@ def find_stream_arns(dynamodb: DynamoDBClient, table_names: Iterable[str]) -> di
 
 
 def _default_handler() -> Handler:
-    from reassembly_trigger.handler import lambda_handler
+    # `handle_event` answers with the jobs' outcomes as well as Lambda's response.
+    from reassembly_trigger.handler import handle_event
 
-    return lambda_handler
+    return handle_event
 
 
 def _code(exc: ClientError) -> str:
