@@ -15,14 +15,10 @@ import structlog
 
 from reassembly_trigger.local.cli import main
 from reassembly_trigger.local.commands import simulate as simulate_command
-from reassembly_trigger.local.simulation.pipeline import (
-    Progress,
-    Simulation,
-    Workload,
-    captured_transitions,
-    plan_workload,
-)
+from reassembly_trigger.local.simulation.pipeline import PipelineSimulation
+from reassembly_trigger.local.simulation.report import Progress
 from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
+from reassembly_trigger.local.simulation.workload import Workload, plan_workload
 from reassembly_trigger.logs import configure_logging
 
 SUMMARY_KEYS = {
@@ -121,12 +117,12 @@ def test_a_run_stopped_before_it_settles_calls_the_jobs_it_did_not_get_to_unfini
     """GIVEN a run stopped at its first look at the pipeline (as Ctrl-C stops it) THEN it
     fails, no job is called stuck, the jobs not reassembled are unfinished, and the
     counts say how far it got without going negative."""
-    runs: list[Simulation] = []
+    runs: list[PipelineSimulation] = []
 
     def stop_at_once(progress: Progress) -> None:
         runs[0].stop()
 
-    simulation = Simulation(
+    simulation = PipelineSimulation(
         Workload(jobs=3, min_segments=40, max_segments=40, seed=4), on_progress=stop_at_once
     )
     runs.append(simulation)
@@ -251,23 +247,30 @@ def test_without_the_reconciler_the_verdict_names_the_jobs_left_stuck(
     assert all(job_id in verdict for job_id in summary["stuck_jobs"])
 
 
-def test_the_tally_sees_info_transitions_whatever_level_was_configured_before(
+def test_a_run_counts_outcomes_whatever_logging_was_configured_and_prints_no_log_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A command that configured logging at WARNING (as `doctor` does) earlier in the
-    process does not hide the handler's INFO transitions from a run; the configuration
+    process hides no evaluation from a run: every API call's outcome is counted, by
+    caller and by reason; the run prints no log or metric line, and the configuration
     is back as it was afterwards."""
     configure_logging("console", force=True, level=logging.WARNING)
     before = structlog.get_config()
 
-    with captured_transitions() as tally:
-        structlog.get_logger("reassembly_trigger").info(
-            "transition", job_id="job-1", dest="skipped", reason="incomplete"
-        )
+    report = PipelineSimulation(
+        Workload(jobs=2, min_segments=2, max_segments=4, seed=3, mode=TriggerMode.ON_WRITE)
+    ).run()
 
-    assert tally.job("job-1").skips == {"incomplete": 1}
+    assert report.passed, report.summary()
+    calls = report.api_outcomes
+    assert sum(calls.values()) == report.completions_written + 2  # and the chunker's two
+    not_sent = sum(n for key, n in calls.items() if not key.endswith(":enqueued"))
+    assert sum(report.skips_by_reason.values()) + sum(report.failures_by_reason.values()) == (
+        not_sent
+    )
     assert structlog.get_config() == before
-    assert capsys.readouterr().out == ""
+    out = capsys.readouterr()
+    assert out.out == out.err == ""
 
 
 def test_a_bad_segment_range_is_refused() -> None:
@@ -342,7 +345,7 @@ def test_on_write_without_the_chunkers_call_the_reconciler_sends_for_jobs_chunke
         reconcile_every_seconds=0.5,
     )
 
-    result = Simulation(workload).run()
+    result = PipelineSimulation(workload).run()
 
     assert result.passed, result.summary()
     assert result.poller.records_read == 0

@@ -16,14 +16,10 @@ from reassembly_trigger.local.commands.common import (
     plural,
     seconds,
 )
-from reassembly_trigger.local.simulation.pipeline import (
-    JobResult,
-    Progress,
-    Simulation,
-    SimulationResult,
-    Workload,
-)
+from reassembly_trigger.local.simulation.pipeline import PipelineSimulation
+from reassembly_trigger.local.simulation.report import JobResult, PipelineReport, Progress
 from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
+from reassembly_trigger.local.simulation.workload import Workload
 
 _DEFAULTS = Workload()
 
@@ -201,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     stderr = Console(stderr=True)
     if args.no_progress:
-        result = Simulation(workload).run()
+        result = PipelineSimulation(workload).run()
     else:
         result = _run_with_progress(workload, stderr)
     if args.json:
@@ -214,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.passed else EXIT_FAILED
 
 
-def _run_with_progress(workload: Workload, console: Any) -> SimulationResult:
+def _run_with_progress(workload: Workload, console: Any) -> PipelineReport:
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
     from rich.progress import Progress as Bar
 
@@ -239,7 +235,7 @@ def _run_with_progress(workload: Workload, console: Any) -> SimulationResult:
                 f"{plural(progress.records, 'record')}",
             )
 
-        return Simulation(workload, on_progress=update).run()
+        return PipelineSimulation(workload, on_progress=update).run()
 
 
 def _reasons(counts: Counter[str]) -> str:
@@ -258,7 +254,7 @@ def _outcome_style(job: JobResult) -> str:
     return "yellow" if job.outcome == "unfinished" else "bold red"
 
 
-def _print_report(result: SimulationResult, console: Any) -> None:
+def _print_report(result: PipelineReport, console: Any) -> None:
     from rich.table import Table
 
     workload = result.workload
@@ -323,7 +319,7 @@ def _print_report(result: SimulationResult, console: Any) -> None:
     console.print(verdict_line(result), highlight=False, soft_wrap=True)
 
 
-def counts_line(result: SimulationResult) -> str:
+def counts_line(result: PipelineReport) -> str:
     """What the pipeline did: completions, stream records, invocations, messages."""
     poller = result.poller
     return (
@@ -338,7 +334,7 @@ def counts_line(result: SimulationResult) -> str:
     )
 
 
-def reconciler_line(result: SimulationResult) -> str:
+def reconciler_line(result: PipelineReport) -> str:
     """What the reconciler's runs did (only when it ran)."""
     tally = result.reconciler
     runs, examined = (tally.runs, tally.jobs_examined) if tally is not None else (0, 0)
@@ -348,7 +344,7 @@ def reconciler_line(result: SimulationResult) -> str:
     )
 
 
-def cost_lines(result: SimulationResult) -> list[str]:
+def cost_lines(result: PipelineReport) -> list[str]:
     """Each actor's AWS calls by operation, the trigger's calls per completion, and the
     latency from the write that made a job complete to its first message."""
     lines = [
@@ -377,7 +373,7 @@ def cost_lines(result: SimulationResult) -> list[str]:
     return lines
 
 
-def progress_line(result: SimulationResult) -> str:
+def progress_line(result: PipelineReport) -> str:
     """How far a run that stopped before it settled got."""
     return (
         f"after {result.seconds:.1f} s, before the pipeline settled: "
@@ -387,7 +383,7 @@ def progress_line(result: SimulationResult) -> str:
     )
 
 
-def verdict_line(result: SimulationResult) -> str:
+def verdict_line(result: PipelineReport) -> str:
     """PASS, or FAIL with what went wrong, or how far an interrupted run got (markup)."""
     if result.passed:
         return (
