@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from reassembly_trigger.local.commands.common import (
@@ -73,7 +74,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--fault-rate",
-        type=_fault_rate,
+        type=_share(below_one=True),
         default=0.0,
         metavar="RATE",
         help="share of the handler's AWS calls that fail: throttles, 5xx, lost responses, "
@@ -81,7 +82,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--discard-rate",
-        type=_share,
+        type=_share(),
         default=_DEFAULTS.discard_rate,
         metavar="RATE",
         help="share of stream batches the mappings give up on, as once their retries ran "
@@ -136,24 +137,22 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run, extra="local")
 
 
-def _fault_rate(text: str) -> float:
-    try:
-        rate = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a share such as 0.05, got {text!r}") from None
-    if not 0.0 <= rate < 1.0:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
-    return rate
+def _share(*, below_one: bool = False) -> Callable[[str], float]:
+    """An argparse type: a share from 0 to 1 (below 1 with `below_one`)."""
 
+    def parse(text: str) -> float:
+        try:
+            share = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a share such as 0.05, got {text!r}"
+            ) from None
+        if not 0.0 <= share <= 1.0 or (below_one and share == 1.0):
+            bound = "below 1" if below_one else "at most 1"
+            raise argparse.ArgumentTypeError(f"must be at least 0 and {bound}, got {text}")
+        return share
 
-def _share(text: str) -> float:
-    try:
-        share = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a share such as 0.3, got {text!r}") from None
-    if not 0.0 <= share <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and at most 1, got {text}")
-    return share
+    return parse
 
 
 def _segment_range(text: str) -> tuple[int, int]:
