@@ -18,17 +18,13 @@ twice is a broken guarantee. A run stopped before it settled (its timeout, Ctrl-
 
 from __future__ import annotations
 
-import logging
-import os
 import random
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 
 import boto3
-import structlog
 
 from reassembly_trigger.clients import AwsClients, aws_clients, session_clients
 from reassembly_trigger.evaluation import SystemClock
@@ -44,7 +40,7 @@ from reassembly_trigger.local.aws.stack import (
     embedded_moto_server,
     environment,
 )
-from reassembly_trigger.local.kit.environment import lambda_environment
+from reassembly_trigger.local.kit.environment import lambda_environment, silenced_output
 from reassembly_trigger.local.simulation.actors import (
     AfterWrite,
     Chunker,
@@ -74,7 +70,6 @@ from reassembly_trigger.local.streams.poller import (
     StreamPoller,
 )
 from reassembly_trigger.machine import FailReason
-from reassembly_trigger.metrics import configure_metrics
 from reassembly_trigger.reconcile import Reconciler
 from reassembly_trigger.runtime import build_trigger
 from reassembly_trigger.settings import Settings
@@ -119,7 +114,7 @@ class PipelineSimulation:
             env = environment(resources, endpoint, self._region)
             # Every job of a local run is seconds old: the reconciler looks at all of them.
             env["RECONCILE_MIN_AGE_SECONDS"] = "0"
-            with lambda_environment(env), silenced_lambda_output():
+            with lambda_environment(env), silenced_output():
                 return self._play(aws, resources, started)
 
     def _play(self, aws: LocalAws, resources: Resources, started: float) -> PipelineReport:
@@ -313,31 +308,6 @@ class PipelineSimulation:
                 records=stats.records_read,
             )
         )
-
-
-@contextmanager
-def silenced_lambda_output() -> Iterator[None]:
-    """No log line and no EMF line of the trigger for the block (they would mix with the
-    report; what the evaluations did is read from their outcomes)."""
-    previous = structlog.get_config() if structlog.is_configured() else None
-    # Below CRITICAL (the trigger logs nothing there) a logging method does nothing;
-    # whatever is left is returned to the caller, never written.
-    structlog.configure(
-        processors=[],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL),
-        logger_factory=structlog.ReturnLoggerFactory(),
-        cache_logger_on_first_use=False,
-    )
-    with open(os.devnull, "w") as sink:
-        configure_metrics(sink)
-        try:
-            yield
-        finally:
-            configure_metrics(None)
-            if previous is None:
-                structlog.reset_defaults()
-            else:
-                structlog.configure(**previous)
 
 
 def fault_injector(rate: float, seed: int) -> FaultInjector:
