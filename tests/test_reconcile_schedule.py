@@ -3,13 +3,12 @@ the real reconciler against the moto server, on a simulated clock."""
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
-from reassembly_trigger.clients import session_clients
 from reassembly_trigger.gateways import ReconcileCursorStore
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
-from reassembly_trigger.local.aws.stack import LOCAL_CREDENTIALS, Resources
+from reassembly_trigger.local.aws.stack import Resources
+from reassembly_trigger.local.kit.triggers import faulty_trigger
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.local.simulation.reconcile_schedule import (
     REQUEST_PREFIX,
@@ -17,9 +16,8 @@ from reassembly_trigger.local.simulation.reconcile_schedule import (
 )
 from reassembly_trigger.machine import SkipReason
 from reassembly_trigger.reconcile import Reconciler
-from reassembly_trigger.runtime import build_trigger
 
-from conftest import REGION, Pipeline
+from conftest import Pipeline
 
 EVERY = 300.0
 
@@ -30,20 +28,15 @@ def scheduled(
 ) -> tuple[ScheduledReconciler, SimulatedClock, FaultInjector]:
     """A reconciler every 300 simulated seconds, each run 300 s long, faults attachable."""
     clock = SimulatedClock()
-    session = boto3.session.Session(region_name=REGION, **LOCAL_CREDENTIALS)
-    clients = session_clients(session, 1, endpoint_url=moto_endpoint)
-    faults = FaultInjector()
-    faults.attach(clients.dynamodb)
-    faults.attach(clients.sqs)
-    settings = resources.settings(evaluation_concurrency=1, reconcile_min_age_seconds=0)
-    trigger = build_trigger(settings, clients=clients, clock=clock, renderer=None)
-    cursor = ReconcileCursorStore(clients.dynamodb, settings.reassembly_triggered_table_name)
+    built = faulty_trigger(moto_endpoint, resources, clock, reconcile_min_age_seconds=0)
+    table = built.trigger.settings.reassembly_triggered_table_name
+    cursor = ReconcileCursorStore(built.clients.dynamodb, table)
     return (
         ScheduledReconciler(
-            Reconciler(trigger, cursor), clock, every_seconds=EVERY, timeout_seconds=EVERY
+            Reconciler(built.trigger, cursor), clock, every_seconds=EVERY, timeout_seconds=EVERY
         ),
         clock,
-        faults,
+        built.faults,
     )
 
 

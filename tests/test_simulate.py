@@ -13,17 +13,22 @@ from typing import Any
 import pytest
 import structlog
 
+from reassembly_trigger.evaluation import JobOutcome
 from reassembly_trigger.local.cli import main
 from reassembly_trigger.local.commands import simulate as simulate_command
-from reassembly_trigger.local.simulation.pipeline import (
-    Progress,
-    Simulation,
-    Workload,
-    captured_transitions,
-    plan_workload,
-)
+from reassembly_trigger.local.simulation.outcome_counts import OutcomeCounts
+from reassembly_trigger.local.simulation.pipeline import PipelineSimulation
+from reassembly_trigger.local.simulation.report import Progress
 from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
+from reassembly_trigger.local.simulation.workload import Workload, plan_workload
+from reassembly_trigger.local.streams.batch_response import InvocationOutcome
+from reassembly_trigger.local.streams.poller import (
+    DiscardReport,
+    FailureCondition,
+    InvocationReport,
+)
 from reassembly_trigger.logs import configure_logging
+from reassembly_trigger.machine import FailReason, SkipReason, State
 
 SUMMARY_KEYS = {
     "jobs",
@@ -121,12 +126,12 @@ def test_a_run_stopped_before_it_settles_calls_the_jobs_it_did_not_get_to_unfini
     """GIVEN a run stopped at its first look at the pipeline (as Ctrl-C stops it) THEN it
     fails, no job is called stuck, the jobs not reassembled are unfinished, and the
     counts say how far it got without going negative."""
-    runs: list[Simulation] = []
+    runs: list[PipelineSimulation] = []
 
     def stop_at_once(progress: Progress) -> None:
         runs[0].stop()
 
-    simulation = Simulation(
+    simulation = PipelineSimulation(
         Workload(jobs=3, min_segments=40, max_segments=40, seed=4), on_progress=stop_at_once
     )
     runs.append(simulation)
@@ -251,23 +256,89 @@ def test_without_the_reconciler_the_verdict_names_the_jobs_left_stuck(
     assert all(job_id in verdict for job_id in summary["stuck_jobs"])
 
 
-def test_the_tally_sees_info_transitions_whatever_level_was_configured_before(
+def test_a_run_counts_outcomes_whatever_logging_was_configured_and_prints_no_log_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A command that configured logging at WARNING (as `doctor` does) earlier in the
-    process does not hide the handler's INFO transitions from a run; the configuration
+    process hides no evaluation from a run: every API call's outcome is counted, by
+    caller and by reason; the run prints no log or metric line, and the configuration
     is back as it was afterwards."""
     configure_logging("console", force=True, level=logging.WARNING)
     before = structlog.get_config()
 
-    with captured_transitions() as tally:
-        structlog.get_logger("reassembly_trigger").info(
-            "transition", job_id="job-1", dest="skipped", reason="incomplete"
-        )
+    report = PipelineSimulation(
+        Workload(jobs=2, min_segments=2, max_segments=4, seed=3, mode=TriggerMode.ON_WRITE)
+    ).run()
 
-    assert tally.job("job-1").skips == {"incomplete": 1}
+    assert report.passed, report.summary()
+    calls = report.api_outcomes
+    assert sum(calls.values()) == report.completions_written + 2  # and the chunker's two
+    not_sent = sum(n for key, n in calls.items() if not key.endswith(":enqueued"))
+    assert sum(report.skips_by_reason.values()) + sum(report.failures_by_reason.values()) == (
+        not_sent
+    )
     assert structlog.get_config() == before
-    assert capsys.readouterr().out == ""
+    out = capsys.readouterr()
+    assert out.out == out.err == ""
+
+
+def test_each_evaluation_of_the_stream_handler_is_counted_from_its_outcomes() -> None:
+    """GIVEN jobs of one segment written once and no reconciler (each job named by
+    exactly two records: its completion and its chunking) WHEN simulated THEN one of
+    the handler's two evaluations of each job sends and the other is counted as a skip."""
+    workload = Workload(
+        jobs=3, min_segments=1, max_segments=1, seed=2, duplicate_share=0.0, reconciler=False
+    )
+
+    report = PipelineSimulation(workload).run()
+
+    assert report.passed, report.summary()
+    assert [sum(job.skips.values()) for job in report.jobs] == [1, 1, 1]
+    assert sum(report.skips_by_reason.values()) == 3
+    assert not report.failures_by_reason
+
+
+def _outcome(job_id: str, state: State, reason: SkipReason | FailReason | None) -> JobOutcome:
+    return JobOutcome(job_id=job_id, state=state, reason=reason, sequence_numbers=())
+
+
+def test_outcome_counts_count_the_handlers_outcomes_per_job_and_the_apis_by_caller() -> None:
+    """The handler's outcomes come with the pollers' invocation reports, the API's with
+    their caller; skips and failures count per job and by reason, unexpected errors
+    apart, and only API calls count by caller."""
+    counts = OutcomeCounts()
+    invocation = InvocationReport(
+        stream_arn="arn",
+        shard_id="shard",
+        request_id="request",
+        records=3,
+        first_sequence_number="1",
+        last_sequence_number="3",
+        outcome=InvocationOutcome.PARTIAL,
+        retry_from="2",
+        error=None,
+        seconds=0.1,
+        attempt=0,
+        outcomes=(
+            _outcome("job-a", State.SKIPPED, SkipReason.INCOMPLETE),
+            _outcome("job-b", State.FAILED, FailReason.UNEXPECTED_ERROR),
+            _outcome("job-c", State.ENQUEUED, None),
+        ),
+    )
+    discard = DiscardReport("arn", "shard", FailureCondition.RETRY_ATTEMPTS_EXHAUSTED, 1, {}, None)
+
+    counts.observe(invocation)
+    counts.observe(discard)
+    counts.add([_outcome("job-a", State.SKIPPED, SkipReason.INCOMPLETE)], caller="workers")
+    counts.add([_outcome("job-a", State.ENQUEUED, None)], caller="chunker")
+
+    assert counts.job("job-a").skips == {"incomplete": 2}
+    assert counts.job("job-b").failures == {"unexpected_error": 1}
+    assert counts.job("job-c") == counts.job("job-never-seen")
+    assert counts.skips_by_reason() == {"incomplete": 2}
+    assert counts.failures_by_reason() == {"unexpected_error": 1}
+    assert counts.unexpected_errors == 1
+    assert counts.api_calls == {"workers:skipped:incomplete": 1, "chunker:enqueued": 1}
 
 
 def test_a_bad_segment_range_is_refused() -> None:
@@ -342,7 +413,7 @@ def test_on_write_without_the_chunkers_call_the_reconciler_sends_for_jobs_chunke
         reconcile_every_seconds=0.5,
     )
 
-    result = Simulation(workload).run()
+    result = PipelineSimulation(workload).run()
 
     assert result.passed, result.summary()
     assert result.poller.records_read == 0

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from reassembly_trigger.local.commands.common import (
@@ -16,14 +17,10 @@ from reassembly_trigger.local.commands.common import (
     plural,
     seconds,
 )
-from reassembly_trigger.local.simulation.pipeline import (
-    JobResult,
-    Progress,
-    Simulation,
-    SimulationResult,
-    Workload,
-)
+from reassembly_trigger.local.simulation.pipeline import PipelineSimulation
+from reassembly_trigger.local.simulation.report import JobResult, PipelineReport, Progress
 from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
+from reassembly_trigger.local.simulation.workload import Workload
 
 _DEFAULTS = Workload()
 
@@ -77,7 +74,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--fault-rate",
-        type=_fault_rate,
+        type=_share(below_one=True),
         default=0.0,
         metavar="RATE",
         help="share of the handler's AWS calls that fail: throttles, 5xx, lost responses, "
@@ -85,7 +82,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--discard-rate",
-        type=_share,
+        type=_share(),
         default=_DEFAULTS.discard_rate,
         metavar="RATE",
         help="share of stream batches the mappings give up on, as once their retries ran "
@@ -140,24 +137,22 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run, extra="local")
 
 
-def _fault_rate(text: str) -> float:
-    try:
-        rate = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a share such as 0.05, got {text!r}") from None
-    if not 0.0 <= rate < 1.0:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
-    return rate
+def _share(*, below_one: bool = False) -> Callable[[str], float]:
+    """An argparse type: a share from 0 to 1 (below 1 with `below_one`)."""
 
+    def parse(text: str) -> float:
+        try:
+            share = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a share such as 0.05, got {text!r}"
+            ) from None
+        if not 0.0 <= share <= 1.0 or (below_one and share == 1.0):
+            bound = "below 1" if below_one else "at most 1"
+            raise argparse.ArgumentTypeError(f"must be at least 0 and {bound}, got {text}")
+        return share
 
-def _share(text: str) -> float:
-    try:
-        share = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a share such as 0.3, got {text!r}") from None
-    if not 0.0 <= share <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and at most 1, got {text}")
-    return share
+    return parse
 
 
 def _segment_range(text: str) -> tuple[int, int]:
@@ -201,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     stderr = Console(stderr=True)
     if args.no_progress:
-        result = Simulation(workload).run()
+        result = PipelineSimulation(workload).run()
     else:
         result = _run_with_progress(workload, stderr)
     if args.json:
@@ -214,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.passed else EXIT_FAILED
 
 
-def _run_with_progress(workload: Workload, console: Any) -> SimulationResult:
+def _run_with_progress(workload: Workload, console: Any) -> PipelineReport:
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
     from rich.progress import Progress as Bar
 
@@ -239,7 +234,7 @@ def _run_with_progress(workload: Workload, console: Any) -> SimulationResult:
                 f"{plural(progress.records, 'record')}",
             )
 
-        return Simulation(workload, on_progress=update).run()
+        return PipelineSimulation(workload, on_progress=update).run()
 
 
 def _reasons(counts: Counter[str]) -> str:
@@ -258,7 +253,7 @@ def _outcome_style(job: JobResult) -> str:
     return "yellow" if job.outcome == "unfinished" else "bold red"
 
 
-def _print_report(result: SimulationResult, console: Any) -> None:
+def _print_report(result: PipelineReport, console: Any) -> None:
     from rich.table import Table
 
     workload = result.workload
@@ -323,7 +318,7 @@ def _print_report(result: SimulationResult, console: Any) -> None:
     console.print(verdict_line(result), highlight=False, soft_wrap=True)
 
 
-def counts_line(result: SimulationResult) -> str:
+def counts_line(result: PipelineReport) -> str:
     """What the pipeline did: completions, stream records, invocations, messages."""
     poller = result.poller
     return (
@@ -338,7 +333,7 @@ def counts_line(result: SimulationResult) -> str:
     )
 
 
-def reconciler_line(result: SimulationResult) -> str:
+def reconciler_line(result: PipelineReport) -> str:
     """What the reconciler's runs did (only when it ran)."""
     tally = result.reconciler
     runs, examined = (tally.runs, tally.jobs_examined) if tally is not None else (0, 0)
@@ -348,7 +343,7 @@ def reconciler_line(result: SimulationResult) -> str:
     )
 
 
-def cost_lines(result: SimulationResult) -> list[str]:
+def cost_lines(result: PipelineReport) -> list[str]:
     """Each actor's AWS calls by operation, the trigger's calls per completion, and the
     latency from the write that made a job complete to its first message."""
     lines = [
@@ -377,7 +372,7 @@ def cost_lines(result: SimulationResult) -> list[str]:
     return lines
 
 
-def progress_line(result: SimulationResult) -> str:
+def progress_line(result: PipelineReport) -> str:
     """How far a run that stopped before it settled got."""
     return (
         f"after {result.seconds:.1f} s, before the pipeline settled: "
@@ -387,7 +382,7 @@ def progress_line(result: SimulationResult) -> str:
     )
 
 
-def verdict_line(result: SimulationResult) -> str:
+def verdict_line(result: PipelineReport) -> str:
     """PASS, or FAIL with what went wrong, or how far an interrupted run got (markup)."""
     if result.passed:
         return (
