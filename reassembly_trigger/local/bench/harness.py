@@ -10,6 +10,7 @@ stand-in AWS's CPU time over the same span.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -25,6 +26,7 @@ import structlog
 from reassembly_trigger import handler
 from reassembly_trigger.batch import BatchResult
 from reassembly_trigger.evaluation import JobOutcome
+from reassembly_trigger.local.aws import library_seams
 from reassembly_trigger.local.aws.latency_proxy import ProxyControl
 from reassembly_trigger.local.aws.stack import DEFAULT_REGION, Resources, environment
 from reassembly_trigger.local.kit.contexts import LocalLambdaContext
@@ -51,11 +53,9 @@ class BotocoreMeter:
     @contextmanager
     def installed(self) -> Iterator[BotocoreMeter]:
         """Wrap botocore's call path for the duration of the block."""
-        from botocore.client import BaseClient
+        original = library_seams.API_CALL.get()
 
-        # A private method botocore's stubs do not declare.
-        original = BaseClient._make_api_call  # type: ignore[attr-defined]
-
+        @functools.wraps(original)
         def metered(client: Any, operation: str, params: Any) -> Any:
             if not self.counting:
                 return original(client, operation, params)
@@ -68,11 +68,11 @@ class BotocoreMeter:
                     self.seconds += spent
                     self.calls += 1
 
-        BaseClient._make_api_call = metered  # type: ignore[attr-defined]
+        library_seams.API_CALL.set(metered)
         try:
             yield self
         finally:
-            BaseClient._make_api_call = original  # type: ignore[attr-defined]
+            library_seams.API_CALL.set(original)
 
 
 @contextmanager
