@@ -18,6 +18,7 @@ import pytest
 
 from reassembly_trigger.local.aws.stack import LocalAws, Resources
 from reassembly_trigger.local.cli import main
+from reassembly_trigger.local.kit.records import StreamRecords
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.local.streams.poller import (
     MappingSettings,
@@ -451,28 +452,17 @@ class FakeStreams:
 
     def __init__(self, arn: str) -> None:
         self.arn = arn
+        self.records = StreamRecords("t", region=REGION)
         self.shards = {
             "shard-child": [self._record("20"), self._record("21")],
             "shard-parent": [self._record("10"), self._record("11")],
         }
         self.describe_calls = 0
 
-    @staticmethod
-    def _record(seq: str) -> dict[str, Any]:
-        return {
-            "eventID": f"e{seq}",
-            "eventName": "INSERT",
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": REGION,
-            "dynamodb": {
-                "ApproximateCreationDateTime": time.time(),
-                "Keys": {"job_id": {"S": "j"}, "segment_index": {"N": seq}},
-                "SequenceNumber": seq,
-                "SizeBytes": 10,
-                "StreamViewType": "NEW_AND_OLD_IMAGES",
-            },
-        }
+    def _record(self, seq: str) -> dict[str, Any]:
+        return self.records.record(
+            "INSERT", keys={"job_id": {"S": "j"}, "segment_index": {"N": seq}}, sequence_number=seq
+        )
 
     def describe_stream(self, **params: Any) -> dict[str, Any]:
         self.describe_calls += 1

@@ -468,7 +468,7 @@ def _rounds(
                 write_items(
                     aws.dynamodb,
                     names.jobs_table,
-                    [job_item(job, status="chunking_complete", total_segments=COLD_JOB_SEGMENTS)],
+                    [job_item(job, total_segments=COLD_JOB_SEGMENTS)],
                 )
                 items = [completion_item(job, i) for i in range(COLD_JOB_SEGMENTS)]
                 write_items(aws.dynamodb, names.segment_completions_table, items)

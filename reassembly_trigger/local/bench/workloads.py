@@ -133,11 +133,7 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             names.jobs_table,
-            [
-                job_item(
-                    WARM_UP_JOB, status="chunking_complete", total_segments=1, created_at=future
-                )
-            ],
+            [job_item(WARM_UP_JOB, total_segments=1, created_at=future)],
         )
         completion = completion_item(WARM_UP_JOB, 0)
         write_items(self.aws.dynamodb, names.segment_completions_table, [completion])
@@ -265,10 +261,7 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             names.jobs_table,
-            [
-                job_item(j, status="chunking_complete", total_segments=cfg.stream_segments)
-                for j in jobs
-            ],
+            [job_item(j, total_segments=cfg.stream_segments) for j in jobs],
         )
         order = [(job, index) for job in jobs for index in range(cfg.stream_segments)]
         random.Random(cfg.seed).shuffle(order)
@@ -311,7 +304,7 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             resources.names.jobs_table,
-            [job_item(j, status="chunking_complete", total_segments=per_job) for j in jobs],
+            [job_item(j, total_segments=per_job) for j in jobs],
         )
         order = [(job, index) for job in jobs for index in range(per_job)]
         random.Random(cfg.seed).shuffle(order)
@@ -369,7 +362,7 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             names.jobs_table,
-            [job_item(j, status="chunking_in_progress", total_segments=None) for j in jobs],
+            [job_item(j, status="chunking_in_progress") for j in jobs],
         )
         per_job = math.ceil(cfg.wide_records / len(jobs))
         order = [(job, index) for job in jobs for index in range(per_job)][: cfg.wide_records]
@@ -410,7 +403,7 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             names.jobs_table,
-            [job_item(job, status="chunking_complete", total_segments=cfg.deep_segments)],
+            [job_item(job, total_segments=cfg.deep_segments)],
         )
         order = list(range(cfg.deep_segments))
         random.Random(cfg.seed).shuffle(order)
@@ -481,7 +474,6 @@ class Bench:
                 # Distinct, long-past creation times: the status index lists them in order.
                 job_item(
                     job,
-                    status="chunking_complete",
                     total_segments=SMALL_JOB_SEGMENTS,
                     created_at=1_700_000_000 + n,
                 )
@@ -599,7 +591,7 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             resources.names.jobs_table,
-            [job_item(j, status="chunking_in_progress", total_segments=None) for j in jobs],
+            [job_item(j, status="chunking_in_progress") for j in jobs],
         )
         with run_in(resources, warm_up) as harness:
             for size in cfg.scaling_records:
@@ -614,7 +606,7 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             resources.names.jobs_table,
-            [job_item(j, status="chunking_complete", total_segments=2) for j in jobs],
+            [job_item(j, total_segments=2) for j in jobs],
         )
         firsts = [completion_item(j, 0) for j in jobs]
         write_items(self.aws.dynamodb, resources.names.segment_completions_table, firsts)
@@ -629,7 +621,7 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             resources.names.jobs_table,
-            [job_item(job, status="chunking_complete", total_segments=total)],
+            [job_item(job, total_segments=total)],
         )
         written = 0
         with run_in(resources, warm_up) as harness:
