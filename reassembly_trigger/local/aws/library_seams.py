@@ -13,8 +13,8 @@ their internals, only through here:
 Each `Seam` checks, when used, that the library still has what is relied on (the
 attribute, and the parameters the tooling passes or reads by name), and raises
 `LibraryChanged` naming the library, its version and the seam otherwise: an upgrade
-that moves one fails loudly, never silently patches nothing. `problems()` checks them
-all (tests/test_library_seams.py).
+that moves one fails loudly, never silently patches nothing (tests/test_library_seams.py
+checks every one of `SEAMS`).
 """
 
 from __future__ import annotations
@@ -89,8 +89,6 @@ class Seam:
             if not isinstance(value, property):
                 raise self.changed("is no longer a property")
             return value
-        if isinstance(value, staticmethod | classmethod):
-            value = value.__func__
         if not callable(value):
             raise self.changed("is no longer callable")
         # Follows `__wrapped__`: a patch made with functools.wraps keeps the signature.
@@ -187,14 +185,3 @@ SEAMS: tuple[Seam, ...] = (
     METHOD_NAMES,
     MOTO_MODULES,
 )
-
-
-def problems() -> list[str]:
-    """What changed in the libraries, one line per seam that no longer holds."""
-    found = []
-    for seam in SEAMS:
-        try:
-            seam.get()
-        except LibraryChanged as exc:
-            found.append(str(exc))
-    return found

@@ -117,16 +117,9 @@ def transition_rows(outcomes: Iterable[JobOutcome]) -> list[dict[str, Any]]:
     `dest`, `trigger`, the job's counts once known, the facts (enums as their values)."""
     rows = []
     for outcome in outcomes:
-        counts = {
-            key: value
-            for key, value in (
-                ("completions", outcome.completions),
-                ("total_segments", outcome.total_segments),
-            )
-            if value is not None
-        }
+        known = {"completions": outcome.completions, "total_segments": outcome.total_segments}
+        counts = {key: value for key, value in known.items() if value is not None}
         for step in outcome.history:
-            facts = {k: v.value if isinstance(v, Enum) else v for k, v in step.details.items()}
             rows.append(
                 {
                     "job_id": outcome.job_id,
@@ -134,7 +127,7 @@ def transition_rows(outcomes: Iterable[JobOutcome]) -> list[dict[str, Any]]:
                     "dest": step.dest.value,
                     "trigger": step.trigger.value,
                     **counts,
-                    **facts,
+                    **{k: v.value if isinstance(v, Enum) else v for k, v in step.details.items()},
                 }
             )
     return rows
