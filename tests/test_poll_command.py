@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from reassembly_trigger.local.cli import main
+from reassembly_trigger.local.kit.environment import lambda_environment
 from reassembly_trigger.local.streams.poller import MappingSettings
 
 from conftest import REGION
@@ -107,22 +108,14 @@ def test_until_idle_ends_against_an_endpoint_that_never_answers() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)  # connections complete in the kernel; nobody ever reads them
         endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        os.environ.update(
-            JOBS_TABLE_NAME="j",
-            SEGMENT_COMPLETIONS_TABLE_NAME="sc",
-            REASSEMBLY_TRIGGERED_TABLE_NAME="rt",
-            REASSEMBLY_QUEUE_URL=f"{endpoint}/123456789012/q",
-        )
-        try:
+        values = {
+            "JOBS_TABLE_NAME": "j",
+            "SEGMENT_COMPLETIONS_TABLE_NAME": "sc",
+            "REASSEMBLY_TRIGGERED_TABLE_NAME": "rt",
+            "REASSEMBLY_QUEUE_URL": f"{endpoint}/123456789012/q",
+        }
+        with lambda_environment(values):
             result = run_cli("poll", "--until-idle", "1", "--endpoint-url", endpoint, timeout=60)
-        finally:
-            for name in (
-                "JOBS_TABLE_NAME",
-                "SEGMENT_COMPLETIONS_TABLE_NAME",
-                "REASSEMBLY_TRIGGERED_TABLE_NAME",
-                "REASSEMBLY_QUEUE_URL",
-            ):
-                os.environ.pop(name, None)
 
     assert result.returncode == 3, result.stderr
     assert result.stderr.strip().splitlines() == [

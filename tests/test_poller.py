@@ -18,6 +18,7 @@ import pytest
 
 from reassembly_trigger.local.aws.stack import LocalAws, Resources
 from reassembly_trigger.local.cli import main
+from reassembly_trigger.local.kit.records import StreamRecords
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.local.streams.poller import (
     MappingSettings,
@@ -74,6 +75,7 @@ def make_poller(aws: LocalAws, resources: Resources) -> Callable[..., StreamPoll
         }
         options.update(settings)
         clock = options.pop("clock", None)
+        observer = options.pop("observer", None)
         assert resources.segment_completions_stream_arn
         return StreamPoller(
             aws.streams,
@@ -82,6 +84,7 @@ def make_poller(aws: LocalAws, resources: Resources) -> Callable[..., StreamPoll
             MappingSettings(**options),
             sqs=aws.sqs,
             clock=clock,
+            observer=observer,
         )
 
     return make
@@ -198,15 +201,54 @@ def test_batches_hold_at_most_batch_size_records(pipeline: Pipeline, make_poller
 def test_the_context_reports_the_time_left_before_the_function_timeout(
     pipeline: Pipeline, make_poller: Any
 ) -> None:
-    """The handler's context counts down from the function timeout."""
+    """The handler's context counts down from the function timeout, on the mapping's
+    clock (simulated here: the machine's speed cannot change what it reads)."""
     pipeline.complete("job-c", [0])
-    handler = RecordingHandler()
+    clock = SimulatedClock()
+    at_invocation: list[int] = []
 
-    make_poller(handler, function_timeout_seconds=30).poll_until_idle(quiet_seconds=0.2)
+    def answer(event: dict[str, Any], call: int) -> Response:
+        at_invocation.append(handler.contexts[-1].get_remaining_time_in_millis())
+        clock.advance(12)  # the function works for 12 s
+        at_invocation.append(handler.contexts[-1].get_remaining_time_in_millis())
+        return None
 
-    remaining = handler.contexts[0].get_remaining_time_in_millis()
-    assert 20_000 < remaining <= 30_000
+    handler = RecordingHandler(answer)
+
+    make_poller(handler, function_timeout_seconds=30, clock=clock).poll_until_idle(
+        quiet_seconds=0.2
+    )
+
+    assert len(at_invocation) == 2
+    assert 29_999 <= at_invocation[0] <= 30_000  # float rounding of epoch seconds only
+    assert 17_999 <= at_invocation[1] <= 18_000
+    clock.set(handler.contexts[0].deadline + 1)
+    assert handler.contexts[0].get_remaining_time_in_millis() == 0
     assert handler.contexts[0].aws_request_id
+
+
+def test_an_answer_after_the_function_timeout_is_a_function_error(
+    pipeline: Pipeline, make_poller: Any
+) -> None:
+    """A function still running at its timeout is stopped by Lambda: whatever it answers
+    later never arrives, and the batch is retried."""
+    pipeline.complete("job-t", [0])
+    clock = SimulatedClock()
+    reports: list[Any] = []
+
+    def answer(event: dict[str, Any], call: int) -> Response:
+        if call == 1:
+            clock.advance(31)  # past the 30 s timeout
+        return {"batchItemFailures": []}
+
+    poller = make_poller(
+        RecordingHandler(answer), function_timeout_seconds=30, clock=clock, observer=reports.append
+    )
+    stats = poller.poll_until_idle(quiet_seconds=0.2)
+
+    assert [r.outcome.value for r in reports] == ["error", "ok"]
+    assert reports[0].error == "Task timed out after 30.00 seconds"
+    assert stats.function_errors == stats.retries == 1
 
 
 def test_starting_at_latest_skips_what_the_stream_already_holds(
@@ -410,28 +452,17 @@ class FakeStreams:
 
     def __init__(self, arn: str) -> None:
         self.arn = arn
+        self.records = StreamRecords("t", region=REGION)
         self.shards = {
             "shard-child": [self._record("20"), self._record("21")],
             "shard-parent": [self._record("10"), self._record("11")],
         }
         self.describe_calls = 0
 
-    @staticmethod
-    def _record(seq: str) -> dict[str, Any]:
-        return {
-            "eventID": f"e{seq}",
-            "eventName": "INSERT",
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": REGION,
-            "dynamodb": {
-                "ApproximateCreationDateTime": time.time(),
-                "Keys": {"job_id": {"S": "j"}, "segment_index": {"N": seq}},
-                "SequenceNumber": seq,
-                "SizeBytes": 10,
-                "StreamViewType": "NEW_AND_OLD_IMAGES",
-            },
-        }
+    def _record(self, seq: str) -> dict[str, Any]:
+        return self.records.record(
+            "INSERT", keys={"job_id": {"S": "j"}, "segment_index": {"N": seq}}, sequence_number=seq
+        )
 
     def describe_stream(self, **params: Any) -> dict[str, Any]:
         self.describe_calls += 1

@@ -60,9 +60,8 @@ def replay_json(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, di
 def finals(outcome: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
     """Each job's last transition: (dest, reason)."""
     last: dict[str, tuple[str, str | None]] = {}
-    for event in outcome["events"]:
-        if event["event"] == "transition":
-            last[event["job_id"]] = (event["dest"], event.get("reason"))
+    for row in outcome["transitions"]:
+        last[row["job_id"]] = (row["dest"], row.get("reason"))
     return last
 
 
@@ -100,6 +99,11 @@ def test_the_batch_event_triggers_the_complete_job_only(
 
     assert status == 0
     assert finals(outcome) == {JOB_A: ("enqueued", None), JOB_B: ("skipped", "incomplete")}
+    assert outcome["jobs"] == {
+        JOB_A: {"state": "enqueued", "reason": None},
+        JOB_B: {"state": "skipped", "reason": "incomplete"},
+    }
+    assert outcome["batch"] == {"records": 4, "jobs": 2, "ignored": {}, "malformed": {}}
     assert contract_pipeline.bodies() == [{"job_id": JOB_A}]
 
 

@@ -34,6 +34,8 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 from botocore.httpsession import URLLib3Session
 
+from reassembly_trigger.local.aws.library_seams import RetryHandler, replace_retry_handler
+
 
 class FaultKind(StrEnum):
     """What goes wrong with one AWS call."""
@@ -305,28 +307,21 @@ def instant_retries(client: Any, sleep: Callable[[float], None]) -> None:
     exponential backoff for that attempt, without jitter (reproducible), handed to
     `sleep`, and botocore itself then waits 0 s.
     """
-    from botocore.retries import standard
-
-    service = client.meta.service_model.service_id.hyphenize()
-    unique_id = f"retry-config-{service}"
     retries = client.meta.config.retries or {}
     attempts = retries.get("total_max_attempts") or retries.get("max_attempts", 2) + 1
-    # Replace the client's standard-mode handler by one we can wrap.
-    client.meta.events.unregister(f"needs-retry.{service}", unique_id=unique_id)
-    handler = standard.register_retry_handler(client, max_attempts=attempts)
-    client.meta.events.unregister(f"needs-retry.{service}", unique_id=unique_id)
 
-    def needs_retry(**kwargs: Any) -> float | None:
-        delay = handler.needs_retry(**kwargs)
-        if delay is None:
-            return None
-        attempt = int(kwargs.get("attempts", 1))
-        throttled = _is_throttle(kwargs.get("response"))
-        base = 1.0 if throttled else 0.05
-        sleep(min(base * 2 ** (attempt - 1), 20.0))
-        return 0.0
+    def wrap(decide: RetryHandler) -> RetryHandler:
+        def needs_retry(**kwargs: Any) -> float | None:
+            if decide(**kwargs) is None:
+                return None
+            attempt = int(kwargs.get("attempts", 1))
+            base = 1.0 if _is_throttle(kwargs.get("response")) else 0.05
+            sleep(min(base * 2 ** (attempt - 1), 20.0))
+            return 0.0
 
-    client.meta.events.register(f"needs-retry.{service}", needs_retry, unique_id=unique_id)
+        return needs_retry
+
+    replace_retry_handler(client, attempts, wrap)
 
 
 def _is_throttle(response: Any) -> bool:

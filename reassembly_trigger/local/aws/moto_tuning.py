@@ -26,7 +26,9 @@ counts every message in the queue (twice) to fill `ApproximateNumberOfMessages*`
 send into a queue of 1,000 messages cost ~50 ms. A send does not use those counts;
 within a send they read as 0.
 
-All are applied by `tune_moto()` in the benchmark's server process only
+moto's internals are reached through `library_seams` only, which fails loudly, naming
+moto's version, when one of them changes. All are applied by `tune_moto()` in the
+benchmark's server process only
 (`latency_proxy --tune-moto`), never in the test suite's moto. None changes an
 answer (`test_tuned_moto_answers_like_stock_moto`); the benchmark reports how busy
 moto still was ("moto busy").
@@ -34,14 +36,15 @@ moto still was ("moto busy").
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 from typing import Any
 
+from reassembly_trigger.local.aws import library_seams as seams
+
 _scope = threading.local()
-_applied = False
 _lock = threading.Lock()
-#: Position of `index_name` among `Table.query`'s positional parameters (after self).
-_INDEX_NAME_POSITION = 7
 
 
 def tune_moto() -> None:
@@ -96,13 +99,12 @@ def dynamodb_results_as_json() -> None:
     """Write the item operations' results with `json.dumps` (moto's serializer is slow)."""
     import json
 
-    from moto.core.responses import ActionResult
-
     with _lock:
-        original = ActionResult.execute_result
+        original = seams.EXECUTE_RESULT.get()
         if getattr(original, "tuned", False):
             return
 
+        @functools.wraps(original)
         def execute_result(self: Any, context: Any) -> Any:
             operation = context.operation_model
             result = self.result
@@ -117,18 +119,17 @@ def dynamodb_results_as_json() -> None:
             return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
 
         execute_result.tuned = True  # type: ignore[attr-defined]
-        ActionResult.execute_result = execute_result  # type: ignore[method-assign]
+        seams.EXECUTE_RESULT.set(execute_result)
 
 
 def sends_skip_queue_counts() -> None:
     """Within SendMessage, the queue's approximate message counts read as 0."""
-    from moto.sqs.models import Queue, SQSBackend
-
     with _lock:
-        original_send = SQSBackend.send_message
+        original_send = seams.SEND_MESSAGE.get()
         if getattr(original_send, "tuned", False):
             return
 
+        @functools.wraps(original_send)
         def send_message(self: Any, *args: Any, **kwargs: Any) -> Any:
             _scope.sending = True
             try:
@@ -136,42 +137,31 @@ def sends_skip_queue_counts() -> None:
             finally:
                 _scope.sending = False
 
-        def uncounted(prop: Any) -> property:
+        def uncounted(prop: property) -> property:
             def read(queue: Any) -> Any:
-                return 0 if getattr(_scope, "sending", False) else prop.fget(queue)
+                return 0 if getattr(_scope, "sending", False) else prop.__get__(queue)
 
             return property(read)
 
-        for name in (
-            "approximate_number_of_messages",
-            "approximate_number_of_messages_delayed",
-            "approximate_number_of_messages_not_visible",
-        ):
-            setattr(Queue, name, uncounted(getattr(Queue, name)))
+        for seam in seams.QUEUE_COUNTS:
+            seam.set(uncounted(seam.get()))
         send_message.tuned = True  # type: ignore[attr-defined]
-        SQSBackend.send_message = send_message  # type: ignore[method-assign]
+        seams.SEND_MESSAGE.set(send_message)
 
 
 def handler_methods_listed_once() -> None:
     """Cache the method names of moto's response classes (listed on every request)."""
-    import functools
-
-    from moto.core import responses
-
     with _lock:
-        # Imported by moto's responses module from moto.core.utils (not re-exported).
-        original = responses.method_names_from_class  # type: ignore[attr-defined]
+        original = seams.METHOD_NAMES.get()
         if hasattr(original, "cache_info"):
             return
-        responses.method_names_from_class = functools.cache(original)  # type: ignore[attr-defined]
+        seams.METHOD_NAMES.set(functools.cache(original))
 
 
 def modules_listed_once() -> None:
     """Cache moto's listing of its own service packages (read on every request)."""
-    from moto import backends
-
     with _lock:
-        original = backends.list_of_moto_modules
+        original = seams.MOTO_MODULES.get()
         if getattr(original, "listed_once", False):
             return
         listing = tuple(original())
@@ -180,35 +170,33 @@ def modules_listed_once() -> None:
             return listing
 
         cached.listed_once = True  # type: ignore[attr-defined]
-        backends.list_of_moto_modules = cached
+        seams.MOTO_MODULES.set(cached)
 
 
 def query_reads_one_partition() -> None:
     """Patch moto's `Table.query` to start from the queried partition (idempotent)."""
-    global _applied  # noqa: PLW0603 - a process-wide patch, applied once
     with _lock:
-        if _applied:
+        original_query = seams.TABLE_QUERY.get()
+        if getattr(original_query, "tuned", False):
             return
-        from moto.dynamodb.models.table import Table
+        original_all_items = seams.TABLE_ALL_ITEMS.get()
+        signature = inspect.signature(original_query)
 
-        original_query = Table.query
-        original_all_items = Table.all_items
-
-        def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-            index_name = (
-                args[_INDEX_NAME_POSITION - 1]
-                if len(args) >= _INDEX_NAME_POSITION
-                else kwargs.get("index_name")
-            )
-            if index_name or hash_key is None:
-                return original_query(self, hash_key, *args, **kwargs)
+        @functools.wraps(original_query)
+        def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+            # By name, wherever moto puts them among its parameters.
+            arguments = signature.bind(self, *args, **kwargs).arguments
+            hash_key = arguments.get("hash_key")
+            if arguments.get("index_name") or hash_key is None:
+                return original_query(self, *args, **kwargs)
             # Thread-local: the server answers concurrent requests on many threads.
             _scope.partition = (self, hash_key)
             try:
-                return original_query(self, hash_key, *args, **kwargs)
+                return original_query(self, *args, **kwargs)
             finally:
                 _scope.partition = None
 
+        @functools.wraps(original_all_items)
         def all_items(self: Any) -> Any:
             scope = getattr(_scope, "partition", None)
             if scope is None or scope[0] is not self or not self.range_key_attr:
@@ -219,6 +207,6 @@ def query_reads_one_partition() -> None:
             # The order moto's full sort gives within one partition.
             return sorted(partition.values(), key=lambda item: item.range_key)
 
-        Table.query = query  # type: ignore[method-assign]
-        Table.all_items = all_items  # type: ignore[method-assign]
-        _applied = True
+        query.tuned = True  # type: ignore[attr-defined]
+        seams.TABLE_QUERY.set(query)
+        seams.TABLE_ALL_ITEMS.set(all_items)

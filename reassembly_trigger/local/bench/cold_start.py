@@ -44,13 +44,9 @@ from reassembly_trigger.local.aws.stack import (
     environment,
 )
 from reassembly_trigger.local.bench.config import BenchConfig
-from reassembly_trigger.local.bench.data import (
-    StreamRecords,
-    completion_item,
-    job_item,
-    write_items,
-)
+from reassembly_trigger.local.bench.data import completion_records, write_items
 from reassembly_trigger.local.bench.results import PROJECT, ColdPath, ColdVariant
+from reassembly_trigger.local.kit.items import completion_item, job_item
 
 #: The Terraform module's default runtime: the cold path runs on its interpreter.
 TARGET_RUNTIME = "3.12"
@@ -456,10 +452,7 @@ def _rounds(
     endpoints, aws = local.endpoints, local.direct
     names = ResourceNames.with_prefix(f"bench-cold-{os.getpid()}-{id(variants):x}")
     resources = create_resources(aws, names)
-    arn = resources.segment_completions_stream_arn
-    if arn is None:
-        raise RuntimeError(f"{names.segment_completions_table} has no stream")
-    records = StreamRecords(arn)
+    records = completion_records(names.segment_completions_table)
     env = {**os.environ, **environment(resources, endpoints.proxy_url, DEFAULT_REGION)}
     samples: list[list[dict[str, Any]]] = [[] for _ in variants]
     jobs: list[str] = []
@@ -475,7 +468,7 @@ def _rounds(
                 write_items(
                     aws.dynamodb,
                     names.jobs_table,
-                    [job_item(job, status="chunking_complete", total_segments=COLD_JOB_SEGMENTS)],
+                    [job_item(job, total_segments=COLD_JOB_SEGMENTS)],
                 )
                 items = [completion_item(job, i) for i in range(COLD_JOB_SEGMENTS)]
                 write_items(aws.dynamodb, names.segment_completions_table, items)

@@ -1,4 +1,4 @@
-"""The handler under measurement: the real `lambda_handler` in a container of this process.
+"""The handler under measurement: the real entry point in a container of this process.
 
 The container is the one the Lambda would have: the environment points its clients at
 the latency proxy (`AWS_ENDPOINT_URL`), logs and metric lines are rendered as in Lambda
@@ -10,69 +10,30 @@ stand-in AWS's CPU time over the same span.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
-from reassembly_trigger import handler, reconcile
-from reassembly_trigger.clients import reset_clients
+from reassembly_trigger import handler
+from reassembly_trigger.batch import BatchResult
+from reassembly_trigger.evaluation import JobOutcome
+from reassembly_trigger.local.aws import library_seams
 from reassembly_trigger.local.aws.latency_proxy import ProxyControl
 from reassembly_trigger.local.aws.stack import DEFAULT_REGION, Resources, environment
 from reassembly_trigger.local.kit.contexts import LocalLambdaContext
+from reassembly_trigger.local.kit.environment import lambda_environment
 from reassembly_trigger.logs import configure_logging
+from reassembly_trigger.machine import State
 from reassembly_trigger.metrics import configure_metrics
-
-
-class TransitionTap:
-    """A structlog processor that keeps what the checks need (final states, pages)."""
-
-    def __init__(self) -> None:
-        self.finals: dict[str, tuple[str, str | None]] = {}
-        self.pages: list[int] = []
-        self.completions: list[int] = []
-        #: Why evaluations failed: `error_code` (or reason) and how many times.
-        self.errors: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def clear(self) -> None:
-        """Forget everything seen so far."""
-        with self._lock:
-            self.errors.clear()
-            self.finals.clear()
-            self.pages.clear()
-            self.completions.clear()
-
-    def __call__(
-        self, logger: Any, method: str, event: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
-        """Note the event's facts and pass it on unchanged."""
-        if event.get("event") == "transition":
-            dest, reason = event.get("dest"), event.get("reason")
-            with self._lock:
-                if "pages" in event:
-                    self.pages.append(int(event["pages"]))
-                    self.completions.append(int(event.get("completions") or 0))
-                if dest in ("enqueued", "skipped", "failed"):
-                    self.finals[str(event["job_id"])] = (str(dest), reason and str(reason))
-                if dest == "failed":
-                    why = f"{reason}: {event.get('operation', '')} {event.get('error_code', '')}"
-                    self.errors[why] = self.errors.get(why, 0) + 1
-        return event
-
-    def reasons(self, dest: str) -> dict[str, int]:
-        """Final states `dest` by reason, e.g. `{"incomplete": 3}`."""
-        counts: dict[str, int] = {}
-        for state, reason in self.finals.values():
-            if state == dest:
-                counts[str(reason)] = counts.get(str(reason), 0) + 1
-        return counts
 
 
 class BotocoreMeter:
@@ -92,11 +53,9 @@ class BotocoreMeter:
     @contextmanager
     def installed(self) -> Iterator[BotocoreMeter]:
         """Wrap botocore's call path for the duration of the block."""
-        from botocore.client import BaseClient
+        original = library_seams.API_CALL.get()
 
-        # A private method botocore's stubs do not declare.
-        original = BaseClient._make_api_call  # type: ignore[attr-defined]
-
+        @functools.wraps(original)
         def metered(client: Any, operation: str, params: Any) -> Any:
             if not self.counting:
                 return original(client, operation, params)
@@ -109,22 +68,20 @@ class BotocoreMeter:
                     self.seconds += spent
                     self.calls += 1
 
-        BaseClient._make_api_call = metered  # type: ignore[attr-defined]
+        library_seams.API_CALL.set(metered)
         try:
             yield self
         finally:
-            BaseClient._make_api_call = original  # type: ignore[attr-defined]
+            library_seams.API_CALL.set(original)
 
 
 @contextmanager
-def quiet_json_logging(tap: TransitionTap) -> Iterator[None]:
-    """The production JSON logs and metric lines (their cost is real), sent to /dev/null;
-    the transitions tapped on the way."""
+def quiet_json_logging() -> Iterator[None]:
+    """The production JSON logs and metric lines (their cost is real), sent to /dev/null."""
     was_configured = structlog.is_configured()
     saved = structlog.get_config()
     with open(os.devnull, "w", encoding="utf-8") as devnull:
         configure_logging("json", stream=devnull, force=True)
-        structlog.configure(processors=[tap, *structlog.get_config()["processors"]])
         configure_metrics(devnull)
         try:
             yield
@@ -136,42 +93,14 @@ def quiet_json_logging(tap: TransitionTap) -> Iterator[None]:
                 structlog.reset_defaults()
 
 
-@contextmanager
-def lambda_environment(
-    resources: Resources, endpoint_url: str, concurrency: int, **extra: str
-) -> Iterator[None]:
-    """The Lambda's environment pointing at the proxy, and a fresh container."""
-    env = environment(resources, endpoint_url, DEFAULT_REGION)
-    env["EVALUATION_CONCURRENCY"] = str(concurrency)
-    env.update(extra)
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-
-    def fresh_container() -> None:
-        handler.reset_container()
-        reconcile.reset_container()
-        reset_clients()
-
-    fresh_container()
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        fresh_container()
-
-
 @dataclass(slots=True)
-class Harness:
-    """Invokes an entry point and accumulates what its invocations cost."""
+class InvocationMeter:
+    """Invokes an entry point, accumulates what its invocations cost, and keeps the
+    outcomes of their jobs (from `handle_event`) for the workloads' checks."""
 
-    tap: TransitionTap
     meter: BotocoreMeter
     server: ProxyControl | None = None
-    entry_point: Callable[[Any, Any], Any] = handler.lambda_handler
+    entry_point: Callable[[Any, Any], Any] = handler.handle_event
     timeout_seconds: float = 60.0
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
@@ -182,7 +111,8 @@ class Harness:
     records: int = 0
     batches: int = 0
     failed_records: list[str] = field(default_factory=list)
-    responses: list[Any] = field(default_factory=list)
+    #: The outcome of every job of the measured invocations, in invocation order.
+    outcomes: list[JobOutcome] = field(default_factory=list)
     _requests: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def invoke(self, event: dict[str, Any], *, measured: bool = True) -> Any:
@@ -208,15 +138,39 @@ class Harness:
             self.server_cpu_seconds += self._server_cpu() - server_before
             self.records += len(event.get("Records", ()))
             self.batches += 1
-            self.responses.append(response)
-            if isinstance(response, dict):
+            if isinstance(response, BatchResult):
+                self.outcomes += response.outcomes
                 self.failed_records += [
-                    f["itemIdentifier"] for f in response.get("batchItemFailures", ())
+                    f["itemIdentifier"] for f in response.response()["batchItemFailures"]
                 ]
         return response
 
+    def reasons(self, state: State) -> dict[str, int]:
+        """Jobs that ended in `state`, by reason, e.g. `{"incomplete": 3}`."""
+        return dict(Counter(str(o.reason) for o in self.outcomes if o.state is state))
+
+    def errors(self) -> dict[str, int]:
+        """Why evaluations failed: the reason, the AWS operation and error code, and how often."""
+        return dict(
+            Counter(
+                f"{o.reason}: {o.details.get('operation', '')} {o.details.get('error_code', '')}"
+                for o in self.outcomes
+                if o.failed
+            )
+        )
+
     def _server_cpu(self) -> float:
         return self.server.stats().process_cpu_seconds if self.server is not None else 0.0
+
+
+def count_pages(outcomes: Iterable[JobOutcome]) -> list[int]:
+    """The Query pages of each count of these outcomes, in order."""
+    return [
+        int(step.details["pages"])
+        for outcome in outcomes
+        for step in outcome.history
+        if "pages" in step.details
+    ]
 
 
 @contextmanager
@@ -227,23 +181,20 @@ def container(
     *,
     warm_up: dict[str, Any] | None = None,
     server: ProxyControl | None = None,
-    entry_point: Callable[[Any, Any], Any] = handler.lambda_handler,
+    entry_point: Callable[[Any, Any], Any] = handler.handle_event,
     timeout_seconds: float = 60.0,
-    **environment_extra: str,
-) -> Iterator[Harness]:
+) -> Iterator[InvocationMeter]:
     """A container pointed at the proxy, warmed by `warm_up` through the same entry point
     (a job that triggers: clients, the pool, lazy imports)."""
-    tap = TransitionTap()
+    values = {
+        **environment(resources, proxy_url, DEFAULT_REGION),
+        "EVALUATION_CONCURRENCY": str(concurrency),
+    }
     meter = BotocoreMeter()
-    with (
-        quiet_json_logging(tap),
-        lambda_environment(resources, proxy_url, concurrency, **environment_extra),
-        meter.installed(),
-    ):
-        harness = Harness(
-            tap, meter, server=server, entry_point=entry_point, timeout_seconds=timeout_seconds
+    with quiet_json_logging(), lambda_environment(values), meter.installed():
+        invocations = InvocationMeter(
+            meter, server=server, entry_point=entry_point, timeout_seconds=timeout_seconds
         )
         if warm_up is not None:
-            harness.invoke(warm_up, measured=False)
-        tap.clear()  # the warm-up's transitions are not part of the workload
-        yield harness
+            invocations.invoke(warm_up, measured=False)
+        yield invocations

@@ -48,21 +48,17 @@ from reassembly_trigger.local.bench.config import (
     RECONCILE_TIMEOUT_MS,
     BenchConfig,
 )
-from reassembly_trigger.local.bench.data import (
-    StreamRecords,
-    chunks,
-    completion_item,
-    finished_lock_item,
-    job_item,
-    write_items,
-)
-from reassembly_trigger.local.bench.harness import Harness, container
+from reassembly_trigger.local.bench.data import chunks, completion_records, write_items
+from reassembly_trigger.local.bench.harness import InvocationMeter, container, count_pages
 from reassembly_trigger.local.bench.results import (
     BenchReport,
     ScalingPoint,
     WorkloadResult,
     machine_description,
 )
+from reassembly_trigger.local.kit.items import completion_item, finished_lock_item, job_item
+from reassembly_trigger.local.kit.records import StreamRecords
+from reassembly_trigger.machine import State
 
 WARM_UP_JOB = "bench-warm-up"
 #: Segments of each burst and reconciler job.
@@ -137,18 +133,11 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             names.jobs_table,
-            [
-                job_item(
-                    WARM_UP_JOB, status="chunking_complete", total_segments=1, created_at=future
-                )
-            ],
+            [job_item(WARM_UP_JOB, total_segments=1, created_at=future)],
         )
         completion = completion_item(WARM_UP_JOB, 0)
         write_items(self.aws.dynamodb, names.segment_completions_table, [completion])
-        arn = resources.segment_completions_stream_arn
-        if arn is None:
-            raise RuntimeError(f"{names.segment_completions_table} has no stream")
-        records = StreamRecords(arn)
+        records = completion_records(names.segment_completions_table)
         return records, records.event([completion])
 
     def _sent(
@@ -198,7 +187,7 @@ class Bench:
         title: str,
         concurrency: int,
         jobs: int,
-        harness: Harness,
+        harness: InvocationMeter,
         checks: dict[str, Any],
         bound: bounds.Bound | None = None,
         timeout_seconds: float | None = None,
@@ -230,7 +219,7 @@ class Bench:
                 "failed_records": len(harness.failed_records),
                 # Requests the proxy saw beyond the calls the handler made: retries.
                 "retried_requests": stats.total - harness.api_calls,
-                **({"errors": dict(harness.tap.errors)} if harness.tap.errors else {}),
+                **({"errors": errors} if (errors := harness.errors()) else {}),
             },
         )
 
@@ -272,10 +261,7 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             names.jobs_table,
-            [
-                job_item(j, status="chunking_complete", total_segments=cfg.stream_segments)
-                for j in jobs
-            ],
+            [job_item(j, total_segments=cfg.stream_segments) for j in jobs],
         )
         order = [(job, index) for job in jobs for index in range(cfg.stream_segments)]
         random.Random(cfg.seed).shuffle(order)
@@ -318,7 +304,7 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             resources.names.jobs_table,
-            [job_item(j, status="chunking_complete", total_segments=per_job) for j in jobs],
+            [job_item(j, total_segments=per_job) for j in jobs],
         )
         order = [(job, index) for job in jobs for index in range(per_job)]
         random.Random(cfg.seed).shuffle(order)
@@ -376,7 +362,7 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             names.jobs_table,
-            [job_item(j, status="chunking_in_progress", total_segments=None) for j in jobs],
+            [job_item(j, status="chunking_in_progress") for j in jobs],
         )
         per_job = math.ceil(cfg.wide_records / len(jobs))
         order = [(job, index) for job in jobs for index in range(per_job)][: cfg.wide_records]
@@ -401,7 +387,7 @@ class Bench:
                 jobs=len(jobs),
                 harness=harness,
                 checks={
-                    "skipped": harness.tap.reasons("skipped"),
+                    "skipped": harness.reasons(State.SKIPPED),
                     "messages": self._sent(resources, [])["messages"] - 1,  # the warm-up's
                 },
                 bound=bounds.Bound((bounds.Stage(math.ceil(len(jobs) / 100), ()),)),
@@ -417,11 +403,11 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             names.jobs_table,
-            [job_item(job, status="chunking_complete", total_segments=cfg.deep_segments)],
+            [job_item(job, total_segments=cfg.deep_segments)],
         )
         order = list(range(cfg.deep_segments))
         random.Random(cfg.seed).shuffle(order)
-        items = [completion_item(job, index, cfg.deep_padding) for index in order]
+        items = [completion_item(job, index, padding=cfg.deep_padding) for index in order]
         last, before_last = items[-cfg.batch_size :], items[-2 * cfg.batch_size : -cfg.batch_size]
         table = names.segment_completions_table
         write_items(self.aws.dynamodb, table, items[: -cfg.batch_size])
@@ -437,10 +423,10 @@ class Bench:
             harness.invoke(records.event(before_last))
             write_items(self.aws.dynamodb, table, last)
             harness.invoke(records.event(last))
-            pages = list(harness.tap.pages)
+            pages = count_pages(harness.outcomes)
             checks = {
                 "segments": cfg.deep_segments,
-                "completions": max(harness.tap.completions, default=0),
+                "completions": max((o.completions or 0 for o in harness.outcomes), default=0),
                 "pages": pages,
                 "evaluations": len(pages),
                 "megabytes": round(sum(len(json.dumps(i)) for i in items) / 1e6, 1),
@@ -488,7 +474,6 @@ class Bench:
                 # Distinct, long-past creation times: the status index lists them in order.
                 job_item(
                     job,
-                    status="chunking_complete",
                     total_segments=SMALL_JOB_SEGMENTS,
                     created_at=1_700_000_000 + n,
                 )
@@ -578,11 +563,12 @@ class Bench:
         points: list[ScalingPoint] = []
         control = self.endpoints.control
 
-        def measure(harness: Harness, dimension: str, size: int, event: dict[str, Any]) -> None:
+        def measure(
+            harness: InvocationMeter, dimension: str, size: int, event: dict[str, Any]
+        ) -> None:
             before_wall, before_cpu = harness.wall_seconds, harness.cpu_seconds
-            harness.tap.clear()
             control.reset()
-            harness.invoke(event)
+            pages = count_pages(harness.invoke(event).outcomes)
             points.append(
                 ScalingPoint(
                     dimension=dimension,
@@ -591,7 +577,7 @@ class Bench:
                     cpu_seconds=harness.cpu_seconds - before_cpu,
                     records=len(event["Records"]),
                     calls=control.stats().calls,
-                    pages=max(harness.tap.pages) if harness.tap.pages else None,
+                    pages=max(pages) if pages else None,
                 )
             )
 
@@ -605,7 +591,7 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             resources.names.jobs_table,
-            [job_item(j, status="chunking_in_progress", total_segments=None) for j in jobs],
+            [job_item(j, status="chunking_in_progress") for j in jobs],
         )
         with run_in(resources, warm_up) as harness:
             for size in cfg.scaling_records:
@@ -620,7 +606,7 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             resources.names.jobs_table,
-            [job_item(j, status="chunking_complete", total_segments=2) for j in jobs],
+            [job_item(j, total_segments=2) for j in jobs],
         )
         firsts = [completion_item(j, 0) for j in jobs]
         write_items(self.aws.dynamodb, resources.names.segment_completions_table, firsts)
@@ -635,12 +621,14 @@ class Bench:
         write_items(
             self.aws.dynamodb,
             resources.names.jobs_table,
-            [job_item(job, status="chunking_complete", total_segments=total)],
+            [job_item(job, total_segments=total)],
         )
         written = 0
         with run_in(resources, warm_up) as harness:
             for size in cfg.scaling_segments:
-                items = [completion_item(job, i, cfg.deep_padding) for i in range(written, size)]
+                items = [
+                    completion_item(job, i, padding=cfg.deep_padding) for i in range(written, size)
+                ]
                 write_items(self.aws.dynamodb, resources.names.segment_completions_table, items)
                 written = size
                 measure(harness, "segments per job", size, records.event(items[-1:]))

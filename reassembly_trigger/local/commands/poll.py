@@ -26,6 +26,7 @@ from reassembly_trigger.local.commands.common import (
     seconds,
     use_endpoint,
 )
+from reassembly_trigger.local.commands.replay import transition_rows
 from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS
 from reassembly_trigger.local.streams.batch_response import InvocationOutcome
 from reassembly_trigger.local.streams.poller import (
@@ -45,7 +46,9 @@ from reassembly_trigger.local.streams.poller import (
     find_stream_arns,
 )
 
-DEFAULT_HANDLER = "reassembly_trigger.handler.lambda_handler"
+#: The Lambda's invocation (`lambda_handler` answers its response), with the outcomes of
+#: the batch's jobs as data: `--logs transitions` prints them.
+DEFAULT_HANDLER = "reassembly_trigger.handler.handle_event"
 _DEFAULTS = MappingSettings()
 
 
@@ -142,7 +145,8 @@ def register(subparsers: Any) -> None:
         "--handler",
         default=DEFAULT_HANDLER,
         metavar="MODULE.FUNCTION",
-        help="the handler to invoke",
+        help="the handler to invoke (one that answers with Lambda's response shows no "
+        "transitions: --logs console or json shows its logs)",
     )
     run_group.add_argument(
         "--poll-interval",
@@ -214,37 +218,25 @@ def load_handler(spec: str) -> Handler:
     return handler  # type: ignore[no-any-return]
 
 
-class TransitionPrinter:
-    """A structlog processor printing one compact line per transition (and warnings)."""
+def _print_warnings(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """A structlog processor printing the handler's warnings and errors in one line each.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    Transitions are printed from the invocation's outcomes (`transition_lines`), so a
+    failed one, logged as an error, is left to them.
+    """
+    import structlog
 
-    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-        """Print transitions, warnings and errors; drop everything else."""
-        import structlog
-
-        from reassembly_trigger.local.ops.explain import transition_facts
-
-        name = event_dict.get("event")
-        if name == "transition":
-            reason = event_dict.get("reason")
-            line = (
-                f"  {event_dict.get('job_id')}: {event_dict.get('source')} -> "
-                f"{event_dict.get('dest')} ({plain(event_dict.get('trigger'))}"
-                f"{': ' + plain(reason) if reason else ''}) {transition_facts(dict(event_dict))}"
-            )
-            _say(line.rstrip(), self._lock)
-        elif method_name in ("warning", "error", "exception", "critical"):
-            _say(f"  {method_name}: {name} {details(event_dict, skip=('event',))}", self._lock)
-        raise structlog.DropEvent
+    name = event_dict.get("event")
+    if method_name in ("warning", "error", "exception", "critical") and name != "transition":
+        _say(f"  {method_name}: {name} {details(event_dict, skip=('event',))}")
+    raise structlog.DropEvent
 
 
 _print_lock = threading.Lock()
 
 
-def _say(line: str, lock: threading.Lock = _print_lock) -> None:
-    with lock:
+def _say(line: str) -> None:
+    with _print_lock:
         print(line, flush=True)
 
 
@@ -259,10 +251,9 @@ def _handler_logs(mode: str, metrics: bool) -> Iterator[None]:
     previous = structlog.get_config() if structlog.is_configured() else None
     if mode in ("json", "console"):
         configure_logging("json" if mode == "json" else "console", force=True)
-    elif mode == "transitions":
-        structlog.configure(processors=[TransitionPrinter()], cache_logger_on_first_use=False)
     else:
-        structlog.configure(processors=[_drop], cache_logger_on_first_use=False)
+        processor = _print_warnings if mode == "transitions" else _drop
+        structlog.configure(processors=[processor], cache_logger_on_first_use=False)
     with open(os.devnull, "w") as sink:
         if not metrics:
             configure_metrics(sink)
@@ -280,6 +271,20 @@ def _drop(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -
     import structlog
 
     raise structlog.DropEvent
+
+
+def transition_lines(report: InvocationReport) -> list[str]:
+    """One compact line per transition of the invocation's jobs, from their outcomes."""
+    from reassembly_trigger.local.ops.explain import transition_facts
+
+    lines = []
+    for row in transition_rows(report.outcomes):
+        reason = row.get("reason")
+        lines.append(
+            f"  {row['job_id']}: {row['source']} -> {row['dest']} ({row['trigger']}"
+            f"{': ' + plain(reason) if reason else ''}) {transition_facts(row)}".rstrip()
+        )
+    return lines
 
 
 def describe(report: PollerReport) -> str:
@@ -367,8 +372,9 @@ def run(args: argparse.Namespace) -> int:
         function_timeout_seconds=args.function_timeout,
         poll_interval_seconds=args.poll_interval,
     )
+    observe = _observe_with_transitions if args.logs == "transitions" else _observe
     group = PollerGroup(
-        StreamPoller(aws.streams, arn, handler, settings, sqs=aws.sqs, observer=_observe)
+        StreamPoller(aws.streams, arn, handler, settings, sqs=aws.sqs, observer=observe)
         for arn in arns
     )
     for arn in arns:
@@ -418,4 +424,12 @@ def _poll(group: PollerGroup, duration: float | None, until_idle: float | None) 
 
 
 def _observe(report: PollerReport) -> None:
+    _say(describe(report))
+
+
+def _observe_with_transitions(report: PollerReport) -> None:
+    # The transitions first: they happened during the invocation the report ends.
+    if isinstance(report, InvocationReport):
+        for line in transition_lines(report):
+            _say(line)
     _say(describe(report))

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import sys
+from collections.abc import Iterable
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reassembly_trigger.local.commands.common import (
     EXIT_FAILED,
     UsageError,
     add_endpoint_option,
-    details,
     plain,
     plural,
     require_extra,
@@ -21,6 +23,10 @@ from reassembly_trigger.local.commands.common import (
     use_endpoint,
 )
 from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS, LocalLambdaContext
+from reassembly_trigger.logs import configure_logging
+
+if TYPE_CHECKING:
+    from reassembly_trigger.evaluation import JobOutcome
 
 
 def register(subparsers: Any) -> None:
@@ -32,8 +38,8 @@ def register(subparsers: Any) -> None:
             "Invoke the real lambda_handler once, in this process, with a saved DynamoDB "
             "Streams event (e.g. the contract's samples in tests/events/), against the "
             "endpoint and tables of the environment (AWS_ENDPOINT_URL, JOBS_TABLE_NAME, ...: what "
-            "`reassembly-trigger local up` prints). Prints the response and the transition "
-            "events. Exit 0 when the handler answered, 1 when it reported failed records, "
+            "`reassembly-trigger local up` prints). Prints the response and each job's "
+            "transitions. Exit 0 when the handler answered, 1 when it reported failed records, "
             "2 when the event or the environment is unusable."
         ),
     )
@@ -48,7 +54,10 @@ def register(subparsers: Any) -> None:
         f"(default {DEFAULT_TIMEOUT_SECONDS:g})",
     )
     parser.add_argument(
-        "--json", action="store_true", help="print the response, log events and metrics as JSON"
+        "--json",
+        action="store_true",
+        help="print the response, the batch, each job's outcome and transitions, and the "
+        "metrics line as JSON",
     )
     parser.set_defaults(run=run)
 
@@ -73,23 +82,55 @@ def load_event(path: Path) -> dict[str, Any]:
 
 
 def replay(event: dict[str, Any], timeout_seconds: float) -> dict[str, Any]:
-    """Invoke the handler with `event`; its response, its log events and its metrics."""
-    import structlog
-
-    from reassembly_trigger import handler
+    """Invoke the handler with `event`: its response, what it made of the batch, each
+    job's outcome and transitions, and its metrics line."""
+    from reassembly_trigger.handler import handle_event
     from reassembly_trigger.metrics import configure_metrics
 
     metrics = io.StringIO()
     configure_metrics(metrics)
     try:
-        with structlog.testing.capture_logs() as events:
-            response = handler.lambda_handler(
-                event, LocalLambdaContext(timeout_seconds=timeout_seconds)
-            )
+        result = handle_event(event, LocalLambdaContext(timeout_seconds=timeout_seconds))
     finally:
         configure_metrics(None)
     lines = [json.loads(line) for line in metrics.getvalue().splitlines() if line.strip()]
-    return {"response": response, "events": events, "metrics": lines[-1] if lines else None}
+    parsed = result.parsed
+    return {
+        "response": result.response(),
+        "batch": {
+            "records": parsed.records,
+            "jobs": len(parsed.requests),
+            "ignored": dict(parsed.ignored),
+            "malformed": dict(parsed.malformed),
+        },
+        "jobs": {
+            o.job_id: {"state": o.state.value, "reason": o.reason and o.reason.value}
+            for o in result.outcomes
+        },
+        "transitions": transition_rows(result.outcomes),
+        "metrics": lines[-1] if lines else None,
+    }
+
+
+def transition_rows(outcomes: Iterable[JobOutcome]) -> list[dict[str, Any]]:
+    """Each transition of each job, with the fields of its log event: `job_id`, `source`,
+    `dest`, `trigger`, the job's counts once known, the facts (enums as their values)."""
+    rows = []
+    for outcome in outcomes:
+        known = {"completions": outcome.completions, "total_segments": outcome.total_segments}
+        counts = {key: value for key, value in known.items() if value is not None}
+        for step in outcome.history:
+            rows.append(
+                {
+                    "job_id": outcome.job_id,
+                    "source": step.source.value,
+                    "dest": step.dest.value,
+                    "trigger": step.trigger.value,
+                    **counts,
+                    **{k: v.value if isinstance(v, Enum) else v for k, v in step.details.items()},
+                }
+            )
+    return rows
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     use_endpoint(args.endpoint_url)
     event = load_event(args.event)
     Settings.from_env()  # before invoking: name every missing variable at once
+    # What happened is printed from the outcomes; the handler's warnings go to stderr.
+    configure_logging("console", "stderr", force=True, level=logging.WARNING)
     outcome = replay(event, args.timeout)
     if args.json:
         sys.stdout.write(json.dumps(outcome, default=str) + "\n")
@@ -117,27 +160,22 @@ def _print_outcome(path: Path, event: dict[str, Any], outcome: dict[str, Any]) -
 
     console = Console(width=None if sys.stdout.isatty() else 140)
     console.print(f"replayed {path}: {plural(len(event['Records']), 'record')}", markup=False)
-    for entry in outcome["events"]:
-        if entry.get("event") == "batch_received":
-            console.print(
-                f"batch: {plural(int(entry.get('jobs') or 0), 'job')}; ignored records: "
-                f"{plain(entry.get('ignored') or {})}; malformed records: "
-                f"{plain(entry.get('malformed') or {})}",
-                markup=False,
-            )
-        elif entry.get("log_level") in ("warning", "error") and entry["event"] != "transition":
-            facts = details(entry, skip=("event", "log_level"))
-            console.print(f"{entry['log_level']}: {entry['event']} {facts}", markup=False)
-    transitions = [e for e in outcome["events"] if e.get("event") == "transition"]
+    batch = outcome["batch"]
+    console.print(
+        f"batch: {plural(batch['jobs'], 'job')}; ignored records: {plain(batch['ignored'])}; "
+        f"malformed records: {plain(batch['malformed'])}",
+        markup=False,
+    )
+    transitions = outcome["transitions"]
     if transitions:
         table = Table("job", "transition", "trigger", "reason", "facts")
-        for entry in transitions:
+        for row in transitions:
             table.add_row(
-                str(entry.get("job_id")),
-                f"{entry.get('source')} -> {entry.get('dest')}",
-                plain(entry.get("trigger")),
-                plain(entry.get("reason") or ""),
-                transition_facts(entry),
+                str(row["job_id"]),
+                f"{row['source']} -> {row['dest']}",
+                row["trigger"],
+                plain(row.get("reason") or ""),
+                transition_facts(row),
             )
         console.print(table)
     else:

@@ -2,7 +2,7 @@
 
 One model, used by everything here that plays Lambda's part: the stream poller
 (`poller.StreamPoller`) and the fault simulation's mapping lanes
-(`fault_simulation`), so both retry exactly what Lambda would retry.
+(`simulation.fault_run`), so both retry exactly what Lambda would retry.
 
 With `ReportBatchItemFailures` on, Lambda reads `batchItemFailures`:
 
