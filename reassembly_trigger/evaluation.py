@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, Protocol, TypeGuard
 
 import structlog
@@ -527,16 +526,8 @@ class JobEvaluation:
             details=details,
         )
         self.history.append(step)
-        fields: dict[str, Any] = {
-            "source": step.source.value,
-            "dest": step.dest.value,
-            "trigger": step.trigger.value,
-        }
-        if self.completions is not None:
-            fields["completions"] = self.completions
-        if self.total_segments is not None:
-            fields["total_segments"] = self.total_segments
-        fields.update({k: v.value if isinstance(v, Enum) else v for k, v in details.items()})
+        known = {"completions": self.completions, "total_segments": self.total_segments}
+        fields = step.fields(**{k: v for k, v in known.items() if v is not None})
         if step.dest is State.FAILED:
             self._log.error("transition", **fields)
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, TypedDict
 
 
@@ -218,6 +218,17 @@ class Transition:
     dest: State
     trigger: Trigger
     details: Mapping[str, Any] = field(default_factory=dict)
+
+    def fields(self, **known: Any) -> dict[str, Any]:
+        """The transition as its log event carries it: the states and the trigger, then
+        `known` (the job's counts once known), then the facts, enums as their values."""
+        return {
+            "source": self.source.value,
+            "dest": self.dest.value,
+            "trigger": self.trigger.value,
+            **known,
+            **{k: v.value if isinstance(v, Enum) else v for k, v in self.details.items()},
+        }
 
     @property
     def reason(self) -> Reason | None:

@@ -26,8 +26,8 @@ from reassembly_trigger.local.commands.common import (
     seconds,
     use_endpoint,
 )
-from reassembly_trigger.local.commands.replay import transition_rows
 from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS
+from reassembly_trigger.local.ops.explain import transition_rows
 from reassembly_trigger.local.streams.batch_response import InvocationOutcome
 from reassembly_trigger.local.streams.poller import (
     BATCH_SIZE_LIMITS,

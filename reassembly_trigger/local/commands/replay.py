@@ -7,8 +7,6 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Iterable
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +21,11 @@ from reassembly_trigger.local.commands.common import (
     use_endpoint,
 )
 from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS, LocalLambdaContext
+from reassembly_trigger.local.ops.explain import transition_rows
 from reassembly_trigger.logs import configure_logging
 
 if TYPE_CHECKING:
-    from reassembly_trigger.evaluation import JobOutcome
+    pass
 
 
 def register(subparsers: Any) -> None:
@@ -110,27 +109,6 @@ def replay(event: dict[str, Any], timeout_seconds: float) -> dict[str, Any]:
         "transitions": transition_rows(result.outcomes),
         "metrics": lines[-1] if lines else None,
     }
-
-
-def transition_rows(outcomes: Iterable[JobOutcome]) -> list[dict[str, Any]]:
-    """Each transition of each job, with the fields of its log event: `job_id`, `source`,
-    `dest`, `trigger`, the job's counts once known, the facts (enums as their values)."""
-    rows = []
-    for outcome in outcomes:
-        known = {"completions": outcome.completions, "total_segments": outcome.total_segments}
-        counts = {key: value for key, value in known.items() if value is not None}
-        for step in outcome.history:
-            rows.append(
-                {
-                    "job_id": outcome.job_id,
-                    "source": step.source.value,
-                    "dest": step.dest.value,
-                    "trigger": step.trigger.value,
-                    **counts,
-                    **{k: v.value if isinstance(v, Enum) else v for k, v in step.details.items()},
-                }
-            )
-    return rows
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from reassembly_trigger.batch import ReassemblyTrigger, job_lookup
@@ -133,14 +133,6 @@ class LockState:
         }
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 @dataclass(frozen=True, slots=True)
 class MachineView:
     """What the real state machine did in the dry run (or the repair)."""
@@ -158,15 +150,7 @@ class MachineView:
             state=outcome.state.value,
             reason=outcome.reason.value if outcome.reason is not None else None,
             would=would.value if would is not None else None,
-            transitions=[
-                {
-                    "source": step.source.value,
-                    "dest": step.dest.value,
-                    "trigger": step.trigger.value,
-                    **{k: _plain(v) for k, v in step.details.items()},
-                }
-                for step in outcome.history
-            ],
+            transitions=[step.fields() for step in outcome.history],
         )
 
     @property

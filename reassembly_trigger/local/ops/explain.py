@@ -21,9 +21,12 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reassembly_trigger.machine import FINAL_STATES
+
+if TYPE_CHECKING:
+    from reassembly_trigger.evaluation import JobOutcome
 
 _FINAL = {state.value for state in FINAL_STATES}
 #: Keys under which wrappers carry the logged message.
@@ -238,6 +241,17 @@ class Explanation:
 
 
 # ------------------------------------------------------------------ facts
+
+
+def transition_rows(outcomes: Iterable[JobOutcome]) -> list[dict[str, Any]]:
+    """Each transition of each job as its log event has it (`job_id`, states, trigger,
+    the job's final counts, the facts): the same rows `explain` reads from logs."""
+    rows = []
+    for outcome in outcomes:
+        known = {"completions": outcome.completions, "total_segments": outcome.total_segments}
+        counts = {key: value for key, value in known.items() if value is not None}
+        rows += [{"job_id": outcome.job_id, **step.fields(**counts)} for step in outcome.history]
+    return rows
 
 
 def transition_facts(event: dict[str, Any]) -> str:
