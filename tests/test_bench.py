@@ -539,7 +539,6 @@ def test_the_cold_path_runs_each_variant_in_fresh_processes_as_deployed(
         "boto3 baseline",
         f"{PROJECT}, no bytecode",
         f"{PROJECT}, bytecode",
-        f"{PROJECT}, bytecode, no model check",
     ]
     baseline = cold.baseline
     assert baseline is not None

@@ -9,9 +9,8 @@ complete job (load, count, lock, send, mark) against moto, then a second, warm o
 
 Variants, interleaved round after round so a change in the machine's load hits them
 alike: the boto3 baseline (import boto3, create the two clients), this project
-without and with bytecode in the zip, this project without the shared-model check
-after the mark, and any other implementation given (`BenchConfig.compare`, e.g. the
-seed's), without and with bytecode.
+without and with bytecode in the zip, and any other implementation given
+(`BenchConfig.compare`, e.g. the seed's), without and with bytecode.
 
 Bytecode is compiled by the target runtime's own interpreter with
 `--invalidation-mode unchecked-hash`, as the deployment build does.
@@ -276,9 +275,6 @@ else:
     module = importlib.import_module({HANDLER_MODULE!r})
     imported = clock()
     spent("import", started, imported)
-    if mode == "no-model-check":
-        from reassembly_trigger.evaluation import JobEvaluation
-        JobEvaluation._warn_if_item_differs_from_model = lambda self: None
     sent = []
     if "botocore.client" in sys.modules:
         # When the message is on the queue: what the user waits for.
@@ -320,13 +316,7 @@ class _Variant:
     label: str
     folder: Path
     bytecode: bool
-    mode: str  # baseline | handler | no-model-check
-
-    @property
-    def model_check(self) -> bool | None:
-        if self.mode == "baseline" or self.label != PROJECT:
-            return None
-        return self.mode == "handler"
+    mode: str  # baseline | handler
 
 
 def _run_child(
@@ -395,7 +385,6 @@ def measure_cold_path(
             _Variant("boto3 baseline", deployment, False, "baseline"),
             _Variant(PROJECT, deployment, False, "handler"),
             _Variant(PROJECT, compiled, True, "handler"),
-            _Variant(PROJECT, compiled, True, "no-model-check"),
         ]
         for n, (label, code) in enumerate(config.compare):
             plain = overlay(deployment, Path(code), workdir / f"compare-{n}")
@@ -420,7 +409,6 @@ def measure_cold_path(
             ColdVariant(
                 label=v.label,
                 bytecode=v.bytecode,
-                model_check=v.model_check,
                 samples=tuple(samples[i]),
                 baseline=v.mode == "baseline",
             )

@@ -281,19 +281,13 @@ def cold_lines(cold: ColdPath) -> list[str]:
     lines = [f"cold path deployment: {cold.deployment}"]
     plain = cold.find(PROJECT, bytecode=False)
     compiled = cold.find(PROJECT, bytecode=True)
-    unchecked = cold.find(PROJECT, bytecode=True, model_check=False)
     if plain is not None and compiled is not None:
         lines.append(
             f"lever, bytecode in the zip: import + first invocation {plain.total * MS:.0f} -> "
             f"{compiled.total * MS:.0f} ms ({compiled.total / plain.total:.2f}x)"
         )
-    if compiled is not None and unchecked is not None:
-        lines.append(
-            "the shared-model check after the mark (imports pydantic on the first trigger): "
-            f"first invocation {compiled.seconds('first') * MS:.0f} ms with it, "
-            f"{unchecked.seconds('first') * MS:.0f} ms without; the message is sent before "
-            f"it ({compiled.seconds('to_message') * MS:.0f} ms from import to message)"
-        )
+    if compiled is not None:
+        lines.append(f"import to message: {compiled.seconds('to_message') * MS:.0f} ms (bytecode)")
     for variant in cold.variants:
         if variant.label not in (PROJECT, "boto3 baseline") and compiled is not None:
             lines.append(

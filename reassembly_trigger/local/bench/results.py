@@ -179,8 +179,6 @@ class ColdVariant:
 
     label: str
     bytecode: bool
-    #: The shared-model check after the mark: on, off (disabled in the child), or n/a.
-    model_check: bool | None
     samples: tuple[dict[str, float], ...]
     baseline: bool = False
 
@@ -212,8 +210,6 @@ class ColdVariant:
         parts = [self.label]
         if not self.baseline:
             parts.append("bytecode" if self.bytecode else "no bytecode")
-        if self.model_check is False:
-            parts.append("no model check")
         return ", ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -223,7 +219,6 @@ class ColdVariant:
             "label": self.label,
             "name": self.name,
             "bytecode": self.bytecode,
-            "model_check": self.model_check,
             "baseline": self.baseline,
             "runs": len(self.samples),
             "total": self.total,
@@ -241,16 +236,12 @@ class ColdPath:
     variants: tuple[ColdVariant, ...]
     checks: dict[str, Any] = field(default_factory=dict)
 
-    def find(
-        self, label: str, *, bytecode: bool | None = None, model_check: bool | None = True
-    ) -> ColdVariant | None:
-        """The variant of `label` with this bytecode and model check (None: absent)."""
+    def find(self, label: str, *, bytecode: bool | None = None) -> ColdVariant | None:
+        """The variant of `label` with this bytecode (None: absent)."""
         for variant in self.variants:
             if variant.label != label:
                 continue
             if bytecode is not None and variant.bytecode != bytecode and not variant.baseline:
-                continue
-            if variant.model_check not in (model_check, None):
                 continue
             return variant
         return None
