@@ -23,20 +23,6 @@ def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[st
     return status, json.loads(capsys.readouterr().out)
 
 
-def complete_at(pipeline: Pipeline, job_id: str, indexes: range | list[int], at: float) -> None:
-    """Record completions as a video worker would, written at `at` (epoch seconds)."""
-    for index in indexes:
-        pipeline.aws.dynamodb.put_item(
-            TableName=pipeline.names.segment_completions_table,
-            Item={
-                "job_id": {"S": job_id},
-                "segment_index": {"N": str(index)},
-                "output_s3_uri": {"S": f"s3://out/{job_id}/{index:05d}.mp4"},
-                "completed_at": {"N": str(int(at))},
-            },
-        )
-
-
 def nothing_written(pipeline: Pipeline, job_id: str) -> bool:
     """No lock item and no message: the diagnosis changed nothing."""
     return pipeline.lock(job_id) is None and pipeline.bodies() == []
@@ -139,7 +125,7 @@ def test_a_job_completed_moments_ago_would_trigger(
     """A complete job without lock whose last completion is seconds old is `would_trigger`
     (the Lambda is about to act), exit 0, and the dry run writes nothing."""
     pipeline.add_job("job-fresh", total_segments=3)
-    complete_at(pipeline, "job-fresh", range(3), time.time() - 5)
+    pipeline.complete("job-fresh", range(3), completed_at=int(time.time() - 5))
 
     status, report = doctor(capsys, "job-fresh")
 
@@ -162,7 +148,7 @@ def test_a_complete_job_nobody_locked_long_ago_is_stuck(
     """Every segment done an hour ago and no lock: `stuck`, exit 1, next action `--repair`;
     diagnosing it writes nothing."""
     pipeline.add_job("job-stuck", total_segments=3)
-    complete_at(pipeline, "job-stuck", range(3), time.time() - HOUR)
+    pipeline.complete("job-stuck", range(3), completed_at=int(time.time() - HOUR))
 
     status, report = doctor(capsys, "job-stuck")
 
@@ -190,7 +176,7 @@ def test_an_unmarked_lock_past_its_lease_is_stuck(
     nothing retries it, so `stuck`; the machine would take it over."""
     now = int(time.time())
     pipeline.add_job("job-orphan", total_segments=2)
-    complete_at(pipeline, "job-orphan", range(2), now - HOUR)
+    pipeline.complete("job-orphan", range(2), completed_at=now - HOUR)
     pipeline.put_lock(
         "job-orphan", **{k: v if isinstance(v, str) else now + v for k, v in lock.items()}
     )
@@ -214,7 +200,7 @@ def test_a_lock_released_moments_ago_would_trigger(
     the job `would_trigger` rather than being stuck."""
     now = int(time.time())
     pipeline.add_job("job-retry", total_segments=2)
-    complete_at(pipeline, "job-retry", range(2), now - 40)
+    pipeline.complete("job-retry", range(2), completed_at=now - 40)
     pipeline.put_lock("job-retry", holder="req-1/a", triggered_at=now - 30, lease_expires_at=0)
 
     status, report = doctor(capsys, "job-retry")
@@ -303,7 +289,7 @@ def test_the_human_report_ends_with_the_next_action(
 ) -> None:
     """Without --json, a short report: the verdict first, the next action last."""
     pipeline.add_job("job-h", total_segments=3)
-    complete_at(pipeline, "job-h", [0, 2], time.time() - HOUR)
+    pipeline.complete("job-h", [0, 2], completed_at=int(time.time() - HOUR))
     capsys.readouterr()
 
     status = cli.main(["doctor", "job-h"])
@@ -338,7 +324,7 @@ def test_repair_takes_over_a_stale_unmarked_lock_and_enqueues_the_job(
     the lock, and the job is then `in_progress`."""
     now = int(time.time())
     pipeline.add_job("job-orphan", total_segments=3)
-    complete_at(pipeline, "job-orphan", range(3), now - HOUR)
+    pipeline.complete("job-orphan", range(3), completed_at=now - HOUR)
     pipeline.put_lock(
         "job-orphan", holder="req-dead/1", triggered_at=now - HOUR, lease_expires_at=now - HOUR + 60
     )
@@ -372,7 +358,7 @@ def test_repair_refuses_an_incomplete_job(
     is locked, nothing is sent, exit 1."""
     now = int(time.time())
     pipeline.add_job("job-partial", total_segments=3)
-    complete_at(pipeline, "job-partial", [0, 1], now - HOUR)
+    pipeline.complete("job-partial", [0, 1], completed_at=now - HOUR)
 
     status, result = doctor(capsys, "job-partial", "--repair")
 
@@ -389,7 +375,7 @@ def test_repair_of_a_stale_lock_on_an_incomplete_job_sends_nothing(
     """A stale lock does not make an incomplete job sendable: the count comes first."""
     now = int(time.time())
     pipeline.add_job("job-half", total_segments=4)
-    complete_at(pipeline, "job-half", [0, 1], now - HOUR)
+    pipeline.complete("job-half", [0, 1], completed_at=now - HOUR)
     pipeline.put_lock(
         "job-half", holder="x/1", triggered_at=now - HOUR, lease_expires_at=now - HOUR
     )
@@ -428,7 +414,7 @@ def test_repair_prints_the_transitions_and_the_verdict_after(
     """The human repair output lists the machine's transitions, says it sent, and ends
     with the fresh diagnosis."""
     pipeline.add_job("job-nolock", total_segments=1)
-    complete_at(pipeline, "job-nolock", [0], time.time() - HOUR)
+    pipeline.complete("job-nolock", [0], completed_at=int(time.time() - HOUR))
     capsys.readouterr()
 
     status = cli.main(["doctor", "job-nolock", "--repair"])

@@ -13,9 +13,11 @@ import structlog
 
 from reassembly_trigger import handler, logs
 from reassembly_trigger.local import cli
+from reassembly_trigger.local.kit.contexts import LocalLambdaContext
+from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.local.ops.explain import Explanation, read_events
 
-from conftest import LambdaContext, Pipeline, stream_event
+from conftest import Pipeline
 
 
 @pytest.fixture
@@ -65,7 +67,7 @@ def lambda_log(
             pipeline.complete("job-b", [2])
         capsys.readouterr()
         lines.append(f"START RequestId: {request_id} Version: $LATEST")
-        handler.lambda_handler(event, LambdaContext(aws_request_id=request_id))
+        handler.lambda_handler(event, LocalLambdaContext(aws_request_id=request_id))
         lines.extend(json_log.getvalue().splitlines())
         json_log.seek(0)
         json_log.truncate()

@@ -3,28 +3,15 @@ code, and the failed job's records are reported to Lambda for retry."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
+from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.machine import FAIL_REASONS, FailReason
 
-from adversary import Adversary, Arena, adversary, make_arena
-from conftest import stream_event
-
-
-@pytest.fixture(scope="module")
-def arena(moto_endpoint: str) -> Arena:
-    """Tables, queues and clients for the module, emptied before each test."""
-    return make_arena(moto_endpoint)
-
-
-@pytest.fixture
-def adv(monkeypatch: pytest.MonkeyPatch, arena: Arena) -> Iterator[Adversary]:
-    """The trigger behind `lambda_handler`, on faulty clients and simulated time."""
-    with adversary(monkeypatch, arena) as harness:
-        yield harness
+from adversary import Adversary
 
 
 def _aws_error(adv: Adversary) -> float:

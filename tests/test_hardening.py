@@ -10,7 +10,7 @@ of AWS calls. Sections follow the issue's defects 1 to 10.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -26,30 +26,20 @@ from reassembly_trigger.gateways import (
     SegmentCompletions,
     deserialize_item,
 )
-from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
-from reassembly_trigger.local.aws.stack import LocalAws
+from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
+from reassembly_trigger.local.kit.items import completion_item, job_item
+from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.kit.triggers import faulty_clients
 from reassembly_trigger.local.ops.doctor import Doctor
+from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.machine import State
 from reassembly_trigger.reconcile import warn_about_item_models
 from reassembly_trigger.records import MAX_JOB_ID_BYTES
 
-from adversary import MARK, Adversary, Arena, adversary, make_arena
-from conftest import REGION, Pipeline, stream_event
+from adversary import MARK, Adversary, Arena, adversary
+from conftest import Pipeline
 
 YEAR = 365 * 86400
-
-
-@pytest.fixture(scope="module")
-def arena(moto_endpoint: str) -> Arena:
-    """Tables, queues and clients for the module, emptied before each test."""
-    return make_arena(moto_endpoint)
-
-
-@pytest.fixture
-def adv(monkeypatch: pytest.MonkeyPatch, arena: Arena) -> Iterator[Adversary]:
-    """The trigger behind `lambda_handler`, on faulty clients and simulated time."""
-    with adversary(monkeypatch, arena) as harness:
-        yield harness
 
 
 def _n(value: object) -> dict[str, Any]:
@@ -304,7 +294,7 @@ def test_a_lock_of_any_shape_is_taken_over_or_skipped_at_once_never_spun_on(
     is one real DynamoDB accepts."""
     records = adv.ready_job("job-shape")
     attributes, expected = LOCK_SHAPES[shape]
-    adv.put_raw_lock("job-shape", **attributes(int(adv.clock.now())))
+    adv.pipeline.put_lock("job-shape", **attributes(int(adv.clock.now())))
 
     response = adv.invoke(stream_event(*records))
 
@@ -316,7 +306,7 @@ def test_a_lock_of_any_shape_is_taken_over_or_skipped_at_once_never_spun_on(
     final = adv.final("job-shape")
     if expected == TAKEN_OVER:
         assert adv.triggers("job-shape")[-4:] == ["contend", "take_over", "send", "mark"]
-        lock = adv.raw_lock("job-shape")
+        lock = adv.pipeline.raw_lock("job-shape")
         assert lock is not None
         for name in WRITTEN_NUMBERS:
             assert set(lock[name]) == {"N"}, name
@@ -335,12 +325,12 @@ def test_a_take_over_that_keeps_losing_its_race_backs_off_and_defers(adv: Advers
     defers (not failed, nothing sent), instead of spinning."""
     records = adv.ready_job("job-race")
     now = int(adv.clock.now())
-    adv.put_raw_lock("job-race", triggered_at=_n(now - 2000), lease_expires_at=_n(now - 1000))
+    adv.pipeline.put_lock("job-race", triggered_at=_n(now - 2000), lease_expires_at=_n(now - 1000))
     rivals = iter(range(1, 1000))
 
     def rival_rewrites_the_lock() -> None:
         # Another program touches the lock (still expired) just before our take-over lands.
-        adv.put_raw_lock(
+        adv.pipeline.put_lock(
             "job-race",
             triggered_at=_n(now - 2000),
             lease_expires_at=_n(now - 1000),
@@ -376,7 +366,7 @@ def test_a_lease_a_year_ahead_ends_900_seconds_after_the_lock_was_taken(adv: Adv
     soon as MAX_LEASE_SECONDS (plus the clock skew) have passed since it was taken."""
     records = adv.ready_job("job-year")
     taken = int(adv.clock.now()) - 60
-    adv.put_raw_lock(
+    adv.pipeline.put_lock(
         "job-year",
         holder=_s("doctor/1"),
         triggered_at=_n(taken),
@@ -415,7 +405,7 @@ def test_doctor_repair_with_a_huge_timeout_leases_at_most_900_s_and_ctrl_c_relea
     seen: list[int] = []
 
     def ctrl_c() -> None:
-        lock = adv.raw_lock("job-doctor")
+        lock = adv.pipeline.raw_lock("job-doctor")
         assert lock is not None
         seen.append(int(lock["lease_expires_at"]["N"]))
         raise KeyboardInterrupt
@@ -428,7 +418,7 @@ def test_doctor_repair_with_a_huge_timeout_leases_at_most_900_s_and_ctrl_c_relea
 
     assert len(seen) == 1
     assert seen[0] <= started + MAX_LEASE_SECONDS
-    lock = adv.raw_lock("job-doctor")
+    lock = adv.pipeline.raw_lock("job-doctor")
     assert lock is not None
     assert lock["lease_expires_at"] == {"N": "0"}
     assert adv.invoke(stream_event(*records)) == {"batchItemFailures": []}
@@ -467,7 +457,7 @@ def test_any_base_exception_between_lock_and_mark_releases_the_lease(
     with pytest.raises(interrupt):
         adv.invoke(stream_event(*records), remaining=600)
 
-    lock = adv.raw_lock("job-int")
+    lock = adv.pipeline.raw_lock("job-int")
     assert lock is not None
     assert lock["lease_expires_at"] == {"N": "0"}
     assert "enqueued_at" not in lock
@@ -480,12 +470,6 @@ def test_any_base_exception_between_lock_and_mark_releases_the_lease(
 
 
 # ============================================================ 3. FIFO ids
-
-
-@pytest.fixture(scope="module")
-def fifo_arena(moto_endpoint: str) -> Arena:
-    """Like `arena`, with a FIFO reassembly queue."""
-    return make_arena(moto_endpoint, fifo=True)
 
 
 #: What SQS accepts as MessageGroupId and MessageDeduplicationId.
@@ -532,9 +516,8 @@ def test_the_unprocessed_keys_fault_holds_back_only_the_matching_keys(
     rule's text come back in `UnprocessedKeys`, every other item in `Responses`."""
     pipeline.add_job("job-a")
     pipeline.add_job("job-b")
-    client = LocalAws.connect(moto_endpoint, REGION).dynamodb
-    faults = FaultInjector()
-    faults.attach(client)
+    clients, faults = faulty_clients(moto_endpoint, SimulatedClock().sleep)
+    client = clients.dynamodb
     faults.add(FaultRule("BatchGetItem", FaultKind.UNPROCESSED_KEYS, body_contains="job-b"))
     table = pipeline.names.jobs_table
     keys = [{"job_id": {"S": "job-a"}}, {"job_id": {"S": "job-b"}}]
@@ -551,9 +534,8 @@ def test_the_empty_response_fault_answers_200_without_doing_the_call(
 ) -> None:
     """The fault kind the fail-reason guard uses: a 200 whose body is `{}`, the request
     never reaching AWS (nothing is sent)."""
-    sqs = LocalAws.connect(moto_endpoint, REGION).sqs
-    faults = FaultInjector()
-    faults.attach(sqs)
+    clients, faults = faulty_clients(moto_endpoint, SimulatedClock().sleep)
+    sqs = clients.sqs
     faults.add(FaultRule("SendMessage", FaultKind.EMPTY_RESPONSE, times=1))
     url = pipeline.resources.reassembly_queue_url
 
@@ -605,15 +587,9 @@ def test_unprocessed_keys_rounds_stop_at_the_deadline(adv: Adversary) -> None:
 
 
 def _put_index(pipeline: Pipeline, job_id: str, index: str, padding: int = 0) -> None:
-    pipeline.aws.dynamodb.put_item(
-        TableName=pipeline.names.segment_completions_table,
-        Item={
-            "job_id": {"S": job_id},
-            "segment_index": {"N": index},
-            "output_s3_uri": {"S": f"s3://out/{job_id}/{index}.mp4" + "x" * padding},
-            "completed_at": {"N": "1794000000"},
-        },
-    )
+    """A completion whose `segment_index` is any number, as text."""
+    item = {**completion_item(job_id, 0, padding=padding), "segment_index": _n(index)}
+    pipeline.aws.dynamodb.put_item(TableName=pipeline.names.segment_completions_table, Item=item)
 
 
 @pytest.mark.parametrize(
@@ -750,14 +726,7 @@ def test_a_newer_job_item_is_still_triggered_with_a_warning(
     """GIVEN a Job item that the shared model does not accept in fields the trigger does not
     need WHEN its last segment completes THEN it is enqueued once, and the differences are
     logged as a warning."""
-    item: dict[str, Any] = {
-        "job_id": _s("job-new"),
-        "mode": _s("sbs"),
-        "status": _s("chunking_complete"),
-        "created_at": _n(1793999000),
-        "total_segments": _n(2),
-        **changes,
-    }
+    item = {**job_item("job-new", total_segments=2), **changes}
     if drop:
         del item[drop]
     adv.pipeline.aws.dynamodb.put_item(TableName=adv.pipeline.names.jobs_table, Item=item)
@@ -934,9 +903,8 @@ def test_the_garbled_response_fault_makes_botocore_raise_no_aws_error(
 ) -> None:
     """The fault kind used below: a 200 botocore cannot parse raises an error that is
     neither a ClientError nor a BotoCoreError."""
-    dynamodb = LocalAws.connect(moto_endpoint, REGION).dynamodb
-    faults = FaultInjector()
-    faults.attach(dynamodb)
+    clients, faults = faulty_clients(moto_endpoint, SimulatedClock().sleep)
+    dynamodb = clients.dynamodb
     faults.add(FaultRule("BatchGetItem", FaultKind.GARBLED_RESPONSE, times=1))
     table = pipeline.names.jobs_table
 

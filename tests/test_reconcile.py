@@ -17,8 +17,10 @@ from reassembly_trigger.evaluation import Invocation
 from reassembly_trigger.gateways import RECONCILE_CURSOR_KEY
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
 from reassembly_trigger.local.aws.stack import Resources
+from reassembly_trigger.local.kit.contexts import LocalLambdaContext
+from reassembly_trigger.local.kit.records import stream_event
 
-from conftest import LambdaContext, Pipeline, simulated_trigger, stream_event
+from conftest import Pipeline, simulated_trigger
 
 
 @pytest.fixture
@@ -32,7 +34,7 @@ def reconcile_env(lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -
 
 def run(event: dict[str, Any] | None = None) -> dict[str, Any]:
     """One run of the real reconciler entry point."""
-    return reconcile.lambda_handler(event or {}, LambdaContext(timeout_seconds=300))
+    return reconcile.lambda_handler(event or {}, LocalLambdaContext(timeout_seconds=300))
 
 
 def ready(pipeline: Pipeline, job_id: str, total: int = 2) -> None:
@@ -254,7 +256,7 @@ def test_two_reconcile_runs_and_a_stream_invocation_on_one_job_send_one_message(
 
     def stream_once() -> None:
         barrier.wait()
-        results.append(handler.lambda_handler(stream_event(*records), LambdaContext()))
+        results.append(handler.lambda_handler(stream_event(*records), LocalLambdaContext()))
 
     threads = [threading.Thread(target=t) for t in (reconcile_once, reconcile_once, stream_once)]
     for thread in threads:

@@ -25,9 +25,10 @@ import hcl2
 import pytest
 from moto.events.models import EventPattern
 
+from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.settings import ENVIRONMENT_VARIABLES
 
-from conftest import Invoker, stream_event
+from conftest import Invoker
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = ROOT / "terraform"

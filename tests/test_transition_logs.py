@@ -7,6 +7,7 @@ import json
 
 import structlog
 
+from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.logs import configure_logging
 from reassembly_trigger.machine import (
     TRANSITION_LOG_FIELDS,
@@ -15,7 +16,7 @@ from reassembly_trigger.machine import (
     State,
 )
 
-from conftest import Invoker, Pipeline, stream_event
+from conftest import Invoker, Pipeline
 
 
 def test_each_transition_event_carries_the_documented_fields(
@@ -69,10 +70,10 @@ def test_in_lambda_each_event_is_one_json_object_per_line_on_stdout(
     configure_logging("json", stream=out, force=True)
     try:
         from reassembly_trigger.handler import lambda_handler
+        from reassembly_trigger.local.kit.contexts import LocalLambdaContext
 
-        from conftest import LambdaContext
-
-        lambda_handler(stream_event(*pipeline.completion_records("job-n", [0])), LambdaContext())
+        event = stream_event(*pipeline.completion_records("job-n", [0]))
+        lambda_handler(event, LocalLambdaContext())
     finally:
         structlog.reset_defaults()
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
