@@ -97,12 +97,6 @@ class Adversary(CapturedLogs):
         finally:
             self.returned_at = self.clock.now()
 
-    def ready_job(self, job_id: str, total: int = 2, **job: Any) -> list[dict[str, Any]]:
-        """A chunked job with every segment done; its completion records."""
-        self.pipeline.add_job(job_id, total_segments=total, **job)
-        self.pipeline.complete(job_id, range(total))
-        return self.pipeline.completion_records(job_id, range(total))
-
     def messages(self) -> list[str]:
         """The job ids of every message received from the queue so far (drains it)."""
         return [body["job_id"] for body in self.pipeline.bodies()]

@@ -39,6 +39,19 @@ REGION = DEFAULT_REGION
 #: Copies of the contract's sample events (`../shared/contract/events/`), kept here so a
 #: clone alone passes; `test_contract_events.py` checks they match when ../shared is there.
 CONTRACT_EVENTS = Path(__file__).resolve().parent / "events"
+#: The per-reason EMF metrics of the core's closed sets of reasons, as the alarms and the
+#: dashboard name them: written out, so that renaming a reason must change the tests.
+CORE_SKIP_METRICS = [
+    "SkippedJobNotFound",
+    "SkippedJobInvalid",
+    "SkippedNotChunkingComplete",
+    "SkippedTotalSegmentsMissing",
+    "SkippedIncomplete",
+    "SkippedAlreadyTriggered",
+    "SkippedReassemblyStarted",
+    "SkippedDeferred",
+]
+CORE_FAIL_METRICS = ["FailedAwsError", "FailedLockLost", "FailedDeadline", "FailedUnexpectedError"]
 #: Variables that make rich (and other libraries) colour output that is not a terminal;
 #: Nx sets FORCE_COLOR. Tests read plain text whatever the caller's terminal.
 COLOUR_VARIABLES = ("FORCE_COLOR", "CLICOLOR_FORCE", "NO_COLOR", "TTY_COMPATIBLE", "COLUMNS")

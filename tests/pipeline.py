@@ -61,6 +61,12 @@ class Pipeline:
                 Item=completion_item(job_id, index, **fields),
             )
 
+    def ready_job(self, job_id: str, total: int = 2, **job: Any) -> list[dict[str, Any]]:
+        """A chunked job with every segment done; its completion records."""
+        self.add_job(job_id, total_segments=total, **job)
+        self.complete(job_id, range(total))
+        return self.completion_records(job_id, range(total))
+
     def completion_records(self, job_id: str, indexes: range | list[int]) -> list[dict[str, Any]]:
         """The SegmentCompletions stream's INSERT records of these segments (new ones)."""
         return [self.completions_stream.insert(completion_item(job_id, i)) for i in indexes]

@@ -72,7 +72,7 @@ def test_each_fail_reason_is_reached_logged_and_reported(
     """GIVEN the state that calls for the reason WHEN the job's records arrive THEN it ends
     `failed` with that code and the fields that explain it (`lease_released` exactly when
     it held the lock), and its lowest record is reported for retry."""
-    records = adv.ready_job("job-x")
+    records = adv.pipeline.ready_job("job-x")
     remaining = SCENARIOS[reason](adv)
 
     response = adv.invoke(stream_event(*records), remaining=remaining)

@@ -37,18 +37,13 @@ def run(event: dict[str, Any] | None = None) -> dict[str, Any]:
     return reconcile.lambda_handler(event or {}, LocalLambdaContext(timeout_seconds=300))
 
 
-def ready(pipeline: Pipeline, job_id: str, total: int = 2) -> None:
-    pipeline.add_job(job_id, total_segments=total)
-    pipeline.complete(job_id, range(total))
-
-
 @pytest.mark.usefixtures("reconcile_env")
 def test_a_complete_job_whose_batches_were_all_discarded_gets_exactly_one_message(
     pipeline: Pipeline,
 ) -> None:
     """GIVEN a complete, chunked job no stream record ever reached WHEN the reconciler runs
     (twice) THEN the first run sends exactly one message and says so; the second sends none."""
-    ready(pipeline, "job-lost", total=3)
+    pipeline.ready_job("job-lost", total=3)
 
     first = run()
     second = run()
@@ -84,9 +79,9 @@ def test_a_live_lease_is_left_alone_and_an_expired_unfinished_lock_is_taken_over
     """A holder within its lease is deferred to (never waited for); a lock whose lease is
     over and that was never marked is taken over and its job sent once."""
     now = int(time.time())
-    ready(pipeline, "job-live")
+    pipeline.ready_job("job-live")
     pipeline.put_lock("job-live", holder="alive/1", triggered_at=now, lease_expires_at=now + 600)
-    ready(pipeline, "job-dead")
+    pipeline.ready_job("job-dead")
     pipeline.put_lock(
         "job-dead", holder="dead/1", triggered_at=now - 900, lease_expires_at=now - 300
     )
@@ -110,7 +105,7 @@ def test_a_marked_or_started_job_costs_no_count(
     ends there: the only Query of the run is the index listing."""
     now = int(time.time())
     for job_id in ("job-marked", "job-started"):
-        ready(pipeline, job_id)
+        pipeline.ready_job(job_id)
     pipeline.put_lock("job-marked", holder="h", triggered_at=now, enqueued_at=now, message_id="m")
     pipeline.put_lock("job-started", triggered_at=now - 60, reassembly_started_at=now)
 
@@ -130,8 +125,8 @@ def test_a_targeted_run_reconciles_exactly_the_named_jobs_whatever_their_status(
     pipeline: Pipeline,
 ) -> None:
     """`{"job_ids": [...]}` evaluates those jobs and no other, through the same rules."""
-    ready(pipeline, "job-a")
-    ready(pipeline, "job-b")
+    pipeline.ready_job("job-a")
+    pipeline.ready_job("job-b")
     pipeline.add_job("job-c", total_segments=None, status="created")
 
     summary = run({"job_ids": ["job-a", "job-c", "job-a", "", 7]})
@@ -152,7 +147,7 @@ def test_fresh_jobs_are_left_to_the_stream_path(
     reconcile.reset_container()
     pipeline.add_job("job-new", total_segments=1, created_at=int(time.time()) - 10)
     pipeline.complete("job-new", [0])
-    ready(pipeline, "job-old")
+    pipeline.ready_job("job-old")
 
     summary = run()
 
@@ -169,7 +164,7 @@ def test_unclaimed_messages_and_long_waits_are_reported_not_resent(
     monkeypatch.setenv("UNCLAIMED_AFTER_SECONDS", "60")
     reconcile.reset_container()
     now = int(time.time())
-    ready(pipeline, "job-unclaimed")
+    pipeline.ready_job("job-unclaimed")
     sent = now - 7200
     pipeline.put_lock(
         "job-unclaimed", holder="h", triggered_at=sent, enqueued_at=sent, message_id="m1"
@@ -230,7 +225,7 @@ def test_after_a_complete_run_the_next_starts_from_the_oldest_again(
     pipeline: Pipeline, moto_endpoint: str, resources: Resources
 ) -> None:
     """A run that reaches every job clears the cursor."""
-    ready(pipeline, "job-x", total=1)
+    pipeline.ready_job("job-x", total=1)
     with simulated_trigger(moto_endpoint, resources, reconcile_min_age_seconds=0) as simulated:
         clock = simulated.clock
         result = simulated.reconciler().run({}, Invocation("run", clock.now() + 300))
@@ -245,7 +240,7 @@ def test_two_reconcile_runs_and_a_stream_invocation_on_one_job_send_one_message(
 ) -> None:
     """The reconciler takes the lock with the same conditional writes as the stream path:
     any number of them at once send one message."""
-    ready(pipeline, "job-race", total=2)
+    pipeline.ready_job("job-race", total=2)
     records = pipeline.completion_records("job-race", [1])
     results: list[Any] = []
     barrier = threading.Barrier(3)

@@ -39,7 +39,7 @@ def test_a_failed_send_releases_the_lease_and_the_retry_takes_over_and_sends_onc
     """GIVEN SendMessage failing through every retry WHEN the job is evaluated THEN it
     fails with its records reported, its lease ended at once (0, no enqueue mark); AND
     the retry takes the lock over at once and sends exactly one message."""
-    records = adv.ready_job("job-send")
+    records = adv.pipeline.ready_job("job-send")
     # SendMessage has one attempt (no botocore retry): one fault fails the send.
     adv.faults.add(FaultRule("SendMessage", FaultKind.SERVER_ERROR, times=1))
 
@@ -73,7 +73,7 @@ def test_a_crash_after_the_lock_is_taken_over_once_its_lease_has_passed(
 ) -> None:
     """GIVEN an invocation killed between its lock and its send (no release) WHEN its
     records come back after its deadline THEN the lock is taken over and one message sent."""
-    records = adv.ready_job("job-crash")
+    records = adv.pipeline.ready_job("job-crash")
     adv.faults.add(FaultRule("SendMessage", FaultKind.CRASH, times=1))
 
     with pytest.raises(SimulatedCrash):
@@ -97,7 +97,7 @@ def test_a_crash_after_the_lock_is_taken_over_once_its_lease_has_passed(
 
 def test_an_expired_lock_left_by_a_dead_holder_is_taken_over(adv: Adversary) -> None:
     """A lock whose lease is in the past and that was never marked is taken over at once."""
-    records = adv.ready_job("job-dead")
+    records = adv.pipeline.ready_job("job-dead")
     now = int(adv.clock.now())
     adv.pipeline.put_lock(
         "job-dead", triggered_at=now - 120, holder="dead/1", lease_expires_at=now - 60
@@ -115,7 +115,7 @@ def test_a_failed_mark_after_a_successful_send_costs_at_most_a_duplicate(
     """GIVEN the enqueue mark failing after the message was sent WHEN the job fails and is
     retried THEN the retry takes over and sends again, and the media worker's lock runs
     the reassembly once and absorbs the duplicate."""
-    records = adv.ready_job("job-mark")
+    records = adv.pipeline.ready_job("job-mark")
     adv.faults.add(FaultRule("UpdateItem", FaultKind.SERVER_ERROR, times=3, body_contains=MARK))
 
     first = adv.invoke(stream_event(*records))
@@ -142,7 +142,7 @@ def test_a_crash_after_the_send_is_not_re_sent_once_the_media_worker_claimed_it(
     """GIVEN an invocation killed between its send and its mark, and the media worker
     having claimed the job (`reassembly_started_at`, still concatenating) WHEN the records
     come back after the lease THEN the job is skipped as `reassembly_started`: one message."""
-    records = adv.ready_job("job-started")
+    records = adv.pipeline.ready_job("job-started")
     adv.faults.add(FaultRule("UpdateItem", FaultKind.CRASH, times=1, body_contains=MARK))
 
     with pytest.raises(SimulatedCrash):
@@ -162,7 +162,7 @@ def test_a_crash_after_the_send_is_not_re_sent_once_the_media_worker_claimed_it(
 def test_a_crash_after_the_send_is_not_re_sent_once_the_job_completed(adv: Adversary) -> None:
     """Same crash, but the media worker already finished: the Job is `completed`, so the
     retry stops at loading it. One message, one reassembly."""
-    records = adv.ready_job("job-done")
+    records = adv.pipeline.ready_job("job-done")
     adv.faults.add(FaultRule("UpdateItem", FaultKind.CRASH, times=1, body_contains=MARK))
 
     with pytest.raises(SimulatedCrash):
@@ -181,7 +181,7 @@ def test_a_crash_after_the_send_is_not_re_sent_once_the_job_completed(adv: Adver
 
 def test_reassembly_started_is_final_even_on_an_expired_unmarked_lock(adv: Adversary) -> None:
     """`reassembly_started_at` on the lock means the media worker has the job: skip."""
-    records = adv.ready_job("job-rs")
+    records = adv.pipeline.ready_job("job-rs")
     now = int(adv.clock.now())
     adv.pipeline.put_lock(
         "job-rs",
@@ -205,7 +205,7 @@ def test_ctrl_c_between_the_lock_and_the_send_releases_the_lease(adv: Adversary)
     """GIVEN a caller interrupted (KeyboardInterrupt, any BaseException) after taking the
     lock WHEN the interrupt unwinds THEN the lease is released on the way out, so the next
     evaluation takes the lock over at once instead of waiting for the lease."""
-    records = adv.ready_job("job-ctrl-c")
+    records = adv.pipeline.ready_job("job-ctrl-c")
 
     def interrupt() -> None:
         raise KeyboardInterrupt
@@ -226,7 +226,7 @@ def test_every_send_response_lost_still_never_leaves_the_job_stuck(adv: Adversar
     """SQS carries the send out but answers after the read timeout: botocore does not
     send again (one attempt), the job fails and lets go, the retry sends once more and
     is marked. At most 2 messages for the fault, one reassembly."""
-    records = adv.ready_job("job-lost3")
+    records = adv.pipeline.ready_job("job-lost3")
     adv.faults.add(FaultRule("SendMessage", FaultKind.LOST_RESPONSE, times=1))
 
     assert adv.invoke(stream_event(*records))["batchItemFailures"]
@@ -243,7 +243,7 @@ def test_a_lost_response_to_the_lock_creation_does_not_wait_for_itself(
 ) -> None:
     """DynamoDB created the lock but the answer was lost; botocore's retry then finds the
     lock: it is this evaluation's own (same holder), so it sends at once."""
-    records = adv.ready_job("job-own")
+    records = adv.pipeline.ready_job("job-own")
     adv.faults.add(FaultRule("PutItem", FaultKind.LOST_RESPONSE, times=1))
     started = adv.clock.now()
 
@@ -258,7 +258,7 @@ def test_a_lost_response_to_the_lock_creation_does_not_wait_for_itself(
 def test_a_lost_response_to_a_take_over_does_not_wait_for_itself(adv: Adversary) -> None:
     """The take-over was applied but its answer lost; the retry's condition then fails on
     our own update: the evaluation recognises its own holder and sends at once."""
-    records = adv.ready_job("job-own-t")
+    records = adv.pipeline.ready_job("job-own-t")
     now = int(adv.clock.now())
     adv.pipeline.put_lock(
         "job-own-t", triggered_at=now - 120, holder="dead/1", lease_expires_at=now - 60
@@ -299,7 +299,7 @@ def test_a_lock_within_its_lease_is_waited_for_and_ends_already_triggered_when_m
 ) -> None:
     """GIVEN another holder within its lease WHEN it marks the lock while we wait THEN the
     job ends `already_triggered` and nothing more is sent."""
-    records = adv.ready_job("job-wait-mark")
+    records = adv.pipeline.ready_job("job-wait-mark")
     _holder_lock(adv, "job-wait-mark", lease_in=50)
     adv.clock.at_next_sleep(
         lambda: _update_lock(
@@ -323,7 +323,7 @@ def test_a_lock_within_its_lease_is_taken_over_when_released_meanwhile(
 ) -> None:
     """GIVEN another holder within its lease WHEN it releases the lock while we wait THEN
     we take it over and send one message, long before its lease would have ended."""
-    records = adv.ready_job("job-wait-release")
+    records = adv.pipeline.ready_job("job-wait-release")
     lease = _holder_lock(adv, "job-wait-release", lease_in=50)
     adv.clock.at_next_sleep(
         lambda: _update_lock(
@@ -350,7 +350,7 @@ def test_a_holder_within_its_lease_is_outwaited_when_the_wait_allows(
     """A holder that neither marks nor releases is taken over as soon as its lease (plus
     the clock-skew margin) has passed, when that falls within LEASE_WAIT_SECONDS."""
     with adversary(monkeypatch, arena, lease_wait_seconds=30) as adv:
-        records = adv.ready_job("job-outwait")
+        records = adv.pipeline.ready_job("job-outwait")
         lease = _holder_lock(adv, "job-outwait", lease_in=20)
 
         assert adv.invoke(stream_event(*records), remaining=90) == {"batchItemFailures": []}
@@ -366,7 +366,7 @@ def test_a_holder_within_its_lease_beyond_the_wait_defers_the_job_without_failin
     """GIVEN a holder whose lease outlasts LEASE_WAIT_SECONDS WHEN we meet its lock THEN we
     wait that long (simulated), end `skipped` / `deferred` (not final: the holder, its
     retry or the reconciler finishes), report no failure and hold no shard hostage."""
-    records = adv.ready_job("job-defer")
+    records = adv.pipeline.ready_job("job-defer")
     lease = _holder_lock(adv, "job-defer", lease_in=600)
     started = adv.clock.now()
 
@@ -386,7 +386,7 @@ def test_the_wait_for_a_holder_never_outlives_the_invocation(
     """With a wait longer than the invocation's time, the job is deferred while there is
     still time to take the lock and send (LOCK_SECONDS before the deadline)."""
     with adversary(monkeypatch, arena, lease_wait_seconds=60) as adv:
-        records = adv.ready_job("job-short-time")
+        records = adv.pipeline.ready_job("job-short-time")
         _holder_lock(adv, "job-short-time", lease_in=600)
         started = adv.clock.now()
 
@@ -402,7 +402,7 @@ def test_a_legacy_lock_without_lease_is_leased_for_fifteen_minutes_after_trigger
 ) -> None:
     """A lock written before leases existed (only `triggered_at`) counts as leased until
     `triggered_at` + LOCK_LEASE_SECONDS: waited for within it, taken over after it."""
-    records = adv.ready_job("job-legacy")
+    records = adv.pipeline.ready_job("job-legacy")
     now = int(adv.clock.now())
     triggered_at = now - DEFAULT_LOCK_LEASE_SECONDS + 100
     adv.pipeline.put_lock("job-legacy", triggered_at=triggered_at)
@@ -423,7 +423,7 @@ def test_a_legacy_lock_without_lease_is_leased_for_fifteen_minutes_after_trigger
 def test_an_unknown_lock_without_lease_or_triggered_at_is_taken_over(adv: Adversary) -> None:
     """A lock item with neither lease nor `triggered_at` cannot be waited for: its holder
     is long gone (leased from the epoch), so it is taken over."""
-    records = adv.ready_job("job-bare")
+    records = adv.pipeline.ready_job("job-bare")
     adv.pipeline.put_lock("job-bare")
 
     assert adv.invoke(stream_event(*records)) == {"batchItemFailures": []}
@@ -439,7 +439,7 @@ def test_two_takers_of_one_expired_lock_exactly_one_wins(adv: Adversary) -> None
     """GIVEN an expired unmarked lock WHEN a second evaluation takes it over while the first
     is between reading it and taking it over THEN the first's conditional take-over fails,
     it rechecks and ends `already_triggered`: one take-over, one message."""
-    records = adv.ready_job("job-race")
+    records = adv.pipeline.ready_job("job-race")
     now = int(adv.clock.now())
     adv.pipeline.put_lock(
         "job-race", triggered_at=now - 200, holder="dead/1", lease_expires_at=now - 100
@@ -480,7 +480,7 @@ def test_a_rival_that_cannot_outwait_the_holder_defers_and_a_later_look_skips(
     evaluation (e.g. the Jobs-stream mapping) meets the lock THEN it waits
     LEASE_WAIT_SECONDS and defers (no failure: its shard moves on); a later look after the
     holder marked ends `already_triggered`. One message."""
-    records = adv.ready_job("job-rival")
+    records = adv.pipeline.ready_job("job-rival")
     jobs_record = adv.pipeline.job_record(
         "job-rival", status="chunking_complete", total_segments=2, old_status="chunking_in_progress"
     )
@@ -521,7 +521,7 @@ def test_fifo_messages_carry_a_valid_id_derived_from_the_job_id(
     fifo = fifo_arena.resources
     assert fifo.reassembly_queue_url.endswith(".fifo")
     with adversary(monkeypatch, fifo_arena) as adv:
-        records = adv.ready_job("job-fifo")
+        records = adv.pipeline.ready_job("job-fifo")
         assert adv.invoke(stream_event(*records)) == {"batchItemFailures": []}
 
     got = fifo_arena.aws.sqs.receive_message(
