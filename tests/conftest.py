@@ -4,6 +4,7 @@ faulty clients and simulated time (`adversary.py`)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -132,6 +133,15 @@ def lambda_env(
 def pipeline(moto_endpoint: str, resources: Resources) -> Pipeline:
     """Write and read the pipeline's tables and queue as the other workers would."""
     return Pipeline(LocalAws.connect(moto_endpoint, REGION), resources)
+
+
+def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    """Run `reassembly-trigger <args> --json`; its exit status and the document it printed."""
+    from reassembly_trigger.local import cli  # the CLI's imports stay out of the unit tier
+
+    capsys.readouterr()
+    status = cli.main([*args, "--json"])
+    return status, json.loads(capsys.readouterr().out)
 
 
 # ------------------------------------------------------------------ invoking

@@ -3,7 +3,6 @@ Lambda would, and never otherwise."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -11,16 +10,9 @@ import pytest
 
 from reassembly_trigger.local import cli
 
-from conftest import Pipeline
+from conftest import Pipeline, cli_json
 
 HOUR = 3600
-
-
-def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    """Run `reassembly-trigger doctor ... --json`; its exit status and document."""
-    capsys.readouterr()
-    status = cli.main(["doctor", *args, "--json"])
-    return status, json.loads(capsys.readouterr().out)
 
 
 def nothing_written(pipeline: Pipeline, job_id: str) -> bool:
@@ -35,7 +27,7 @@ def nothing_written(pipeline: Pipeline, job_id: str) -> bool:
 def test_an_unknown_job_is_not_found(capsys: pytest.CaptureFixture[str]) -> None:
     """A job id without a Job item is `not_found`, exit 1, pointing at the id and the
     environment."""
-    status, report = doctor(capsys, "job-nobody")
+    status, report = cli_json(capsys, "doctor", "job-nobody")
 
     assert status == 1
     assert report["verdict"] == "not_found"
@@ -71,7 +63,7 @@ def test_a_job_that_can_never_be_triggered_is_invalid(
     pipeline.add_job("job-bad", **job)
     pipeline.complete("job-bad", range(3))
 
-    status, report = doctor(capsys, "job-bad")
+    status, report = cli_json(capsys, "doctor", "job-bad")
 
     assert status == 1
     assert report["verdict"] == "invalid"
@@ -88,7 +80,7 @@ def test_a_job_still_chunking_waits_for_chunking(
     pipeline.add_job("job-chunking", status="chunking_in_progress", total_segments=None)
     pipeline.complete("job-chunking", [0, 1])
 
-    status, report = doctor(capsys, "job-chunking")
+    status, report = cli_json(capsys, "doctor", "job-chunking")
 
     assert status == 0
     assert report["verdict"] == "waiting_for_chunking"
@@ -106,7 +98,7 @@ def test_an_incomplete_job_names_its_missing_and_out_of_range_segments(
     pipeline.add_job("job-partial", total_segments=6)
     pipeline.complete("job-partial", [0, 2, 3, 5, 9])
 
-    status, report = doctor(capsys, "job-partial")
+    status, report = cli_json(capsys, "doctor", "job-partial")
 
     assert status == 0
     assert report["verdict"] == "waiting_for_segments"
@@ -127,7 +119,7 @@ def test_a_job_completed_moments_ago_would_trigger(
     pipeline.add_job("job-fresh", total_segments=3)
     pipeline.complete("job-fresh", range(3), completed_at=int(time.time() - 5))
 
-    status, report = doctor(capsys, "job-fresh")
+    status, report = cli_json(capsys, "doctor", "job-fresh")
 
     assert status == 0
     assert report["verdict"] == "would_trigger"
@@ -150,7 +142,7 @@ def test_a_complete_job_nobody_locked_long_ago_is_stuck(
     pipeline.add_job("job-stuck", total_segments=3)
     pipeline.complete("job-stuck", range(3), completed_at=int(time.time() - HOUR))
 
-    status, report = doctor(capsys, "job-stuck")
+    status, report = cli_json(capsys, "doctor", "job-stuck")
 
     assert status == 1
     assert report["verdict"] == "stuck"
@@ -181,7 +173,7 @@ def test_an_unmarked_lock_past_its_lease_is_stuck(
         "job-orphan", **{k: v if isinstance(v, str) else now + v for k, v in lock.items()}
     )
 
-    status, report = doctor(capsys, "job-orphan")
+    status, report = cli_json(capsys, "doctor", "job-orphan")
 
     assert status == 1
     assert report["verdict"] == "stuck"
@@ -203,7 +195,7 @@ def test_a_lock_released_moments_ago_would_trigger(
     pipeline.complete("job-retry", range(2), completed_at=now - 40)
     pipeline.put_lock("job-retry", holder="req-1/a", triggered_at=now - 30, lease_expires_at=0)
 
-    status, report = doctor(capsys, "job-retry")
+    status, report = cli_json(capsys, "doctor", "job-retry")
 
     assert status == 0
     assert report["verdict"] == "would_trigger"
@@ -228,7 +220,7 @@ def test_an_enqueued_job_is_in_progress(
         message_id="msg-123",
     )
 
-    status, report = doctor(capsys, "job-sent")
+    status, report = cli_json(capsys, "doctor", "job-sent")
 
     assert status == 0
     assert report["verdict"] == "in_progress"
@@ -248,7 +240,7 @@ def test_a_holder_within_its_lease_is_in_progress(
     pipeline.complete("job-held", range(2))
     pipeline.put_lock("job-held", holder="req-2/b", triggered_at=now - 5, lease_expires_at=now + 55)
 
-    status, report = doctor(capsys, "job-held")
+    status, report = cli_json(capsys, "doctor", "job-held")
 
     assert status == 0
     assert report["verdict"] == "in_progress"
@@ -276,7 +268,7 @@ def test_a_claimed_or_completed_job_is_reassembled(
             reassembly_started_at=now - 50,
         )
 
-    status, report = doctor(capsys, "job-done")
+    status, report = cli_json(capsys, "doctor", "job-done")
 
     assert status == 0
     assert report["verdict"] == "reassembled"
@@ -329,7 +321,7 @@ def test_repair_takes_over_a_stale_unmarked_lock_and_enqueues_the_job(
         "job-orphan", holder="req-dead/1", triggered_at=now - HOUR, lease_expires_at=now - HOUR + 60
     )
 
-    status, result = doctor(capsys, "job-orphan", "--repair", "--timeout", "60")
+    status, result = cli_json(capsys, "doctor", "job-orphan", "--repair", "--timeout", "60")
 
     assert status == 0
     assert result["outcome"] == "enqueued"
@@ -360,7 +352,7 @@ def test_repair_refuses_an_incomplete_job(
     pipeline.add_job("job-partial", total_segments=3)
     pipeline.complete("job-partial", [0, 1], completed_at=now - HOUR)
 
-    status, result = doctor(capsys, "job-partial", "--repair")
+    status, result = cli_json(capsys, "doctor", "job-partial", "--repair")
 
     assert status == 1
     assert (result["outcome"], result["reason"]) == ("skipped", "incomplete")
@@ -380,7 +372,7 @@ def test_repair_of_a_stale_lock_on_an_incomplete_job_sends_nothing(
         "job-half", holder="x/1", triggered_at=now - HOUR, lease_expires_at=now - HOUR
     )
 
-    status, result = doctor(capsys, "job-half", "--repair")
+    status, result = cli_json(capsys, "doctor", "job-half", "--repair")
 
     assert status == 1
     assert result["reason"] == "incomplete"
@@ -400,7 +392,7 @@ def test_repair_of_an_enqueued_job_sends_nothing_more(
     pipeline.complete("job-sent", [0])
     pipeline.put_lock("job-sent", triggered_at=now - 60, enqueued_at=now - 59, message_id="m-1")
 
-    status, result = doctor(capsys, "job-sent", "--repair")
+    status, result = cli_json(capsys, "doctor", "job-sent", "--repair")
 
     assert status == 0
     assert result["reason"] == "already_triggered"

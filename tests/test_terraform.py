@@ -28,11 +28,10 @@ from moto.events.models import EventPattern
 from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.settings import ENVIRONMENT_VARIABLES
 
-from conftest import CORE_FAIL_METRICS, CORE_SKIP_METRICS, Invoker
+from conftest import CONTRACT_EVENTS, CORE_FAIL_METRICS, CORE_SKIP_METRICS, Invoker
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = ROOT / "terraform"
-CONTRACT_EVENTS = ROOT / "tests" / "events"  # copies of ../shared/contract/events
 #: Statements for what Lambda does with the function's role (not the code's own calls).
 SERVICE_STATEMENTS = {"ReadTheStreams", "ListStreams", "ReportGivenUpBatches", "WriteOwnLogs"}
 
