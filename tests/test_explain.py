@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import structlog
 
 from reassembly_trigger import handler, logs
 from reassembly_trigger.local import cli
@@ -21,17 +20,12 @@ from conftest import Pipeline
 
 
 @pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    """The handler's structlog output, as JSON lines in a buffer (configuration restored)."""
-    was_configured = structlog.is_configured()
-    saved = structlog.get_config()
+def json_log() -> io.StringIO:
+    """The handler's structlog output, as JSON lines in a buffer (conftest's
+    `_isolated_logging` restores the configuration after the test)."""
     buffer = io.StringIO()
     logs.configure_logging("json", stream=buffer, force=True)
-    yield buffer
-    if was_configured:
-        structlog.configure(**saved)
-    else:
-        structlog.reset_defaults()
+    return buffer
 
 
 @pytest.fixture

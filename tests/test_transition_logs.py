@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import json
 
-import structlog
-
+from reassembly_trigger.handler import lambda_handler
+from reassembly_trigger.local.kit.contexts import LocalLambdaContext
 from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.logs import configure_logging
 from reassembly_trigger.machine import (
@@ -67,15 +67,10 @@ def test_in_lambda_each_event_is_one_json_object_per_line_on_stdout(
     pipeline.add_job("job-n", total_segments=1)
     pipeline.complete("job-n", [0])
     out = io.StringIO()
-    configure_logging("json", stream=out, force=True)
-    try:
-        from reassembly_trigger.handler import lambda_handler
-        from reassembly_trigger.local.kit.contexts import LocalLambdaContext
+    configure_logging("json", stream=out, force=True)  # conftest restores it afterwards
 
-        event = stream_event(*pipeline.completion_records("job-n", [0]))
-        lambda_handler(event, LocalLambdaContext())
-    finally:
-        structlog.reset_defaults()
+    event = stream_event(*pipeline.completion_records("job-n", [0]))
+    lambda_handler(event, LocalLambdaContext())
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     transitions = [e for e in lines if e["event"] == "transition"]
     assert [e["dest"] for e in transitions][-1] == "enqueued"
