@@ -9,7 +9,6 @@ conftest's `arena`, `fifo_arena` and `adv` fixtures.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,14 +21,14 @@ from reassembly_trigger import handler
 from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.clients import AwsClients
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
-from reassembly_trigger.local.aws.stack import LocalAws, ResourceNames, Resources, create_resources
+from reassembly_trigger.local.aws.stack import LocalAws, Resources
 from reassembly_trigger.local.kit.contexts import LocalLambdaContext
 from reassembly_trigger.local.kit.triggers import faulty_clients
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.local.simulation.media_worker import MediaWorker
 from reassembly_trigger.runtime import PerProcess, build_trigger
 
-from pipeline import Pipeline
+from pipeline import Pipeline, fresh_resources
 
 #: Only the enqueue mark's UpdateItem carries this text.
 MARK = "SET enqueued_at"
@@ -181,8 +180,7 @@ ARENA_POOL = 16
 def make_arena(endpoint: str, *, fifo: bool = False) -> Arena:
     """Fresh tables and queues (a FIFO reassembly queue with `fifo`) and clients."""
     aws = LocalAws.connect(endpoint)
-    prefix = f"h{uuid.uuid4().hex[:10]}"
-    resources = create_resources(aws, ResourceNames.with_prefix(prefix, fifo=fifo))
+    resources = fresh_resources(aws, fifo=fifo)
     clock = RecordingClock()
     clients, faults = faulty_clients(endpoint, clock.sleep, pool=ARENA_POOL)
     return Arena(endpoint, resources, aws, clients, faults, clock)

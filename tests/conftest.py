@@ -5,7 +5,6 @@ faulty clients and simulated time (`adversary.py`)."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,9 +21,7 @@ from reassembly_trigger.local.aws.faults import FaultInjector
 from reassembly_trigger.local.aws.stack import (
     DEFAULT_REGION,
     LocalAws,
-    ResourceNames,
     Resources,
-    create_resources,
     embedded_moto_server,
     environment,
 )
@@ -34,7 +31,7 @@ from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.settings import ENVIRONMENT_VARIABLES, Settings
 
 from adversary import Adversary, Arena, CapturedLogs, adversary, make_arena
-from pipeline import Pipeline
+from pipeline import Pipeline, fresh_resources
 
 REGION = DEFAULT_REGION
 #: Copies of the contract's sample events (`../shared/contract/events/`), kept here so a
@@ -114,8 +111,7 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture
 def resources(moto_endpoint: str) -> Resources:
     """Fresh tables and queues (unique names) for one test."""
-    aws = LocalAws.connect(moto_endpoint, REGION)
-    return create_resources(aws, ResourceNames.with_prefix(f"t{uuid.uuid4().hex[:10]}"))
+    return fresh_resources(LocalAws.connect(moto_endpoint, REGION))
 
 
 @pytest.fixture

@@ -8,12 +8,19 @@ so every test feeds the trigger the contract's shapes.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from reassembly_trigger.local.aws.stack import LocalAws, ResourceNames, Resources
+from reassembly_trigger.local.aws.stack import LocalAws, ResourceNames, Resources, create_resources
 from reassembly_trigger.local.kit.items import Item, completion_item, job_item
 from reassembly_trigger.local.kit.records import StreamRecords
+
+
+def fresh_resources(aws: LocalAws, *, fifo: bool = False) -> Resources:
+    """New tables and queues (a FIFO reassembly queue with `fifo`) under a unique prefix."""
+    names = ResourceNames.with_prefix(f"t{uuid.uuid4().hex[:10]}", fifo=fifo)
+    return create_resources(aws, names)
 
 
 @dataclass
