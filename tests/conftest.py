@@ -16,7 +16,7 @@ import structlog
 
 from reassembly_trigger import handler
 from reassembly_trigger.batch import PartialBatchResponse
-from reassembly_trigger.clients import AwsClients, aws_clients, reset_clients
+from reassembly_trigger.clients import AwsClients, aws_clients
 from reassembly_trigger.local.aws.faults import FaultInjector
 from reassembly_trigger.local.aws.stack import (
     DEFAULT_REGION,
@@ -26,6 +26,7 @@ from reassembly_trigger.local.aws.stack import (
     environment,
 )
 from reassembly_trigger.local.kit.contexts import LocalLambdaContext
+from reassembly_trigger.local.kit.environment import FOREIGN_VARIABLES, fresh_container
 from reassembly_trigger.local.kit.triggers import FaultyTrigger, faulty_trigger
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.settings import ENVIRONMENT_VARIABLES, Settings
@@ -57,22 +58,9 @@ COLOUR_VARIABLES = ("FORCE_COLOR", "CLICOLOR_FORCE", "NO_COLOR", "TTY_COMPATIBLE
 
 @pytest.fixture(autouse=True)
 def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No test can reach real AWS (fake credentials, no profile, no stray endpoint), and
-    no test sees the caller's colour settings."""
-    for var in (
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_DYNAMODB",
-        "AWS_ENDPOINT_URL_SQS",
-        "AWS_SESSION_TOKEN",
-        "JOBS_TABLE_NAME",
-        "SEGMENT_COMPLETIONS_TABLE_NAME",
-        "REASSEMBLY_TRIGGERED_TABLE_NAME",
-        "REASSEMBLY_QUEUE_URL",
-        *ENVIRONMENT_VARIABLES,
-    ):
-        monkeypatch.delenv(var, raising=False)
-    for var in COLOUR_VARIABLES:
+    """No test can reach real AWS (fake credentials, no profile, no stray endpoint), each
+    starts and ends in a fresh container, and no test sees the caller's colour settings."""
+    for var in (*FOREIGN_VARIABLES, "AWS_ENDPOINT_URL", *ENVIRONMENT_VARIABLES, *COLOUR_VARIABLES):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TERM", "dumb")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -80,11 +68,9 @@ def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    handler.reset_container()
-    reset_clients()
+    fresh_container()
     yield
-    handler.reset_container()
-    reset_clients()
+    fresh_container()
 
 
 @pytest.fixture(autouse=True)

@@ -27,9 +27,7 @@ from conftest import Pipeline, simulated_trigger
 def reconcile_env(lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The Lambda's environment, with every job old enough to reconcile."""
     monkeypatch.setenv("RECONCILE_MIN_AGE_SECONDS", "0")
-    reconcile.reset_container()
-    yield lambda_env
-    reconcile.reset_container()
+    return lambda_env
 
 
 def run(event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -144,7 +142,6 @@ def test_fresh_jobs_are_left_to_the_stream_path(
 ) -> None:
     """Jobs created less than RECONCILE_MIN_AGE_SECONDS ago are not listed."""
     monkeypatch.setenv("RECONCILE_MIN_AGE_SECONDS", "300")
-    reconcile.reset_container()
     pipeline.add_job("job-new", total_segments=1, created_at=int(time.time()) - 10)
     pipeline.complete("job-new", [0])
     pipeline.ready_job("job-old")
@@ -162,7 +159,6 @@ def test_unclaimed_messages_and_long_waits_are_reported_not_resent(
     """A message sent long ago and never claimed is reported (with its id and age) and
     counted in the metrics, but never re-sent; so is a job missing segments for long."""
     monkeypatch.setenv("UNCLAIMED_AFTER_SECONDS", "60")
-    reconcile.reset_container()
     now = int(time.time())
     pipeline.ready_job("job-unclaimed")
     sent = now - 7200
@@ -303,7 +299,6 @@ def test_a_run_that_cannot_list_the_jobs_reports_it_and_fails_the_invocation(
     """A wrong index name: the run ends with the AWS error in its summary and its metrics
     line written, then the handler raises so the function's Errors alarm sees it."""
     monkeypatch.setenv("JOBS_STATUS_INDEX_NAME", "no-such-index")
-    reconcile.reset_container()
 
     result = reconcile.container_reconciler().run({}, Invocation("r", time.time() + 300))
     assert result.error is not None
