@@ -110,6 +110,15 @@ class Pipeline:
                 item[key] = {"N": str(value)} if isinstance(value, int) else {"S": value}
         self.aws.dynamodb.put_item(TableName=self.names.reassembly_triggered_table, Item=item)
 
+    def update_lock(self, job_id: str, expression: str, values: Item) -> None:
+        """Update the lock item as another program would (`SET ...`, no condition)."""
+        self.aws.dynamodb.update_item(
+            TableName=self.names.reassembly_triggered_table,
+            Key={"job_id": {"S": job_id}},
+            UpdateExpression=expression,
+            ExpressionAttributeValues=values,
+        )
+
     def drain_messages(self) -> list[dict[str, Any]]:
         """Receive (and delete) everything on the reassembly queue; keep it in `received`."""
         url = self.resources.reassembly_queue_url

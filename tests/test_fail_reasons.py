@@ -25,15 +25,10 @@ def _lock_lost(adv: Adversary) -> float:
     # once our lease is over): our enqueue mark's condition on the holder fails.
     def taken_over() -> None:
         now = int(adv.clock.now())
-        adv.pipeline.aws.dynamodb.update_item(
-            TableName=adv.pipeline.names.reassembly_triggered_table,
-            Key={"job_id": {"S": "job-x"}},
-            UpdateExpression="SET holder = :holder, taken_over_at = :now, takeovers = :one",
-            ExpressionAttributeValues={
-                ":holder": {"S": "taker/1"},
-                ":now": {"N": str(now)},
-                ":one": {"N": "1"},
-            },
+        adv.pipeline.update_lock(
+            "job-x",
+            "SET holder = :holder, taken_over_at = :now, takeovers = :one",
+            {":holder": {"S": "taker/1"}, ":now": {"N": str(now)}, ":one": {"N": "1"}},
         )
 
     adv.faults.add(FaultRule("SendMessage", FaultKind.PAUSE, times=1, action=taken_over))

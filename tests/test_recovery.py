@@ -149,7 +149,9 @@ def test_a_crash_after_the_send_is_not_re_sent_once_the_media_worker_claimed_it(
         adv.invoke(stream_event(*records))
     assert adv.messages_for("job-started") == 1
     now = int(adv.clock.now())
-    _update_lock(adv, "job-started", "SET reassembly_started_at = :now", {":now": {"N": str(now)}})
+    adv.pipeline.update_lock(
+        "job-started", "SET reassembly_started_at = :now", {":now": {"N": str(now)}}
+    )
     adv.clock.advance(120)
 
     assert adv.invoke(stream_event(*records)) == {"batchItemFailures": []}
@@ -285,15 +287,6 @@ def _holder_lock(adv: Adversary, job_id: str, lease_in: int) -> int:
     return now + lease_in
 
 
-def _update_lock(adv: Adversary, job_id: str, expression: str, values: dict[str, Any]) -> None:
-    adv.pipeline.aws.dynamodb.update_item(
-        TableName=adv.pipeline.names.reassembly_triggered_table,
-        Key={"job_id": {"S": job_id}},
-        UpdateExpression=expression,
-        ExpressionAttributeValues=values,
-    )
-
-
 def test_a_lock_within_its_lease_is_waited_for_and_ends_already_triggered_when_marked(
     adv: Adversary,
 ) -> None:
@@ -302,8 +295,7 @@ def test_a_lock_within_its_lease_is_waited_for_and_ends_already_triggered_when_m
     records = adv.pipeline.ready_job("job-wait-mark")
     _holder_lock(adv, "job-wait-mark", lease_in=50)
     adv.clock.at_next_sleep(
-        lambda: _update_lock(
-            adv,
+        lambda: adv.pipeline.update_lock(
             "job-wait-mark",
             "SET enqueued_at = :now, message_id = :id",
             {":now": {"N": str(int(adv.clock.now()))}, ":id": {"S": "m-1"}},
@@ -326,8 +318,8 @@ def test_a_lock_within_its_lease_is_taken_over_when_released_meanwhile(
     records = adv.pipeline.ready_job("job-wait-release")
     lease = _holder_lock(adv, "job-wait-release", lease_in=50)
     adv.clock.at_next_sleep(
-        lambda: _update_lock(
-            adv, "job-wait-release", "SET lease_expires_at = :zero", {":zero": {"N": "0"}}
+        lambda: adv.pipeline.update_lock(
+            "job-wait-release", "SET lease_expires_at = :zero", {":zero": {"N": "0"}}
         )
     )
 
