@@ -1,45 +1,61 @@
 """The adversary's harness: Lambda's entry point on the real trigger, against moto.
 
 `lambda_handler` itself is called, with the container's trigger built on clients that
-carry a `FaultInjector`, and on a simulated clock that also drives the context's
-remaining time, so leases, backoffs and deadlines pass without real waiting while
-every AWS call still goes to the moto server. Used by `test_hardening.py`,
-`test_fail_reasons.py` and `test_properties.py`.
+carry a `FaultInjector` (`kit.triggers.faulty_clients`), and on a simulated clock that
+also drives the context's remaining time, so leases, backoffs and deadlines pass
+without real waiting while every AWS call still goes to the moto server. Used through
+conftest's `arena`, `fifo_arena` and `adv` fixtures.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 import structlog
 
 from reassembly_trigger import handler
 from reassembly_trigger.batch import ReassemblyTrigger
-from reassembly_trigger.clients import AwsClients, session_clients
-from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule, instant_retries
-from reassembly_trigger.local.aws.stack import (
-    LOCAL_CREDENTIALS,
-    LocalAws,
-    ResourceNames,
-    Resources,
-    create_resources,
-)
+from reassembly_trigger.clients import AwsClients
+from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
+from reassembly_trigger.local.aws.stack import LocalAws, Resources
+from reassembly_trigger.local.kit.contexts import LocalLambdaContext
+from reassembly_trigger.local.kit.triggers import faulty_clients
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.local.simulation.media_worker import MediaWorker
 from reassembly_trigger.runtime import PerProcess, build_trigger
 
-from conftest import REGION, Pipeline
+from pipeline import Pipeline, fresh_resources
 
 #: Only the enqueue mark's UpdateItem carries this text.
 MARK = "SET enqueued_at"
 #: Only a take-over's UpdateItem carries this text.
 TAKE_OVER = "#takeovers = :takeovers"
+
+
+class CapturedLogs:
+    """Reading the structlog events captured around invocations (`logs`)."""
+
+    logs: list[dict[str, Any]]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """Log events by name."""
+        return [e for e in self.logs if e["event"] == name]
+
+    def transitions(self, job_id: str | None = None) -> list[dict[str, Any]]:
+        """Transition events, of one job or of all."""
+        return [e for e in self.events("transition") if job_id is None or e["job_id"] == job_id]
+
+    def triggers(self, job_id: str) -> list[str]:
+        """The triggers of a job's transitions, in order."""
+        return [t["trigger"] for t in self.transitions(job_id)]
+
+    def final(self, job_id: str) -> dict[str, Any]:
+        """A job's last transition."""
+        return self.transitions(job_id)[-1]
 
 
 class RecordingClock(SimulatedClock):
@@ -56,21 +72,7 @@ class RecordingClock(SimulatedClock):
 
 
 @dataclass
-class SimulatedContext:
-    """Lambda's context object whose remaining time runs down on the simulated clock."""
-
-    clock: SimulatedClock
-    deadline: float
-    aws_request_id: str = field(default_factory=lambda: f"req-{uuid.uuid4().hex[:8]}")
-    function_name: str = "reassembly-trigger"
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds left on the simulated clock (never negative)."""
-        return max(0, int((self.deadline - self.clock.now()) * 1000))
-
-
-@dataclass
-class Adversary:
+class Adversary(CapturedLogs):
     """The trigger on faulty clients and simulated time, and the pipeline around it."""
 
     trigger: ReassemblyTrigger
@@ -85,64 +87,23 @@ class Adversary:
 
     def invoke(self, event: Any, *, remaining: float = 60.0, request_id: str | None = None) -> Any:
         """Call `lambda_handler` as Lambda would, with `remaining` seconds to live."""
-        self.deadline = self.clock.now() + remaining
-        context = SimulatedContext(self.clock, self.deadline)
+        context = LocalLambdaContext(timeout_seconds=remaining, now=self.clock.now)
         if request_id is not None:
             context.aws_request_id = request_id
+        self.deadline = context.deadline
         try:
             return handler.lambda_handler(event, context)
         finally:
             self.returned_at = self.clock.now()
-
-    def transitions(self, job_id: str | None = None) -> list[dict[str, Any]]:
-        """Transition events, of one job or of all."""
-        return [
-            e
-            for e in self.logs
-            if e["event"] == "transition" and (job_id is None or e["job_id"] == job_id)
-        ]
-
-    def triggers(self, job_id: str) -> list[str]:
-        """The triggers of a job's transitions, in order."""
-        return [t["trigger"] for t in self.transitions(job_id)]
-
-    def final(self, job_id: str) -> dict[str, Any]:
-        """A job's last transition."""
-        return self.transitions(job_id)[-1]
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        """Log events by name."""
-        return [e for e in self.logs if e["event"] == name]
-
-    def ready_job(self, job_id: str, total: int = 2, **job: Any) -> list[dict[str, Any]]:
-        """A chunked job with every segment done; its completion records."""
-        self.pipeline.add_job(job_id, total_segments=total, **job)
-        self.pipeline.complete(job_id, range(total))
-        return self.pipeline.completion_records(job_id, range(total))
-
-    def put_raw_lock(self, job_id: str, **attributes: dict[str, Any]) -> None:
-        """Write a lock item with attributes given as raw DynamoDB JSON, any type."""
-        self.pipeline.aws.dynamodb.put_item(
-            TableName=self.pipeline.names.reassembly_triggered_table,
-            Item={"job_id": {"S": job_id}, **attributes},
-        )
-
-    def raw_lock(self, job_id: str) -> dict[str, Any] | None:
-        """The lock item as stored, in DynamoDB JSON."""
-        item = self.pipeline.aws.dynamodb.get_item(
-            TableName=self.pipeline.names.reassembly_triggered_table,
-            Key={"job_id": {"S": job_id}},
-            ConsistentRead=True,
-        ).get("Item")
-        return dict(item) if item else None
 
     def messages(self) -> list[str]:
         """The job ids of every message received from the queue so far (drains it)."""
         return [body["job_id"] for body in self.pipeline.bodies()]
 
     def messages_for(self, job_id: str) -> int:
-        """How many messages the queue got for `job_id` (drains it)."""
-        return self.messages().count(job_id)
+        """How many messages the queue got for `job_id`, each exactly the contract's
+        body (drains it)."""
+        return self.pipeline.bodies().count({"job_id": job_id})
 
     def slow_calls(self, seconds: float, operation: str = "*") -> FaultRule:
         """Make every call (of `operation`) take `seconds` of simulated time."""
@@ -218,16 +179,10 @@ ARENA_POOL = 16
 
 def make_arena(endpoint: str, *, fifo: bool = False) -> Arena:
     """Fresh tables and queues (a FIFO reassembly queue with `fifo`) and clients."""
-    aws = LocalAws.connect(endpoint, REGION)
-    prefix = f"h{uuid.uuid4().hex[:10]}"
-    resources = create_resources(aws, ResourceNames.with_prefix(prefix, fifo=fifo))
+    aws = LocalAws.connect(endpoint)
+    resources = fresh_resources(aws, fifo=fifo)
     clock = RecordingClock()
-    session = boto3.session.Session(region_name=REGION, **LOCAL_CREDENTIALS)
-    clients = session_clients(session, ARENA_POOL, endpoint_url=endpoint)
-    faults = FaultInjector()
-    for client in (clients.dynamodb, clients.sqs):
-        faults.attach(client)
-        instant_retries(client, clock.sleep)
+    clients, faults = faulty_clients(endpoint, clock.sleep, pool=ARENA_POOL)
     return Arena(endpoint, resources, aws, clients, faults, clock)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from reassembly_trigger.clients import MAX_ATTEMPTS, AwsClients
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
+from reassembly_trigger.local.kit.records import stream_event
 
-from conftest import Invoker, Pipeline, stream_event
+from conftest import Invoker, Pipeline
 
 
 def test_a_throttled_count_fails_the_job_with_its_lowest_sequence_number_and_the_retry_enqueues(

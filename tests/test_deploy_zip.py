@@ -17,20 +17,16 @@ import textwrap
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 import pytest
 
 from reassembly_trigger.local.aws.stack import Resources, environment
 
-if TYPE_CHECKING:
-    from conftest import Pipeline
+from conftest import CONTRACT_EVENTS, REGION, Pipeline
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTRACT_EVENTS = ROOT / "tests" / "events"  # copies of ../shared/contract/events
-REGION = "us-east-1"
 MIB = 1024 * 1024
 #: ELF e_machine values: what a native library was compiled for.
 ELF_MACHINES = {"x86_64": 62, "arm64": 183}

@@ -3,7 +3,6 @@ Lambda would, and never otherwise."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -11,30 +10,9 @@ import pytest
 
 from reassembly_trigger.local import cli
 
-from conftest import Pipeline
+from conftest import Pipeline, cli_json
 
 HOUR = 3600
-
-
-def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    """Run `reassembly-trigger doctor ... --json`; its exit status and document."""
-    capsys.readouterr()
-    status = cli.main(["doctor", *args, "--json"])
-    return status, json.loads(capsys.readouterr().out)
-
-
-def complete_at(pipeline: Pipeline, job_id: str, indexes: range | list[int], at: float) -> None:
-    """Record completions as a video worker would, written at `at` (epoch seconds)."""
-    for index in indexes:
-        pipeline.aws.dynamodb.put_item(
-            TableName=pipeline.names.segment_completions_table,
-            Item={
-                "job_id": {"S": job_id},
-                "segment_index": {"N": str(index)},
-                "output_s3_uri": {"S": f"s3://out/{job_id}/{index:05d}.mp4"},
-                "completed_at": {"N": str(int(at))},
-            },
-        )
 
 
 def nothing_written(pipeline: Pipeline, job_id: str) -> bool:
@@ -49,7 +27,7 @@ def nothing_written(pipeline: Pipeline, job_id: str) -> bool:
 def test_an_unknown_job_is_not_found(capsys: pytest.CaptureFixture[str]) -> None:
     """A job id without a Job item is `not_found`, exit 1, pointing at the id and the
     environment."""
-    status, report = doctor(capsys, "job-nobody")
+    status, report = cli_json(capsys, "doctor", "job-nobody")
 
     assert status == 1
     assert report["verdict"] == "not_found"
@@ -85,7 +63,7 @@ def test_a_job_that_can_never_be_triggered_is_invalid(
     pipeline.add_job("job-bad", **job)
     pipeline.complete("job-bad", range(3))
 
-    status, report = doctor(capsys, "job-bad")
+    status, report = cli_json(capsys, "doctor", "job-bad")
 
     assert status == 1
     assert report["verdict"] == "invalid"
@@ -102,7 +80,7 @@ def test_a_job_still_chunking_waits_for_chunking(
     pipeline.add_job("job-chunking", status="chunking_in_progress", total_segments=None)
     pipeline.complete("job-chunking", [0, 1])
 
-    status, report = doctor(capsys, "job-chunking")
+    status, report = cli_json(capsys, "doctor", "job-chunking")
 
     assert status == 0
     assert report["verdict"] == "waiting_for_chunking"
@@ -120,7 +98,7 @@ def test_an_incomplete_job_names_its_missing_and_out_of_range_segments(
     pipeline.add_job("job-partial", total_segments=6)
     pipeline.complete("job-partial", [0, 2, 3, 5, 9])
 
-    status, report = doctor(capsys, "job-partial")
+    status, report = cli_json(capsys, "doctor", "job-partial")
 
     assert status == 0
     assert report["verdict"] == "waiting_for_segments"
@@ -139,9 +117,9 @@ def test_a_job_completed_moments_ago_would_trigger(
     """A complete job without lock whose last completion is seconds old is `would_trigger`
     (the Lambda is about to act), exit 0, and the dry run writes nothing."""
     pipeline.add_job("job-fresh", total_segments=3)
-    complete_at(pipeline, "job-fresh", range(3), time.time() - 5)
+    pipeline.complete("job-fresh", range(3), completed_at=int(time.time() - 5))
 
-    status, report = doctor(capsys, "job-fresh")
+    status, report = cli_json(capsys, "doctor", "job-fresh")
 
     assert status == 0
     assert report["verdict"] == "would_trigger"
@@ -162,9 +140,9 @@ def test_a_complete_job_nobody_locked_long_ago_is_stuck(
     """Every segment done an hour ago and no lock: `stuck`, exit 1, next action `--repair`;
     diagnosing it writes nothing."""
     pipeline.add_job("job-stuck", total_segments=3)
-    complete_at(pipeline, "job-stuck", range(3), time.time() - HOUR)
+    pipeline.complete("job-stuck", range(3), completed_at=int(time.time() - HOUR))
 
-    status, report = doctor(capsys, "job-stuck")
+    status, report = cli_json(capsys, "doctor", "job-stuck")
 
     assert status == 1
     assert report["verdict"] == "stuck"
@@ -190,12 +168,12 @@ def test_an_unmarked_lock_past_its_lease_is_stuck(
     nothing retries it, so `stuck`; the machine would take it over."""
     now = int(time.time())
     pipeline.add_job("job-orphan", total_segments=2)
-    complete_at(pipeline, "job-orphan", range(2), now - HOUR)
+    pipeline.complete("job-orphan", range(2), completed_at=now - HOUR)
     pipeline.put_lock(
         "job-orphan", **{k: v if isinstance(v, str) else now + v for k, v in lock.items()}
     )
 
-    status, report = doctor(capsys, "job-orphan")
+    status, report = cli_json(capsys, "doctor", "job-orphan")
 
     assert status == 1
     assert report["verdict"] == "stuck"
@@ -214,10 +192,10 @@ def test_a_lock_released_moments_ago_would_trigger(
     the job `would_trigger` rather than being stuck."""
     now = int(time.time())
     pipeline.add_job("job-retry", total_segments=2)
-    complete_at(pipeline, "job-retry", range(2), now - 40)
+    pipeline.complete("job-retry", range(2), completed_at=now - 40)
     pipeline.put_lock("job-retry", holder="req-1/a", triggered_at=now - 30, lease_expires_at=0)
 
-    status, report = doctor(capsys, "job-retry")
+    status, report = cli_json(capsys, "doctor", "job-retry")
 
     assert status == 0
     assert report["verdict"] == "would_trigger"
@@ -242,7 +220,7 @@ def test_an_enqueued_job_is_in_progress(
         message_id="msg-123",
     )
 
-    status, report = doctor(capsys, "job-sent")
+    status, report = cli_json(capsys, "doctor", "job-sent")
 
     assert status == 0
     assert report["verdict"] == "in_progress"
@@ -262,7 +240,7 @@ def test_a_holder_within_its_lease_is_in_progress(
     pipeline.complete("job-held", range(2))
     pipeline.put_lock("job-held", holder="req-2/b", triggered_at=now - 5, lease_expires_at=now + 55)
 
-    status, report = doctor(capsys, "job-held")
+    status, report = cli_json(capsys, "doctor", "job-held")
 
     assert status == 0
     assert report["verdict"] == "in_progress"
@@ -290,7 +268,7 @@ def test_a_claimed_or_completed_job_is_reassembled(
             reassembly_started_at=now - 50,
         )
 
-    status, report = doctor(capsys, "job-done")
+    status, report = cli_json(capsys, "doctor", "job-done")
 
     assert status == 0
     assert report["verdict"] == "reassembled"
@@ -303,7 +281,7 @@ def test_the_human_report_ends_with_the_next_action(
 ) -> None:
     """Without --json, a short report: the verdict first, the next action last."""
     pipeline.add_job("job-h", total_segments=3)
-    complete_at(pipeline, "job-h", [0, 2], time.time() - HOUR)
+    pipeline.complete("job-h", [0, 2], completed_at=int(time.time() - HOUR))
     capsys.readouterr()
 
     status = cli.main(["doctor", "job-h"])
@@ -338,12 +316,12 @@ def test_repair_takes_over_a_stale_unmarked_lock_and_enqueues_the_job(
     the lock, and the job is then `in_progress`."""
     now = int(time.time())
     pipeline.add_job("job-orphan", total_segments=3)
-    complete_at(pipeline, "job-orphan", range(3), now - HOUR)
+    pipeline.complete("job-orphan", range(3), completed_at=now - HOUR)
     pipeline.put_lock(
         "job-orphan", holder="req-dead/1", triggered_at=now - HOUR, lease_expires_at=now - HOUR + 60
     )
 
-    status, result = doctor(capsys, "job-orphan", "--repair", "--timeout", "60")
+    status, result = cli_json(capsys, "doctor", "job-orphan", "--repair", "--timeout", "60")
 
     assert status == 0
     assert result["outcome"] == "enqueued"
@@ -372,9 +350,9 @@ def test_repair_refuses_an_incomplete_job(
     is locked, nothing is sent, exit 1."""
     now = int(time.time())
     pipeline.add_job("job-partial", total_segments=3)
-    complete_at(pipeline, "job-partial", [0, 1], now - HOUR)
+    pipeline.complete("job-partial", [0, 1], completed_at=now - HOUR)
 
-    status, result = doctor(capsys, "job-partial", "--repair")
+    status, result = cli_json(capsys, "doctor", "job-partial", "--repair")
 
     assert status == 1
     assert (result["outcome"], result["reason"]) == ("skipped", "incomplete")
@@ -389,12 +367,12 @@ def test_repair_of_a_stale_lock_on_an_incomplete_job_sends_nothing(
     """A stale lock does not make an incomplete job sendable: the count comes first."""
     now = int(time.time())
     pipeline.add_job("job-half", total_segments=4)
-    complete_at(pipeline, "job-half", [0, 1], now - HOUR)
+    pipeline.complete("job-half", [0, 1], completed_at=now - HOUR)
     pipeline.put_lock(
         "job-half", holder="x/1", triggered_at=now - HOUR, lease_expires_at=now - HOUR
     )
 
-    status, result = doctor(capsys, "job-half", "--repair")
+    status, result = cli_json(capsys, "doctor", "job-half", "--repair")
 
     assert status == 1
     assert result["reason"] == "incomplete"
@@ -414,7 +392,7 @@ def test_repair_of_an_enqueued_job_sends_nothing_more(
     pipeline.complete("job-sent", [0])
     pipeline.put_lock("job-sent", triggered_at=now - 60, enqueued_at=now - 59, message_id="m-1")
 
-    status, result = doctor(capsys, "job-sent", "--repair")
+    status, result = cli_json(capsys, "doctor", "job-sent", "--repair")
 
     assert status == 0
     assert result["reason"] == "already_triggered"
@@ -428,7 +406,7 @@ def test_repair_prints_the_transitions_and_the_verdict_after(
     """The human repair output lists the machine's transitions, says it sent, and ends
     with the fresh diagnosis."""
     pipeline.add_job("job-nolock", total_segments=1)
-    complete_at(pipeline, "job-nolock", [0], time.time() - HOUR)
+    pipeline.complete("job-nolock", [0], completed_at=int(time.time() - HOUR))
     capsys.readouterr()
 
     status = cli.main(["doctor", "job-nolock", "--repair"])

@@ -5,31 +5,27 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import structlog
 
 from reassembly_trigger import handler, logs
 from reassembly_trigger.local import cli
+from reassembly_trigger.local.kit.contexts import LocalLambdaContext
+from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.local.ops.explain import Explanation, read_events
 
-from conftest import LambdaContext, Pipeline, stream_event
+from conftest import Pipeline
 
 
 @pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    """The handler's structlog output, as JSON lines in a buffer (configuration restored)."""
-    was_configured = structlog.is_configured()
-    saved = structlog.get_config()
+def json_log() -> io.StringIO:
+    """The handler's structlog output, as JSON lines in a buffer (conftest's
+    `_isolated_logging` restores the configuration after the test)."""
     buffer = io.StringIO()
     logs.configure_logging("json", stream=buffer, force=True)
-    yield buffer
-    if was_configured:
-        structlog.configure(**saved)
-    else:
-        structlog.reset_defaults()
+    return buffer
 
 
 @pytest.fixture
@@ -65,7 +61,7 @@ def lambda_log(
             pipeline.complete("job-b", [2])
         capsys.readouterr()
         lines.append(f"START RequestId: {request_id} Version: $LATEST")
-        handler.lambda_handler(event, LambdaContext(aws_request_id=request_id))
+        handler.lambda_handler(event, LocalLambdaContext(aws_request_id=request_id))
         lines.extend(json_log.getvalue().splitlines())
         json_log.seek(0)
         json_log.truncate()

@@ -3,28 +3,15 @@ code, and the failed job's records are reported to Lambda for retry."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
+from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.machine import FAIL_REASONS, FailReason
 
-from adversary import Adversary, Arena, adversary, make_arena
-from conftest import stream_event
-
-
-@pytest.fixture(scope="module")
-def arena(moto_endpoint: str) -> Arena:
-    """Tables, queues and clients for the module, emptied before each test."""
-    return make_arena(moto_endpoint)
-
-
-@pytest.fixture
-def adv(monkeypatch: pytest.MonkeyPatch, arena: Arena) -> Iterator[Adversary]:
-    """The trigger behind `lambda_handler`, on faulty clients and simulated time."""
-    with adversary(monkeypatch, arena) as harness:
-        yield harness
+from adversary import Adversary
 
 
 def _aws_error(adv: Adversary) -> float:
@@ -38,15 +25,10 @@ def _lock_lost(adv: Adversary) -> float:
     # once our lease is over): our enqueue mark's condition on the holder fails.
     def taken_over() -> None:
         now = int(adv.clock.now())
-        adv.pipeline.aws.dynamodb.update_item(
-            TableName=adv.pipeline.names.reassembly_triggered_table,
-            Key={"job_id": {"S": "job-x"}},
-            UpdateExpression="SET holder = :holder, taken_over_at = :now, takeovers = :one",
-            ExpressionAttributeValues={
-                ":holder": {"S": "taker/1"},
-                ":now": {"N": str(now)},
-                ":one": {"N": "1"},
-            },
+        adv.pipeline.update_lock(
+            "job-x",
+            "SET holder = :holder, taken_over_at = :now, takeovers = :one",
+            {":holder": {"S": "taker/1"}, ":now": {"N": str(now)}, ":one": {"N": "1"}},
         )
 
     adv.faults.add(FaultRule("SendMessage", FaultKind.PAUSE, times=1, action=taken_over))
@@ -85,7 +67,7 @@ def test_each_fail_reason_is_reached_logged_and_reported(
     """GIVEN the state that calls for the reason WHEN the job's records arrive THEN it ends
     `failed` with that code and the fields that explain it (`lease_released` exactly when
     it held the lock), and its lowest record is reported for retry."""
-    records = adv.ready_job("job-x")
+    records = adv.pipeline.ready_job("job-x")
     remaining = SCENARIOS[reason](adv)
 
     response = adv.invoke(stream_event(*records), remaining=remaining)

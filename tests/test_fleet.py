@@ -3,24 +3,16 @@ those the machine can finish; `doctor --repair --resend` re-sends an unclaimed m
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from typing import Any
 
 import pytest
 
 from reassembly_trigger.local import cli
 
-from conftest import Pipeline
+from conftest import Pipeline, cli_json
 
 HOUR = 3600
-
-
-def reconcile(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    capsys.readouterr()
-    status = cli.main(["reconcile", *args, "--json"])
-    return status, json.loads(capsys.readouterr().out)
 
 
 def fleet(pipeline: Pipeline) -> None:
@@ -51,7 +43,7 @@ def test_the_fleet_view_gives_every_job_in_flight_its_verdict(
     fleet(pipeline)
     pipeline.add_job("job-chunking", total_segments=None, status="chunking_in_progress")
 
-    status, report = reconcile(capsys)
+    status, report = cli_json(capsys, "reconcile")
 
     assert status == 1
     verdicts = {job["job_id"]: job["verdict"] for job in report["jobs"]}
@@ -74,7 +66,7 @@ def test_repair_runs_the_reconciler_on_what_the_machine_can_finish(
     person: it is reported, never re-sent."""
     fleet(pipeline)
 
-    status, report = reconcile(capsys, "--repair")
+    status, report = cli_json(capsys, "reconcile", "--repair")
 
     assert report["repair"]["jobs_enqueued"] == ["job-stuck"]
     verdicts = {job["job_id"]: job["verdict"] for job in report["jobs"]}

@@ -10,7 +10,7 @@ of AWS calls. Sections follow the issue's defects 1 to 10.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -26,30 +26,20 @@ from reassembly_trigger.gateways import (
     SegmentCompletions,
     deserialize_item,
 )
-from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
-from reassembly_trigger.local.aws.stack import LocalAws
+from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
+from reassembly_trigger.local.kit.items import completion_item, job_item
+from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.kit.triggers import faulty_clients
 from reassembly_trigger.local.ops.doctor import Doctor
+from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.machine import State
 from reassembly_trigger.reconcile import warn_about_item_models
 from reassembly_trigger.records import MAX_JOB_ID_BYTES
 
-from adversary import MARK, Adversary, Arena, adversary, make_arena
-from conftest import REGION, Pipeline, stream_event
+from adversary import MARK, Adversary, Arena, adversary
+from conftest import Pipeline
 
 YEAR = 365 * 86400
-
-
-@pytest.fixture(scope="module")
-def arena(moto_endpoint: str) -> Arena:
-    """Tables, queues and clients for the module, emptied before each test."""
-    return make_arena(moto_endpoint)
-
-
-@pytest.fixture
-def adv(monkeypatch: pytest.MonkeyPatch, arena: Arena) -> Iterator[Adversary]:
-    """The trigger behind `lambda_handler`, on faulty clients and simulated time."""
-    with adversary(monkeypatch, arena) as harness:
-        yield harness
 
 
 def _n(value: object) -> dict[str, Any]:
@@ -302,9 +292,9 @@ def test_a_lock_of_any_shape_is_taken_over_or_skipped_at_once_never_spun_on(
     arrive THEN the job is taken over and sent exactly once (reassembled once), or skipped
     for the right reason, in a handful of calls, within the deadline; every number written
     is one real DynamoDB accepts."""
-    records = adv.ready_job("job-shape")
+    records = adv.pipeline.ready_job("job-shape")
     attributes, expected = LOCK_SHAPES[shape]
-    adv.put_raw_lock("job-shape", **attributes(int(adv.clock.now())))
+    adv.pipeline.put_lock("job-shape", **attributes(int(adv.clock.now())))
 
     response = adv.invoke(stream_event(*records))
 
@@ -316,7 +306,7 @@ def test_a_lock_of_any_shape_is_taken_over_or_skipped_at_once_never_spun_on(
     final = adv.final("job-shape")
     if expected == TAKEN_OVER:
         assert adv.triggers("job-shape")[-4:] == ["contend", "take_over", "send", "mark"]
-        lock = adv.raw_lock("job-shape")
+        lock = adv.pipeline.raw_lock("job-shape")
         assert lock is not None
         for name in WRITTEN_NUMBERS:
             assert set(lock[name]) == {"N"}, name
@@ -333,14 +323,14 @@ def test_a_take_over_that_keeps_losing_its_race_backs_off_and_defers(adv: Advers
     """GIVEN an expired lock that a rival rewrites before every take-over of ours WHEN the
     job is evaluated THEN it retries a bounded number of times with growing pauses and
     defers (not failed, nothing sent), instead of spinning."""
-    records = adv.ready_job("job-race")
+    records = adv.pipeline.ready_job("job-race")
     now = int(adv.clock.now())
-    adv.put_raw_lock("job-race", triggered_at=_n(now - 2000), lease_expires_at=_n(now - 1000))
+    adv.pipeline.put_lock("job-race", triggered_at=_n(now - 2000), lease_expires_at=_n(now - 1000))
     rivals = iter(range(1, 1000))
 
     def rival_rewrites_the_lock() -> None:
         # Another program touches the lock (still expired) just before our take-over lands.
-        adv.put_raw_lock(
+        adv.pipeline.put_lock(
             "job-race",
             triggered_at=_n(now - 2000),
             lease_expires_at=_n(now - 1000),
@@ -374,9 +364,9 @@ def test_a_lease_a_year_ahead_ends_900_seconds_after_the_lock_was_taken(adv: Adv
     """GIVEN a lock taken a minute ago and leased for a year WHEN its job is evaluated THEN
     it is deferred while the holder could still be alive, and taken over (one message) as
     soon as MAX_LEASE_SECONDS (plus the clock skew) have passed since it was taken."""
-    records = adv.ready_job("job-year")
+    records = adv.pipeline.ready_job("job-year")
     taken = int(adv.clock.now()) - 60
-    adv.put_raw_lock(
+    adv.pipeline.put_lock(
         "job-year",
         holder=_s("doctor/1"),
         triggered_at=_n(taken),
@@ -411,11 +401,11 @@ def test_doctor_repair_with_a_huge_timeout_leases_at_most_900_s_and_ctrl_c_relea
     """GIVEN `doctor --repair --timeout` a year WHEN it is interrupted (Ctrl-C) between its
     lock and its send THEN the lease it had taken was at most MAX_LEASE_SECONDS, the
     interrupt released it, and the next invocation takes over at once: one message."""
-    records = adv.ready_job("job-doctor")
+    records = adv.pipeline.ready_job("job-doctor")
     seen: list[int] = []
 
     def ctrl_c() -> None:
-        lock = adv.raw_lock("job-doctor")
+        lock = adv.pipeline.raw_lock("job-doctor")
         assert lock is not None
         seen.append(int(lock["lease_expires_at"]["N"]))
         raise KeyboardInterrupt
@@ -428,7 +418,7 @@ def test_doctor_repair_with_a_huge_timeout_leases_at_most_900_s_and_ctrl_c_relea
 
     assert len(seen) == 1
     assert seen[0] <= started + MAX_LEASE_SECONDS
-    lock = adv.raw_lock("job-doctor")
+    lock = adv.pipeline.raw_lock("job-doctor")
     assert lock is not None
     assert lock["lease_expires_at"] == {"N": "0"}
     assert adv.invoke(stream_event(*records)) == {"batchItemFailures": []}
@@ -452,7 +442,7 @@ def test_any_base_exception_between_lock_and_mark_releases_the_lease(
     """GIVEN an interrupt (not an `Exception`) after the lock is taken WHEN it unwinds THEN
     the lease is released on the way out (0, unmarked), and the retry takes over at once:
     at most two messages, one reassembly."""
-    records = adv.ready_job("job-int")
+    records = adv.pipeline.ready_job("job-int")
 
     def stop() -> None:
         raise interrupt
@@ -467,7 +457,7 @@ def test_any_base_exception_between_lock_and_mark_releases_the_lease(
     with pytest.raises(interrupt):
         adv.invoke(stream_event(*records), remaining=600)
 
-    lock = adv.raw_lock("job-int")
+    lock = adv.pipeline.raw_lock("job-int")
     assert lock is not None
     assert lock["lease_expires_at"] == {"N": "0"}
     assert "enqueued_at" not in lock
@@ -480,12 +470,6 @@ def test_any_base_exception_between_lock_and_mark_releases_the_lease(
 
 
 # ============================================================ 3. FIFO ids
-
-
-@pytest.fixture(scope="module")
-def fifo_arena(moto_endpoint: str) -> Arena:
-    """Like `arena`, with a FIFO reassembly queue."""
-    return make_arena(moto_endpoint, fifo=True)
 
 
 #: What SQS accepts as MessageGroupId and MessageDeduplicationId.
@@ -510,7 +494,7 @@ def test_a_fifo_queue_accepts_every_job_id(
     job is triggered THEN one message carries a group and deduplication id SQS accepts,
     equal to each other."""
     with adversary(monkeypatch, fifo_arena) as adv:
-        records = adv.ready_job(job_id)
+        records = adv.pipeline.ready_job(job_id)
         assert adv.invoke(stream_event(*records)) == {"batchItemFailures": []}
         assert adv.final(job_id)["dest"] == "enqueued"
         adv.worker.drain()
@@ -532,9 +516,8 @@ def test_the_unprocessed_keys_fault_holds_back_only_the_matching_keys(
     rule's text come back in `UnprocessedKeys`, every other item in `Responses`."""
     pipeline.add_job("job-a")
     pipeline.add_job("job-b")
-    client = LocalAws.connect(moto_endpoint, REGION).dynamodb
-    faults = FaultInjector()
-    faults.attach(client)
+    clients, faults = faulty_clients(moto_endpoint, SimulatedClock().sleep)
+    client = clients.dynamodb
     faults.add(FaultRule("BatchGetItem", FaultKind.UNPROCESSED_KEYS, body_contains="job-b"))
     table = pipeline.names.jobs_table
     keys = [{"job_id": {"S": "job-a"}}, {"job_id": {"S": "job-b"}}]
@@ -551,9 +534,8 @@ def test_the_empty_response_fault_answers_200_without_doing_the_call(
 ) -> None:
     """The fault kind the fail-reason guard uses: a 200 whose body is `{}`, the request
     never reaching AWS (nothing is sent)."""
-    sqs = LocalAws.connect(moto_endpoint, REGION).sqs
-    faults = FaultInjector()
-    faults.attach(sqs)
+    clients, faults = faulty_clients(moto_endpoint, SimulatedClock().sleep)
+    sqs = clients.sqs
     faults.add(FaultRule("SendMessage", FaultKind.EMPTY_RESPONSE, times=1))
     url = pipeline.resources.reassembly_queue_url
 
@@ -569,7 +551,7 @@ def test_one_job_key_unprocessed_for_ever_fails_only_that_job(adv: Adversary) ->
     three ready jobs is handled THEN only that job fails (its records reported), the two
     others are enqueued from the items already returned, the rounds are bounded and their
     pauses jittered."""
-    records = {job: adv.ready_job(job) for job in ("job-a", "job-stuck", "job-c")}
+    records = {job: adv.pipeline.ready_job(job) for job in ("job-a", "job-stuck", "job-c")}
     adv.faults.add(FaultRule("BatchGetItem", FaultKind.UNPROCESSED_KEYS, body_contains="job-stuck"))
 
     response = adv.invoke(stream_event(*(r for rs in records.values() for r in rs)))
@@ -589,7 +571,7 @@ def test_one_job_key_unprocessed_for_ever_fails_only_that_job(adv: Adversary) ->
 def test_unprocessed_keys_rounds_stop_at_the_deadline(adv: Adversary) -> None:
     """GIVEN a Job key never processed and a slow BatchGetItem WHEN the invocation has
     little time THEN the rounds stop in time to answer, and the job fails as `deadline`."""
-    records = adv.ready_job("job-stuck")
+    records = adv.pipeline.ready_job("job-stuck")
     adv.slow_calls(5.0, "BatchGetItem")  # first: a pause never ends the scan of rules
     adv.faults.add(FaultRule("BatchGetItem", FaultKind.UNPROCESSED_KEYS, body_contains="job-stuck"))
 
@@ -605,15 +587,9 @@ def test_unprocessed_keys_rounds_stop_at_the_deadline(adv: Adversary) -> None:
 
 
 def _put_index(pipeline: Pipeline, job_id: str, index: str, padding: int = 0) -> None:
-    pipeline.aws.dynamodb.put_item(
-        TableName=pipeline.names.segment_completions_table,
-        Item={
-            "job_id": {"S": job_id},
-            "segment_index": {"N": index},
-            "output_s3_uri": {"S": f"s3://out/{job_id}/{index}.mp4" + "x" * padding},
-            "completed_at": {"N": "1794000000"},
-        },
-    )
+    """A completion whose `segment_index` is any number, as text."""
+    item = {**completion_item(job_id, 0, padding=padding), "segment_index": _n(index)}
+    pipeline.aws.dynamodb.put_item(TableName=pipeline.names.segment_completions_table, Item=item)
 
 
 @pytest.mark.parametrize(
@@ -750,14 +726,7 @@ def test_a_newer_job_item_is_still_triggered_with_a_warning(
     """GIVEN a Job item that the shared model does not accept in fields the trigger does not
     need WHEN its last segment completes THEN it is enqueued once, and the differences are
     logged as a warning."""
-    item: dict[str, Any] = {
-        "job_id": _s("job-new"),
-        "mode": _s("sbs"),
-        "status": _s("chunking_complete"),
-        "created_at": _n(1793999000),
-        "total_segments": _n(2),
-        **changes,
-    }
+    item = {**job_item("job-new", total_segments=2), **changes}
     if drop:
         del item[drop]
     adv.pipeline.aws.dynamodb.put_item(TableName=adv.pipeline.names.jobs_table, Item=item)
@@ -786,7 +755,7 @@ def test_a_newer_job_item_is_still_triggered_with_a_warning(
 
 
 def _good(adv: Adversary, job_id: str = "job-ok") -> dict[str, Any]:
-    adv.ready_job(job_id, total=1)
+    adv.pipeline.ready_job(job_id, total=1)
     return adv.pipeline.completion_records(job_id, [0])[0]
 
 
@@ -865,7 +834,7 @@ def test_bad_sequence_numbers_among_many_records_of_a_job_are_skipped_as_malform
     """GIVEN 55 records of one job and one with a sequence number that is not a decimal
     string of at most 40 digits WHEN the job fails THEN the bad record is a
     `malformed_record` warning naming it, and Lambda is told the lowest good one."""
-    adv.ready_job("job-many", total=1)
+    adv.pipeline.ready_job("job-many", total=1)
     records = [adv.pipeline.completion_records("job-many", [0])[0] for _ in range(55)]
     odd = adv.pipeline.completion_records("job-many", [0])[0]
     odd["dynamodb"]["SequenceNumber"] = bad
@@ -923,7 +892,7 @@ def test_a_job_id_of_exactly_2048_bytes_is_triggered(adv: Adversary) -> None:
     """DynamoDB's largest partition key is a job id like any other: enqueued once."""
     job_id = "é" * (MAX_JOB_ID_BYTES // 2 - 1) + "xy"
     assert len(job_id.encode()) == MAX_JOB_ID_BYTES
-    records = adv.ready_job(job_id)
+    records = adv.pipeline.ready_job(job_id)
 
     assert adv.invoke(stream_event(*records)) == {"batchItemFailures": []}
     assert adv.messages() == [job_id]
@@ -934,9 +903,8 @@ def test_the_garbled_response_fault_makes_botocore_raise_no_aws_error(
 ) -> None:
     """The fault kind used below: a 200 botocore cannot parse raises an error that is
     neither a ClientError nor a BotoCoreError."""
-    dynamodb = LocalAws.connect(moto_endpoint, REGION).dynamodb
-    faults = FaultInjector()
-    faults.attach(dynamodb)
+    clients, faults = faulty_clients(moto_endpoint, SimulatedClock().sleep)
+    dynamodb = clients.dynamodb
     faults.add(FaultRule("BatchGetItem", FaultKind.GARBLED_RESPONSE, times=1))
     table = pipeline.names.jobs_table
 
@@ -952,7 +920,7 @@ def test_an_unreadable_answer_to_the_jobs_read_fails_those_jobs_not_the_invocati
     """GIVEN BatchGetItem answering 200 with a body botocore cannot parse WHEN a batch of
     two ready jobs is handled THEN the handler still answers: both jobs fail as
     `unexpected_error` with their records reported, and their retry enqueues them."""
-    records = {job: adv.ready_job(job) for job in ("job-1", "job-2")}
+    records = {job: adv.pipeline.ready_job(job) for job in ("job-1", "job-2")}
     adv.faults.add(FaultRule("BatchGetItem", FaultKind.GARBLED_RESPONSE, times=1))
     batch = stream_event(*(r for rs in records.values() for r in rs))
 
@@ -974,7 +942,7 @@ def test_a_queue_slow_for_a_whole_invocation_costs_at_most_two_messages(adv: Adv
     whole invocation WHEN the job is evaluated, then retried once SQS recovers THEN the
     first invocation sends once (no botocore retry), fails and lets go, the retry sends
     once more: two messages, one reassembly."""
-    records = adv.ready_job("job-slow")
+    records = adv.pipeline.ready_job("job-slow")
     slow = adv.faults.add(FaultRule("SendMessage", FaultKind.LOST_RESPONSE))
 
     first = adv.invoke(stream_event(*records))
@@ -999,7 +967,7 @@ def test_too_little_time_fails_every_job_as_deadline_without_calling_aws(adv: Ad
     """GIVEN an invocation with less time left than one DynamoDB call may take WHEN a batch
     of three jobs arrives THEN no call is made, each job fails as `deadline`, and every
     job's lowest record is reported."""
-    records = {job: adv.ready_job(job) for job in ("job-1", "job-2", "job-3")}
+    records = {job: adv.pipeline.ready_job(job) for job in ("job-1", "job-2", "job-3")}
     adv.faults.calls.clear()
 
     response = adv.invoke(stream_event(*(r for rs in records.values() for r in rs)), remaining=10)
@@ -1021,7 +989,7 @@ def test_the_lock_the_send_and_the_mark_or_release_never_outlast_the_invocation(
     mark slow, throttled and retried, or throttled for good (then the lease is released)
     WHEN a ready job is evaluated with this much time left THEN the handler answers before
     the deadline, whatever step the time runs out at; at most one message is sent."""
-    records = adv.ready_job("job-late")
+    records = adv.pipeline.ready_job("job-late")
     adv.slow_calls(4.5)  # first: a pause never ends the scan of rules
     if mark != "slow":
         times = 2 if mark == "throttled-twice" else None
@@ -1051,7 +1019,7 @@ def test_many_jobs_on_a_thread_pool_with_slow_calls_stop_in_time_and_finish_on_r
     time LOCK_SECONDS reserves): only such a job gets a second message."""
     with adversary(monkeypatch, arena, concurrency=8) as adv:
         jobs = [f"job-{n:02d}" for n in range(40)]
-        records = {job: adv.ready_job(job) for job in jobs}
+        records = {job: adv.pipeline.ready_job(job) for job in jobs}
         slow = adv.slow_calls(1.5)
 
         response = adv.invoke(stream_event(*(r for rs in records.values() for r in rs)))

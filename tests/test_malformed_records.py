@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from conftest import CONTRACT_EVENTS, Invoker, Pipeline, stream_event
+from reassembly_trigger.local.kit.records import stream_event
+
+from conftest import CONTRACT_EVENTS, Invoker, Pipeline
 
 
 def _without(record: dict[str, Any], *path: str) -> dict[str, Any]:
@@ -54,7 +56,7 @@ def test_a_malformed_record_is_logged_and_skipped_without_failing_the_batch(
     response = invoke(stream_event(broken, good))
 
     assert response == {"batchItemFailures": []}
-    warnings = [e for e in invoke.logs if e["event"] == "malformed_record"]
+    warnings = invoke.events("malformed_record")
     assert len(warnings) == 1
     assert warnings[0]["log_level"] == "warning"
     assert warnings[0]["reason"] == reason
@@ -66,7 +68,7 @@ def test_a_record_that_is_not_a_stream_record_is_skipped(invoke: Invoker) -> Non
     """Even garbage in `Records` is reported, not raised."""
     response = invoke({"Records": ["garbage", {"dynamodb": "nope"}]})
     assert response == {"batchItemFailures": []}
-    reasons = [e["reason"] for e in invoke.logs if e["event"] == "malformed_record"]
+    reasons = [e["reason"] for e in invoke.events("malformed_record")]
     assert reasons == ["not_a_record", "not_a_record"]
 
 

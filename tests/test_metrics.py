@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
+from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.machine import FailReason, SkipReason
 from reassembly_trigger.metrics import METRIC_UNITS, metric_name
 from reassembly_trigger.settings import DEFAULT_METRICS_NAMESPACE
 
-from conftest import Invoker, Pipeline, stream_event
+from conftest import CORE_FAIL_METRICS, CORE_SKIP_METRICS, Invoker, Pipeline
 
 #: CloudWatch's metric units (MetricDatum), as the EMF specification's schema lists them.
 _SIZES = ("Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes")
@@ -181,22 +182,9 @@ def test_namespace_and_function_name_come_from_the_environment(
 
 def test_every_reason_of_the_machine_has_its_metric() -> None:
     """One metric per skip and per fail reason of machine.py, named as the alarms and the
-    dashboard name them (written out here: a rename must change this test)."""
+    dashboard name them (written out in conftest: a rename must change the tests)."""
     per_reason = {name for name in METRIC_UNITS if name.startswith(("Skipped", "Failed"))}
-    assert per_reason == {
-        "SkippedJobNotFound",
-        "SkippedJobInvalid",
-        "SkippedNotChunkingComplete",
-        "SkippedTotalSegmentsMissing",
-        "SkippedIncomplete",
-        "SkippedAlreadyTriggered",
-        "SkippedReassemblyStarted",
-        "SkippedDeferred",
-        "FailedAwsError",
-        "FailedLockLost",
-        "FailedDeadline",
-        "FailedUnexpectedError",
-    }
+    assert per_reason == {*CORE_SKIP_METRICS, *CORE_FAIL_METRICS}
     assert len(per_reason) == len(SkipReason) + len(FailReason)
     assert metric_name("Skipped", "already_triggered") == "SkippedAlreadyTriggered"
 

@@ -18,6 +18,7 @@ import pytest
 
 from reassembly_trigger.local.aws.stack import LocalAws, Resources
 from reassembly_trigger.local.cli import main
+from reassembly_trigger.local.kit.items import completion_item
 from reassembly_trigger.local.kit.records import StreamRecords
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.local.streams.poller import (
@@ -178,9 +179,10 @@ def test_records_reach_the_handler_in_shard_order_with_lambdas_event_shape(
             "segment_index": {"N": str(segment(record))},
         }
     insert, modify, remove = records[1], records[3], records[4]
-    assert insert["dynamodb"]["NewImage"]["output_s3_uri"] == {"S": "s3://out/job-a/00000.mp4"}
+    written = completion_item("job-a", 0)["output_s3_uri"]
+    assert insert["dynamodb"]["NewImage"]["output_s3_uri"] == written
     assert "OldImage" not in insert["dynamodb"]
-    assert modify["dynamodb"]["OldImage"]["output_s3_uri"] == {"S": "s3://out/job-a/00000.mp4"}
+    assert modify["dynamodb"]["OldImage"]["output_s3_uri"] == written
     assert modify["dynamodb"]["NewImage"]["output_s3_uri"] == {"S": "s3://out/rerun.mp4"}
     assert "NewImage" not in remove["dynamodb"]
     assert remove["dynamodb"]["OldImage"]["segment_index"] == {"N": "1"}

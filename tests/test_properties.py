@@ -12,6 +12,7 @@ Profiles (`HYPOTHESIS_PROFILE`): `ci` (the default, 100 examples) and `thorough`
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -28,9 +29,10 @@ from hypothesis import strategies as st
 from reassembly_trigger.evaluation import MAX_TOTAL_SEGMENTS
 from reassembly_trigger.gateways import DECISIVE_LOCK_ATTRIBUTES
 from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
+from reassembly_trigger.local.kit.items import completion_item
+from reassembly_trigger.local.kit.records import StreamRecords, stream_arn
 
-from adversary import Adversary, Arena, adversary, make_arena
-from conftest import ACCOUNT, REGION
+from adversary import Adversary, Arena, adversary
 
 _COMMON = {
     "deadline": None,  # each example makes real calls to moto: timing varies with load
@@ -293,11 +295,17 @@ def _resolve(value: Any, now: int) -> Any:
     return {"N": str(now + value.offset)} if isinstance(value, Ago) else value
 
 
+@functools.cache
+def _stream(table: str) -> StreamRecords:
+    """One table's records for every example (their sequence numbers never repeat)."""
+    return StreamRecords(table, first_sequence_number=10**24)
+
+
 def _arn(kind: str, table: str) -> Any:
-    stream = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}/stream/2026-11-01T00:00:00.000"
+    stream = stream_arn(table)
     return {
         "own": stream,
-        "other-table": stream.replace(f"table/{table}/", "table/other/"),
+        "other-table": stream_arn("other"),
         "none": None,
         "list": [stream],
         "garbage": "arn:nonsense",
@@ -307,22 +315,20 @@ def _arn(kind: str, table: str) -> Any:
 def _build_record(spec: RecordSpec, job_ids: list[str], adv: Adversary) -> Any:
     names = adv.pipeline.names
     job_id = job_ids[spec.job % len(job_ids)] if isinstance(spec.job, int) else spec.job
-    dynamodb: dict[str, Any] = {"SequenceNumber": spec.sequence_number, "SizeBytes": 100}
+    table = names.segment_completions_table if spec.kind == "completion" else names.jobs_table
+    keys = {"job_id": {"S": job_id}}
     if spec.kind == "completion":
-        dynamodb["Keys"] = {"job_id": {"S": job_id}, "segment_index": spec.index}
-        table = names.segment_completions_table
-    else:
-        dynamodb["Keys"] = {"job_id": {"S": job_id}}
-        dynamodb["NewImage"] = {"job_id": {"S": job_id}, "status": spec.status}
-        table = names.jobs_table
-    record: dict[str, Any] = {
-        "eventID": "e",
-        "eventName": spec.event_name,
-        "eventSource": "aws:dynamodb",
-        "dynamodb": dynamodb,
-    }
+        keys["segment_index"] = spec.index
+    # Any JSON for the event name, and for the values kept out of the kit's record (a
+    # status may be bytes, which the kit's record size cannot measure).
+    record: dict[str, Any] = _stream(table).record(spec.event_name, keys=keys)
+    record["dynamodb"]["SequenceNumber"] = spec.sequence_number
+    if spec.kind != "completion":
+        record["dynamodb"]["NewImage"] = {**keys, "status": spec.status}
     arn = _arn(spec.arn, table)
-    if arn is not None:
+    if arn is None:
+        del record["eventSourceARN"]
+    else:
         record["eventSourceARN"] = arn
     if spec.mutation is not None:
         path, value = spec.mutation
@@ -334,20 +340,9 @@ def _build_record(spec: RecordSpec, job_ids: list[str], adv: Adversary) -> Any:
     return record
 
 
-_sequence = itertools.count(10**24)
-
-
 def _well_formed(job_id: str, adv: Adversary) -> dict[str, Any]:
     table = adv.pipeline.names.segment_completions_table
-    return {
-        "eventName": "INSERT",
-        "eventSource": "aws:dynamodb",
-        "eventSourceARN": _arn("own", table),
-        "dynamodb": {
-            "Keys": {"job_id": {"S": job_id}, "segment_index": {"N": "0"}},
-            "SequenceNumber": str(next(_sequence)),
-        },
-    }
+    return _stream(table).insert(completion_item(job_id, 0))
 
 
 def _event(case: Case, job_ids: list[str], adv: Adversary) -> Any:
@@ -442,12 +437,6 @@ def _batch_sequence_numbers(event: Any) -> set[str]:
 
 
 # ------------------------------------------------------------------ the property
-
-
-@pytest.fixture(scope="module")
-def arena(moto_endpoint: str) -> Arena:
-    """Tables, queues and clients for every example (each example has its own job ids)."""
-    return make_arena(moto_endpoint)
 
 
 @settings(PROFILE)

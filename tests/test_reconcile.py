@@ -17,27 +17,22 @@ from reassembly_trigger.evaluation import Invocation
 from reassembly_trigger.gateways import RECONCILE_CURSOR_KEY
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
 from reassembly_trigger.local.aws.stack import Resources
+from reassembly_trigger.local.kit.contexts import LocalLambdaContext
+from reassembly_trigger.local.kit.records import stream_event
 
-from conftest import LambdaContext, Pipeline, simulated_trigger, stream_event
+from conftest import Pipeline, simulated_trigger
 
 
 @pytest.fixture
 def reconcile_env(lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The Lambda's environment, with every job old enough to reconcile."""
     monkeypatch.setenv("RECONCILE_MIN_AGE_SECONDS", "0")
-    reconcile.reset_container()
-    yield lambda_env
-    reconcile.reset_container()
+    return lambda_env
 
 
 def run(event: dict[str, Any] | None = None) -> dict[str, Any]:
     """One run of the real reconciler entry point."""
-    return reconcile.lambda_handler(event or {}, LambdaContext(timeout_seconds=300))
-
-
-def ready(pipeline: Pipeline, job_id: str, total: int = 2) -> None:
-    pipeline.add_job(job_id, total_segments=total)
-    pipeline.complete(job_id, range(total))
+    return reconcile.lambda_handler(event or {}, LocalLambdaContext(timeout_seconds=300))
 
 
 @pytest.mark.usefixtures("reconcile_env")
@@ -46,7 +41,7 @@ def test_a_complete_job_whose_batches_were_all_discarded_gets_exactly_one_messag
 ) -> None:
     """GIVEN a complete, chunked job no stream record ever reached WHEN the reconciler runs
     (twice) THEN the first run sends exactly one message and says so; the second sends none."""
-    ready(pipeline, "job-lost", total=3)
+    pipeline.ready_job("job-lost", total=3)
 
     first = run()
     second = run()
@@ -82,9 +77,9 @@ def test_a_live_lease_is_left_alone_and_an_expired_unfinished_lock_is_taken_over
     """A holder within its lease is deferred to (never waited for); a lock whose lease is
     over and that was never marked is taken over and its job sent once."""
     now = int(time.time())
-    ready(pipeline, "job-live")
+    pipeline.ready_job("job-live")
     pipeline.put_lock("job-live", holder="alive/1", triggered_at=now, lease_expires_at=now + 600)
-    ready(pipeline, "job-dead")
+    pipeline.ready_job("job-dead")
     pipeline.put_lock(
         "job-dead", holder="dead/1", triggered_at=now - 900, lease_expires_at=now - 300
     )
@@ -108,7 +103,7 @@ def test_a_marked_or_started_job_costs_no_count(
     ends there: the only Query of the run is the index listing."""
     now = int(time.time())
     for job_id in ("job-marked", "job-started"):
-        ready(pipeline, job_id)
+        pipeline.ready_job(job_id)
     pipeline.put_lock("job-marked", holder="h", triggered_at=now, enqueued_at=now, message_id="m")
     pipeline.put_lock("job-started", triggered_at=now - 60, reassembly_started_at=now)
 
@@ -128,8 +123,8 @@ def test_a_targeted_run_reconciles_exactly_the_named_jobs_whatever_their_status(
     pipeline: Pipeline,
 ) -> None:
     """`{"job_ids": [...]}` evaluates those jobs and no other, through the same rules."""
-    ready(pipeline, "job-a")
-    ready(pipeline, "job-b")
+    pipeline.ready_job("job-a")
+    pipeline.ready_job("job-b")
     pipeline.add_job("job-c", total_segments=None, status="created")
 
     summary = run({"job_ids": ["job-a", "job-c", "job-a", "", 7]})
@@ -147,10 +142,9 @@ def test_fresh_jobs_are_left_to_the_stream_path(
 ) -> None:
     """Jobs created less than RECONCILE_MIN_AGE_SECONDS ago are not listed."""
     monkeypatch.setenv("RECONCILE_MIN_AGE_SECONDS", "300")
-    reconcile.reset_container()
     pipeline.add_job("job-new", total_segments=1, created_at=int(time.time()) - 10)
     pipeline.complete("job-new", [0])
-    ready(pipeline, "job-old")
+    pipeline.ready_job("job-old")
 
     summary = run()
 
@@ -165,9 +159,8 @@ def test_unclaimed_messages_and_long_waits_are_reported_not_resent(
     """A message sent long ago and never claimed is reported (with its id and age) and
     counted in the metrics, but never re-sent; so is a job missing segments for long."""
     monkeypatch.setenv("UNCLAIMED_AFTER_SECONDS", "60")
-    reconcile.reset_container()
     now = int(time.time())
-    ready(pipeline, "job-unclaimed")
+    pipeline.ready_job("job-unclaimed")
     sent = now - 7200
     pipeline.put_lock(
         "job-unclaimed", holder="h", triggered_at=sent, enqueued_at=sent, message_id="m1"
@@ -228,7 +221,7 @@ def test_after_a_complete_run_the_next_starts_from_the_oldest_again(
     pipeline: Pipeline, moto_endpoint: str, resources: Resources
 ) -> None:
     """A run that reaches every job clears the cursor."""
-    ready(pipeline, "job-x", total=1)
+    pipeline.ready_job("job-x", total=1)
     with simulated_trigger(moto_endpoint, resources, reconcile_min_age_seconds=0) as simulated:
         clock = simulated.clock
         result = simulated.reconciler().run({}, Invocation("run", clock.now() + 300))
@@ -243,7 +236,7 @@ def test_two_reconcile_runs_and_a_stream_invocation_on_one_job_send_one_message(
 ) -> None:
     """The reconciler takes the lock with the same conditional writes as the stream path:
     any number of them at once send one message."""
-    ready(pipeline, "job-race", total=2)
+    pipeline.ready_job("job-race", total=2)
     records = pipeline.completion_records("job-race", [1])
     results: list[Any] = []
     barrier = threading.Barrier(3)
@@ -254,7 +247,7 @@ def test_two_reconcile_runs_and_a_stream_invocation_on_one_job_send_one_message(
 
     def stream_once() -> None:
         barrier.wait()
-        results.append(handler.lambda_handler(stream_event(*records), LambdaContext()))
+        results.append(handler.lambda_handler(stream_event(*records), LocalLambdaContext()))
 
     threads = [threading.Thread(target=t) for t in (reconcile_once, reconcile_once, stream_once)]
     for thread in threads:
@@ -306,7 +299,6 @@ def test_a_run_that_cannot_list_the_jobs_reports_it_and_fails_the_invocation(
     """A wrong index name: the run ends with the AWS error in its summary and its metrics
     line written, then the handler raises so the function's Errors alarm sees it."""
     monkeypatch.setenv("JOBS_STATUS_INDEX_NAME", "no-such-index")
-    reconcile.reset_container()
 
     result = reconcile.container_reconciler().run({}, Invocation("r", time.time() + 300))
     assert result.error is not None

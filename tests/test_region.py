@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import boto3
@@ -20,12 +19,10 @@ import pytest
 from reassembly_trigger.local import cli
 from reassembly_trigger.local.aws.stack import (
     LocalAws,
-    ResourceNames,
-    create_resources,
     environment,
 )
 
-from conftest import Pipeline
+from pipeline import Pipeline, fresh_resources
 
 PIPELINE_REGION = "eu-west-1"
 CLI = Path(sys.executable).with_name("reassembly-trigger")
@@ -35,8 +32,7 @@ CLI = Path(sys.executable).with_name("reassembly-trigger")
 def far_pipeline(moto_endpoint: str) -> Pipeline:
     """Fresh tables and queues in eu-west-1, with one complete job nobody triggered."""
     aws = LocalAws.connect(moto_endpoint, PIPELINE_REGION)
-    resources = create_resources(aws, ResourceNames.with_prefix(f"r{uuid.uuid4().hex[:10]}"))
-    pipeline = Pipeline(aws, resources)
+    pipeline = Pipeline(aws, fresh_resources(aws))
     pipeline.add_job("job-r", total_segments=2)
     pipeline.complete("job-r", [0, 1])
     return pipeline

@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
+from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.machine import SKIP_REASONS, SkipReason
 
-from conftest import Invoker, Pipeline, stream_event
+from conftest import Invoker, Pipeline
 
 
 def _job_not_found(pipeline: Pipeline) -> None:

@@ -25,13 +25,13 @@ import hcl2
 import pytest
 from moto.events.models import EventPattern
 
+from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.settings import ENVIRONMENT_VARIABLES
 
-from conftest import Invoker, stream_event
+from conftest import CONTRACT_EVENTS, CORE_FAIL_METRICS, CORE_SKIP_METRICS, Invoker
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = ROOT / "terraform"
-CONTRACT_EVENTS = ROOT / "tests" / "events"  # copies of ../shared/contract/events
 #: Statements for what Lambda does with the function's role (not the code's own calls).
 SERVICE_STATEMENTS = {"ReadTheStreams", "ListStreams", "ReportGivenUpBatches", "WriteOwnLogs"}
 
@@ -70,18 +70,6 @@ RECONCILER_STATEMENTS = {
     ),
     "UseCustomerManagedKeys": (["kms:Decrypt", "kms:GenerateDataKey"], "${statement.value}"),
 }
-#: The per-reason EMF metrics of the core's closed sets of reasons.
-CORE_SKIP_METRICS = [
-    "SkippedJobNotFound",
-    "SkippedJobInvalid",
-    "SkippedNotChunkingComplete",
-    "SkippedTotalSegmentsMissing",
-    "SkippedIncomplete",
-    "SkippedAlreadyTriggered",
-    "SkippedReassemblyStarted",
-    "SkippedDeferred",
-]
-CORE_FAIL_METRICS = ["FailedAwsError", "FailedLockLost", "FailedDeadline", "FailedUnexpectedError"]
 #: The stream function's and the reconciler's other EMF metrics.
 CORE_STREAM_METRICS = {
     "Records",
@@ -919,13 +907,7 @@ def test_no_statement_grants_a_wildcard_action() -> None:
 def test_each_statement_is_scoped_to_its_own_resources() -> None:
     """Each statement's actions on exactly its resource; "*" only for ListStreams."""
     expected = {
-        "ReadJobs": (["dynamodb:BatchGetItem"], ["${var.jobs_table_arn}"]),
-        "CountSegmentCompletions": (["dynamodb:Query"], ["${var.segment_completions_table_arn}"]),
-        "HoldTheReassemblyLock": (
-            ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
-            ["${var.reassembly_triggered_table_arn}"],
-        ),
-        "StartReassembly": (["sqs:SendMessage"], ["${var.reassembly_queue_arn}"]),
+        **TRIGGER_JOB_STATEMENTS,  # the code's own calls, then what Lambda does for it
         "ReadTheStreams": (
             ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
             "${local.stream_arns}",
@@ -936,7 +918,6 @@ def test_each_statement_is_scoped_to_its_own_resources() -> None:
             ["logs:CreateLogStream", "logs:PutLogEvents"],
             ["${aws_cloudwatch_log_group.trigger[0].arn}:*"],
         ),
-        "UseCustomerManagedKeys": (["kms:Decrypt", "kms:GenerateDataKey"], "${statement.value}"),
     }
     statements = function_statements()
     assert {sid: (s["actions"], s["resources"]) for sid, s in statements.items()} == expected

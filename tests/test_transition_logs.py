@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import json
 
-import structlog
-
+from reassembly_trigger.handler import lambda_handler
+from reassembly_trigger.local.kit.contexts import LocalLambdaContext
+from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.logs import configure_logging
 from reassembly_trigger.machine import (
     TRANSITION_LOG_FIELDS,
@@ -15,7 +16,7 @@ from reassembly_trigger.machine import (
     State,
 )
 
-from conftest import Invoker, Pipeline, stream_event
+from conftest import Invoker, Pipeline
 
 
 def test_each_transition_event_carries_the_documented_fields(
@@ -66,15 +67,10 @@ def test_in_lambda_each_event_is_one_json_object_per_line_on_stdout(
     pipeline.add_job("job-n", total_segments=1)
     pipeline.complete("job-n", [0])
     out = io.StringIO()
-    configure_logging("json", stream=out, force=True)
-    try:
-        from reassembly_trigger.handler import lambda_handler
+    configure_logging("json", stream=out, force=True)  # conftest restores it afterwards
 
-        from conftest import LambdaContext
-
-        lambda_handler(stream_event(*pipeline.completion_records("job-n", [0])), LambdaContext())
-    finally:
-        structlog.reset_defaults()
+    event = stream_event(*pipeline.completion_records("job-n", [0]))
+    lambda_handler(event, LocalLambdaContext())
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     transitions = [e for e in lines if e["event"] == "transition"]
     assert [e["dest"] for e in transitions][-1] == "enqueued"

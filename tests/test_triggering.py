@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from conftest import Invoker, Pipeline, stream_event
+from reassembly_trigger.local.kit.records import stream_event
+
+from conftest import Invoker, Pipeline
 
 
 def test_a_complete_job_is_enqueued_once_with_the_exact_body(

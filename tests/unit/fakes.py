@@ -29,9 +29,16 @@ from reassembly_trigger.gateways import (
     deserialize_item,
     whole_number,
 )
+from reassembly_trigger.local.kit.items import job_item
+from reassembly_trigger.local.simulation.clock import SimulatedClock
 
 #: Any DynamoDB-JSON attribute value.
 Attr = dict[str, Any]
+
+
+def item(job_id: str, **attributes: object) -> Attr:
+    """An item of `job_id` whose other attributes are plain values."""
+    return {"job_id": {"S": job_id}, **{k: attr(v) for k, v in attributes.items()}}
 
 
 def attr(value: object) -> Attr:
@@ -45,21 +52,6 @@ def attr(value: object) -> Attr:
     return {"S": str(value)}
 
 
-class FakeClock:
-    """A clock that only moves when told to (or when slept on)."""
-
-    def __init__(self, start: float = 1_794_700_000.0) -> None:
-        self.time = start
-        self.slept = 0.0
-
-    def now(self) -> float:
-        return self.time
-
-    def sleep(self, seconds: float) -> None:
-        self.time += seconds
-        self.slept += seconds
-
-
 @dataclass
 class FakeJobs:
     """The Jobs table: items by id (DynamoDB JSON); ids in `unavailable` fail to read."""
@@ -69,10 +61,7 @@ class FakeJobs:
     reads: int = 0
 
     def put(self, job_id: str, **attributes: object) -> None:
-        self.items[job_id] = {
-            "job_id": {"S": job_id},
-            **{k: attr(v) for k, v in attributes.items()},
-        }
+        self.items[job_id] = item(job_id, **attributes)
 
     def load_jobs(self, job_ids: Sequence[str], budget: Budget | None = None) -> LoadedJobs:
         self.reads += 1
@@ -123,10 +112,7 @@ class FakeLock:
     before_write: Callable[[str], None] | None = None
 
     def put(self, job_id: str, **attributes: object) -> None:
-        self.items[job_id] = {
-            "job_id": {"S": job_id},
-            **{k: attr(v) for k, v in attributes.items()},
-        }
+        self.items[job_id] = item(job_id, **attributes)
 
     def value(self, job_id: str) -> dict[str, Any]:
         return deserialize_item(self.items[job_id])
@@ -207,7 +193,7 @@ class World:
     completions: FakeCompletions = field(default_factory=FakeCompletions)
     lock: FakeLock = field(default_factory=FakeLock)
     queue: FakeQueue = field(default_factory=FakeQueue)
-    clock: FakeClock = field(default_factory=FakeClock)
+    clock: SimulatedClock = field(default_factory=SimulatedClock)
     legacy_lease_seconds: int = 900
 
     def gateways(self) -> Gateways:
@@ -221,7 +207,7 @@ class World:
         )
 
     def ready(self, job_id: str, total: int = 2) -> None:
-        self.jobs.put(job_id, status="chunking_complete", total_segments=total, mode="sbs")
+        self.jobs.items[job_id] = job_item(job_id, total_segments=total)
         self.completions.complete(job_id, *range(total))
 
 

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 import structlog
 
+from reassembly_trigger.local.kit.records import StreamRecords
 from reassembly_trigger.records import Ignored, Malformed, parse_batch
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 JOBS, COMPLETIONS = "stereo-spot-jobs", "stereo-spot-segment-completions"
-ARN = "arn:aws:dynamodb:us-east-1:1:table/{}/stream/2026-11-01T10:00:00.000"
+STREAMS = {table: StreamRecords(table) for table in (JOBS, COMPLETIONS)}
 
 
 def record(
@@ -26,21 +27,15 @@ def record(
     keys: Any = None,
     new_image: Any = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "Keys": keys
-        if keys is not None
-        else {"job_id": {"S": job_id}, "segment_index": {"N": "0"}}
-        if table == COMPLETIONS
-        else {"job_id": {"S": job_id}},
-        "SequenceNumber": sequence,
-    }
-    if new_image is not None:
-        body["NewImage"] = new_image
-    return {
-        "eventName": event_name,
-        "eventSourceARN": ARN.format(table) if arn is None else arn,
-        "dynamodb": body,
-    }
+    """A record of `table`'s stream, with any of its parts given as anything."""
+    if keys is None:
+        keys = {"job_id": {"S": job_id}}
+        if table == COMPLETIONS:
+            keys["segment_index"] = {"N": "0"}
+    built = STREAMS[table].record(event_name, new=new_image, keys=keys, sequence_number=sequence)
+    if arn is not None:
+        built["eventSourceARN"] = arn
+    return built
 
 
 def parse(*records: Any, event: Any = None) -> Any:

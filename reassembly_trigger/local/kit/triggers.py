@@ -16,8 +16,10 @@ import boto3
 
 from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.clients import AwsClients, session_clients
+from reassembly_trigger.gateways import BATCH_GET_LIMIT, ReconcileCursorStore
 from reassembly_trigger.local.aws.faults import FaultInjector, instant_retries
 from reassembly_trigger.local.aws.stack import DEFAULT_REGION, LOCAL_CREDENTIALS, Resources
+from reassembly_trigger.reconcile import Reconciler
 from reassembly_trigger.runtime import build_trigger
 
 
@@ -51,6 +53,12 @@ class FaultyTrigger:
     trigger: ReassemblyTrigger
     clients: AwsClients
     faults: FaultInjector
+
+    def reconciler(self, *, chunk_size: int = BATCH_GET_LIMIT) -> Reconciler:
+        """A reconciler on this trigger (same clients, clock and settings)."""
+        table = self.trigger.settings.reassembly_triggered_table_name
+        cursor = ReconcileCursorStore(self.clients.dynamodb, table)
+        return Reconciler(self.trigger, cursor, chunk_size=chunk_size)
 
 
 def faulty_trigger(
