@@ -46,6 +46,9 @@ RELEASED = 0
 #: No holder outlives Lambda's maximum timeout: whatever a lock says, its lease is over
 #: this long after it was taken or taken over.
 MAX_LEASE_SECONDS = 900
+#: How long a claimed re-send (`doctor --repair --resend`) keeps others from re-sending
+#: before its message id is recorded; after it, a re-sender that died is not waited for.
+RESEND_LEASE_SECONDS = 60
 #: Clocks of Lambda hosts agree to well under this; a lease counts as over only once it
 #: is this far in the past, and a start this far in the future is not believed.
 CLOCK_SKEW_SECONDS = 2
@@ -732,26 +735,48 @@ class ReassemblyLock:
             "attribute_not_exists(reassembly_started_at)",
             condition.unchanged("message_id"),
             condition.unchanged("resends"),
+            # A re-send claimed and not yet recorded (its message may be on its way) is
+            # left alone until its own lease ends.
+            "(attribute_not_exists(#resending) OR #resending < :now)",
         ]
-        names = {**condition.names, "#resends": "resends", "#holder": "holder"}
+        names = {
+            **condition.names,
+            "#resends": "resends",
+            "#holder": "holder",
+            "#resending": "resend_lease_expires_at",
+        }
         values: dict[str, Any] = {
             **condition.values,
             ":resends": {"N": str(seen.resends + 1)},
             ":holder": {"S": holder},
             ":now": {"N": str(now)},
+            ":until": {"N": str(now + RESEND_LEASE_SECONDS)},
         }
         self._conditional_update(
             seen.job_id,
-            update="SET #resends = :resends, #holder = :holder, resent_at = :now",
+            update=(
+                "SET #resends = :resends, #holder = :holder, resent_at = :now, "
+                "#resending = :until"
+            ),
             condition=" AND ".join(conditions),
             names=names,
             values=values,
         )
 
     def record_resend(self, job_id: str, holder: str, message_id: str, now: int) -> None:
-        """Record the re-sent message's id (after `claim_resend` and the send): the same
-        write as the enqueue mark, by the holder `claim_resend` set."""
-        self.mark_enqueued(job_id, holder, message_id, now)
+        """Record the re-sent message's id and end the re-send's lease (after
+        `claim_resend` and the send), by the holder `claim_resend` set."""
+        self._conditional_update(
+            job_id,
+            update="SET enqueued_at = :now, message_id = :message_id REMOVE #resending",
+            condition="#holder = :holder",
+            names={"#holder": "holder", "#resending": "resend_lease_expires_at"},
+            values={
+                ":now": {"N": str(now)},
+                ":message_id": {"S": message_id},
+                ":holder": {"S": holder},
+            },
+        )
 
     def _conditional_update(
         self,

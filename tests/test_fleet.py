@@ -8,7 +8,9 @@ import time
 
 import pytest
 
+from reassembly_trigger.gateways import RESEND_LEASE_SECONDS, ReassemblyLock
 from reassembly_trigger.local import cli
+from reassembly_trigger.local.ops.doctor import Doctor
 
 from conftest import Pipeline, cli_json
 
@@ -139,3 +141,49 @@ def test_repair_timeout_is_capped_by_the_parser(capsys: pytest.CaptureFixture[st
         cli.main(["doctor", "job-x", "--repair", "--timeout", "31536000"])
     assert exited.value.code == 2
     assert "at most 900 seconds" in capsys.readouterr().err
+
+
+class _SteppedClock:
+    """Real epoch time plus what the test adds (a re-send's lease running out)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.ahead
+
+    def sleep(self, seconds: float) -> None:
+        self.ahead += seconds
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_a_resend_claimed_by_someone_else_and_not_yet_recorded_is_not_doubled(
+    pipeline: Pipeline,
+) -> None:
+    """Each order of two re-senders sends one message: read before the other's claim
+    (its count moved), read between its claim and its record (its lease holds), read after
+    its record (the message is recent, not unclaimed); a re-sender that died after its
+    claim holds the others off only until its lease ends."""
+    fleet(pipeline)
+    clock = _SteppedClock()
+    first, second = Doctor.from_environment(clock=clock), Doctor.from_environment(clock=clock)
+    lock = ReassemblyLock(pipeline.aws.dynamodb, pipeline.names.reassembly_triggered_table)
+    seen = lock.read("job-unclaimed")
+    assert seen is not None
+
+    # The first re-sender claims and (as far as the second can tell) is still sending.
+    lock.claim_resend(seen, "resend-first", int(clock.now()))
+    assert second.resend("job-unclaimed").sent is False
+    assert pipeline.bodies() == []
+
+    # It died there: once its lease is over, the second may re-send, once.
+    clock.sleep(RESEND_LEASE_SECONDS + 1)
+    done = second.resend("job-unclaimed")
+    assert done.sent is True
+    assert first.resend("job-unclaimed").sent is False  # recent: not unclaimed
+    assert pipeline.bodies() == [{"job_id": "job-unclaimed"}]
+    recorded = pipeline.lock("job-unclaimed")
+    assert recorded is not None
+    assert recorded["message_id"] == done.message_id
+    assert int(recorded["resends"]) == 2
+    assert "resend_lease_expires_at" not in recorded

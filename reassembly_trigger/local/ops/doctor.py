@@ -482,8 +482,19 @@ class Doctor:
             return ResendResult(
                 job_id, False, "the media worker has claimed the job: nothing to re-send"
             )
-        holder = f"resend-{uuid.uuid4().hex[:12]}"
         now = int(self._clock.now())
+        sent = lock.enqueued_at
+        unclaimed_after = self.trigger.settings.unclaimed_after_seconds
+        if sent is not None and now - sent <= unclaimed_after:
+            # Only an unclaimed message is re-sent: one sent this recently (perhaps by
+            # another re-send a moment ago) still awaits the media worker.
+            return ResendResult(
+                job_id,
+                False,
+                f"its message was sent {duration(now - sent)} ago: it is not unclaimed "
+                f"until {duration(unclaimed_after)} have passed",
+            )
+        holder = f"resend-{uuid.uuid4().hex[:12]}"
         try:
             self._lock.claim_resend(lock, holder, now)
         except LockChanged:
@@ -491,7 +502,18 @@ class Doctor:
                 job_id, False, "the lock changed since it was read (someone else re-sent?)"
             )
         message_id = self.trigger.gateways.queue.send(job_id)
-        self._lock.record_resend(job_id, holder, message_id, now)
+        try:
+            self._lock.record_resend(job_id, holder, message_id, now)
+        except LockChanged:
+            # Sent: say so, even though the lock no longer names this re-send.
+            return ResendResult(
+                job_id,
+                True,
+                "re-sent, but the lock changed before the new message id was recorded",
+                message_id=message_id,
+                previous_message_id=lock.message_id,
+                resends=lock.resends + 1,
+            )
         return ResendResult(
             job_id,
             True,
