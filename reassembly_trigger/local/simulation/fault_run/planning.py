@@ -8,8 +8,9 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
+from reassembly_trigger.local.kit.items import Item, completion_item, job_item
+from reassembly_trigger.local.simulation.clock import DEFAULT_START
 from reassembly_trigger.local.simulation.fault_run.config import FaultScenario
 
 #: Segment counts and how often each occurs: mostly small, some large.
@@ -17,6 +18,9 @@ JOB_SIZES = (1, 2, 3, 4, 5, 6, 8, 12, 24)
 JOB_SIZE_WEIGHTS = (16, 22, 20, 14, 10, 7, 5, 4, 2)
 #: Chance that a video worker writes a completion twice.
 DUPLICATE_COMPLETION_RATE = 0.08
+#: `completed_at` of a completion (one more when written again): fixed, so every run
+#: writes the same items.
+COMPLETED_AT = int(DEFAULT_START)
 
 
 class JobKind(StrEnum):
@@ -58,67 +62,57 @@ def plan_jobs(count: int, rng: random.Random) -> list[ScriptedJob]:
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """One write of the pipeline: a Job item or a completion (`old_item`: what it replaces)."""
+    """One write of the pipeline: the chunker's Job item (created, then `again` when
+    chunking completes), or a video worker's completion of `segment_index` (`again`:
+    written a second time)."""
 
-    table: str  # "jobs" or "completions"
-    job_id: str
-    item: dict[str, Any]
+    job: ScriptedJob
     segment_index: int | None = None
-    old_item: dict[str, Any] | None = None
+    again: bool = False
 
     @property
-    def key(self) -> tuple[str, str, int | None]:
-        """The item's table and key (one BatchWriteItem may not write a key twice)."""
-        return (self.table, self.job_id, self.segment_index)
+    def on_jobs_table(self) -> bool:
+        """Whether it writes the Jobs table (else SegmentCompletions)."""
+        return self.segment_index is None
 
+    @property
+    def key(self) -> tuple[str, int | None]:
+        """The item's key (one BatchWriteItem may not write a key twice)."""
+        return (self.job.job_id, self.segment_index)
 
-def _job_item(job: ScriptedJob, status: str, with_total: bool) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "job_id": {"S": job.job_id},
-        "mode": {"S": "sbs"},
-        "status": {"S": status},
-        "created_at": {"N": "1794700000"},
-    }
-    if with_total:
-        item["total_segments"] = {"N": str(job.total)}
-    return item
-
-
-def _completion_item(job_id: str, index: int, attempt: int) -> dict[str, Any]:
-    return {
-        "job_id": {"S": job_id},
-        "segment_index": {"N": str(index)},
-        "output_s3_uri": {"S": f"s3://out/jobs/{job_id}/segments/{index:05d}.mp4"},
-        "completed_at": {"N": str(1794700000 + attempt)},
-    }
+    def images(self, created_at: int) -> tuple[Item, Item | None]:
+        """The item written and, when it exists already, the one it replaces (the Job
+        created at `created_at`)."""
+        job_id = self.job.job_id
+        if self.segment_index is None:
+            created = job_item(job_id, status="chunking_in_progress", created_at=created_at)
+            if not self.again:
+                return created, None
+            return job_item(job_id, total_segments=self.job.total, created_at=created_at), created
+        first = completion_item(job_id, self.segment_index, completed_at=COMPLETED_AT)
+        if not self.again:
+            return first, None
+        return completion_item(job_id, self.segment_index, completed_at=COMPLETED_AT + 1), first
 
 
 def chunking_write(job: ScriptedJob) -> Write:
     """The chunker's last write of `job`: `chunking_complete`, with its `total_segments`."""
-    return Write(
-        "jobs",
-        job.job_id,
-        _job_item(job, "chunking_complete", with_total=True),
-        old_item=_job_item(job, "chunking_in_progress", with_total=False),
-    )
+    return Write(job, again=True)
 
 
 def job_writes(job: ScriptedJob, rng: random.Random, counts: Counter[str]) -> list[Write]:
     """A job's writes in the order the pipeline makes them (segments out of order)."""
-    created = _job_item(job, "chunking_in_progress", with_total=False)
     indexes = list(range(job.total))
     if job.kind is JobKind.INCOMPLETE:
         indexes.remove(rng.randrange(job.total))
     rng.shuffle(indexes)
     segments: list[Write] = []
     for index in indexes:
-        item = _completion_item(job.job_id, index, 0)
-        segments.append(Write("completions", job.job_id, item, index))
+        segments.append(Write(job, segment_index=index))
         if rng.random() < DUPLICATE_COMPLETION_RATE:  # the video worker wrote it twice
-            again = _completion_item(job.job_id, index, 1)
-            segments.append(Write("completions", job.job_id, again, index, old_item=item))
+            segments.append(Write(job, segment_index=index, again=True))
             counts[FaultScenario.DUPLICATE_COMPLETION] += 1
-    writes = [Write("jobs", job.job_id, created)]
+    writes = [Write(job)]
     chunking = chunking_write(job)
     if job.kind is JobKind.LATE_CHUNKING:
         writes += [*segments, chunking]

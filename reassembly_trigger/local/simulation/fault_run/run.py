@@ -3,7 +3,6 @@ the races, the reconciler on its schedule and the media worker on one simulated 
 
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 import re
@@ -14,7 +13,6 @@ from collections import Counter
 from collections.abc import Iterator, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -44,7 +42,9 @@ from reassembly_trigger.local.aws.stack import (
     Resources,
     create_resources,
 )
-from reassembly_trigger.local.simulation.clock import SimulatedClock
+from reassembly_trigger.local.kit.items import Item
+from reassembly_trigger.local.kit.records import StreamRecords
+from reassembly_trigger.local.simulation.clock import DEFAULT_START, SimulatedClock
 from reassembly_trigger.local.simulation.fault_run.config import (
     CALL_FAULTS,
     FUNCTION_TIMEOUT_SECONDS,
@@ -83,55 +83,14 @@ from reassembly_trigger.records import JobRequest
 from reassembly_trigger.runtime import build_trigger
 
 _JOB_ID = re.compile(rb"job-\d{6}")
-_ACCOUNT = "123456789012"
+#: Every stream record's `ApproximateCreationDateTime`: fixed, so every run makes the
+#: same records.
+ARRIVAL = int(DEFAULT_START)
 
 
 def _job_key(body: bytes) -> str:
     """The jobs a request names (what makes fault draws reproducible per job)."""
     return ",".join(sorted({m.decode() for m in _JOB_ID.findall(body)}))
-
-
-class _Streams:
-    """Stream records as Lambda delivers them, with increasing sequence numbers."""
-
-    def __init__(self, names: ResourceNames) -> None:
-        self._names = names
-        self._sequence = itertools.count(10**20)
-        self._lock = threading.Lock()
-
-    def next_sequence(self) -> str:
-        with self._lock:
-            return str(next(self._sequence))
-
-    def record(self, write: Write) -> dict[str, Any]:
-        table = (
-            self._names.jobs_table
-            if write.table == "jobs"
-            else self._names.segment_completions_table
-        )
-        keys: dict[str, Any] = {"job_id": {"S": write.job_id}}
-        if write.segment_index is not None:
-            keys["segment_index"] = {"N": str(write.segment_index)}
-        body: dict[str, Any] = {
-            "ApproximateCreationDateTime": 1794700000,
-            "Keys": keys,
-            "NewImage": write.item,
-            "SequenceNumber": self.next_sequence(),
-            "SizeBytes": 200,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        }
-        if write.old_item is not None:
-            body["OldImage"] = write.old_item
-        return {
-            "eventID": body["SequenceNumber"],
-            "eventName": "MODIFY" if write.old_item is not None else "INSERT",
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": DEFAULT_REGION,
-            "dynamodb": body,
-            "eventSourceARN": f"arn:aws:dynamodb:{DEFAULT_REGION}:{_ACCOUNT}:table/{table}"
-            "/stream/2026-11-15T00:00:00.000",
-        }
 
 
 class _TransitionTally:
@@ -201,7 +160,12 @@ class FaultRun:
         self.clock = SimulatedClock()
         self.aws = aws
         self.resources = resources
-        self.streams = _Streams(resources.names)
+        names = resources.names
+        #: The two tables' streams (Lambda's records, numbered per stream).
+        self.jobs_stream = StreamRecords(names.jobs_table, region=aws.region, arrival=ARRIVAL)
+        self.completions_stream = StreamRecords(
+            names.segment_completions_table, region=aws.region, arrival=ARRIVAL
+        )
         self.faults = FaultInjector(seed=config.seed, call_key=_job_key)
         self.trigger, clients = self._trigger(aws.endpoint_url)
         self.schedule = ScheduledReconciler(
@@ -290,7 +254,20 @@ class FaultRun:
         self.job_faults.setdefault(job_id, set()).add(fault.value)
 
     def _chunking_record(self, job: ScriptedJob) -> Record:
-        return self.streams.record(self._stamped(chunking_write(job)))
+        """The record of `job`'s chunking write, delivered again by a rival invocation."""
+        write = chunking_write(job)
+        return self._record(write, *self._images(write))
+
+    def _images(self, write: Write) -> tuple[Item, Item | None]:
+        """The write's item and the one it replaces; a Job created at the simulated time
+        of its first write."""
+        created_at = self._created_at.setdefault(write.job.job_id, int(self.clock.now()))
+        return write.images(created_at)
+
+    def _record(self, write: Write, new: Item, old: Item | None) -> Record:
+        """The stream record of a write of `new` over `old`."""
+        stream = self.jobs_stream if write.on_jobs_table else self.completions_stream
+        return stream.insert(new) if old is None else stream.modify(new, old)
 
     # ---------------------------------------------------------------- the reconciler
 
@@ -340,7 +317,7 @@ class FaultRun:
     def write(self, writes: list[Write]) -> None:
         """Apply the pipeline's writes (BatchWriteItem) and queue their stream records."""
         chunk: list[Write] = []
-        keys: set[tuple[str, str, int | None]] = set()
+        keys: set[tuple[str, int | None]] = set()
         for write in writes:
             if len(chunk) == 25 or write.key in keys:
                 self._flush(chunk)
@@ -349,58 +326,46 @@ class FaultRun:
             keys.add(write.key)
         self._flush(chunk)
 
-    def _stamped(self, write: Write) -> Write:
-        """A Job write with the job's creation time (simulated) as `created_at`."""
-        if write.table != "jobs":
-            return write
-        created = {"N": str(self._created_at.setdefault(write.job_id, int(self.clock.now())))}
-        old = write.old_item
-        return replace(
-            write,
-            item={**write.item, "created_at": created},
-            old_item=None if old is None else {**old, "created_at": created},
-        )
-
     def _flush(self, chunk: list[Write]) -> None:
         if not chunk:
             return
-        chunk = [self._stamped(write) for write in chunk]
+        images = [self._images(write) for write in chunk]
         names = self.resources.names
         requests: dict[str, list[Any]] = {}
-        for write in chunk:
-            table = names.jobs_table if write.table == "jobs" else names.segment_completions_table
-            requests.setdefault(table, []).append({"PutRequest": {"Item": write.item}})
+        for write, (item, _) in zip(chunk, images, strict=True):
+            table = names.jobs_table if write.on_jobs_table else names.segment_completions_table
+            requests.setdefault(table, []).append({"PutRequest": {"Item": item}})
         response = self.aws.dynamodb.batch_write_item(RequestItems=requests)
         if response.get("UnprocessedItems"):
             raise RuntimeError("the moto server left items unprocessed")
         completed: list[str] = []
         far_holders = self.targets.far_holders
-        for write in chunk:
-            self._route(write)
-            far = far_holders.get(write.job_id)
+        for write, (item, old) in zip(chunk, images, strict=True):
+            self._route(write, self._record(write, item, old))
+            job_id = write.job.job_id
+            far = far_holders.get(job_id)
             if far is not None:
                 lease, left = far
-                far_holders[write.job_id] = (lease, left - 1)
+                far_holders[job_id] = (lease, left - 1)
                 if left == 1:
-                    completed.append(write.job_id)
+                    completed.append(job_id)
         for job_id in completed:
             self._far_holder(job_id, far_holders.pop(job_id)[0])
         if self.config.mode.on_write:
             # Each worker calls once its write is done (after a far holder took its lock).
             for write in chunk:
-                if write.table == "completions":
-                    self._call_on_write(write.job_id)
+                if not write.on_jobs_table:
+                    self._call_on_write(write.job.job_id)
 
-    def _route(self, write: Write) -> None:
+    def _route(self, write: Write, record: Record) -> None:
         """Queue the write's stream record on its mapping's lane, if it has one."""
-        record = self.streams.record(write)
-        if write.table == "jobs":
+        if write.on_jobs_table:
             if self.jobs_stream_mapped:
                 self.jobs_lane.pending.append(record)
             else:
                 self.report.deliveries["records_unmapped"] += 1
         elif self.config.mode.streams:
-            lane = zlib.crc32(f"{write.job_id}/{write.segment_index}".encode())
+            lane = zlib.crc32(f"{write.job.job_id}/{write.segment_index}".encode())
             self.completion_lanes[lane % len(self.completion_lanes)].pending.append(record)
 
     def _call_on_write(self, job_id: str) -> None:
