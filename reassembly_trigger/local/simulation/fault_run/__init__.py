@@ -21,7 +21,9 @@ modelled with the contract's lock (`media_worker.MediaWorker`):
   and the schedule goes on after the pipeline's last write until every lease has ended
   and a run finds nothing to do; no `doctor --repair` ever runs;
 - **faults at every step**: throttling, 5xx, connect timeouts and lost responses on
-  every AWS call the Lambda makes (botocore retries them, instantly in simulated time),
+  every AWS call the Lambda makes, on the Lambda's own client configuration
+  (`kit.triggers`: botocore retries DynamoDB's, instantly in simulated time; a
+  SendMessage has one attempt, so its fault fails the job and Lambda retries it),
   outages that outlast the retries, an invocation killed after the lock and before the
   send or after the send and before the mark (at its timeout or earlier), a lost
   answer to a successful send, and concurrent evaluations of one job raced on a fixed

@@ -23,13 +23,15 @@ MAX_FINAL_RECONCILES = 12
 class FaultScenario(StrEnum):
     """What the run does to the pipeline; each occurs at least once in a run."""
 
-    THROTTLE = "throttle"  # every operation; botocore retries it
-    SERVER_ERROR = "server_error"  # 5xx on every operation; botocore retries it
+    # Throttling and 5xx on every operation: botocore retries DynamoDB's; SendMessage has
+    # one attempt (as deployed), so there the job fails and its record is retried.
+    THROTTLE = "throttle"
+    SERVER_ERROR = "server_error"
     CONNECT_TIMEOUT = "connect_timeout"  # the request never reached AWS
     LOST_RESPONSE = "lost_response"  # AWS did it, the answer was lost (any operation)
-    OUTAGE = "outage"  # one call of one job fails through every retry
+    OUTAGE = "outage"  # one operation of one job fails 3 times running (past the retries)
     LOST_SEND_RESPONSE = "lost_send_response"  # a successful SendMessage's answer lost
-    SEND_FAILS = "send_fails"  # SendMessage fails through every retry (release path)
+    SEND_FAILS = "send_fails"  # one job's SendMessage fails 3 times running (release path)
     MARK_FAILS = "mark_fails"  # the enqueue mark fails after a successful send
     CRASH_AFTER_LOCK = "crash_after_lock"  # killed between the lock and the send
     CRASH_AFTER_SEND = "crash_after_send"  # killed between the send and the mark
@@ -87,7 +89,7 @@ class FaultRunConfig:
     shard_size: int = 125
     threads: int = 4
     servers: int = 2
-    #: Per-call chances of the faults botocore retries.
+    #: Per-call chances of the transient faults (botocore retries them on DynamoDB).
     throttle_rate: float = 0.02
     server_error_rate: float = 0.015
     connect_timeout_rate: float = 0.004

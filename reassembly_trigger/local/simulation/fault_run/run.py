@@ -15,12 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-import boto3
 import structlog
 
 from reassembly_trigger.api import trigger_job
-from reassembly_trigger.batch import ReassemblyTrigger
-from reassembly_trigger.clients import AwsClients, client_config
 from reassembly_trigger.evaluation import Invocation
 from reassembly_trigger.gateways import (
     CLOCK_SKEW_SECONDS,
@@ -31,19 +28,17 @@ from reassembly_trigger.local.aws.faults import (
     FaultInjector,
     FaultKind,
     SimulatedCrash,
-    instant_retries,
 )
 from reassembly_trigger.local.aws.latency_proxy import SubprocessStack
 from reassembly_trigger.local.aws.stack import (
     DEFAULT_REGION,
-    LOCAL_CREDENTIALS,
     LocalAws,
     ResourceNames,
-    Resources,
     create_resources,
 )
 from reassembly_trigger.local.kit.items import Item
 from reassembly_trigger.local.kit.records import StreamRecords
+from reassembly_trigger.local.kit.triggers import faulty_trigger
 from reassembly_trigger.local.simulation.clock import DEFAULT_START, SimulatedClock
 from reassembly_trigger.local.simulation.fault_run.config import (
     CALL_FAULTS,
@@ -80,7 +75,6 @@ from reassembly_trigger.local.simulation.reconcile_schedule import (
 from reassembly_trigger.machine import SkipReason
 from reassembly_trigger.reconcile import Reconciler
 from reassembly_trigger.records import JobRequest
-from reassembly_trigger.runtime import build_trigger
 
 _JOB_ID = re.compile(rb"job-\d{6}")
 #: Every stream record's `ApproximateCreationDateTime`: fixed, so every run makes the
@@ -150,29 +144,35 @@ class FaultRun:
     """One shard of a run: its own tables and queue, trigger, reconciler, clock, faults
     and media worker."""
 
-    def __init__(
-        self, config: FaultRunConfig, shard: int, aws: LocalAws, resources: Resources
-    ) -> None:
+    def __init__(self, config: FaultRunConfig, shard: int, endpoint: str, prefix: str) -> None:
+        """Shard number `shard` on the moto server at `endpoint`, its resources named
+        under `prefix`."""
         self.config = config
         self.report = FaultRunReport(config)
         self.shard = shard
         self.rng = random.Random(f"{config.seed}/{shard}")
         self.clock = SimulatedClock()
-        self.aws = aws
-        self.resources = resources
+        self.aws = aws = LocalAws.connect(endpoint, DEFAULT_REGION)
+        self.resources = resources = create_resources(aws, ResourceNames.with_prefix(prefix))
         names = resources.names
         #: The two tables' streams (Lambda's records, numbered per stream).
         self.jobs_stream = StreamRecords(names.jobs_table, region=aws.region, arrival=ARRIVAL)
         self.completions_stream = StreamRecords(
             names.segment_completions_table, region=aws.region, arrival=ARRIVAL
         )
-        self.faults = FaultInjector(seed=config.seed, call_key=_job_key)
-        self.trigger, clients = self._trigger(aws.endpoint_url)
+        faulty = faulty_trigger(
+            endpoint,
+            resources,
+            self.clock,
+            faults=FaultInjector(seed=config.seed, call_key=_job_key),
+            reconcile_min_age_seconds=config.reconcile_min_age_seconds,
+        )
+        self.trigger, self.faults = faulty.trigger, faulty.faults
         self.schedule = ScheduledReconciler(
             Reconciler(
                 self.trigger,
                 ReconcileCursorStore(
-                    clients.dynamodb, self.trigger.settings.reassembly_triggered_table_name
+                    faulty.clients.dynamodb, self.trigger.settings.reassembly_triggered_table_name
                 ),
             ),
             self.clock,
@@ -210,28 +210,6 @@ class FaultRun:
         self.api_failed: set[str] = set()
 
     # ---------------------------------------------------------------- set-up
-
-    def _trigger(self, endpoint: str | None) -> tuple[ReassemblyTrigger, AwsClients]:
-        """The real trigger on clients with the Lambda's configuration, faults attached."""
-        session = boto3.session.Session(
-            region_name=DEFAULT_REGION,
-            aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
-        )
-        config = client_config(1)
-        clients = AwsClients(
-            dynamodb=session.client("dynamodb", endpoint_url=endpoint, config=config),
-            sqs=session.client("sqs", endpoint_url=endpoint, config=config),
-        )
-        for client in (clients.dynamodb, clients.sqs):
-            self.faults.attach(client)
-            instant_retries(client, self.clock.sleep)
-        settings = self.resources.settings(
-            evaluation_concurrency=1,
-            reconcile_min_age_seconds=self.config.reconcile_min_age_seconds,
-        )
-        trigger = build_trigger(settings, clients=clients, clock=self.clock, renderer=None)
-        return trigger, clients
 
     def _lane(self, name: str, *, gives_up: bool = True) -> Lane:
         return Lane(
@@ -526,9 +504,7 @@ def _run_shard(
     *,
     tally: _TransitionTally,
 ) -> tuple[FaultRunReport, list[Invariant]]:
-    aws = LocalAws.connect(endpoint, DEFAULT_REGION)
-    names = ResourceNames.with_prefix(f"fsim-{run_id}-{index}")
-    run = FaultRun(config, index, aws, create_resources(aws, names))
+    run = FaultRun(config, index, endpoint, f"fsim-{run_id}-{index}")
     begin = run.clock.now()
     stuck = ""
     try:
