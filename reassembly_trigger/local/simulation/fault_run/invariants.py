@@ -19,7 +19,8 @@ from reassembly_trigger.local.simulation.fault_run.config import (
     FaultScenario,
 )
 from reassembly_trigger.local.simulation.fault_run.planning import ScriptedJob
-from reassembly_trigger.local.simulation.fault_run.report import Invariant
+from reassembly_trigger.local.simulation.fault_run.report import FaultRunReport, Invariant
+from reassembly_trigger.machine import FailReason
 
 if TYPE_CHECKING:
     from reassembly_trigger.local.simulation.fault_run.run import FaultRun
@@ -119,7 +120,7 @@ _FIRST_CAUSES = (
 _CAUSE_ORDER = (*_FIRST_CAUSES, *(f for f in FaultScenario if f not in _FIRST_CAUSES))
 
 
-def enqueue_causes(run: FaultRun, deferred: set[str]) -> Counter[str]:
+def enqueue_causes(run: FaultRun) -> Counter[str]:
     """Each job the reconciler enqueued, by the fault that made the stream path miss it:
     the first of `_CAUSE_ORDER` that hit the job; else (trigger on write) the job's
     last API call failed or was killed: `api_failed`; else a deferral by the stream
@@ -133,9 +134,21 @@ def enqueue_causes(run: FaultRun, deferred: set[str]) -> Counter[str]:
         if cause is None and job_id in run.api_failed:
             cause = "api_failed"
         if cause is None:
-            cause = "stream_deferred" if job_id in deferred else "none"
+            cause = "stream_deferred" if job_id in run.deferred else "none"
         causes[cause] += 1
     return causes
+
+
+def no_unexpected_error(report: FaultRunReport) -> Invariant:
+    """No evaluation, the stream path's or the reconciler's, failed on an unexpected error
+    (a bug: anything but AWS, the deadline or a lost lock)."""
+    reason = FailReason.UNEXPECTED_ERROR.value
+    errors = report.recoveries[f"fail:{reason}"] + report.reconciler[f"failed:{reason}"]
+    return Invariant(
+        "no unexpected error in any evaluation",
+        not errors,
+        f"{errors} evaluations failed with {reason}" if errors else "",
+    )
 
 
 def _sample(job_ids: list[str]) -> str:

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from reassembly_trigger.batch import ReassemblyTrigger
+from reassembly_trigger.batch import BatchResult
 from reassembly_trigger.evaluation import Invocation
 from reassembly_trigger.local.aws.faults import SimulatedCrash
 from reassembly_trigger.local.simulation.clock import SimulatedClock
@@ -38,6 +38,9 @@ class StuckRecord(RuntimeError):
 class Lane:
     """One shard-lane of an event source mapping: ordered records, checkpoint, retries.
 
+    `handle` is the Lambda's handler (`ReassemblyTrigger.handle`): the batch's outcomes
+    as data, and the response Lambda reads.
+
     `gives_up`: the mapping may give up on a batch (`discard_rate` of new batches,
     `give_up_rate` of failed ones), whose records are then never delivered again.
     """
@@ -46,7 +49,7 @@ class Lane:
         self,
         name: str,
         *,
-        trigger: ReassemblyTrigger,
+        handle: Callable[[dict[str, Any], Invocation], BatchResult],
         clock: SimulatedClock,
         config: FaultRunConfig,
         chance: Callable[[float], bool],
@@ -58,7 +61,7 @@ class Lane:
         self.gives_up = gives_up
         #: Jobs with a record in a batch the mapping gave up on.
         self.discarded_jobs: set[str] = set()
-        self._trigger = trigger
+        self._handle = handle
         self._clock = clock
         self._config = config
         self._chance = chance
@@ -87,8 +90,10 @@ class Lane:
         report.deliveries["invocations"] += 1
         report.deliveries["records"] += len(batch)
         try:
-            response = self._trigger.handle({"Records": batch}, invocation).response()
+            response = self._handle({"Records": batch}, invocation).response()
         except SimulatedCrash as crash:
+            # Its outcomes die with it (the report's recovery paths leave them out).
+            report.deliveries["invocations_crashed"] += 1
             if crash.label.endswith(":timeout"):
                 # Killed at its timeout: the retry comes once the deadline has passed.
                 self._clock.set(invocation.deadline)

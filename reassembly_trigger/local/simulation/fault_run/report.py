@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -13,6 +14,7 @@ from reassembly_trigger.local.simulation.fault_run.config import (
     FaultScenario,
 )
 from reassembly_trigger.local.simulation.media_worker import MediaWorkerReport
+from reassembly_trigger.machine import Transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,9 @@ class FaultRunReport:
     faults: Counter[str] = field(default_factory=Counter)
     #: Per-call faults by operation: `Operation:kind`.
     aws_faults: Counter[str] = field(default_factory=Counter)
-    #: Transitions by trigger, skips and failures by reason (from the Lambda's logs).
+    #: The stream path's (and the API's) evaluations: transitions by trigger, skips and
+    #: failures by reason, leases released (or not) on a failure; from the outcomes of
+    #: the invocations that returned (a crashed one's are lost with it, as in Lambda).
     recoveries: Counter[str] = field(default_factory=Counter)
     deliveries: Counter[str] = field(default_factory=Counter)
     aws_calls: Counter[str] = field(default_factory=Counter)
@@ -69,6 +73,17 @@ class FaultRunReport:
     def count(self, fault: FaultScenario, n: int = 1) -> None:
         """Record that `fault` happened `n` times."""
         self.faults[fault.value] += n
+
+    def count_transitions(self, history: Iterable[Transition]) -> None:
+        """Add one evaluation's transitions to the recovery paths."""
+        for step in history:
+            trigger = step.trigger.value
+            self.recoveries[trigger] += 1
+            if step.reason is not None:
+                self.recoveries[f"{trigger}:{step.reason.value}"] += 1
+            released = step.details.get("lease_released")
+            if released is not None:
+                self.recoveries["lease_released" if released else "lease_not_released"] += 1
 
     def missing_faults(self) -> list[str]:
         """Fault scenarios that never occurred (with faults on, there must be none)."""

@@ -3,22 +3,20 @@ the races, the reconciler on its schedule and the media worker on one simulated 
 
 from __future__ import annotations
 
-import logging
 import random
 import re
 import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from typing import Any
 
-import structlog
-
 from reassembly_trigger.api import trigger_job
-from reassembly_trigger.evaluation import Invocation
+from reassembly_trigger.batch import BatchResult
+from reassembly_trigger.evaluation import Invocation, JobOutcome
 from reassembly_trigger.gateways import (
     CLOCK_SKEW_SECONDS,
     MAX_LEASE_SECONDS,
@@ -37,6 +35,7 @@ from reassembly_trigger.local.aws.stack import (
     create_resources,
 )
 from reassembly_trigger.local.kit.items import Item
+from reassembly_trigger.local.kit.logs import silenced_logs
 from reassembly_trigger.local.kit.records import StreamRecords
 from reassembly_trigger.local.kit.triggers import faulty_trigger
 from reassembly_trigger.local.simulation.clock import DEFAULT_START, SimulatedClock
@@ -47,7 +46,11 @@ from reassembly_trigger.local.simulation.fault_run.config import (
     FaultRunConfig,
     FaultScenario,
 )
-from reassembly_trigger.local.simulation.fault_run.invariants import check, enqueue_causes
+from reassembly_trigger.local.simulation.fault_run.invariants import (
+    check,
+    enqueue_causes,
+    no_unexpected_error,
+)
 from reassembly_trigger.local.simulation.fault_run.lanes import Lane, Record, StuckRecord
 from reassembly_trigger.local.simulation.fault_run.planning import (
     JobKind,
@@ -68,7 +71,6 @@ from reassembly_trigger.local.simulation.fault_run.report import (
 from reassembly_trigger.local.simulation.fault_run.targets import Targets
 from reassembly_trigger.local.simulation.media_worker import MediaWorker
 from reassembly_trigger.local.simulation.reconcile_schedule import (
-    REQUEST_PREFIX,
     ReconcileRun,
     ScheduledReconciler,
 )
@@ -85,59 +87,6 @@ ARRIVAL = int(DEFAULT_START)
 def _job_key(body: bytes) -> str:
     """The jobs a request names (what makes fault draws reproducible per job)."""
     return ",".join(sorted({m.decode() for m in _JOB_ID.findall(body)}))
-
-
-class _TransitionTally:
-    """A structlog processor counting the Lambda's transitions and errors, dropping them.
-
-    Transitions are those of the stream path (the reconciler's runs are tallied from
-    their results); errors are everyone's.
-    """
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        #: Jobs the stream path deferred to a live holder at least once.
-        self.deferred: set[str] = set()
-        self._lock = threading.Lock()
-
-    def __call__(self, _: Any, __: str, event: MutableMapping[str, Any]) -> Any:
-        name = event.get("event")
-        reconciling = str(event.get("aws_request_id", "")).startswith(REQUEST_PREFIX)
-        with self._lock:
-            if name == "transition" and not reconciling:
-                if event.get("reason") == SkipReason.DEFERRED.value:
-                    self.deferred.add(str(event.get("job_id")))
-                trigger = str(event.get("trigger"))
-                self.counts[trigger] += 1
-                if event.get("reason") is not None:
-                    self.counts[f"{trigger}:{event['reason']}"] += 1
-                if event.get("lease_released") is True:
-                    self.counts["lease_released"] += 1
-            elif name in ("evaluation_error", "lease_release_failed"):
-                self.counts[str(name)] += 1
-        raise structlog.DropEvent
-
-
-@contextmanager
-def _tallied_logs(tally: _TransitionTally) -> Iterator[None]:
-    """Route every structlog event to `tally` for the block, then restore the configuration.
-
-    Every level reaches it (transitions are INFO), whatever level a command or the
-    environment configured before.
-    """
-    previous = structlog.get_config() if structlog.is_configured() else None
-    structlog.configure(
-        processors=[tally],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
-        cache_logger_on_first_use=False,
-    )
-    try:
-        yield
-    finally:
-        if previous is None:
-            structlog.reset_defaults()
-        else:
-            structlog.configure(**previous)
 
 
 class FaultRun:
@@ -208,19 +157,38 @@ class FaultRun:
         self.job_faults: dict[str, set[str]] = {}
         #: Jobs whose latest on-write API call failed or was killed.
         self.api_failed: set[str] = set()
+        #: Jobs the stream path (or the API) deferred to a live holder at least once.
+        self.deferred: set[str] = set()
+        # A rival's invocation runs in its own thread.
+        self._recording = threading.Lock()
 
     # ---------------------------------------------------------------- set-up
 
     def _lane(self, name: str, *, gives_up: bool = True) -> Lane:
         return Lane(
             name,
-            trigger=self.trigger,
+            handle=self.handle,
             clock=self.clock,
             config=self.config,
             chance=self.chance,
             report=self.report,
             gives_up=gives_up,
         )
+
+    def handle(self, event: dict[str, Any], invocation: Invocation) -> BatchResult:
+        """The Lambda's handling of one stream batch, its outcomes recorded."""
+        result = self.trigger.handle(event, invocation)
+        self.record(result.outcomes)
+        return result
+
+    def record(self, outcomes: Iterable[JobOutcome]) -> None:
+        """Count the stream path's evaluations (and the API's) into the report's
+        recovery paths, and note the jobs they deferred to a live holder."""
+        with self._recording:
+            for outcome in outcomes:
+                self.report.count_transitions(outcome.history)
+                if outcome.reason is SkipReason.DEFERRED:
+                    self.deferred.add(outcome.job_id)
 
     def chance(self, p: float) -> bool:
         """A draw of the shard's generator, true with chance `p` (never without faults)."""
@@ -284,7 +252,7 @@ class FaultRun:
         )
         invocation = Invocation(f"far-holder-{job_id}", self.clock.now() + lease)
         try:
-            self.trigger.evaluate_jobs([JobRequest(job_id)], invocation)
+            self.record(self.trigger.evaluate_jobs([JobRequest(job_id)], invocation))
         except SimulatedCrash:
             pass  # dead, with the lock leased until its deadline
         finally:
@@ -367,6 +335,7 @@ class FaultRun:
             return
         finally:
             self.races.end()
+        self.record([outcome])
         deliveries[f"api:{outcome.state.value}"] += 1
         if outcome.failed:
             self.api_failed.add(job_id)
@@ -460,31 +429,24 @@ def run_fault_run(
     started = time.perf_counter()
     jobs = plan_jobs(config.jobs, random.Random(config.seed))
     shards = [jobs[i : i + config.shard_size] for i in range(0, len(jobs), config.shard_size)]
-    tally = _TransitionTally()
     with ExitStack() as stack:
         endpoints = list(endpoint_urls) or [
             stack.enter_context(SubprocessStack(latency_ms=0.0)).proxy_url
             for _ in range(config.servers)
         ]
-        stack.enter_context(_tallied_logs(tally))
+        # Outcomes tell what happened; the Lambda's logs would only be noise here.
+        stack.enter_context(silenced_logs())
         run_id = f"{random.Random().getrandbits(32):08x}"
 
         def run_shard(index: int) -> tuple[FaultRunReport, list[Invariant]]:
             endpoint = endpoints[index % len(endpoints)]
-            return _run_shard(config, index, shards[index], endpoint, run_id, tally=tally)
+            return _run_shard(config, index, shards[index], endpoint, run_id)
 
         with ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="shard") as pool:
             results = list(pool.map(run_shard, range(len(shards))))
     report = merge_reports(config, [r for r, _ in results])
-    report.recoveries.update(tally.counts)
     report.invariants = merge_invariants([i for _, i in results])
-    report.invariants.append(
-        Invariant(
-            "no unexpected error in any evaluation",
-            not report.recoveries["evaluation_error"],
-            f"{report.recoveries['evaluation_error']} evaluation_error events",
-        ),
-    )
+    report.invariants.append(no_unexpected_error(report))
     if config.inject_faults:
         missing = report.missing_faults()
         report.invariants.append(
@@ -501,8 +463,6 @@ def _run_shard(
     jobs: list[ScriptedJob],
     endpoint: str,
     run_id: str,
-    *,
-    tally: _TransitionTally,
 ) -> tuple[FaultRunReport, list[Invariant]]:
     run = FaultRun(config, index, endpoint, f"fsim-{run_id}-{index}")
     begin = run.clock.now()
@@ -530,5 +490,5 @@ def _run_shard(
     report.simulated_seconds = run.clock.now() - begin
     if config.reconciler:
         report.reconciler.update(run.schedule.tally.counts())
-        report.reconciler_enqueues_by_cause.update(enqueue_causes(run, tally.deferred))
+        report.reconciler_enqueues_by_cause.update(enqueue_causes(run))
     return report, check(run, jobs, stuck)
