@@ -64,5 +64,5 @@ The modules, each owning one thing: `config` (the run's shape and its fault scen
 `planning` (the jobs, their writes, interleaved), `targets` (which job gets which
 fault), `lanes` (Lambda's mapping delivering batches to the handler), `races` (the
 rival evaluations), `run` (one shard wiring them, and the shards of a run), `report`
-(the figures), `invariants` (what must hold at the end), `cli` (`main`).
+(the figures), `invariants` (what must hold at the end); `__main__` is the command.
 """

@@ -14,10 +14,7 @@ from typing import TYPE_CHECKING
 
 from reassembly_trigger.gateways import RECONCILE_CURSOR_KEY, LockRecord
 from reassembly_trigger.local.aws.stack import LocalAws
-from reassembly_trigger.local.simulation.fault_run.config import (
-    MAX_FINAL_RECONCILES,
-    FaultScenario,
-)
+from reassembly_trigger.local.simulation.fault_run.config import MAX_FINAL_RECONCILES, FaultScenario
 from reassembly_trigger.local.simulation.fault_run.planning import ScriptedJob
 from reassembly_trigger.local.simulation.fault_run.report import FaultRunReport, Invariant
 from reassembly_trigger.machine import FailReason

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
 from reassembly_trigger.local.simulation.clock import SimulatedClock
@@ -23,19 +23,8 @@ from reassembly_trigger.local.simulation.fault_run.planning import ScriptedJob
 TAKE_OVER_TEXT = ":takeovers"
 
 
-class RuleMaker(Protocol):
-    """Adds a fault rule aimed at one job's calls (`targets.Targets.rule`)."""
-
-    def __call__(
-        self,
-        operation: str,
-        kind: FaultKind,
-        job: ScriptedJob | str,
-        label: str,
-        *,
-        times: int = 1,
-        texts: tuple[str, ...] = (),
-    ) -> FaultRule: ...
+#: Adds a fault rule aimed at one job's calls (`targets.Targets.rule`).
+RuleMaker = Callable[..., FaultRule]
 
 
 class Races:

@@ -101,7 +101,7 @@ class FaultRunReport:
         """The report as plain text."""
         c = self.config
         out = [
-            f"fault simulation ({c.mode.value}): {c.jobs} jobs, seed {c.seed}, "
+            f"fault run ({c.mode.value}): {c.jobs} jobs, seed {c.seed}, "
             f"faults {'on' if c.inject_faults else 'off'}",
             f"wall time {self.wall_seconds:.1f} s, simulated time {self.simulated_seconds:.0f} s",
             "jobs: " + _counts(self.jobs_by_kind),

@@ -17,16 +17,8 @@ from typing import Any
 from reassembly_trigger.api import trigger_job
 from reassembly_trigger.batch import BatchResult
 from reassembly_trigger.evaluation import Invocation, JobOutcome
-from reassembly_trigger.gateways import (
-    CLOCK_SKEW_SECONDS,
-    MAX_LEASE_SECONDS,
-    ReconcileCursorStore,
-)
-from reassembly_trigger.local.aws.faults import (
-    FaultInjector,
-    FaultKind,
-    SimulatedCrash,
-)
+from reassembly_trigger.gateways import CLOCK_SKEW_SECONDS, MAX_LEASE_SECONDS, ReconcileCursorStore
+from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, SimulatedCrash
 from reassembly_trigger.local.aws.latency_proxy import SubprocessStack
 from reassembly_trigger.local.aws.stack import (
     DEFAULT_REGION,
@@ -70,10 +62,7 @@ from reassembly_trigger.local.simulation.fault_run.report import (
 )
 from reassembly_trigger.local.simulation.fault_run.targets import Targets
 from reassembly_trigger.local.simulation.media_worker import MediaWorker
-from reassembly_trigger.local.simulation.reconcile_schedule import (
-    ReconcileRun,
-    ScheduledReconciler,
-)
+from reassembly_trigger.local.simulation.reconcile_schedule import ReconcileRun, ScheduledReconciler
 from reassembly_trigger.machine import SkipReason
 from reassembly_trigger.reconcile import Reconciler
 from reassembly_trigger.records import JobRequest
