@@ -4,7 +4,7 @@ These run `reassembly_trigger.local.simulation.fault_run`: the real handler and 
 reconciler (on its schedule) against moto servers on 127.0.0.1, faults injected into
 their AWS calls and invocations, Lambda's redelivery and the batches it gives up on,
 an unmapped Jobs stream, holders that die with a far lease, concurrent evaluations on
-a fixed schedule, and the media worker's lock (see the module's docstring).
+a fixed schedule, and the media worker's lock (see the package's docstring).
 `python -m reassembly_trigger.local.simulation.fault_run --jobs 10000` runs the same proof
 ten times larger.
 """
