@@ -70,9 +70,9 @@ class FaultRunReport:
         """Every invariant holds."""
         return all(invariant.ok for invariant in self.invariants)
 
-    def count(self, fault: FaultScenario, n: int = 1) -> None:
-        """Record that `fault` happened `n` times."""
-        self.faults[fault.value] += n
+    def count(self, fault: FaultScenario) -> None:
+        """Record that `fault` happened once more."""
+        self.faults[fault.value] += 1
 
     def count_transitions(self, history: Iterable[Transition]) -> None:
         """Add one evaluation's transitions to the recovery paths."""
