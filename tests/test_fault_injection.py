@@ -4,7 +4,7 @@ These run `reassembly_trigger.local.simulation.fault_run`: the real handler and 
 reconciler (on its schedule) against moto servers on 127.0.0.1, faults injected into
 their AWS calls and invocations, Lambda's redelivery and the batches it gives up on,
 an unmapped Jobs stream, holders that die with a far lease, concurrent evaluations on
-a fixed schedule, and the media worker's lock (see the module's docstring).
+a fixed schedule, and the media worker's lock (see the package's docstring).
 `python -m reassembly_trigger.local.simulation.fault_run --jobs 10000` runs the same proof
 ten times larger.
 """
@@ -18,13 +18,13 @@ from dataclasses import replace
 import pytest
 
 from reassembly_trigger.local.aws.latency_proxy import SubprocessStack
-from reassembly_trigger.local.simulation.fault_run import (
+from reassembly_trigger.local.simulation.fault_run.config import (
     DEFAULT_JOBS,
-    Fault,
-    SimulationConfig,
-    SimulationReport,
-    run_simulation,
+    FaultRunConfig,
+    FaultScenario,
 )
+from reassembly_trigger.local.simulation.fault_run.report import FaultRunReport
+from reassembly_trigger.local.simulation.fault_run.run import run_fault_run
 from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
 
 #: The recovery paths the faults must drive the stream path through (transition counts).
@@ -54,7 +54,7 @@ def moto_servers() -> Iterator[list[str]]:
         yield [stack.enter_context(SubprocessStack(latency_ms=0.0)).proxy_url for _ in range(2)]
 
 
-def _assert_holds(report: SimulationReport) -> None:
+def _assert_holds(report: FaultRunReport) -> None:
     print("\n".join(report.lines()))  # the figures, with -s or on failure
     broken = [f"{i.name}: {i.detail}" for i in report.invariants if not i.ok]
     assert broken == []
@@ -69,7 +69,7 @@ def test_under_every_fault_no_job_is_stuck_and_none_is_reassembled_twice(
     runs to the end with the reconciler on its schedule THEN every complete job got a
     message and was reassembled exactly once, none was left without one, no incomplete
     job got one, every fault kind occurred and every recovery path was taken."""
-    report = run_simulation(SimulationConfig(jobs=DEFAULT_JOBS, seed=7), endpoint_urls=moto_servers)
+    report = run_fault_run(FaultRunConfig(jobs=DEFAULT_JOBS, seed=7), endpoint_urls=moto_servers)
 
     _assert_holds(report)
     assert report.missing_faults() == []
@@ -82,7 +82,11 @@ def test_under_every_fault_no_job_is_stuck_and_none_is_reassembled_twice(
     causes = report.reconciler_enqueues_by_cause
     assert sum(causes.values()) == report.reconciler["enqueued"]
     assert causes["none"] == 0
-    for fault in (Fault.DISCARDED_BATCH, Fault.UNMAPPED_JOBS_STREAM, Fault.HOLDER_DIES_FAR_LEASE):
+    for fault in (
+        FaultScenario.DISCARDED_BATCH,
+        FaultScenario.UNMAPPED_JOBS_STREAM,
+        FaultScenario.HOLDER_DIES_FAR_LEASE,
+    ):
         assert causes[fault.value] > 0, fault
     # The faults did cost duplicates (absorbed by the media worker's lock), never more.
     assert report.worker.duplicates_absorbed > 0
@@ -96,12 +100,12 @@ def test_without_the_reconciler_the_same_faults_leave_jobs_without_a_message(
     message (batches given up on, an unmapped Jobs stream, a holder dying with a far
     lease), each named; with the reconciler on its schedule, every one of them is
     reassembled exactly once and every invariant holds."""
-    config = SimulationConfig(
+    config = FaultRunConfig(
         jobs=80, seed=5, shard_size=40, threads=2, reconciler=False, discard_rate=0.1
     )
 
-    alone = run_simulation(config, endpoint_urls=moto_servers)
-    reconciled = run_simulation(replace(config, reconciler=True), endpoint_urls=moto_servers)
+    alone = run_fault_run(config, endpoint_urls=moto_servers)
+    reconciled = run_fault_run(replace(config, reconciler=True), endpoint_urls=moto_servers)
 
     print("\n".join(alone.lines()))
     broken = {i.name: i.detail for i in alone.invariants if not i.ok}
@@ -125,9 +129,9 @@ def test_trigger_on_write_under_the_same_faults_reassembles_every_job_once(
     them WHEN the pipeline runs with the reconciler on its schedule THEN every complete
     job is reassembled exactly once, no incomplete job gets a message, none is left
     without one, and each job the reconciler sent for is one a fault made the API miss."""
-    config = SimulationConfig(jobs=80, seed=5, shard_size=40, threads=2, mode=TriggerMode.ON_WRITE)
+    config = FaultRunConfig(jobs=80, seed=5, shard_size=40, threads=2, mode=TriggerMode.ON_WRITE)
 
-    report = run_simulation(config, endpoint_urls=moto_servers)
+    report = run_fault_run(config, endpoint_urls=moto_servers)
 
     print("\n".join(report.lines()))
     assert [i.name for i in report.invariants if not i.ok and "fault kind" not in i.name] == []
@@ -137,7 +141,7 @@ def test_trigger_on_write_under_the_same_faults_reassembles_every_job_once(
     )
     assert calls["api_calls_killed"] > 0
     assert calls["api:failed"] > 0
-    assert report.faults[Fault.CRASH_AFTER_LOCK] > 0
+    assert report.faults[FaultScenario.CRASH_AFTER_LOCK] > 0
     assert report.reconciler["enqueued"] > 0
     causes = report.reconciler_enqueues_by_cause
     assert sum(causes.values()) == report.reconciler["enqueued"]
@@ -150,8 +154,8 @@ def test_without_faults_every_complete_job_gets_exactly_one_message(
     """The control run: the same pipeline (interleaved, duplicated, out-of-order
     completions, late chunking, two lanes) without injected faults sends exactly one
     message per complete job and none for the others."""
-    report = run_simulation(
-        SimulationConfig(jobs=150, seed=11, inject_faults=False, shard_size=75),
+    report = run_fault_run(
+        FaultRunConfig(jobs=150, seed=11, inject_faults=False, shard_size=75),
         endpoint_urls=moto_servers,
     )
 
@@ -169,19 +173,19 @@ def test_without_faults_every_complete_job_gets_exactly_one_message(
 def test_a_seed_always_gives_the_same_run(moto_servers: list[str]) -> None:
     """Same seed, same run: the faults injected and the paths taken are reproducible,
     whatever the thread scheduling."""
-    config = SimulationConfig(jobs=50, seed=3, shard_size=25, threads=2)
+    config = FaultRunConfig(jobs=50, seed=3, shard_size=25, threads=2)
 
-    first = run_simulation(config, endpoint_urls=moto_servers)
-    second = run_simulation(config, endpoint_urls=moto_servers)
+    first = run_fault_run(config, endpoint_urls=moto_servers)
+    second = run_fault_run(config, endpoint_urls=moto_servers)
 
     assert [i.name for i in first.invariants if not i.ok] in (
         [],
         ["every fault kind occurred at least once"],  # 50 jobs may not see them all
     )
-    assert first.faults[Fault.CRASH_AFTER_LOCK] > 0
+    assert first.faults[FaultScenario.CRASH_AFTER_LOCK] > 0
     assert first.reconciler["runs"] > 0
 
-    def figures(report: SimulationReport) -> tuple[object, ...]:
+    def figures(report: FaultRunReport) -> tuple[object, ...]:
         return (
             report.faults,
             report.aws_faults,

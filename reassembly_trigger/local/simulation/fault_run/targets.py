@@ -1,0 +1,126 @@
+"""Which job gets which fault: rules aimed at chosen jobs' calls, then per-call chances.
+
+The targeted faults (a crash after the lock or the send, a lost send answer, a send or
+mark that fails through every retry, an outage, a holder dying with a far lease, the
+races) each go to their own complete jobs, drawn from the shard's seeded generator;
+the per-call faults (throttling, 5xx, timeouts, lost answers) may hit any call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
+from reassembly_trigger.local.simulation.fault_run.config import (
+    CALL_FAULTS,
+    FaultRunConfig,
+    FaultScenario,
+)
+from reassembly_trigger.local.simulation.fault_run.planning import ScriptedJob
+from reassembly_trigger.local.simulation.fault_run.races import Races
+
+#: Text only one kind of UpdateItem carries: the enqueue mark.
+MARK_TEXT = "SET enqueued_at"
+
+
+class Targets:
+    """The fault rules of one shard, and which of them fired for which job."""
+
+    def __init__(
+        self, config: FaultRunConfig, shard: int, rng: random.Random, faults: FaultInjector
+    ) -> None:
+        self._config = config
+        self._shard = shard
+        self._rng = rng
+        self._faults = faults
+        #: The targeted rules, with their job and initial `times`.
+        self._targeted: list[tuple[FaultRule, str, int]] = []
+        #: Holders that die with a far lease, by job: the lease, and the job's writes
+        #: left to flush (the holder takes the lock once the last one is written).
+        self.far_holders: dict[str, tuple[float, int]] = {}
+
+    def plan(self, jobs: list[ScriptedJob], races: Races) -> None:
+        """The targeted faults (per job) first, then the per-call ones (any call)."""
+        c = self._config
+        if not c.inject_faults:
+            return
+        ready = [job for job in jobs if job.complete]
+        self._rng.shuffle(ready)
+        per_kind = self._quota(c.targeted_rate, len(jobs))
+        per_race = self._quota(c.race_rate, len(jobs))
+        picks = iter(ready)
+
+        def take(n: int) -> list[ScriptedJob]:
+            return list(itertools.islice(picks, n))
+
+        for job in take(per_kind):
+            kill = "timeout" if self._rng.random() < 0.7 else "early"
+            label = f"{FaultScenario.CRASH_AFTER_LOCK}:{kill}"
+            self.rule("SendMessage", FaultKind.CRASH, job, label)
+        for job in take(per_kind):
+            kill = "timeout" if self._rng.random() < 0.7 else "early"
+            label = f"{FaultScenario.CRASH_AFTER_SEND}:{kill}"
+            self.rule("UpdateItem", FaultKind.CRASH, job, label, texts=(MARK_TEXT,))
+        for job in take(per_kind):
+            self.rule("SendMessage", FaultKind.LOST_RESPONSE, job, FaultScenario.LOST_SEND_RESPONSE)
+        for job in take(per_kind):
+            self.rule("SendMessage", FaultKind.SERVER_ERROR, job, FaultScenario.SEND_FAILS, times=3)
+        for job in take(per_kind):
+            self.rule(
+                "UpdateItem",
+                FaultKind.SERVER_ERROR,
+                job,
+                FaultScenario.MARK_FAILS,
+                times=3,
+                texts=(MARK_TEXT,),
+            )
+        for job in take(per_kind * 2):
+            operation = self._rng.choice(("BatchGetItem", "Query", "PutItem", "SendMessage"))
+            kind = self._rng.choice((FaultKind.THROTTLE, FaultKind.SERVER_ERROR))
+            self.rule(operation, kind, job, FaultScenario.OUTAGE, times=3)
+        for job in take(per_kind):
+            # Its lock is taken once the job is complete (see `FaultRun._flush`).
+            self.far_holders[job.job_id] = (self._rng.uniform(*c.far_lease_seconds), 0)
+        races.plan(take, per_race, self.rule)
+        rates = (
+            (FaultKind.THROTTLE, c.throttle_rate),
+            (FaultKind.SERVER_ERROR, c.server_error_rate),
+            (FaultKind.CONNECT_TIMEOUT, c.connect_timeout_rate),
+            (FaultKind.LOST_RESPONSE, c.lost_response_rate),
+        )
+        for kind, rate in rates:
+            self._faults.add(FaultRule("*", kind, probability=rate, label=CALL_FAULTS[kind]))
+
+    def rule(
+        self,
+        operation: str,
+        kind: FaultKind,
+        job: ScriptedJob | str,
+        label: str,
+        *,
+        times: int = 1,
+        texts: tuple[str, ...] = (),
+    ) -> FaultRule:
+        """A fault on `job`'s next `times` calls of `operation` (whose body holds `texts`)."""
+        job_id = job if isinstance(job, str) else job.job_id
+        rule = self._faults.add(
+            FaultRule(operation, kind, times=times, body_contains=(job_id, *texts), label=label)
+        )
+        self._targeted.append((rule, job_id, times))
+        return rule
+
+    def fired(self) -> dict[str, set[str]]:
+        """Per job, the targeted faults that fired for it."""
+        fired: dict[str, set[str]] = {}
+        for rule, job_id, times in self._targeted:
+            if (rule.times or 0) < times:
+                fired.setdefault(job_id, set()).add(rule.label.split(":", 1)[0])
+        return fired
+
+    def _quota(self, rate: float, jobs: int) -> int:
+        """How many jobs of this shard get a targeted fault: `rate` of them on average
+        (the fraction drawn), and at least one in the first shard, so every kind occurs."""
+        expected = rate * jobs
+        count = int(expected) + (1 if self._rng.random() < expected % 1 else 0)
+        return max(count, 1) if self._shard == 0 else count
