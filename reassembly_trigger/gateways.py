@@ -755,8 +755,7 @@ class ReassemblyLock:
         self._conditional_update(
             seen.job_id,
             update=(
-                "SET #resends = :resends, #holder = :holder, resent_at = :now, "
-                "#resending = :until"
+                "SET #resends = :resends, #holder = :holder, resent_at = :now, #resending = :until"
             ),
             condition=" AND ".join(conditions),
             names=names,

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-
-import structlog
 
 from reassembly_trigger import handler
 from reassembly_trigger.batch import BatchResult
@@ -31,9 +28,9 @@ from reassembly_trigger.local.aws.latency_proxy import ProxyControl
 from reassembly_trigger.local.aws.stack import DEFAULT_REGION, Resources, environment
 from reassembly_trigger.local.kit.contexts import LocalLambdaContext
 from reassembly_trigger.local.kit.environment import lambda_environment
+from reassembly_trigger.local.kit.logs import trigger_output
 from reassembly_trigger.logs import configure_logging
 from reassembly_trigger.machine import State
-from reassembly_trigger.metrics import configure_metrics
 
 
 class BotocoreMeter:
@@ -75,22 +72,9 @@ class BotocoreMeter:
             library_seams.API_CALL.set(original)
 
 
-@contextmanager
-def quiet_json_logging() -> Iterator[None]:
+def quiet_json_logging() -> AbstractContextManager[None]:
     """The production JSON logs and metric lines (their cost is real), sent to /dev/null."""
-    was_configured = structlog.is_configured()
-    saved = structlog.get_config()
-    with open(os.devnull, "w", encoding="utf-8") as devnull:
-        configure_logging("json", stream=devnull, force=True)
-        configure_metrics(devnull)
-        try:
-            yield
-        finally:
-            configure_metrics(None)
-            if was_configured:
-                structlog.configure(**saved)
-            else:
-                structlog.reset_defaults()
+    return trigger_output(lambda sink: configure_logging("json", stream=sink, force=True))
 
 
 @dataclass(slots=True)

@@ -9,9 +9,9 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import MutableMapping
+from contextlib import AbstractContextManager
+from typing import Any, TextIO
 
 from reassembly_trigger.local.aws.stack import DEFAULT_REGION, LocalAws
 from reassembly_trigger.local.commands.common import (
@@ -240,37 +240,22 @@ def _say(line: str) -> None:
         print(line, flush=True)
 
 
-@contextmanager
-def _handler_logs(mode: str, metrics: bool) -> Iterator[None]:
+def _handler_logs(mode: str, metrics: bool) -> AbstractContextManager[None]:
     """Route the handler's logs (and EMF lines) as asked, for the block."""
     import structlog
 
+    from reassembly_trigger.local.kit.logs import trigger_output
     from reassembly_trigger.logs import configure_logging
-    from reassembly_trigger.metrics import configure_metrics
 
-    previous = structlog.get_config() if structlog.is_configured() else None
-    if mode in ("json", "console"):
-        configure_logging("json" if mode == "json" else "console", force=True)
-    else:
-        processor = _print_warnings if mode == "transitions" else _drop
-        structlog.configure(processors=[processor], cache_logger_on_first_use=False)
-    with open(os.devnull, "w") as sink:
-        if not metrics:
-            configure_metrics(sink)
-        try:
-            yield
-        finally:
-            configure_metrics(None)
-            if previous is None:
-                structlog.reset_defaults()
-            else:
-                structlog.configure(**previous)
+    def route(_: TextIO) -> None:
+        if mode in ("json", "console"):
+            configure_logging("json" if mode == "json" else "console", force=True)
+        else:  # one line per warning; the transitions are printed from the outcomes
+            structlog.configure(processors=[_print_warnings], cache_logger_on_first_use=False)
 
-
-def _drop(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-    import structlog
-
-    raise structlog.DropEvent
+    if mode == "none":
+        return trigger_output(metrics=metrics)
+    return trigger_output(route, metrics=metrics)
 
 
 def transition_lines(report: InvocationReport) -> list[str]:

@@ -3,16 +3,12 @@ its log and metric lines silenced for a block."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-import structlog
-
 from reassembly_trigger import handler, reconcile
 from reassembly_trigger.clients import reset_clients
-from reassembly_trigger.metrics import configure_metrics
 
 #: Variables of the operator's shell that would send a local run elsewhere (a profile,
 #: a session, per-service endpoints): removed for the block.
@@ -49,28 +45,3 @@ def lambda_environment(values: Mapping[str, str]) -> Iterator[None]:
             else:
                 os.environ[name] = value
         fresh_container()
-
-
-@contextmanager
-def silenced_output() -> Iterator[None]:
-    """No log line and no EMF line of the trigger for the block, for local tools that
-    read the outcomes instead; logging's configuration is as it was afterwards."""
-    previous = structlog.get_config() if structlog.is_configured() else None
-    # Below CRITICAL (the trigger logs nothing there) a logging method does nothing;
-    # whatever is left is returned to the caller, never written.
-    structlog.configure(
-        processors=[],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL),
-        logger_factory=structlog.ReturnLoggerFactory(),
-        cache_logger_on_first_use=False,
-    )
-    with open(os.devnull, "w") as sink:
-        configure_metrics(sink)
-        try:
-            yield
-        finally:
-            configure_metrics(None)
-            if previous is None:
-                structlog.reset_defaults()
-            else:
-                structlog.configure(**previous)

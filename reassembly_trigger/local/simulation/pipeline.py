@@ -40,7 +40,8 @@ from reassembly_trigger.local.aws.stack import (
     embedded_moto_server,
     environment,
 )
-from reassembly_trigger.local.kit.environment import lambda_environment, silenced_output
+from reassembly_trigger.local.kit.environment import lambda_environment
+from reassembly_trigger.local.kit.logs import trigger_output
 from reassembly_trigger.local.simulation.actors import (
     AfterWrite,
     Chunker,
@@ -114,7 +115,7 @@ class PipelineSimulation:
             env = environment(resources, endpoint, self._region)
             # Every job of a local run is seconds old: the reconciler looks at all of them.
             env["RECONCILE_MIN_AGE_SECONDS"] = "0"
-            with lambda_environment(env), silenced_output():
+            with lambda_environment(env), trigger_output():
                 return self._play(aws, resources, started)
 
     def _play(self, aws: LocalAws, resources: Resources, started: float) -> PipelineReport:

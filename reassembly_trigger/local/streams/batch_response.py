@@ -1,8 +1,8 @@
 """How Lambda's event source mapping reads a function's answer to a stream batch.
 
 One model, used by everything here that plays Lambda's part: the stream poller
-(`poller.StreamPoller`) and the fault simulation's mapping lanes
-(`simulation.fault_run`), so both retry exactly what Lambda would retry.
+(`poller.StreamPoller`) and the fault run's mapping lanes
+(`simulation.fault_run.lanes`), so both retry exactly what Lambda would retry.
 
 With `ReportBatchItemFailures` on, Lambda reads `batchItemFailures`:
 

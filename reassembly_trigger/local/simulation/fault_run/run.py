@@ -27,7 +27,7 @@ from reassembly_trigger.local.aws.stack import (
     create_resources,
 )
 from reassembly_trigger.local.kit.items import Item
-from reassembly_trigger.local.kit.logs import silenced_logs
+from reassembly_trigger.local.kit.logs import trigger_output
 from reassembly_trigger.local.kit.records import StreamRecords
 from reassembly_trigger.local.kit.triggers import faulty_trigger
 from reassembly_trigger.local.simulation.clock import DEFAULT_START, SimulatedClock
@@ -424,7 +424,7 @@ def run_fault_run(
             for _ in range(config.servers)
         ]
         # Outcomes tell what happened; the Lambda's logs would only be noise here.
-        stack.enter_context(silenced_logs())
+        stack.enter_context(trigger_output())
         run_id = f"{random.Random().getrandbits(32):08x}"
 
         def run_shard(index: int) -> tuple[FaultRunReport, list[Invariant]]:

@@ -1,11 +1,11 @@
-"""`kit.logs.silenced_logs`: no log output inside the block, the configuration restored after."""
+"""`kit.logs.trigger_output`: no log output inside the block, the configuration restored after."""
 
 from __future__ import annotations
 
 import pytest
 import structlog
 
-from reassembly_trigger.local.kit.logs import silenced_logs
+from reassembly_trigger.local.kit.logs import trigger_output
 from reassembly_trigger.logs import configure_logging
 
 
@@ -16,7 +16,7 @@ def test_nothing_is_logged_inside_the_block_and_logging_resumes_after(
     configure_logging("json", "stdout", force=True)
     log = structlog.get_logger("reassembly_trigger")
 
-    with silenced_logs():
+    with trigger_output():
         for method in (log.info, log.warning, log.error, log.critical):
             method("inside")
     log.info("after")
