@@ -44,6 +44,7 @@ from reassembly_trigger.gateways import (
     LockRecord,
     LockStore,
     MessageSender,
+    Uniform,
     shown,
     whole_number,
 )
@@ -166,6 +167,8 @@ class Gateways:
     clock: Clock
     #: Lease assumed for a lock that records none.
     lock_lease_seconds: int
+    #: The jitter of every backoff (a seeded generator's makes a simulation reproducible).
+    uniform: Uniform = random.uniform
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,7 +409,8 @@ class JobEvaluation:
                 if self._try_take_over(seen):
                     return True
                 attempts += 1
-                clock.sleep(random.uniform(0, min(POLL_FIRST_SECONDS * 2**attempts, 1.0)))
+                jitter = self._gw.uniform
+                clock.sleep(jitter(0, min(POLL_FIRST_SECONDS * 2**attempts, 1.0)))
                 seen = self._read_lock()  # another taker won: look again
                 self._fire(Trigger.RECHECK, lock=seen.as_log() if seen else None)
                 continue

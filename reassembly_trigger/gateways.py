@@ -204,18 +204,25 @@ class _AsRead:
         return f"{name} = {value}"
 
 
-def _jitter_backoff(attempt: int) -> float:
-    # Full jitter (AWS Architecture Blog): spreads retries of throttled keys apart.
-    return random.uniform(0, min(0.05 * 2**attempt, 2.0))
+#: Draws a uniform random number in [a, b]: `random.uniform` (the process's generator,
+#: reseeded after a SnapStart restore), or a seeded generator's for reproducible runs.
+Uniform = Callable[[float, float], float]
 
 
 class _BatchReader:
     """Strongly consistent BatchGetItem of many keys of one table, throttling-aware."""
 
-    def __init__(self, client: DynamoDBClient, table: str, sleep: Callable[[float], None]) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table: str,
+        sleep: Callable[[float], None],
+        uniform: Uniform = random.uniform,
+    ) -> None:
         self._client = client
         self._table = table
         self._sleep = sleep
+        self._uniform = uniform
 
     def read(
         self, job_ids: Sequence[str], budget: Budget | None, call_seconds: float
@@ -254,7 +261,8 @@ class _BatchReader:
         keys: list[dict[str, Any]] = [{"job_id": {"S": job_id}} for job_id in chunk]
         for attempt in range(UNPROCESSED_KEYS_ROUNDS + 1):
             if attempt:
-                self._sleep(_jitter_backoff(attempt))
+                # Full jitter (AWS Architecture Blog): spreads retries of throttled keys.
+                self._sleep(self._uniform(0, min(0.05 * 2**attempt, 2.0)))
             if budget is not None:
                 budget.ensure(f"read {self._table}", call_seconds)
             response = self._client.batch_get_item(
@@ -375,10 +383,11 @@ class JobStore:
         *,
         sleep: Callable[[float], None],
         call_seconds: float = 0.0,
+        uniform: Uniform = random.uniform,
     ) -> None:
         self._client = client
         self._table = table_name
-        self._reader = _BatchReader(client, table_name, sleep)
+        self._reader = _BatchReader(client, table_name, sleep, uniform)
         self._call_seconds = call_seconds
 
     def load_jobs(self, job_ids: Sequence[str], budget: Budget | None = None) -> LoadedJobs:
@@ -606,11 +615,13 @@ class ReassemblyLock:
         table_name: str,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        uniform: Uniform = random.uniform,
     ) -> None:
-        """`sleep`: the backoff between rounds of unprocessed keys in `read_many`."""
+        """`sleep` and `uniform`: the jittered backoff between rounds of unprocessed keys
+        in `read_many`."""
         self._client = client
         self._table = table_name
-        self._reader = _BatchReader(client, table_name, sleep)
+        self._reader = _BatchReader(client, table_name, sleep, uniform)
 
     def acquire(self, job_id: str, holder: str, now: int, lease_expires_at: int) -> None:
         """Create the lock; raise `LockAlreadyHeld` (with the existing item) if there is one."""

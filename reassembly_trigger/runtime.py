@@ -24,6 +24,7 @@ from reassembly_trigger.gateways import (
     ReassemblyLock,
     ReassemblyQueue,
     SegmentCompletions,
+    Uniform,
 )
 from reassembly_trigger.logs import Renderer, configure_logging
 from reassembly_trigger.settings import Settings
@@ -51,14 +52,17 @@ def register_snapstart_hooks() -> bool:
 register_snapstart_hooks()
 
 
-def build_gateways(settings: Settings, clients: AwsClients, clock: Clock) -> Gateways:
-    """The gateways for these settings, on these clients."""
+def build_gateways(
+    settings: Settings, clients: AwsClients, clock: Clock, uniform: Uniform = random.uniform
+) -> Gateways:
+    """The gateways for these settings, on these clients; `uniform` jitters every backoff."""
     return Gateways(
         jobs=JobStore(
             clients.dynamodb,
             settings.jobs_table_name,
             sleep=clock.sleep,
             call_seconds=STEP_SECONDS,
+            uniform=uniform,
         ),
         completions=SegmentCompletions(
             clients.dynamodb,
@@ -66,11 +70,15 @@ def build_gateways(settings: Settings, clients: AwsClients, clock: Clock) -> Gat
             call_seconds=STEP_SECONDS,
         ),
         lock=ReassemblyLock(
-            clients.dynamodb, settings.reassembly_triggered_table_name, sleep=clock.sleep
+            clients.dynamodb,
+            settings.reassembly_triggered_table_name,
+            sleep=clock.sleep,
+            uniform=uniform,
         ),
         queue=ReassemblyQueue(clients.sqs, settings.reassembly_queue_url),
         clock=clock,
         lock_lease_seconds=settings.lock_lease_seconds,
+        uniform=uniform,
     )
 
 
@@ -80,13 +88,15 @@ def build_trigger(
     clients: AwsClients | None = None,
     clock: Clock | None = None,
     renderer: Renderer | None = "json",
+    uniform: Uniform = random.uniform,
 ) -> ReassemblyTrigger:
     """A trigger from the environment (or the given settings); configures logging."""
     settings = settings or Settings.from_env()
     if renderer is not None:
         configure_logging(renderer)
     clients = clients or aws_clients(settings.evaluation_concurrency)
-    return ReassemblyTrigger(settings, build_gateways(settings, clients, clock or SystemClock()))
+    gateways = build_gateways(settings, clients, clock or SystemClock(), uniform)
+    return ReassemblyTrigger(settings, gateways)
 
 
 T = TypeVar("T")

@@ -8,6 +8,7 @@ on the given clock's `sleep`, and the trigger built by the Lambda's own `build_t
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ import boto3
 
 from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.clients import AwsClients, session_clients
-from reassembly_trigger.gateways import BATCH_GET_LIMIT, ReconcileCursorStore
+from reassembly_trigger.gateways import BATCH_GET_LIMIT, ReconcileCursorStore, Uniform
 from reassembly_trigger.local.aws.faults import FaultInjector, instant_retries
 from reassembly_trigger.local.aws.stack import DEFAULT_REGION, LOCAL_CREDENTIALS, Resources
 from reassembly_trigger.reconcile import Reconciler
@@ -68,13 +69,15 @@ def faulty_trigger(
     *,
     faults: FaultInjector | None = None,
     pool: int = 1,
+    uniform: Uniform = random.uniform,
     **settings: Any,
 ) -> FaultyTrigger:
     """The real trigger for `resources` on faulty clients and `clock` (which must `sleep`);
+    `uniform` jitters its backoffs (a seeded generator's: the same waits every run);
     `settings` override the Settings' defaults (evaluation concurrency 1 unless given)."""
     clients, injector = faulty_clients(endpoint_url, clock.sleep, faults=faults, pool=pool)
     config = {"evaluation_concurrency": 1, **settings}
     trigger = build_trigger(
-        resources.settings(**config), clients=clients, clock=clock, renderer=None
+        resources.settings(**config), clients=clients, clock=clock, renderer=None, uniform=uniform
     )
     return FaultyTrigger(trigger, clients, injector)

@@ -103,6 +103,8 @@ class FaultRun:
             resources,
             self.clock,
             faults=FaultInjector(seed=config.seed, call_key=_job_key),
+            # The backoffs' jitter from the shard's own seed: the same waits every run.
+            uniform=random.Random(f"{config.seed}/{shard}/jitter").uniform,
             reconcile_min_age_seconds=config.reconcile_min_age_seconds,
         )
         self.trigger, self.faults = faulty.trigger, faulty.faults
