@@ -12,6 +12,8 @@ from reassembly_trigger.local.commands.common import (
     EXIT_FAILED,
     UsageError,
     plural,
+    print_trimmed,
+    report_console,
     require_extra,
 )
 from reassembly_trigger.local.ops.explain import Explanation, JobStory, Step, read_events
@@ -66,9 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"explain: no transition events{which}", file=sys.stderr)
         return EXIT_FAILED
     if not args.json:
-        from rich.console import Console
-
-        render(Console() if sys.stdout.isatty() else Console(width=140), explanation)
+        render(report_console(140), explanation)
     return 0
 
 
@@ -102,13 +102,6 @@ def as_json(explanation: Explanation) -> dict[str, Any]:
         ],
         "skips_by_reason": dict(explanation.skips_by_reason().most_common()),
     }
-
-
-def print_trimmed(console: Console, *renderables: Any) -> None:
-    """Print without the blanks rich pads table titles and grid cells with."""
-    with console.capture() as captured:
-        console.print(*renderables)
-    console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def render(console: Console, explanation: Explanation) -> None:
