@@ -74,9 +74,6 @@ def aws_error_code(exc: BaseException) -> str:
     return ""
 
 
-# ------------------------------------------------------------------ extras
-
-
 def install_command(extra: str) -> str:
     """The exact command that adds `extra` to the environment this command runs in."""
     return f"{shlex.quote(sys.executable)} -m pip install '{DISTRIBUTION}[{extra}]'"
@@ -119,9 +116,6 @@ def extra_providing(module: str) -> str | None:
     return min(providers, key=lambda extra: len(EXTRAS[extra])) if providers else None
 
 
-# ------------------------------------------------------------------ wording
-
-
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     """`1 record`, `2 records`, `1 retry`, `3 retries`."""
     if count == 1:
@@ -154,9 +148,6 @@ def details(event: Mapping[str, Any], skip: Iterable[str] = ()) -> str:
     """A log event's fields as `key=value` pairs, plain values, for one human line."""
     left_out = set(skip)
     return " ".join(f"{key}={plain(value)}" for key, value in event.items() if key not in left_out)
-
-
-# ------------------------------------------------------------------ option types
 
 
 def int_in(low: int, high: int, *, what: str = "a whole number") -> Callable[[str], int]:

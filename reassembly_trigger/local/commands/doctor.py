@@ -196,9 +196,6 @@ def missing_resources(settings: Settings) -> list[str]:
     return found
 
 
-# ------------------------------------------------------------------ rendering
-
-
 def render_diagnosis(console: Console, diagnosis: Diagnosis) -> None:
     """The short human report, ending with the next action."""
     from rich.table import Table

@@ -76,15 +76,8 @@ def as_json(explanation: Explanation) -> dict[str, Any]:
     """The document of `explain --json`: each job's evaluations, last outcome, and counts."""
 
     def step(s: Step) -> dict[str, Any]:
-        return {
-            "time": s.time,
-            "aws_request_id": s.aws_request_id,
-            "source": s.source,
-            "dest": s.dest,
-            "trigger": s.trigger,
-            "reason": s.reason,
-            "facts": s.facts,
-        }
+        keys = ("time", "aws_request_id", "source", "dest", "trigger", "reason", "facts")
+        return {key: getattr(s, key) for key in keys}
 
     jobs = {}
     for job_id, story in explanation.stories.items():

@@ -35,9 +35,6 @@ _MESSAGE_KEYS = ("message", "@message")
 _LIST_KEYS = ("events", "results", "logEvents")
 
 
-# ------------------------------------------------------------------ finding events
-
-
 def json_values(text: str) -> Iterator[Any]:
     """Every JSON object in `text`, wherever it starts; text around them is skipped."""
     decoder = json.JSONDecoder()
@@ -128,9 +125,6 @@ def epoch_seconds(stamp: Any) -> float | None:
             parsed = parsed.replace(tzinfo=UTC)
         return parsed.timestamp()
     return None
-
-
-# ------------------------------------------------------------------ the stories
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,9 +232,6 @@ class Explanation:
         return Counter(
             {reason: n for (dest, reason), n in self.outcomes().items() if dest == "skipped"}
         )
-
-
-# ------------------------------------------------------------------ facts
 
 
 def transition_rows(outcomes: Iterable[JobOutcome]) -> list[dict[str, Any]]:
