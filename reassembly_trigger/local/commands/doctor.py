@@ -109,10 +109,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         require_extra("ops")
     use_endpoint(args.endpoint_url)
-    return _run(args)
-
-
-def _run(args: argparse.Namespace) -> int:
     from reassembly_trigger.settings import Settings
 
     settings = Settings.from_env()
@@ -126,7 +122,11 @@ def _run(args: argparse.Namespace) -> int:
         diagnosis = result.after if result else doctor.diagnose(args.job_id)
     except Exception as exc:
         if isinstance(exc, DoctorError) or aws_error_code(exc) == "ResourceNotFoundException":
-            raise AwsError(_name_missing_resource(settings, str(exc))) from exc
+            message = str(exc)
+            # AWS's own message names no table or queue: name which of the Lambda's is missing.
+            if "ResourceNotFound" in message or "NonExistentQueue" in message:
+                message = "; ".join(missing_resources(settings)) or message
+            raise AwsError(message) from exc
         raise
     if args.json:
         print(json.dumps((result or diagnosis).as_json(), indent=2, default=str))
@@ -152,15 +152,6 @@ def _resend(doctor: Doctor, args: argparse.Namespace) -> int:
     else:
         print(f"not re-sent: {resent.reason}")
     return resent.exit_status
-
-
-def _name_missing_resource(settings: Settings, message: str) -> str:
-    """`message`, or, when AWS said a resource was not found, which one of the Lambda's
-    tables and queue it is (AWS's own message names none)."""
-    if "ResourceNotFound" not in message and "NonExistentQueue" not in message:
-        return message
-    missing = missing_resources(settings)
-    return "; ".join(missing) if missing else message
 
 
 #: The codes SQS answers for a queue URL that names no queue (JSON and query protocols).

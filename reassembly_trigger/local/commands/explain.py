@@ -164,9 +164,7 @@ def _summary(explanation: Explanation) -> Group:
         f"{plural(sum(outcomes.values()), 'evaluation')}",
         style="bold",
     )
-    table = Table()
-    table.add_column("outcome")
-    table.add_column("reason")
+    table = Table("outcome", "reason")
     table.add_column("evaluations", justify="right")
     for (dest, reason), count in sorted(outcomes.items(), key=lambda kv: (kv[0][0], -kv[1])):
         table.add_row(Text(dest, style=_OUTCOME_STYLES.get(dest, "")), reason, str(count))

@@ -26,13 +26,7 @@ from typing import TYPE_CHECKING, Any
 from reassembly_trigger.batch import ReassemblyTrigger, job_lookup
 from reassembly_trigger.clients import aws_clients
 from reassembly_trigger.errors import LockChanged
-from reassembly_trigger.evaluation import (
-    LOCK_SECONDS,
-    Clock,
-    Invocation,
-    JobEvaluation,
-    JobOutcome,
-)
+from reassembly_trigger.evaluation import LOCK_SECONDS, Clock, Invocation, JobEvaluation, JobOutcome
 from reassembly_trigger.gateways import (
     MAX_LEASE_SECONDS,
     RELEASED,
@@ -288,18 +282,13 @@ class ResendResult:
 
 def segment_ranges(indexes: list[int] | list[int | float]) -> str:
     """`[0, 1, 2, 5, 7, 8]` -> `0-2, 5, 7-8` (or `none`)."""
-    if not indexes:
-        return "none"
-    parts: list[str] = []
-    start = previous = indexes[0]
-    for index in [*indexes[1:], None]:
-        if index is not None and index == previous + 1:
-            previous = index
-            continue
-        parts.append(str(start) if start == previous else f"{start}-{previous}")
-        if index is not None:
-            start = previous = index
-    return ", ".join(parts)
+    runs: list[list[int | float]] = []
+    for index in indexes:
+        if runs and index == runs[-1][-1] + 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs) or "none"
 
 
 def when(epoch: float) -> str:
@@ -406,11 +395,7 @@ class Doctor:
             request_id=f"repair-{uuid.uuid4().hex[:12]}",
         )
         (outcome,) = self.trigger.evaluate_jobs([JobRequest(job_id)], invocation)
-        return RepairResult(
-            outcome=outcome,
-            machine=MachineView.of(outcome),
-            after=self.diagnose(job_id),
-        )
+        return RepairResult(outcome, MachineView.of(outcome), after=self.diagnose(job_id))
 
     def resend(self, job_id: str) -> ResendResult:
         """Re-send the message of a job enqueued but never claimed, on purpose, once.
@@ -468,14 +453,10 @@ class Doctor:
         status = item.get("status") if item else None
         total = whole_number(item.get("total_segments")) if item else None
         strays: list[int | float] = [float(i) for i in recorded if whole_number(i) is None]
-        if total is not None:
-            missing = [i for i in range(total) if i not in whole]
-            out_of_range = sorted([i for i in whole if not 0 <= i < total] + strays)
-            completions = total - len(missing)
-        else:
-            missing = []
-            out_of_range = sorted([i for i in whole if i < 0] + strays)
-            completions = len([i for i in whole if i >= 0])
+        end = math.inf if total is None else total  # unknown total: only negatives are out
+        missing = [] if total is None else [i for i in range(total) if i not in whole]
+        out_of_range = sorted([i for i in whole if not 0 <= i < end] + strays)
+        completions = len([i for i in whole if 0 <= i < end])
         return Facts(
             job_id=job_id,
             found=item is not None,
