@@ -70,12 +70,11 @@ class _Parser(argparse.ArgumentParser):
 
 def version() -> str:
     """The installed version of this package."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed_version
+    from importlib import metadata
 
     try:
-        return installed_version(DISTRIBUTION)
-    except PackageNotFoundError:  # run from a source tree that was never installed
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown (not installed)"
 
 

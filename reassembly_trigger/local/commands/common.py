@@ -69,14 +69,7 @@ def one_line(text: object) -> str:
 def aws_error_code(exc: BaseException) -> str:
     """The AWS error code of a botocore `ClientError` ('' for anything else)."""
     response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def install_command(extra: str) -> str:
-    """The exact command that adds `extra` to the environment this command runs in."""
-    return f"{shlex.quote(sys.executable)} -m pip install '{DISTRIBUTION}[{extra}]'"
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, Mapping) else ""
 
 
 def _installed(module: str) -> bool:
@@ -96,10 +89,10 @@ def missing_extra(extra: str | None) -> str | None:
 
 
 def needs_extra(extra: str, missing: Iterable[str]) -> str:
-    """One line: `extra` is needed, which modules are missing, and how to install it."""
-    return (
-        f"needs the '{extra}' extra ({', '.join(missing)} not installed): {install_command(extra)}"
-    )
+    """One line: `extra` is needed, which modules are missing, and the exact command that
+    installs it into the environment this command runs in."""
+    install = f"{shlex.quote(sys.executable)} -m pip install '{DISTRIBUTION}[{extra}]'"
+    return f"needs the '{extra}' extra ({', '.join(missing)} not installed): {install}"
 
 
 def require_extra(extra: str) -> None:

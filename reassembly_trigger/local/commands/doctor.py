@@ -49,7 +49,6 @@ _STYLES = {
     Verdict.WOULD_TRIGGER: "yellow",
     Verdict.WAITING_FOR_SEGMENTS: "cyan",
     Verdict.WAITING_FOR_CHUNKING: "cyan",
-    Verdict.UNCLAIMED: "bold red",
 }
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import KW_ONLY, asdict, dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -311,23 +311,17 @@ def duration(seconds: float) -> str:
     return f"{secs}s"
 
 
+@dataclass
 class Doctor:
     """Diagnoses (and repairs) one job through the gateways the Lambda uses."""
 
-    def __init__(
-        self,
-        trigger: ReassemblyTrigger,
-        completion_times: Callable[[str], int | None],
-        *,
-        completions: SegmentCompletions,
-        lock: ReassemblyLock,
-        grace_seconds: float = DEFAULT_GRACE_SECONDS,
-    ) -> None:
-        self.trigger = trigger
-        self._completion_times = completion_times
-        self._completions = completions
-        self._lock = lock
-        self.grace_seconds = grace_seconds
+    trigger: ReassemblyTrigger
+    #: The newest completion's `completed_at` of a job (None when none is recorded).
+    completion_times: Callable[[str], int | None]
+    _: KW_ONLY
+    completions: SegmentCompletions
+    lock: ReassemblyLock
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
 
     @classmethod
     def from_environment(
@@ -404,7 +398,7 @@ class Doctor:
         people re-sending at once send one message between them.
         """
         refuse = partial(ResendResult, job_id, False)
-        lock = self._lock.read(job_id)
+        lock = self.lock.read(job_id)
         if lock is None or not lock.enqueued:
             return refuse("no message was sent yet: run --repair (without --resend)")
         if lock.reassembly_started:
@@ -421,13 +415,13 @@ class Doctor:
             )
         holder = f"resend-{uuid.uuid4().hex[:12]}"
         try:
-            self._lock.claim_resend(lock, holder, now)
+            self.lock.claim_resend(lock, holder, now)
         except LockChanged:
             return refuse("the lock changed since it was read (someone else re-sent?)")
         message_id = self.trigger.gateways.queue.send(job_id)
         reason = "re-sent"
         try:
-            self._lock.record_resend(job_id, holder, message_id, now)
+            self.lock.record_resend(job_id, holder, message_id, now)
         except LockChanged:
             # Sent: say so, even though the lock no longer names this re-send.
             reason = "re-sent, but the lock changed before the new message id was recorded"
@@ -447,7 +441,7 @@ class Doctor:
         if job_id in loaded.unavailable:
             raise loaded.unavailable[job_id]
         item = loaded.items.get(job_id)
-        recorded = sorted(set(self._completions.segment_indexes(job_id)))
+        recorded = sorted(set(self.completions.segment_indexes(job_id)))
         whole = {n for n in (whole_number(i) for i in recorded) if n is not None}
         record = gateways.lock.read(job_id)
         status = item.get("status") if item else None
@@ -466,7 +460,7 @@ class Doctor:
             missing_segments=missing,
             out_of_range_segments=out_of_range,
             lock=LockState.judge(record, now, gateways.lock_lease_seconds) if record else None,
-            latest_completion_at=self._completion_times(job_id),
+            latest_completion_at=self.completion_times(job_id),
             checked_at=now,
             unclaimed_after_seconds=self.trigger.settings.unclaimed_after_seconds,
         )
@@ -485,8 +479,7 @@ def _classify(facts: Facts, machine: MachineView, grace: float) -> Finding:
             "Check the job id, and that JOBS_TABLE_NAME and the AWS endpoint/region point "
             "at the right environment.",
         )
-    reassembled = _reassembled(facts)
-    if reassembled is not None:
+    if (reassembled := _reassembled(facts)) is not None:
         return reassembled
     if machine.would in (Trigger.ACQUIRE, Trigger.TAKE_OVER):
         return _ready(facts, machine, grace)
