@@ -26,10 +26,10 @@ from reassembly_trigger.local.commands.common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     CommandError,
-    describe_aws_error,
+    UsageError,
     extra_providing,
-    install_command,
     missing_extra,
+    needs_extra,
     one_line,
 )
 
@@ -70,12 +70,11 @@ class _Parser(argparse.ArgumentParser):
 
 def version() -> str:
     """The installed version of this package."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed_version
+    from importlib import metadata
 
     try:
-        return installed_version(DISTRIBUTION)
-    except PackageNotFoundError:  # run from a source tree that was never installed
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown (not installed)"
 
 
@@ -95,13 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a command not built yet
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
@@ -117,14 +110,13 @@ def classify(exc: Exception) -> tuple[str, int]:
         hint = "set them as for the Lambda; locally, export what `local up` prints"
         return f"{one_line(exc)} ({hint})", EXIT_USAGE
     if isinstance(exc, ClientError | BotoCoreError):
-        return describe_aws_error(exc), EXIT_AWS
+        # botocore's own sentence names the operation and the code, or the endpoint
+        # that did not answer.
+        return one_line(exc), EXIT_AWS
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         extra = extra_providing(exc.name)
         if extra is not None:
-            return (
-                f"needs the '{extra}' extra ({exc.name} not installed): {install_command(extra)}",
-                EXIT_USAGE,
-            )
+            return needs_extra(extra, [exc.name]), EXIT_USAGE
     if isinstance(exc, OSError) and exc.strerror:
         where = f"{exc.filename}: " if exc.filename else ""
         return f"{where}{exc.strerror}", EXIT_USAGE
@@ -133,11 +125,6 @@ def classify(exc: Exception) -> tuple[str, int]:
         "(rerun with --debug for the traceback, and report it)",
         EXIT_INTERNAL,
     )
-
-
-def _command_name(args: argparse.Namespace) -> str:
-    sub = getattr(args, "local_command", None)
-    return f"{args.command} {sub}" if sub else str(args.command)
 
 
 def align_region(environ: MutableMapping[str, str]) -> None:
@@ -160,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         problem = missing_extra(getattr(args, "extra", None))
         if problem is not None:
-            raise CommandError(problem, EXIT_USAGE)
+            raise UsageError(problem)
         status: int = args.run(args)
     except KeyboardInterrupt:
         return _fail(args, "interrupted", EXIT_INTERRUPTED)
@@ -174,7 +161,8 @@ def _fail(args: argparse.Namespace, message: str, status: int) -> int:
     --json (for scripts), and always one line on stderr."""
     if args.debug:
         traceback.print_exc()
-    name = _command_name(args)
+    sub = getattr(args, "local_command", None)
+    name = f"{args.command} {sub}" if sub else str(args.command)
     if getattr(args, "json", False):
         document = {"command": name, "error": message, "exit_status": status}
         if getattr(args, "job_id", None):

@@ -64,18 +64,15 @@ def document() -> str:
     out.append("## Triggers\n")
     out.append("| trigger | meaning |\n|---|---|")
     out.extend(f"| `{t.value}` | {meaning} |" for t, meaning in TRIGGER_MEANINGS.items())
-    out.append("\n## Skip reasons (`dest=skipped`)\n")
-    out.append("| reason | from | meaning | explained by |\n|---|---|---|---|")
-    out.extend(
-        f"| `{r.value}` | {_where(s)} | {s.meaning} | "
-        f"{', '.join(f'`{f}`' for f in s.fields) or '-'} |"
-        for r, s in SKIP_REASONS.items()
-    )
-    out.append("\n## Failure reasons (`dest=failed`; the job's records are retried)\n")
-    out.append("| reason | from | meaning | explained by |\n|---|---|---|---|")
-    out.extend(
-        f"| `{r.value}` | {_where(s)} | {s.meaning} | "
-        f"{', '.join(f'`{f}`' for f in s.fields) or '-'} |"
-        for r, s in FAIL_REASONS.items()
-    )
+    for title, reasons in (
+        ("Skip reasons (`dest=skipped`)", SKIP_REASONS),
+        ("Failure reasons (`dest=failed`; the job's records are retried)", FAIL_REASONS),
+    ):
+        out.append(f"\n## {title}\n")
+        out.append("| reason | from | meaning | explained by |\n|---|---|---|---|")
+        out.extend(
+            f"| `{r.value}` | {_where(s)} | {s.meaning} | "
+            f"{', '.join(f'`{f}`' for f in s.fields) or '-'} |"
+            for r, s in reasons.items()
+        )
     return "\n".join(out) + "\n"

@@ -14,7 +14,10 @@ import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: Exit codes, documented in the README ("The command line").
 EXIT_OK = 0
@@ -47,16 +50,9 @@ class CommandError(Exception):
 
     exit_code = EXIT_USAGE
 
-    def __init__(self, message: str, exit_code: int | None = None) -> None:
-        super().__init__(message)
-        if exit_code is not None:
-            self.exit_code = exit_code
-
 
 class UsageError(CommandError):
     """A bad option, environment variable or file (exit 2)."""
-
-    exit_code = EXIT_USAGE
 
 
 class AwsError(CommandError):
@@ -73,24 +69,7 @@ def one_line(text: object) -> str:
 def aws_error_code(exc: BaseException) -> str:
     """The AWS error code of a botocore `ClientError` ('' for anything else)."""
     response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def describe_aws_error(exc: BaseException) -> str:
-    """One line for a botocore error: botocore's own sentence names the operation and
-    the code (`An error occurred (X) when calling the Y operation: ...`) or the endpoint
-    that did not answer (`Read timeout on endpoint URL: "..."`)."""
-    return one_line(exc)
-
-
-# ------------------------------------------------------------------ extras
-
-
-def install_command(extra: str) -> str:
-    """The exact command that adds `extra` to the environment this command runs in."""
-    return f"{shlex.quote(sys.executable)} -m pip install '{DISTRIBUTION}[{extra}]'"
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, Mapping) else ""
 
 
 def _installed(module: str) -> bool:
@@ -106,11 +85,14 @@ def missing_extra(extra: str | None) -> str | None:
     if extra is None:
         return None
     missing = [module for module in EXTRAS[extra] if not _installed(module)]
-    if not missing:
-        return None
-    return (
-        f"needs the '{extra}' extra ({', '.join(missing)} not installed): {install_command(extra)}"
-    )
+    return needs_extra(extra, missing) if missing else None
+
+
+def needs_extra(extra: str, missing: Iterable[str]) -> str:
+    """One line: `extra` is needed, which modules are missing, and the exact command that
+    installs it into the environment this command runs in."""
+    install = f"{shlex.quote(sys.executable)} -m pip install '{DISTRIBUTION}[{extra}]'"
+    return f"needs the '{extra}' extra ({', '.join(missing)} not installed): {install}"
 
 
 def require_extra(extra: str) -> None:
@@ -125,9 +107,6 @@ def extra_providing(module: str) -> str | None:
     root = module.partition(".")[0]
     providers = [extra for extra, modules in EXTRAS.items() if root in modules]
     return min(providers, key=lambda extra: len(EXTRAS[extra])) if providers else None
-
-
-# ------------------------------------------------------------------ wording
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
@@ -162,9 +141,6 @@ def details(event: Mapping[str, Any], skip: Iterable[str] = ()) -> str:
     """A log event's fields as `key=value` pairs, plain values, for one human line."""
     left_out = set(skip)
     return " ".join(f"{key}={plain(value)}" for key, value in event.items() if key not in left_out)
-
-
-# ------------------------------------------------------------------ option types
 
 
 def int_in(low: int, high: int, *, what: str = "a whole number") -> Callable[[str], int]:
@@ -203,16 +179,30 @@ def seconds(
     return parse
 
 
-#: The `--endpoint-url` help, worded once for every command that takes it.
-ENDPOINT_HELP = (
-    "AWS endpoint URL for every call, e.g. the one `local up` prints "
-    "(default: $AWS_ENDPOINT_URL if set, else AWS itself)"
-)
-
-
 def add_endpoint_option(parser: argparse.ArgumentParser | Any) -> None:
     """`--endpoint-url`, the same option with the same words in every command."""
-    parser.add_argument("--endpoint-url", default=None, metavar="URL", help=ENDPOINT_HELP)
+    parser.add_argument(
+        "--endpoint-url",
+        default=None,
+        metavar="URL",
+        help="AWS endpoint URL for every call, e.g. the one `local up` prints "
+        "(default: $AWS_ENDPOINT_URL if set, else AWS itself)",
+    )
+
+
+def report_console(piped_width: int) -> Console:
+    """A rich console on stdout; piped output is `piped_width` columns wide, not 80:
+    reports get pasted into tickets."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else piped_width)
+
+
+def print_trimmed(console: Console, *renderables: Any) -> None:
+    """Print without the blanks rich pads table titles and grid cells with."""
+    with console.capture() as captured:
+        console.print(*renderables)
+    console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def use_endpoint(endpoint_url: str | None) -> str | None:

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reassembly_trigger.local.commands.common import EXIT_FAILED, UsageError
+from reassembly_trigger.local.commands.common import DISTRIBUTION, EXIT_FAILED, UsageError
 
 #: Where the diagram lives, relative to the repository's root.
 DIAGRAM = Path("docs") / "state-diagram.md"
 #: The project's name in its pyproject.toml, which marks the repository's root.
-_PROJECT_LINE = 'name = "stereo-spot-reassembly-trigger"'
+_PROJECT_LINE = f'name = "{DISTRIBUTION}"'
 
 
 def repository_root(package_dir: Path | None = None) -> Path | None:

@@ -14,6 +14,8 @@ from reassembly_trigger.local.commands.common import (
     aws_error_code,
     plain,
     plural,
+    print_trimmed,
+    report_console,
     require_extra,
     seconds,
     use_endpoint,
@@ -47,7 +49,6 @@ _STYLES = {
     Verdict.WOULD_TRIGGER: "yellow",
     Verdict.WAITING_FOR_SEGMENTS: "cyan",
     Verdict.WAITING_FOR_CHUNKING: "cyan",
-    Verdict.UNCLAIMED: "bold red",
 }
 
 
@@ -107,10 +108,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         require_extra("ops")
     use_endpoint(args.endpoint_url)
-    return _run(args)
-
-
-def _run(args: argparse.Namespace) -> int:
     from reassembly_trigger.settings import Settings
 
     settings = Settings.from_env()
@@ -120,27 +117,23 @@ def _run(args: argparse.Namespace) -> int:
         doctor = Doctor.from_environment(settings, grace_seconds=args.grace)
         if args.resend:
             return _resend(doctor, args)
-        if args.repair:
-            repaired = doctor.repair(args.job_id, args.timeout)
-        else:
-            diagnosis = doctor.diagnose(args.job_id)
-    except DoctorError as exc:
-        raise AwsError(_name_missing_resource(settings, str(exc))) from exc
+        result = doctor.repair(args.job_id, args.timeout) if args.repair else None
+        diagnosis = result.after if result else doctor.diagnose(args.job_id)
     except Exception as exc:
-        if aws_error_code(exc) == "ResourceNotFoundException":
-            raise AwsError(_name_missing_resource(settings, str(exc))) from exc
+        if isinstance(exc, DoctorError) or aws_error_code(exc) == "ResourceNotFoundException":
+            message = str(exc)
+            # AWS's own message names no table or queue: name which of the Lambda's is missing.
+            if "ResourceNotFound" in message or "NonExistentQueue" in message:
+                message = "; ".join(missing_resources(settings)) or message
+            raise AwsError(message) from exc
         raise
-    if args.repair:
-        if args.json:
-            print(json.dumps(repaired.as_json(), indent=2, default=str))
-        else:
-            render_repair(_console(), repaired)
-        return repaired.exit_status
     if args.json:
-        print(json.dumps(diagnosis.as_json(), indent=2, default=str))
+        print(json.dumps((result or diagnosis).as_json(), indent=2, default=str))
+    elif result:
+        render_repair(report_console(120), result)
     else:
-        render_diagnosis(_console(), diagnosis)
-    return diagnosis.exit_status
+        render_diagnosis(report_console(120), diagnosis)
+    return (result or diagnosis).exit_status
 
 
 def _resend(doctor: Doctor, args: argparse.Namespace) -> int:
@@ -158,15 +151,6 @@ def _resend(doctor: Doctor, args: argparse.Namespace) -> int:
     else:
         print(f"not re-sent: {resent.reason}")
     return resent.exit_status
-
-
-def _name_missing_resource(settings: Settings, message: str) -> str:
-    """`message`, or, when AWS said a resource was not found, which one of the Lambda's
-    tables and queue it is (AWS's own message names none)."""
-    if "ResourceNotFound" not in message and "NonExistentQueue" not in message:
-        return message
-    missing = missing_resources(settings)
-    return "; ".join(missing) if missing else message
 
 
 #: The codes SQS answers for a queue URL that names no queue (JSON and query protocols).
@@ -202,22 +186,10 @@ def missing_resources(settings: Settings) -> list[str]:
     return found
 
 
-def _console() -> Console:
-    from rich.console import Console
-
-    # Piped output is not wrapped at 80 columns: reports get pasted into tickets.
-    return Console() if sys.stdout.isatty() else Console(width=120)
-
-
-# ------------------------------------------------------------------ rendering
-
-
 def render_diagnosis(console: Console, diagnosis: Diagnosis) -> None:
     """The short human report, ending with the next action."""
     from rich.table import Table
     from rich.text import Text
-
-    from reassembly_trigger.local.commands.explain import print_trimmed
 
     style = "bold red" if diagnosis.verdict in ACTION_NEEDED else _STYLES[diagnosis.verdict]
     report = Table.grid(padding=(0, 2))
@@ -238,7 +210,6 @@ def render_repair(console: Console, result: RepairResult) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from reassembly_trigger.local.commands.explain import print_trimmed
     from reassembly_trigger.local.ops.explain import transition_facts
 
     table = Table(title=f"repair {result.outcome.job_id}: the state machine's transitions")
@@ -275,10 +246,8 @@ def _job_line(diagnosis: Diagnosis) -> str:
 
 
 def _completions_line(diagnosis: Diagnosis) -> str:
-    total = diagnosis.total_segments
-    counted = f"{diagnosis.completions} of {total}" if total is not None else "total unknown"
-    if total is None:
-        counted = f"{diagnosis.completions} recorded, {counted}"
+    total, done = diagnosis.total_segments, diagnosis.completions
+    counted = f"{done} of {total}" if total is not None else f"{done} recorded, total unknown"
     line = f"{counted}; missing: {segment_ranges(diagnosis.missing_segments)}"
     if diagnosis.out_of_range_segments:
         line += f"; out of range (ignored): {segment_ranges(diagnosis.out_of_range_segments)}"
@@ -301,14 +270,10 @@ def _lock_line(lock: LockState | None, now: float) -> str:
         parts.append(f"holder {record.holder}")
     if lock.lease == "released":
         parts.append("lease released by its holder")
-    elif lock.lease == "active":
-        parts.append(
-            f"lease until {when(lock.lease_end)} ({duration(lock.lease_seconds_left)} left)"
-        )
     else:
-        parts.append(
-            f"lease over since {when(lock.lease_end)} ({duration(lock.lease_seconds_left)} ago)"
-        )
+        since, tail = ("until", "left") if lock.lease == "active" else ("over since", "ago")
+        left = duration(lock.lease_seconds_left)
+        parts.append(f"lease {since} {when(lock.lease_end)} ({left} {tail})")
     if record.enqueued_at is not None:
         parts.append(f"enqueued {when(record.enqueued_at)} message {record.message_id}")
     else:

@@ -12,6 +12,8 @@ from reassembly_trigger.local.commands.common import (
     EXIT_FAILED,
     UsageError,
     plural,
+    print_trimmed,
+    report_console,
     require_extra,
 )
 from reassembly_trigger.local.ops.explain import Explanation, JobStory, Step, read_events
@@ -66,9 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"explain: no transition events{which}", file=sys.stderr)
         return EXIT_FAILED
     if not args.json:
-        from rich.console import Console
-
-        render(Console() if sys.stdout.isatty() else Console(width=140), explanation)
+        render(report_console(140), explanation)
     return 0
 
 
@@ -76,15 +76,8 @@ def as_json(explanation: Explanation) -> dict[str, Any]:
     """The document of `explain --json`: each job's evaluations, last outcome, and counts."""
 
     def step(s: Step) -> dict[str, Any]:
-        return {
-            "time": s.time,
-            "aws_request_id": s.aws_request_id,
-            "source": s.source,
-            "dest": s.dest,
-            "trigger": s.trigger,
-            "reason": s.reason,
-            "facts": s.facts,
-        }
+        keys = ("time", "aws_request_id", "source", "dest", "trigger", "reason", "facts")
+        return {key: getattr(s, key) for key in keys}
 
     jobs = {}
     for job_id, story in explanation.stories.items():
@@ -102,13 +95,6 @@ def as_json(explanation: Explanation) -> dict[str, Any]:
         ],
         "skips_by_reason": dict(explanation.skips_by_reason().most_common()),
     }
-
-
-def print_trimmed(console: Console, *renderables: Any) -> None:
-    """Print without the blanks rich pads table titles and grid cells with."""
-    with console.capture() as captured:
-        console.print(*renderables)
-    console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def render(console: Console, explanation: Explanation) -> None:
@@ -178,9 +164,7 @@ def _summary(explanation: Explanation) -> Group:
         f"{plural(sum(outcomes.values()), 'evaluation')}",
         style="bold",
     )
-    table = Table()
-    table.add_column("outcome")
-    table.add_column("reason")
+    table = Table("outcome", "reason")
     table.add_column("evaluations", justify="right")
     for (dest, reason), count in sorted(outcomes.items(), key=lambda kv: (kv[0][0], -kv[1])):
         table.add_row(Text(dest, style=_OUTCOME_STYLES.get(dest, "")), reason, str(count))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from typing import Any
 
 from reassembly_trigger.local.commands.common import (
@@ -13,6 +12,7 @@ from reassembly_trigger.local.commands.common import (
     add_endpoint_option,
     aws_error_code,
     plural,
+    report_console,
     require_extra,
     use_endpoint,
 )
@@ -84,26 +84,19 @@ def _diagnose(
 ) -> list[FleetEntry]:
     if not show_progress or not jobs:
         return fleet.diagnose(jobs)
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True, console=_console(stderr=True)) as progress:
+    with Progress(transient=True, console=Console(stderr=True)) as progress:
         task = progress.add_task("reading jobs", total=len(jobs))
         return fleet.diagnose(jobs, lambda done, _total: progress.update(task, completed=done))
-
-
-def _console(*, stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    if stderr:
-        return Console(stderr=True)
-    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def render(report: FleetReport) -> None:
     """One row per job, then the counts by verdict and what a repair did."""
     from rich.table import Table
 
-    console = _console()
+    console = report_console(160)
     table = Table(title=f"{plural(len(report.entries), 'job')} in flight")
     for column in ("job", "age", "verdict", "segments", "lock", "next"):
         table.add_column(column, overflow="fold")

@@ -16,23 +16,17 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, asdict, dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from reassembly_trigger.batch import ReassemblyTrigger, job_lookup
 from reassembly_trigger.clients import aws_clients
 from reassembly_trigger.errors import LockChanged
-from reassembly_trigger.evaluation import (
-    LOCK_SECONDS,
-    Clock,
-    Invocation,
-    JobEvaluation,
-    JobOutcome,
-    SystemClock,
-)
+from reassembly_trigger.evaluation import LOCK_SECONDS, Clock, Invocation, JobEvaluation, JobOutcome
 from reassembly_trigger.gateways import (
     MAX_LEASE_SECONDS,
     RELEASED,
@@ -44,7 +38,7 @@ from reassembly_trigger.gateways import (
 from reassembly_trigger.local.ops.dry_run import WouldWrite, read_only
 from reassembly_trigger.machine import SkipReason, State, Trigger
 from reassembly_trigger.records import JobRequest
-from reassembly_trigger.runtime import build_gateways
+from reassembly_trigger.runtime import build_trigger
 from reassembly_trigger.settings import Settings
 
 if TYPE_CHECKING:
@@ -88,9 +82,6 @@ class DoctorError(Exception):
     """The dry run itself failed (an AWS error): there is no verdict to give."""
 
 
-# ------------------------------------------------------------------------- facts
-
-
 @dataclass(frozen=True, slots=True)
 class LockState:
     """The lock as read, with its lease judged against now."""
@@ -110,14 +101,11 @@ class LockState:
     def judge(cls, record: LockRecord, now: float, legacy_lease_seconds: int) -> LockState:
         """Judge `record`'s lease at `now`."""
         lease_end = record.lease_end(legacy_lease_seconds, now)
-        if record.lease_expires_at == RELEASED:
-            lease = "released"
-        else:
-            lease = "active" if now < lease_end else "over"
+        released = record.lease_expires_at == RELEASED
         return cls(
             record=record,
             lease_end=lease_end,
-            lease=lease,
+            lease="released" if released else "active" if now < lease_end else "over",
             lease_seconds_left=round(lease_end - now, 1),
             age_seconds=round(now - record.triggered_at, 1) if record.triggered_at else None,
         )
@@ -142,6 +130,8 @@ class MachineView:
     #: The write a dry run stopped at (`acquire`, `take_over`), if it reached one.
     would: str | None
     transitions: list[dict[str, Any]]
+    #: The states it went through, from `received` (none when it took no step).
+    path: list[str]
 
     @classmethod
     def of(cls, outcome: JobOutcome, would: Trigger | None = None) -> MachineView:
@@ -151,27 +141,20 @@ class MachineView:
             reason=outcome.reason.value if outcome.reason is not None else None,
             would=would.value if would is not None else None,
             transitions=[step.fields() for step in outcome.history],
+            path=[state.value for state in outcome.path] if outcome.history else [],
         )
-
-    @property
-    def path(self) -> list[str]:
-        """The states it went through, from `received`."""
-        if not self.transitions:
-            return []
-        return [str(self.transitions[0]["source"]), *(str(t["dest"]) for t in self.transitions)]
 
     def as_json(self) -> dict[str, Any]:
         """The final state, reason, `would`, and the path."""
         return {"state": self.state, "reason": self.reason, "would": self.would, "path": self.path}
 
 
-@dataclass(frozen=True, slots=True)
-class Diagnosis:
-    """One job's verdict, why, the facts behind it, and what to do next."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Facts:
+    """What `doctor` read about one job, before any verdict."""
 
     job_id: str
-    verdict: Verdict
-    reason: str
+    found: bool
     status: str | None
     total_segments: int | None
     #: Completions counted toward the job: those in `[0, total_segments)` (all of them
@@ -181,11 +164,21 @@ class Diagnosis:
     #: Recorded indexes that can never count: negative, past the end, or fractional.
     out_of_range_segments: list[int | float]
     lock: LockState | None
+    #: Epoch seconds of the newest completion's `completed_at`, when recorded.
+    latest_completion_at: int | None
+    checked_at: float
+    #: A message sent longer ago than this and still unclaimed is `unclaimed`.
+    unclaimed_after_seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Diagnosis(Facts):
+    """One job's verdict, why, the facts behind it, and what to do next."""
+
+    verdict: Verdict
+    reason: str
     next_action: str
     machine: MachineView
-    #: Epoch seconds of the newest completion's `completed_at`, when recorded.
-    latest_completion_at: int | None = None
-    checked_at: float = field(default=0.0)
 
     @property
     def exit_status(self) -> int:
@@ -250,34 +243,20 @@ class RepairResult:
         }
 
 
-# ------------------------------------------------------------------- the reading
-
-
-class CompletionTimes:
-    """When a job's newest completion was written (its `completed_at`)."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
-    def latest(self, job_id: str) -> int | None:
-        """The largest `completed_at` over every page of the job's completions."""
-        latest: int | None = None
-        pages = self._client.get_paginator("query").paginate(
-            TableName=self._table,
-            KeyConditionExpression="job_id = :job",
-            ExpressionAttributeValues={":job": {"S": job_id}},
-            ProjectionExpression="#at",
-            ExpressionAttributeNames={"#at": "completed_at"},
-            ConsistentRead=True,
-        )
-        for page in pages:
-            for item in page.get("Items", []):
-                raw = item.get("completed_at", {}).get("N")
-                if raw is not None:
-                    value = int(Decimal(raw))
-                    latest = value if latest is None else max(latest, value)
-        return latest
+def latest_completion_at(client: DynamoDBClient, table_name: str, job_id: str) -> int | None:
+    """The largest `completed_at` over every page of the job's completions."""
+    pages = client.get_paginator("query").paginate(
+        TableName=table_name,
+        KeyConditionExpression="job_id = :job",
+        ExpressionAttributeValues={":job": {"S": job_id}},
+        ProjectionExpression="#at",
+        ExpressionAttributeNames={"#at": "completed_at"},
+        ConsistentRead=True,
+    )
+    times = (
+        item.get("completed_at", {}).get("N") for page in pages for item in page.get("Items", [])
+    )
+    return max((int(Decimal(raw)) for raw in times if raw is not None), default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,31 +276,19 @@ class ResendResult:
         return 0 if self.sent else 1
 
     def as_json(self) -> dict[str, Any]:
-        """The `--resend --json` document."""
-        return {
-            "job_id": self.job_id,
-            "sent": self.sent,
-            "reason": self.reason,
-            "message_id": self.message_id,
-            "previous_message_id": self.previous_message_id,
-            "resends": self.resends,
-        }
+        """The `--resend --json` document: every field, in order."""
+        return asdict(self)
 
 
 def segment_ranges(indexes: list[int] | list[int | float]) -> str:
     """`[0, 1, 2, 5, 7, 8]` -> `0-2, 5, 7-8` (or `none`)."""
-    if not indexes:
-        return "none"
-    parts: list[str] = []
-    start = previous = indexes[0]
-    for index in [*indexes[1:], None]:
-        if index is not None and index == previous + 1:
-            previous = index
-            continue
-        parts.append(str(start) if start == previous else f"{start}-{previous}")
-        if index is not None:
-            start = previous = index
-    return ", ".join(parts)
+    runs: list[list[int | float]] = []
+    for index in indexes:
+        if runs and index == runs[-1][-1] + 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs) or "none"
 
 
 def when(epoch: float) -> str:
@@ -344,42 +311,17 @@ def duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-# ------------------------------------------------------------------- the doctor
-
-
-@dataclass(frozen=True, slots=True)
-class _Facts:
-    job_id: str
-    found: bool
-    status: str | None
-    total_segments: int | None
-    completions: int
-    missing: list[int]
-    out_of_range: list[int | float]
-    lock: LockState | None
-    latest_completion_at: int | None
-    now: float
-    #: A message sent longer ago than this and still unclaimed is `unclaimed`.
-    unclaimed_after_seconds: float = 3600
-
-
+@dataclass
 class Doctor:
     """Diagnoses (and repairs) one job through the gateways the Lambda uses."""
 
-    def __init__(
-        self,
-        trigger: ReassemblyTrigger,
-        completion_times: Callable[[str], int | None],
-        *,
-        completions: SegmentCompletions,
-        lock: ReassemblyLock,
-        grace_seconds: float = DEFAULT_GRACE_SECONDS,
-    ) -> None:
-        self.trigger = trigger
-        self._completion_times = completion_times
-        self._completions = completions
-        self._lock = lock
-        self.grace_seconds = grace_seconds
+    trigger: ReassemblyTrigger
+    #: The newest completion's `completed_at` of a job (None when none is recorded).
+    completion_times: Callable[[str], int | None]
+    _: KW_ONLY
+    completions: SegmentCompletions
+    lock: ReassemblyLock
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
 
     @classmethod
     def from_environment(
@@ -392,14 +334,11 @@ class Doctor:
         """The Lambda's settings, clients and gateways, from the same environment variables."""
         settings = settings or Settings.from_env()
         clients = aws_clients(settings.evaluation_concurrency)
-        gateways = build_gateways(settings, clients, clock or SystemClock())
-        times = CompletionTimes(clients.dynamodb, settings.segment_completions_table_name)
+        completions_table = settings.segment_completions_table_name
         return cls(
-            ReassemblyTrigger(settings, gateways),
-            times.latest,
-            completions=SegmentCompletions(
-                clients.dynamodb, settings.segment_completions_table_name
-            ),
+            build_trigger(settings, clients=clients, clock=clock, renderer=None),
+            partial(latest_completion_at, clients.dynamodb, completions_table),
+            completions=SegmentCompletions(clients.dynamodb, completions_table),
             lock=ReassemblyLock(clients.dynamodb, settings.reassembly_triggered_table_name),
             grace_seconds=grace_seconds,
         )
@@ -419,20 +358,9 @@ class Doctor:
             )
         facts = self._read(job_id)
         verdict, reason, action = _classify(facts, machine, self.grace_seconds)
+        known = {f.name: getattr(facts, f.name) for f in fields(facts)}
         return Diagnosis(
-            job_id=job_id,
-            verdict=verdict,
-            reason=reason,
-            status=facts.status,
-            total_segments=facts.total_segments,
-            completions=facts.completions,
-            missing_segments=facts.missing,
-            out_of_range_segments=facts.out_of_range,
-            lock=facts.lock,
-            next_action=action,
-            machine=machine,
-            latest_completion_at=facts.latest_completion_at,
-            checked_at=facts.now,
+            **known, verdict=verdict, reason=reason, next_action=action, machine=machine
         )
 
     def dry_run(self, job_id: str) -> MachineView:
@@ -461,11 +389,7 @@ class Doctor:
             request_id=f"repair-{uuid.uuid4().hex[:12]}",
         )
         (outcome,) = self.trigger.evaluate_jobs([JobRequest(job_id)], invocation)
-        return RepairResult(
-            outcome=outcome,
-            machine=MachineView.of(outcome),
-            after=self.diagnose(job_id),
-        )
+        return RepairResult(outcome, MachineView.of(outcome), after=self.diagnose(job_id))
 
     def resend(self, job_id: str) -> ResendResult:
         """Re-send the message of a job enqueued but never claimed, on purpose, once.
@@ -473,99 +397,80 @@ class Doctor:
         Conditional on the lock as read (its message id and resend count), so two
         people re-sending at once send one message between them.
         """
-        lock = self._lock.read(job_id)
+        refuse = partial(ResendResult, job_id, False)
+        lock = self.lock.read(job_id)
         if lock is None or not lock.enqueued:
-            return ResendResult(
-                job_id, False, "no message was sent yet: run --repair (without --resend)"
-            )
+            return refuse("no message was sent yet: run --repair (without --resend)")
         if lock.reassembly_started:
-            return ResendResult(
-                job_id, False, "the media worker has claimed the job: nothing to re-send"
-            )
+            return refuse("the media worker has claimed the job: nothing to re-send")
         now = int(self._clock.now())
         sent = lock.enqueued_at
         unclaimed_after = self.trigger.settings.unclaimed_after_seconds
         if sent is not None and now - sent <= unclaimed_after:
             # Only an unclaimed message is re-sent: one sent this recently (perhaps by
             # another re-send a moment ago) still awaits the media worker.
-            return ResendResult(
-                job_id,
-                False,
+            return refuse(
                 f"its message was sent {duration(now - sent)} ago: it is not unclaimed "
-                f"until {duration(unclaimed_after)} have passed",
+                f"until {duration(unclaimed_after)} have passed"
             )
         holder = f"resend-{uuid.uuid4().hex[:12]}"
         try:
-            self._lock.claim_resend(lock, holder, now)
+            self.lock.claim_resend(lock, holder, now)
         except LockChanged:
-            return ResendResult(
-                job_id, False, "the lock changed since it was read (someone else re-sent?)"
-            )
+            return refuse("the lock changed since it was read (someone else re-sent?)")
         message_id = self.trigger.gateways.queue.send(job_id)
+        reason = "re-sent"
         try:
-            self._lock.record_resend(job_id, holder, message_id, now)
+            self.lock.record_resend(job_id, holder, message_id, now)
         except LockChanged:
             # Sent: say so, even though the lock no longer names this re-send.
-            return ResendResult(
-                job_id,
-                True,
-                "re-sent, but the lock changed before the new message id was recorded",
-                message_id=message_id,
-                previous_message_id=lock.message_id,
-                resends=lock.resends + 1,
-            )
+            reason = "re-sent, but the lock changed before the new message id was recorded"
         return ResendResult(
             job_id,
             True,
-            "re-sent",
+            reason,
             message_id=message_id,
             previous_message_id=lock.message_id,
             resends=lock.resends + 1,
         )
 
-    def _read(self, job_id: str) -> _Facts:
+    def _read(self, job_id: str) -> Facts:
         gateways = self.trigger.gateways
         now = self._clock.now()
         loaded = gateways.jobs.load_jobs([job_id])
         if job_id in loaded.unavailable:
             raise loaded.unavailable[job_id]
         item = loaded.items.get(job_id)
-        recorded = sorted(set(self._completions.segment_indexes(job_id)))
+        recorded = sorted(set(self.completions.segment_indexes(job_id)))
         whole = {n for n in (whole_number(i) for i in recorded) if n is not None}
         record = gateways.lock.read(job_id)
         status = item.get("status") if item else None
         total = whole_number(item.get("total_segments")) if item else None
         strays: list[int | float] = [float(i) for i in recorded if whole_number(i) is None]
-        if total is not None:
-            missing = [i for i in range(total) if i not in whole]
-            out_of_range = sorted([i for i in whole if not 0 <= i < total] + strays)
-            completions = total - len(missing)
-        else:
-            missing = []
-            out_of_range = sorted([i for i in whole if i < 0] + strays)
-            completions = len([i for i in whole if i >= 0])
-        return _Facts(
+        end = math.inf if total is None else total  # unknown total: only negatives are out
+        missing = [] if total is None else [i for i in range(total) if i not in whole]
+        out_of_range = sorted([i for i in whole if not 0 <= i < end] + strays)
+        completions = len([i for i in whole if 0 <= i < end])
+        return Facts(
             job_id=job_id,
             found=item is not None,
             status=str(status) if status is not None else None,
             total_segments=total,
             completions=completions,
-            missing=missing,
-            out_of_range=out_of_range,
+            missing_segments=missing,
+            out_of_range_segments=out_of_range,
             lock=LockState.judge(record, now, gateways.lock_lease_seconds) if record else None,
-            latest_completion_at=self._completion_times(job_id),
-            now=now,
+            latest_completion_at=self.completion_times(job_id),
+            checked_at=now,
             unclaimed_after_seconds=self.trigger.settings.unclaimed_after_seconds,
         )
 
-
-# ---------------------------------------------------------------- the verdicts
 
 #: A verdict, its reason (one sentence) and the next action.
 Finding = tuple[Verdict, str, str]
 
 
-def _classify(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+def _classify(facts: Facts, machine: MachineView, grace: float) -> Finding:
     """The verdict, its reason and the next action, from the facts and the dry run."""
     if not facts.found or machine.reason == SkipReason.JOB_NOT_FOUND:
         return (
@@ -574,8 +479,7 @@ def _classify(facts: _Facts, machine: MachineView, grace: float) -> Finding:
             "Check the job id, and that JOBS_TABLE_NAME and the AWS endpoint/region point "
             "at the right environment.",
         )
-    reassembled = _reassembled(facts)
-    if reassembled is not None:
+    if (reassembled := _reassembled(facts)) is not None:
         return reassembled
     if machine.would in (Trigger.ACQUIRE, Trigger.TAKE_OVER):
         return _ready(facts, machine, grace)
@@ -585,7 +489,7 @@ def _classify(facts: _Facts, machine: MachineView, grace: float) -> Finding:
     return judge(facts, machine, grace)
 
 
-def _reassembled(facts: _Facts) -> Finding | None:
+def _reassembled(facts: Facts) -> Finding | None:
     lock = facts.lock
     if lock and lock.record.reassembly_started_at is not None:
         reason = (
@@ -605,7 +509,7 @@ def _reassembled(facts: _Facts) -> Finding | None:
     return None
 
 
-def _job_invalid(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+def _job_invalid(facts: Facts, machine: MachineView, grace: float) -> Finding:
     final = machine.transitions[-1] if machine.transitions else {}
     return (
         Verdict.INVALID,
@@ -616,7 +520,7 @@ def _job_invalid(facts: _Facts, machine: MachineView, grace: float) -> Finding:
     )
 
 
-def _total_missing(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+def _total_missing(facts: Facts, machine: MachineView, grace: float) -> Finding:
     return (
         Verdict.INVALID,
         "the Job is chunking_complete but has no total_segments",
@@ -625,7 +529,7 @@ def _total_missing(facts: _Facts, machine: MachineView, grace: float) -> Finding
     )
 
 
-def _not_chunked(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+def _not_chunked(facts: Facts, machine: MachineView, grace: float) -> Finding:
     if facts.status == "failed":
         return (
             Verdict.INVALID,
@@ -641,8 +545,8 @@ def _not_chunked(facts: _Facts, machine: MachineView, grace: float) -> Finding:
     )
 
 
-def _incomplete(facts: _Facts, machine: MachineView, grace: float) -> Finding:
-    missing = segment_ranges(facts.missing)
+def _incomplete(facts: Facts, machine: MachineView, grace: float) -> Finding:
+    missing = segment_ranges(facts.missing_segments)
     return (
         Verdict.WAITING_FOR_SEGMENTS,
         f"{facts.completions} of {facts.total_segments} segments are recorded; missing: {missing}",
@@ -651,12 +555,12 @@ def _incomplete(facts: _Facts, machine: MachineView, grace: float) -> Finding:
     )
 
 
-def _enqueued(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+def _enqueued(facts: Facts, machine: MachineView, grace: float) -> Finding:
     record = facts.lock.record if facts.lock else None
     sent = record.enqueued_at if record else None
-    at = f" at {when(sent)} ({duration(facts.now - sent)} ago)" if sent else ""
+    at = f" at {when(sent)} ({duration(facts.checked_at - sent)} ago)" if sent else ""
     message = f" {record.message_id}" if record and record.message_id else ""
-    if sent is None or facts.now - sent > facts.unclaimed_after_seconds:
+    if sent is None or facts.checked_at - sent > facts.unclaimed_after_seconds:
         return (
             Verdict.UNCLAIMED,
             f"the reassembly message{message} was sent{at} and nobody claimed it for longer "
@@ -674,11 +578,11 @@ def _enqueued(facts: _Facts, machine: MachineView, grace: float) -> Finding:
     )
 
 
-def _started(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+def _started(facts: Facts, machine: MachineView, grace: float) -> Finding:
     return Verdict.REASSEMBLED, "the media worker has claimed the job", "Nothing to do."
 
 
-def _deferred(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+def _deferred(facts: Facts, machine: MachineView, grace: float) -> Finding:
     lock = facts.lock
     if lock is not None:
         holder = lock.record.holder or "an earlier trigger"
@@ -692,7 +596,7 @@ def _deferred(facts: _Facts, machine: MachineView, grace: float) -> Finding:
     return _ready(facts, machine, grace)
 
 
-def _ready(facts: _Facts, machine: MachineView, grace: float) -> Finding:
+def _ready(facts: Facts, machine: MachineView, grace: float) -> Finding:
     """A complete, chunked job the machine would trigger now: is a retry still due?"""
     lock = facts.lock
     basis: float | None
@@ -706,7 +610,7 @@ def _ready(facts: _Facts, machine: MachineView, grace: float) -> Finding:
     else:
         state = "no lock exists"
         basis, what = facts.latest_completion_at, "the last completion was written"
-    idle = facts.now - basis if basis is not None else None
+    idle = facts.checked_at - basis if basis is not None else None
     since = f"{what} {duration(idle)} ago" if idle is not None else f"{what} at an unknown time"
     repair = f"reassembly-trigger doctor {facts.job_id} --repair"
     if idle is not None and idle < grace:
@@ -725,7 +629,7 @@ def _ready(facts: _Facts, machine: MachineView, grace: float) -> Finding:
     )
 
 
-_BY_SKIP_REASON: dict[str, Callable[[_Facts, MachineView, float], Finding]] = {
+_BY_SKIP_REASON: dict[str, Callable[[Facts, MachineView, float], Finding]] = {
     SkipReason.JOB_INVALID: _job_invalid,
     SkipReason.TOTAL_SEGMENTS_MISSING: _total_missing,
     SkipReason.NOT_CHUNKING_COMPLETE: _not_chunked,

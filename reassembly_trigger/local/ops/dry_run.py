@@ -75,8 +75,4 @@ class ReadOnlyQueue:
 
 def read_only(gateways: Gateways) -> Gateways:
     """The same gateways, unable to write."""
-    return replace(
-        gateways,
-        lock=ReadOnlyLock(gateways.lock),
-        queue=ReadOnlyQueue(),
-    )
+    return replace(gateways, lock=ReadOnlyLock(gateways.lock), queue=ReadOnlyQueue())

@@ -35,9 +35,6 @@ _MESSAGE_KEYS = ("message", "@message")
 _LIST_KEYS = ("events", "results", "logEvents")
 
 
-# ------------------------------------------------------------------ finding events
-
-
 def json_values(text: str) -> Iterator[Any]:
     """Every JSON object in `text`, wherever it starts; text around them is skipped."""
     decoder = json.JSONDecoder()
@@ -67,10 +64,7 @@ def transition_events(
     if not isinstance(value, dict):
         return
     if value.get("event") == "transition" and "job_id" in value:
-        event = dict(value)
-        for key, fallback in inherited.items():
-            event.setdefault(key, fallback)
-        yield event
+        yield {**inherited, **value}
         return
     context = dict(inherited)
     request_id = value.get("requestId") or value.get("aws_request_id")
@@ -89,24 +83,19 @@ def transition_events(
 
 
 def _inner(message: Any, context: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    if isinstance(message, str):
-        for value in json_values(message):
-            yield from transition_events(value, context)
-    elif isinstance(message, dict | list):
-        yield from transition_events(message, context)
+    """The events in a wrapper's message: an object, a list, or text holding JSON."""
+    values = list(json_values(message)) if isinstance(message, str) else message
+    return transition_events(values, context)
 
 
 def read_events(texts: Iterable[str]) -> list[dict[str, Any]]:
     """The transition events of several log texts, duplicates dropped, in time order."""
-    seen: set[str] = set()
-    events: list[dict[str, Any]] = []
+    unique: dict[str, dict[str, Any]] = {}
     for text in texts:
         for value in json_values(text):
             for event in transition_events(value):
-                key = json.dumps(event, sort_keys=True, default=str)
-                if key not in seen:
-                    seen.add(key)
-                    events.append(event)
+                unique.setdefault(json.dumps(event, sort_keys=True, default=str), event)
+    events = list(unique.values())
     # Stable: events without a time keep their place relative to each other.
     if all(epoch_seconds(e.get("timestamp")) is not None for e in events):
         events.sort(key=lambda e: epoch_seconds(e.get("timestamp")) or 0.0)
@@ -128,9 +117,6 @@ def epoch_seconds(stamp: Any) -> float | None:
             parsed = parsed.replace(tzinfo=UTC)
         return parsed.timestamp()
     return None
-
-
-# ------------------------------------------------------------------ the stories
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,9 +224,6 @@ class Explanation:
         return Counter(
             {reason: n for (dest, reason), n in self.outcomes().items() if dest == "skipped"}
         )
-
-
-# ------------------------------------------------------------------ facts
 
 
 def transition_rows(outcomes: Iterable[JobOutcome]) -> list[dict[str, Any]]:

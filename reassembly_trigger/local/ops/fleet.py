@@ -34,9 +34,7 @@ class FleetEntry:
     @property
     def age_seconds(self) -> float | None:
         """Seconds since the Job was created (None when unknown)."""
-        if self.created_at is None:
-            return None
-        return self.diagnosis.checked_at - self.created_at
+        return None if self.created_at is None else self.diagnosis.checked_at - self.created_at
 
     def as_json(self) -> dict[str, Any]:
         """The diagnosis, with the job's age."""
