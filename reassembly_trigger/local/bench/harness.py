@@ -1,12 +1,6 @@
-"""The handler under measurement: the real entry point in a container of this process.
-
-The container is the one the Lambda would have: the environment points its clients at
-the latency proxy (`AWS_ENDPOINT_URL`), logs and metric lines are rendered as in Lambda
-and written to /dev/null, and a warm-up invocation (a job that triggers) has already
-paid the clients, the pool and the lazy imports. Each measured invocation adds its wall
-time, the process's CPU time, the part of it spent inside botocore's calls, and the
-stand-in AWS's CPU time over the same span.
-"""
+"""The handler under measurement: the real entry point in a container of this process,
+pointed at the latency proxy, its production logs discarded, warmed before measuring
+(docs/performance.md, "The handler's process is measured alone")."""
 
 from __future__ import annotations
 
@@ -16,7 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,11 +64,6 @@ class BotocoreMeter:
             yield self
         finally:
             library_seams.API_CALL.set(original)
-
-
-def quiet_json_logging() -> AbstractContextManager[None]:
-    """The production JSON logs and metric lines (their cost is real), sent to /dev/null."""
-    return trigger_output(lambda sink: configure_logging("json", stream=sink, force=True))
 
 
 @dataclass(slots=True)
@@ -175,7 +164,9 @@ def container(
         "EVALUATION_CONCURRENCY": str(concurrency),
     }
     meter = BotocoreMeter()
-    with quiet_json_logging(), lambda_environment(values), meter.installed():
+    # The production JSON logs and metric lines (their cost is real), sent to /dev/null.
+    json_logs = trigger_output(lambda sink: configure_logging("json", stream=sink, force=True))
+    with json_logs, lambda_environment(values), meter.installed():
         invocations = InvocationMeter(
             meter, server=server, entry_point=entry_point, timeout_seconds=timeout_seconds
         )
