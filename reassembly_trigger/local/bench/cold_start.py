@@ -41,6 +41,8 @@ RUNTIME_DISTRIBUTIONS = ("boto3",)
 HANDLER_MODULE = "reassembly_trigger.handler"
 #: Segments of each cold-path job: a batch of 3 records completes it.
 COLD_JOB_SEGMENTS = 3
+#: How the deployment build compiles: hashes the runtime never checks (/var/task is fixed).
+COMPILE = ("-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash")
 _MARK = "BENCH-RESULT "
 _REPOSITORY = Path(__file__).resolve().parents[3]
 #: This interpreter's `major.minor`.
@@ -133,20 +135,8 @@ def runtime_folder(interpreter: Interpreter, dest: Path) -> Path:
 
 def compile_folder(interpreter: Interpreter, folder: Path) -> None:
     """Compile every module of `folder` with `interpreter`, as the deployment build does."""
-    subprocess.run(  # noqa: S603 - our interpreter, our folder
-        [
-            interpreter.path,
-            "-m",
-            "compileall",
-            "-q",
-            "-j0",
-            "--invalidation-mode",
-            "unchecked-hash",
-            str(folder),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    command = [interpreter.path, *COMPILE, str(folder)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)  # noqa: S603 - ours
 
 
 def _project_distributions() -> list[importlib.metadata.Distribution]:
@@ -159,16 +149,6 @@ def _project_distributions() -> list[importlib.metadata.Distribution]:
     return _distribution_closure(wanted, runtime | {"stereo-spot-reassembly-trigger"})
 
 
-def _copy_project_code(source: Path, dest: Path) -> None:
-    """`reassembly_trigger/` as the zip holds it: no `local/`, no byte caches."""
-
-    def ignored(folder: str, names: list[str]) -> list[str]:
-        skip = {"__pycache__", "local"} if Path(folder) == source else {"__pycache__"}
-        return [name for name in names if name in skip]
-
-    shutil.copytree(source, dest / "reassembly_trigger", ignore=ignored)
-
-
 def deployment_folder(
     config: BenchConfig, interpreter: Interpreter, workdir: Path, notes: list[str]
 ) -> tuple[Path, str]:
@@ -177,11 +157,7 @@ def deployment_folder(
     script = _REPOSITORY / "scripts" / "build_deploy_zip.sh"
     if config.deployment == "build" and script.is_file():
         archive = workdir / "deploy.zip"
-        env = {
-            **os.environ,
-            "RUNTIME": f"python{interpreter.version}",
-            "OUTPUT": str(archive),
-        }
+        env = {**os.environ, "RUNTIME": f"python{interpreter.version}", "OUTPUT": str(archive)}
         built = subprocess.run(  # noqa: S603 - the repository's own build script
             ["bash", str(script)],  # noqa: S607
             env=env,
@@ -209,7 +185,9 @@ def deployment_folder(
             f"virtualenv (Python {_CURRENT}): build the zip"
         )
     _copy_distributions(_project_distributions(), dest)
-    _copy_project_code(Path(__file__).resolve().parents[2], dest)
+    # `reassembly_trigger/` as the zip holds it: no `local/`, no byte caches.
+    code = Path(__file__).resolve().parents[2]
+    shutil.copytree(code, dest / code.name, ignore=shutil.ignore_patterns("__pycache__", "local"))
     return dest, "this virtualenv's packages and reassembly_trigger/ (the zip's files, offline)"
 
 
@@ -315,18 +293,9 @@ def _run_child(
     env: dict[str, str],
     spec: dict[str, Any],
 ) -> dict[str, Any]:
+    mode = "baseline" if variant.baseline else "handler"
     done = subprocess.run(  # noqa: S603 - our own code, in an interpreter we chose
-        [
-            interpreter.path,
-            "-I",
-            "-S",
-            "-B",
-            "-c",
-            _CHILD,
-            str(variant.folder),
-            str(runtime),
-            "baseline" if variant.baseline else "handler",
-        ],
+        [interpreter.path, "-I", "-S", "-B", "-c", _CHILD, str(variant.folder), str(runtime), mode],
         input=json.dumps(spec),
         env=env,
         capture_output=True,
@@ -344,10 +313,7 @@ def _run_child(
 
 
 def measure_cold_path(
-    config: BenchConfig,
-    endpoints: Any,
-    aws: LocalAws,
-    progress: Callable[[str], object],
+    config: BenchConfig, endpoints: Any, aws: LocalAws, progress: Callable[[str], object]
 ) -> tuple[ColdPath, list[str]]:
     """Every variant, `config.cold_start_runs` rounds, interleaved; and notes on how."""
     notes = [

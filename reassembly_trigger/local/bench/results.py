@@ -215,11 +215,10 @@ class ColdVariant:
 
     @property
     def name(self) -> str:
-        """How the variant is shown."""
-        parts = [self.label]
-        if not self.baseline:
-            parts.append("bytecode" if self.bytecode else "no bytecode")
-        return ", ".join(parts)
+        """How the variant is shown: `this project, no bytecode`, `boto3 baseline`."""
+        if self.baseline:
+            return self.label
+        return f"{self.label}, {'bytecode' if self.bytecode else 'no bytecode'}"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, medians included."""
@@ -246,14 +245,9 @@ class ColdPath:
     checks: dict[str, Any] = field(default_factory=dict)
 
     def find(self, label: str, *, bytecode: bool | None = None) -> ColdVariant | None:
-        """The variant of `label` with this bytecode (None: absent)."""
-        for variant in self.variants:
-            if variant.label != label:
-                continue
-            if bytecode is not None and variant.bytecode != bytecode and not variant.baseline:
-                continue
-            return variant
-        return None
+        """The variant of `label` with this bytecode (any for the baseline; None: absent)."""
+        labelled = (v for v in self.variants if v.label == label)
+        return next((v for v in labelled if bytecode in (None, v.bytecode) or v.baseline), None)
 
     @property
     def baseline(self) -> ColdVariant | None:

@@ -20,6 +20,7 @@ job that triggers, and is compared with its critical path (`bounds`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -104,7 +105,6 @@ class Bench:
         self._names = 0
         self.round_trips: dict[float, float] = {}
         self.latency_ms = config.latency_ms
-        self._burst: _BurstData | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -301,10 +301,9 @@ class Bench:
                 after=self._sent(resources, jobs),
             )
 
+    @functools.cached_property
     def _burst_data(self) -> _BurstData:
         """The burst's Jobs and completions (written once, shared by every burst run)."""
-        if self._burst is not None:
-            return self._burst
         cfg = self.config
         resources = self._resources("burst-data")
         records, _ = self._warm_up(resources)
@@ -314,12 +313,11 @@ class Bench:
         order = self._shuffled([(job, index) for job in jobs for index in range(per_job)])
         items = [completion_item(job, index) for job, index in order]
         self._write(resources.names.segment_completions_table, items)
-        self._burst = _BurstData(resources, records, records.event(items), jobs)
-        return self._burst
+        return _BurstData(resources, records, records.event(items), jobs)
 
     def burst(self, concurrency: int) -> WorkloadResult:
         """Workload 2: one batch naming every job of a backlog, every job complete."""
-        data = self._burst_data()
+        data = self._burst_data
         # The data is shared; the lock table and the queue are this run's own.
         own = self._resources("burst")
         resources = replace(
@@ -599,12 +597,4 @@ class Bench:
             cold, notes = measure_cold_path(cfg, self.endpoints, self.aws, self._progress)
             self.set_latency(cfg.latency_ms)
         machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-        return BenchReport(
-            config=cfg,
-            machine=machine,
-            round_trips=dict(self.round_trips),
-            workloads=workloads,
-            cold_path=cold,
-            scaling=points,
-            notes=notes,
-        )
+        return BenchReport(cfg, machine, dict(self.round_trips), workloads, cold, points, notes)
