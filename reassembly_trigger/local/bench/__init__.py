@@ -7,7 +7,8 @@ run measured with the goals of the performance issue.
 """
 
 from reassembly_trigger.local.bench.config import BenchConfig
+from reassembly_trigger.local.bench.harness import Endpoints
 from reassembly_trigger.local.bench.results import BenchReport, ColdPath, WorkloadResult
-from reassembly_trigger.local.bench.workloads import Bench, Endpoints
+from reassembly_trigger.local.bench.workloads import Bench
 
 __all__ = ["Bench", "BenchConfig", "BenchReport", "ColdPath", "Endpoints", "WorkloadResult"]

@@ -30,6 +30,7 @@ from reassembly_trigger.local.aws.stack import (
 )
 from reassembly_trigger.local.bench.config import BenchConfig
 from reassembly_trigger.local.bench.data import completion_records, write_items
+from reassembly_trigger.local.bench.harness import Endpoints
 from reassembly_trigger.local.bench.results import PROJECT, ColdPath, ColdVariant
 from reassembly_trigger.local.kit.items import completion_item, job_item
 
@@ -313,7 +314,7 @@ def _run_child(
 
 
 def measure_cold_path(
-    config: BenchConfig, endpoints: Any, aws: LocalAws, progress: Callable[[str], object]
+    config: BenchConfig, endpoints: Endpoints, aws: LocalAws, progress: Callable[[str], object]
 ) -> tuple[ColdPath, list[str]]:
     """Every variant, `config.cold_start_runs` rounds, interleaved; and notes on how."""
     notes = [
@@ -360,7 +361,7 @@ def _rounds(
     *,
     interpreter: Interpreter,
     runtime: Path,
-    endpoints: Any,
+    endpoints: Endpoints,
     aws: LocalAws,
     progress: Callable[[str], object],
 ) -> tuple[tuple[ColdVariant, ...], dict[str, Any]]:

@@ -27,6 +27,15 @@ from reassembly_trigger.logs import configure_logging
 from reassembly_trigger.machine import State
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Moto directly (for writing data) and through the proxy (for the handler)."""
+
+    upstream_url: str
+    proxy_url: str
+    control: ProxyControl
+
+
 class BotocoreMeter:
     """CPU time spent inside botocore's API calls (every thread), while counting.
 
@@ -72,7 +81,7 @@ class InvocationMeter:
     outcomes of their jobs (from `handle_event`) for the workloads' checks."""
 
     meter: BotocoreMeter
-    server: ProxyControl | None = None
+    server: ProxyControl
     entry_point: Callable[[Any, Any], Any] = handler.handle_event
     timeout_seconds: float = 60.0
     wall_seconds: float = 0.0
@@ -94,7 +103,7 @@ class InvocationMeter:
             aws_request_id=f"bench-{next(self._requests):05d}",
             timeout_seconds=self.timeout_seconds,
         )
-        server_before = self._server_cpu() if measured else 0.0
+        server_before = self.server.stats().process_cpu_seconds if measured else 0.0
         botocore_before, calls_before = self.meter.seconds, self.meter.calls
         self.meter.counting = measured
         wall, cpu = time.perf_counter(), time.process_time()
@@ -108,7 +117,7 @@ class InvocationMeter:
             self.cpu_seconds += cpu
             self.botocore_seconds += self.meter.seconds - botocore_before
             self.api_calls += self.meter.calls - calls_before
-            self.server_cpu_seconds += self._server_cpu() - server_before
+            self.server_cpu_seconds += self.server.stats().process_cpu_seconds - server_before
             self.records += len(event.get("Records", ()))
             self.batches += 1
             if isinstance(response, BatchResult):
@@ -132,9 +141,6 @@ class InvocationMeter:
             )
         )
 
-    def _server_cpu(self) -> float:
-        return self.server.stats().process_cpu_seconds if self.server is not None else 0.0
-
 
 def count_pages(outcomes: Iterable[JobOutcome]) -> list[int]:
     """The Query pages of each count of these outcomes, in order."""
@@ -149,27 +155,24 @@ def count_pages(outcomes: Iterable[JobOutcome]) -> list[int]:
 @contextmanager
 def container(
     resources: Resources,
-    proxy_url: str,
+    endpoints: Endpoints,
     concurrency: int,
+    warm_up: dict[str, Any],
     *,
-    warm_up: dict[str, Any] | None = None,
-    server: ProxyControl | None = None,
     entry_point: Callable[[Any, Any], Any] = handler.handle_event,
     timeout_seconds: float = 60.0,
 ) -> Iterator[InvocationMeter]:
     """A container pointed at the proxy, warmed by `warm_up` through the same entry point
-    (a job that triggers: clients, the pool, lazy imports)."""
+    (a job that triggers: clients, the pool, lazy imports); the proxy counts from then on."""
     values = {
-        **environment(resources, proxy_url, DEFAULT_REGION),
+        **environment(resources, endpoints.proxy_url, DEFAULT_REGION),
         "EVALUATION_CONCURRENCY": str(concurrency),
     }
     meter = BotocoreMeter()
     # The production JSON logs and metric lines (their cost is real), sent to /dev/null.
     json_logs = trigger_output(lambda sink: configure_logging("json", stream=sink, force=True))
     with json_logs, lambda_environment(values), meter.installed():
-        invocations = InvocationMeter(
-            meter, server=server, entry_point=entry_point, timeout_seconds=timeout_seconds
-        )
-        if warm_up is not None:
-            invocations.invoke(warm_up, measured=False)
+        invocations = InvocationMeter(meter, endpoints.control, entry_point, timeout_seconds)
+        invocations.invoke(warm_up, measured=False)
+        endpoints.control.reset()
         yield invocations

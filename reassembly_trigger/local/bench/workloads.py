@@ -28,14 +28,12 @@ import random
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from reassembly_trigger import reconcile
 from reassembly_trigger.clients import client_config
-from reassembly_trigger.local.aws.latency_proxy import ProxyControl
 from reassembly_trigger.local.aws.stack import (
     DEFAULT_REGION,
     LOCAL_CREDENTIALS,
@@ -51,7 +49,12 @@ from reassembly_trigger.local.bench.config import (
     BenchConfig,
 )
 from reassembly_trigger.local.bench.data import chunks, completion_records, write_items
-from reassembly_trigger.local.bench.harness import InvocationMeter, container, count_pages
+from reassembly_trigger.local.bench.harness import (
+    Endpoints,
+    InvocationMeter,
+    container,
+    count_pages,
+)
 from reassembly_trigger.local.bench.results import (
     BenchReport,
     ScalingPoint,
@@ -67,15 +70,6 @@ WARM_UP_JOB = "bench-warm-up"
 SMALL_JOB_SEGMENTS = 10
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoints:
-    """Moto directly (for writing data) and through the proxy (for the handler)."""
-
-    upstream_url: str
-    proxy_url: str
-    control: ProxyControl
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,22 +143,6 @@ class Bench:
         self._write(resources.names.segment_completions_table, [completion])
         records = completion_records(resources.names.segment_completions_table)
         return records, records.event([completion])
-
-    @contextmanager
-    def _measured(
-        self, resources: Resources, concurrency: int, warm_up: dict[str, Any], **options: Any
-    ) -> Iterator[InvocationMeter]:
-        """A container on the proxy, warmed, with the proxy's counts zeroed after the warm-up."""
-        with container(
-            resources,
-            self.endpoints.proxy_url,
-            concurrency,
-            warm_up=warm_up,
-            server=self.endpoints.control,
-            **options,
-        ) as harness:
-            self.endpoints.control.reset()
-            yield harness
 
     def _sent(
         self, resources: Resources, jobs: Sequence[str], *, earlier: Collection[str] = ()
@@ -285,7 +263,9 @@ class Bench:
         order = self._shuffled([(j, index) for j in jobs for index in range(cfg.stream_segments)])
         batches = list(chunks(order, cfg.batch_size))
         timeout = INVOCATION_TIMEOUT_MS / 1000
-        with self._measured(resources, concurrency, warm_up, timeout_seconds=timeout) as harness:
+        with container(
+            resources, self.endpoints, concurrency, warm_up, timeout_seconds=timeout
+        ) as harness:
             for batch in batches:
                 items = [completion_item(job, index) for job, index in batch]
                 self._write(resources.names.segment_completions_table, items)
@@ -330,7 +310,9 @@ class Bench:
         )
         warm_up = data.records.event([completion_item(WARM_UP_JOB, 0)])
         timeout = INVOCATION_TIMEOUT_MS / 1000
-        with self._measured(resources, concurrency, warm_up, timeout_seconds=timeout) as harness:
+        with container(
+            resources, self.endpoints, concurrency, warm_up, timeout_seconds=timeout
+        ) as harness:
             harness.invoke(data.event)
             return self._result(
                 "burst",
@@ -355,7 +337,7 @@ class Bench:
         order = [(job, index) for job in jobs for index in range(per_job)][: cfg.wide_records]
         items = [completion_item(job, index) for job, index in self._shuffled(order)]
         self._write(resources.names.segment_completions_table, items)
-        with self._measured(resources, cfg.concurrency, warm_up) as harness:
+        with container(resources, self.endpoints, cfg.concurrency, warm_up) as harness:
             harness.invoke(records.event(items))
             return self._result(
                 "wide",
@@ -380,7 +362,7 @@ class Bench:
         items = [completion_item(job, index, padding=cfg.deep_padding) for index in order]
         last, before_last = items[-cfg.batch_size :], items[-2 * cfg.batch_size : -cfg.batch_size]
         self._write(table, items[: -cfg.batch_size])
-        with self._measured(resources, cfg.concurrency, warm_up) as harness:
+        with container(resources, self.endpoints, cfg.concurrency, warm_up) as harness:
             # The batch before the last: the job is still incomplete.
             harness.invoke(records.event(before_last))
             self._write(table, last)
@@ -455,8 +437,9 @@ class Bench:
             for chunk in chunks(jobs, 100)
         ]
         timeout = RECONCILE_TIMEOUT_MS / 1000
-        with self._measured(
+        with container(
             resources,
+            self.endpoints,
             cfg.concurrency,
             {"job_ids": [WARM_UP_JOB]},
             entry_point=reconcile.lambda_handler,
@@ -527,7 +510,7 @@ class Bench:
         records, warm_up = self._warm_up(resources)
         jobs = [f"job-{n:04d}" for n in range(10)]
         self._write_jobs(resources, jobs, status="chunking_in_progress")
-        with self._measured(resources, cfg.concurrency, warm_up) as harness:
+        with container(resources, self.endpoints, cfg.concurrency, warm_up) as harness:
             for size in cfg.scaling_records:
                 items = [completion_item(jobs[n % len(jobs)], n) for n in range(size)]
                 measure(harness, "records per batch", size, records.event(items))
@@ -539,7 +522,7 @@ class Bench:
         self._write_jobs(resources, jobs, total_segments=2)
         firsts = [completion_item(j, 0) for j in jobs]
         self._write(resources.names.segment_completions_table, firsts)
-        with self._measured(resources, cfg.concurrency, warm_up) as harness:
+        with container(resources, self.endpoints, cfg.concurrency, warm_up) as harness:
             for size in cfg.scaling_jobs:
                 measure(harness, "jobs per batch", size, records.event(firsts[:size]))
 
@@ -548,7 +531,7 @@ class Bench:
         records, warm_up = self._warm_up(resources)
         job, written = "job-deep", 0
         self._write_jobs(resources, [job], total_segments=max(cfg.scaling_segments) + 1)
-        with self._measured(resources, cfg.concurrency, warm_up) as harness:
+        with container(resources, self.endpoints, cfg.concurrency, warm_up) as harness:
             for size in cfg.scaling_segments:
                 items = [
                     completion_item(job, i, padding=cfg.deep_padding) for i in range(written, size)
