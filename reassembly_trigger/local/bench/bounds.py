@@ -1,11 +1,6 @@
-"""Critical-path bounds: the fewest sequential round trips a workload can take.
-
-Within one invocation the calls of one job are sequential (load, count, lock, send,
-mark), the Jobs are read before any job starts (one `BatchGetItem` per 100 jobs, one
-after the other), and different jobs overlap. So one batch takes at least its leading
-reads plus the longest job's calls, and with `c` threads at least its leading reads
-plus `ceil(all job calls / c)`. A workload's bound is the sum over its stages,
-in round trips; times the measured single-call round trip, in seconds.
+"""Critical-path bounds: the fewest sequential round trips a workload can take (why:
+docs/performance.md, "Bounds and floors"). A workload's bound is the sum over its
+stages, in round trips; times the measured single-call round trip, in seconds.
 """
 
 from __future__ import annotations

@@ -193,13 +193,11 @@ def deployment_folder(
 
 
 def _remove_bytecode(folder: Path) -> int:
-    """Delete every byte cache under `folder`; how many .pyc files there were."""
-    count = sum(1 for _ in folder.rglob("*.pyc"))
-    for cache in sorted(folder.rglob("__pycache__"), reverse=True):
-        shutil.rmtree(cache, ignore_errors=True)
-    for stray in folder.rglob("*.pyc"):
-        stray.unlink()
-    return count
+    """Delete every .pyc file under `folder`; how many there were."""
+    caches = list(folder.rglob("*.pyc"))
+    for cache in caches:
+        cache.unlink()
+    return len(caches)
 
 
 def overlay(deployment: Path, code: Path, dest: Path) -> Path:

@@ -260,13 +260,8 @@ class ColdPath:
         return self.find("seed", bytecode=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {
-            "python": self.python,
-            "deployment": self.deployment,
-            "variants": [v.as_dict() for v in self.variants],
-            "checks": self.checks,
-        }
+        """JSON-ready, each variant's medians included."""
+        return {**asdict(self), "variants": [v.as_dict() for v in self.variants]}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,13 @@
-"""The workloads: the real entry points against moto behind the latency proxy.
+"""The workloads: the real entry points against moto behind the latency proxy, at the
+sizes of `BenchConfig`.
 
-1. **stream**: 1,000 completions over 50 jobs of 20 segments, written in random order
-   in batches of 100, each batch delivered as a stream event right after it is
-   written; at each latency and concurrency of the run.
-2. **burst**: one batch of 10,000 records over 1,000 complete jobs (a backlog replayed
-   after an outage): every job is counted, locked, sent and marked in one invocation.
-3. **wide**: one batch of 10,000 records over 10 jobs that are not ready (chunking
-   still running), so the batched read of the Jobs is the only AWS call.
-4. **deep**: one job of 5,000 padded segments (several MB, so several Query pages);
-   the last two batches are delivered, and each evaluation counts with one paginated
-   query.
-5. **reconcile**: one scheduled run of the reconciler over 1,000 jobs in flight: some
-   missed by the stream path (complete, never triggered), some already triggered, the
-   rest still waiting for segments.
+1. **stream**: completions in random order, each batch delivered as a stream event
+   right after it is written; at each latency and concurrency of the run.
+2. **burst**: one batch over many complete jobs (a backlog replayed after an outage).
+3. **wide**: one batch over jobs not ready, so the batched read of the Jobs is the only call.
+4. **deep**: one job of padded segments (several Query pages); its last two batches.
+5. **reconcile**: one reconciler run over jobs in flight: missed by the stream path,
+   already triggered, still waiting for segments.
 
 Each run has its own tables and queue (fresh names), its own container warmed by a
 job that triggers, and is compared with its critical path (`bounds`).
@@ -31,6 +26,8 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
+
+import boto3
 
 from reassembly_trigger import reconcile
 from reassembly_trigger.clients import client_config
@@ -230,8 +227,6 @@ class Bench:
     def measure_round_trip(self) -> float:
         """Median of sequential GetItem calls through the proxy, on a handler-like client."""
         resources = self._resources("rtt")
-        import boto3
-
         client = boto3.session.Session(
             region_name=DEFAULT_REGION,
             aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
@@ -552,13 +547,13 @@ class Bench:
             self.set_latency(latency)
             self._progress(f"{latency:g} ms per call: measuring the single-call round trip")
             self.measure_round_trip()
-            for concurrency in cfg.stream_concurrencies:
+            for concurrency in cfg.runs(cfg.concurrencies):
                 self._progress(f"workload 1 (stream) at {latency:g} ms, concurrency {concurrency}")
                 workloads.append(self.stream(concurrency))
         for latency in cfg.burst_latencies_ms:
             self.set_latency(latency)
             self.measure_round_trip()
-            for concurrency in cfg.burst_runs:
+            for concurrency in cfg.runs(cfg.burst_concurrencies):
                 self._progress(f"workload 2 (burst) at {latency:g} ms, concurrency {concurrency}")
                 workloads.append(self.burst(concurrency))
         self.set_latency(cfg.latency_ms)
