@@ -380,11 +380,8 @@ def _rounds(
             for phase in () if variant.baseline else ("first", "warm"):
                 job = f"cold-{round_}-{index}-{phase}"
                 jobs.append(job)
-                write_items(
-                    aws.dynamodb,
-                    names.jobs_table,
-                    [job_item(job, total_segments=COLD_JOB_SEGMENTS)],
-                )
+                job_row = job_item(job, total_segments=COLD_JOB_SEGMENTS)
+                write_items(aws.dynamodb, names.jobs_table, [job_row])
                 items = [completion_item(job, i) for i in range(COLD_JOB_SEGMENTS)]
                 write_items(aws.dynamodb, names.segment_completions_table, items)
                 spec[phase] = records.event(items)
@@ -407,10 +404,11 @@ def _rounds(
         "failed_responses": failures,
         "correct": not wrong and not failures,
     }
-    measured = zip(variants, samples, strict=True)
-    return tuple(
-        ColdVariant(v.label, v.bytecode, tuple(s), v.baseline) for v, s in measured
-    ), checks
+    cold = (
+        ColdVariant(v.label, v.bytecode, tuple(s), v.baseline)
+        for v, s in zip(variants, samples, strict=True)
+    )
+    return tuple(cold), checks
 
 
 def _messages(aws: LocalAws, url: str) -> Counter[str]:
@@ -420,8 +418,7 @@ def _messages(aws: LocalAws, url: str) -> Counter[str]:
         got = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         if not got:
             return bodies
-        for message in got:
-            bodies[json.loads(message["Body"])["job_id"]] += 1
+        bodies.update(json.loads(message["Body"])["job_id"] for message in got)
         aws.sqs.delete_message_batch(
             QueueUrl=url,
             Entries=[

@@ -144,12 +144,7 @@ class InvocationMeter:
 
 def count_pages(outcomes: Iterable[JobOutcome]) -> list[int]:
     """The Query pages of each count of these outcomes, in order."""
-    return [
-        int(step.details["pages"])
-        for outcome in outcomes
-        for step in outcome.history
-        if "pages" in step.details
-    ]
+    return [int(s.details["pages"]) for o in outcomes for s in o.history if "pages" in s.details]
 
 
 @contextmanager

@@ -223,9 +223,8 @@ def summary_lines(report: BenchReport, *, smoke: bool = False) -> list[str]:
         "highest set the pace (other processes on the machine take cores too); CPU ms/call = the "
         "handler's CPU per AWS call, inside botocore's calls + ours",
     ]
-    cold = report.cold_path
-    if cold is not None:
-        lines += cold_lines(cold)
+    if report.cold_path is not None:
+        lines += cold_lines(report.cold_path)
     lines += [f"note: {note}" for note in report.notes]
     if smoke:
         return [*lines, SMOKE_NOTE]

@@ -10,8 +10,10 @@ from __future__ import annotations
 import itertools
 import os
 import platform
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from reassembly_trigger.local.bench.config import BenchConfig
@@ -456,15 +458,12 @@ def workload_correct(result: WorkloadResult) -> bool:
 
 def machine_description() -> dict[str, Any]:
     """Where the run happened: cores, CPU model, Python, load."""
-    model = platform.processor() or platform.machine()
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
-        pass
+        cpuinfo = ""
+    named = re.search(r"^model name\s*:(.*)$", cpuinfo, re.MULTILINE)
+    model = named.group(1).strip() if named else platform.processor() or platform.machine()
     return {
         "nproc": os.cpu_count(),
         "cpu": model,
