@@ -48,18 +48,15 @@ def _ms(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds * MS:.0f}"
 
 
+def _versus(variant: ColdVariant, other: ColdVariant | None) -> str:
+    if other is None or variant is other or other.total <= 0:
+        return ""
+    cpu = f" ({variant.total_cpu / other.total_cpu:.2f}x CPU)" if other.total_cpu else ""
+    return f"{variant.total / other.total:.2f}x{cpu}"
+
+
 def cold_table(cold: ColdPath) -> Table:
     """One row per variant: medians of the fresh processes, against the baseline and seed."""
-
-    def versus(other: ColdVariant | None) -> Callable[[ColdVariant], str]:
-        def ratio(variant: ColdVariant) -> str:
-            if other is None or variant is other or other.total <= 0:
-                return ""
-            cpu = f" ({variant.total_cpu / other.total_cpu:.2f}x CPU)" if other.total_cpu else ""
-            return f"{variant.total / other.total:.2f}x{cpu}"
-
-        return ratio
-
     columns: list[Column[ColdVariant]] = [
         ("variant", lambda v: v.name),
         ("import ms", lambda v: _ms(v.median("import"))),
@@ -73,8 +70,8 @@ def cold_table(cold: ColdPath) -> Table:
             "calls/invocation",
             lambda v: "" if v.baseline else f"{v.seconds('calls_per_invocation'):g}",
         ),
-        ("vs boto3", versus(cold.baseline)),
-        ("vs seed", versus(cold.seed)),
+        ("vs boto3", lambda v: _versus(v, cold.baseline)),
+        ("vs seed", lambda v: _versus(v, cold.seed)),
     ]
     return _table(
         f"cold path as deployed: medians of {len(cold.variants[0].samples)} fresh "

@@ -200,8 +200,7 @@ class ColdVariant:
 
     def seconds(self, key: str) -> float:
         """The median of a figure every process has."""
-        value = self.median(key)
-        return 0.0 if value is None else value
+        return self.median(key) or 0.0
 
     @property
     def total(self) -> float:

@@ -128,18 +128,18 @@ class Bench:
         random.Random(self.config.seed).shuffle(order)
         return order
 
-    def _warm_up(self, resources: Resources) -> tuple[StreamRecords, dict[str, Any]]:
-        """The stream's record factory, and a warm-up event whose job triggers.
-
-        The warm-up job is created in the future, so the reconciler never lists it.
+    def _warm_up(self, name: str) -> tuple[Resources, StreamRecords, dict[str, Any]]:
+        """Fresh resources, their stream's record factory, and a warm-up event whose job
+        triggers. The warm-up job is created in the future, so the reconciler never lists it.
         """
+        resources = self._resources(name)
         self._write_jobs(
             resources, [WARM_UP_JOB], total_segments=1, created_at=int(time.time()) + 86_400
         )
         completion = completion_item(WARM_UP_JOB, 0)
         self._write(resources.names.segment_completions_table, [completion])
         records = completion_records(resources.names.segment_completions_table)
-        return records, records.event([completion])
+        return resources, records, records.event([completion])
 
     def _sent(
         self, resources: Resources, jobs: Sequence[str], *, earlier: Collection[str] = ()
@@ -251,8 +251,7 @@ class Bench:
     def stream(self, concurrency: int) -> WorkloadResult:
         """Workload 1: completions in random order, batch after batch, as the stream delivers."""
         cfg = self.config
-        resources = self._resources("stream")
-        records, warm_up = self._warm_up(resources)
+        resources, records, warm_up = self._warm_up("stream")
         jobs = [f"job-{n:04d}" for n in range(cfg.stream_jobs)]
         self._write_jobs(resources, jobs, total_segments=cfg.stream_segments)
         order = self._shuffled([(j, index) for j in jobs for index in range(cfg.stream_segments)])
@@ -280,8 +279,7 @@ class Bench:
     def _burst_data(self) -> _BurstData:
         """The burst's Jobs and completions (written once, shared by every burst run)."""
         cfg = self.config
-        resources = self._resources("burst-data")
-        records, _ = self._warm_up(resources)
+        resources, records, _ = self._warm_up("burst-data")
         per_job = max(1, cfg.burst_records // cfg.burst_jobs)
         jobs = tuple(f"job-{n:05d}" for n in range(cfg.burst_jobs))
         self._write_jobs(resources, jobs, total_segments=per_job)
@@ -324,8 +322,7 @@ class Bench:
     def wide(self) -> WorkloadResult:
         """Workload 3: one maximal batch over jobs whose chunking is still running."""
         cfg = self.config
-        resources = self._resources("wide")
-        records, warm_up = self._warm_up(resources)
+        resources, records, warm_up = self._warm_up("wide")
         jobs = [f"job-{n:04d}" for n in range(cfg.wide_jobs)]
         self._write_jobs(resources, jobs, status="chunking_in_progress")
         per_job = math.ceil(cfg.wide_records / len(jobs))
@@ -349,8 +346,7 @@ class Bench:
     def deep(self) -> WorkloadResult:
         """Workload 4: one job whose completions span several Query pages."""
         cfg = self.config
-        resources = self._resources("deep")
-        records, warm_up = self._warm_up(resources)
+        resources, records, warm_up = self._warm_up("deep")
         job, table = "job-deep", resources.names.segment_completions_table
         self._write_jobs(resources, [job], total_segments=cfg.deep_segments)
         order = self._shuffled(list(range(cfg.deep_segments)))
@@ -389,8 +385,7 @@ class Bench:
     def reconcile(self) -> WorkloadResult:
         """Workload 5: one scheduled reconciler run over the jobs in flight."""
         cfg = self.config
-        resources = self._resources("reconcile")
-        self._warm_up(resources)
+        resources, _, _ = self._warm_up("reconcile")
         names = resources.names
         count = cfg.reconcile_jobs
         jobs = [f"job-{n:05d}" for n in range(count)]
@@ -501,8 +496,7 @@ class Bench:
             )
 
         # Records per batch: jobs not ready, so only parsing grows (one BatchGetItem).
-        resources = self._resources("scale-records")
-        records, warm_up = self._warm_up(resources)
+        resources, records, warm_up = self._warm_up("scale-records")
         jobs = [f"job-{n:04d}" for n in range(10)]
         self._write_jobs(resources, jobs, status="chunking_in_progress")
         with container(resources, self.endpoints, cfg.concurrency, warm_up) as harness:
@@ -511,8 +505,7 @@ class Bench:
                 measure(harness, "records per batch", size, records.event(items))
 
         # Jobs per batch: one record each, every job chunked and incomplete (one Query).
-        resources = self._resources("scale-jobs")
-        records, warm_up = self._warm_up(resources)
+        resources, records, warm_up = self._warm_up("scale-jobs")
         jobs = [f"job-{n:04d}" for n in range(max(cfg.scaling_jobs))]
         self._write_jobs(resources, jobs, total_segments=2)
         firsts = [completion_item(j, 0) for j in jobs]
@@ -522,8 +515,7 @@ class Bench:
                 measure(harness, "jobs per batch", size, records.event(firsts[:size]))
 
         # Segments per job: one job, ever more (padded) completions, one record delivered.
-        resources = self._resources("scale-segments")
-        records, warm_up = self._warm_up(resources)
+        resources, records, warm_up = self._warm_up("scale-segments")
         job, written = "job-deep", 0
         self._write_jobs(resources, [job], total_segments=max(cfg.scaling_segments) + 1)
         with container(resources, self.endpoints, cfg.concurrency, warm_up) as harness:

@@ -20,7 +20,7 @@ def _latencies(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a list of milliseconds: {text!r}") from None
+        values = ()
     if not values or any(v < 0 for v in values):
         raise argparse.ArgumentTypeError(f"not a list of milliseconds: {text!r}")
     return values
