@@ -20,6 +20,7 @@ from reassembly_trigger.evaluation import JobOutcome
 from reassembly_trigger.local.aws import library_seams
 from reassembly_trigger.local.aws.latency_proxy import ProxyControl
 from reassembly_trigger.local.aws.stack import DEFAULT_REGION, Resources, environment
+from reassembly_trigger.local.bench.config import INVOCATION_TIMEOUT_MS
 from reassembly_trigger.local.kit.contexts import LocalLambdaContext
 from reassembly_trigger.local.kit.environment import lambda_environment
 from reassembly_trigger.local.kit.logs import trigger_output
@@ -82,8 +83,8 @@ class InvocationMeter:
 
     meter: BotocoreMeter
     server: ProxyControl
-    entry_point: Callable[[Any, Any], Any] = handler.handle_event
-    timeout_seconds: float = 60.0
+    entry_point: Callable[[Any, Any], Any]
+    timeout_seconds: float
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
     botocore_seconds: float = 0.0
@@ -155,7 +156,7 @@ def container(
     warm_up: dict[str, Any],
     *,
     entry_point: Callable[[Any, Any], Any] = handler.handle_event,
-    timeout_seconds: float = 60.0,
+    timeout_seconds: float = INVOCATION_TIMEOUT_MS / 1000,
 ) -> Iterator[InvocationMeter]:
     """A container pointed at the proxy, warmed by `warm_up` through the same entry point
     (a job that triggers: clients, the pool, lazy imports); the proxy counts from then on."""

@@ -256,10 +256,7 @@ class Bench:
         self._write_jobs(resources, jobs, total_segments=cfg.stream_segments)
         order = self._shuffled([(j, index) for j in jobs for index in range(cfg.stream_segments)])
         batches = list(chunks(order, cfg.batch_size))
-        timeout = INVOCATION_TIMEOUT_MS / 1000
-        with container(
-            resources, self.endpoints, concurrency, warm_up, timeout_seconds=timeout
-        ) as harness:
+        with container(resources, self.endpoints, concurrency, warm_up) as harness:
             for batch in batches:
                 items = [completion_item(job, index) for job, index in batch]
                 self._write(resources.names.segment_completions_table, items)
