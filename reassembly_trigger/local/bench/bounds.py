@@ -1,16 +1,12 @@
-"""Critical-path bounds: the fewest sequential round trips a workload can take.
-
-Within one invocation the calls of one job are sequential (load, count, lock, send,
-mark), the Jobs are read before any job starts (one `BatchGetItem` per 100 jobs, one
-after the other), and different jobs overlap. So one batch takes at least its leading
-reads plus the longest job's calls, and with `c` threads at least its leading reads
-plus `ceil(all job calls / c)`. A workload's bound is the sum over its stages,
-in round trips; times the measured single-call round trip, in seconds.
+"""Critical-path bounds: the fewest sequential round trips a workload can take (why:
+docs/performance.md, "Bounds and floors"). A workload's bound is the sum over its
+stages, in round trips; times the measured single-call round trip, in seconds.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,9 +23,7 @@ class Stage:
 
     def round_trips(self, concurrency: int | None = None) -> int:
         """At least this many round trips (None: as many threads as jobs)."""
-        if not self.job_calls:
-            return self.leading
-        longest = max(self.job_calls)
+        longest = max(self.job_calls, default=0)
         if concurrency is None:
             return self.leading + longest
         return self.leading + max(longest, math.ceil(sum(self.job_calls) / concurrency))
@@ -68,17 +62,13 @@ def stream_bound(
     Each batch reads its Jobs (one `BatchGetItem` per 100) and counts each job it names
     (`pages` Query calls); the batch holding a job's last segment also triggers it.
     """
-    seen: dict[str, int] = {}
+    seen: Counter[str] = Counter()
     stages = []
     for batch in batches:
-        named: dict[str, int] = {}
-        for job, _ in batch:
-            seen[job] = seen.get(job, 0) + 1
-            named[job] = pages
-        for job in named:
-            if seen[job] == segments:
-                named[job] += TRIGGER_CALLS
-        stages.append(Stage(math.ceil(len(named) / 100), tuple(named.values())))
+        named = dict.fromkeys(job for job, _ in batch)
+        seen.update(job for job, _ in batch)
+        calls = (pages + TRIGGER_CALLS if seen[job] == segments else pages for job in named)
+        stages.append(Stage(math.ceil(len(named) / 100), tuple(calls)))
     return Bound(tuple(stages))
 
 

@@ -1,19 +1,6 @@
-"""The cold path as deployed: fresh interpreters that see only what Lambda gives them.
-
-Each measurement is a fresh `python -I -S -B` (no site-packages, no user paths, no
-bytecode written: Lambda cannot write into `/var/task`) whose `sys.path` is the
-deployment folder (the zip's contents, unzipped), the standard library, and a
-folder holding boto3 and its dependencies with their bytecode (as the Lambda runtime
-ships them). It imports the handler, then handles a batch of the 3 records of a
-complete job (load, count, lock, send, mark) against moto, then a second, warm one.
-
-Variants, interleaved round after round so a change in the machine's load hits them
-alike: the boto3 baseline (import boto3, create the two clients), this project
-without and with bytecode in the zip, and any other implementation given
-(`BenchConfig.compare`, e.g. the seed's), without and with bytecode.
-
-Bytecode is compiled by the target runtime's own interpreter with
-`--invalidation-mode unchecked-hash`, as the deployment build does.
+"""The cold path as deployed: fresh `python -I -S -B` interpreters that see only what
+Lambda gives them (the deployment folder, the standard library, the runtime's boto3),
+every variant interleaved round after round; how and why: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -29,8 +16,7 @@ import sys
 import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +30,7 @@ from reassembly_trigger.local.aws.stack import (
 )
 from reassembly_trigger.local.bench.config import BenchConfig
 from reassembly_trigger.local.bench.data import completion_records, write_items
+from reassembly_trigger.local.bench.harness import Endpoints
 from reassembly_trigger.local.bench.results import PROJECT, ColdPath, ColdVariant
 from reassembly_trigger.local.kit.items import completion_item, job_item
 
@@ -55,8 +42,12 @@ RUNTIME_DISTRIBUTIONS = ("boto3",)
 HANDLER_MODULE = "reassembly_trigger.handler"
 #: Segments of each cold-path job: a batch of 3 records completes it.
 COLD_JOB_SEGMENTS = 3
+#: How the deployment build compiles: hashes the runtime never checks (/var/task is fixed).
+COMPILE = ("-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash")
 _MARK = "BENCH-RESULT "
 _REPOSITORY = Path(__file__).resolve().parents[3]
+#: This interpreter's `major.minor`.
+_CURRENT = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +71,7 @@ class Interpreter:
 
 def target_interpreter(config: BenchConfig, notes: list[str]) -> Interpreter:
     """The interpreter of the target runtime when this machine has it, else this one."""
-    current = Interpreter(sys.executable, f"{sys.version_info[0]}.{sys.version_info[1]}")
+    current = Interpreter(sys.executable, _CURRENT)
     if config.target_python:
         return Interpreter.of(config.target_python)
     if config.deployment == "venv":
@@ -145,20 +136,8 @@ def runtime_folder(interpreter: Interpreter, dest: Path) -> Path:
 
 def compile_folder(interpreter: Interpreter, folder: Path) -> None:
     """Compile every module of `folder` with `interpreter`, as the deployment build does."""
-    subprocess.run(  # noqa: S603 - our interpreter, our folder
-        [
-            interpreter.path,
-            "-m",
-            "compileall",
-            "-q",
-            "-j0",
-            "--invalidation-mode",
-            "unchecked-hash",
-            str(folder),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    command = [interpreter.path, *COMPILE, str(folder)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)  # noqa: S603 - ours
 
 
 def _project_distributions() -> list[importlib.metadata.Distribution]:
@@ -171,16 +150,6 @@ def _project_distributions() -> list[importlib.metadata.Distribution]:
     return _distribution_closure(wanted, runtime | {"stereo-spot-reassembly-trigger"})
 
 
-def _copy_project_code(source: Path, dest: Path) -> None:
-    """`reassembly_trigger/` as the zip holds it: no `local/`, no byte caches."""
-
-    def ignored(folder: str, names: list[str]) -> list[str]:
-        skip = {"__pycache__", "local"} if Path(folder) == source else {"__pycache__"}
-        return [name for name in names if name in skip]
-
-    shutil.copytree(source, dest / "reassembly_trigger", ignore=ignored)
-
-
 def deployment_folder(
     config: BenchConfig, interpreter: Interpreter, workdir: Path, notes: list[str]
 ) -> tuple[Path, str]:
@@ -189,11 +158,7 @@ def deployment_folder(
     script = _REPOSITORY / "scripts" / "build_deploy_zip.sh"
     if config.deployment == "build" and script.is_file():
         archive = workdir / "deploy.zip"
-        env = {
-            **os.environ,
-            "RUNTIME": f"python{interpreter.version}",
-            "OUTPUT": str(archive),
-        }
+        env = {**os.environ, "RUNTIME": f"python{interpreter.version}", "OUTPUT": str(archive)}
         built = subprocess.run(  # noqa: S603 - the repository's own build script
             ["bash", str(script)],  # noqa: S607
             env=env,
@@ -215,24 +180,24 @@ def deployment_folder(
             + (built.stderr.strip().splitlines() or ["no output"])[-1]
             + "); the cold path used this virtualenv's packages"
         )
-    if interpreter.version != f"{sys.version_info[0]}.{sys.version_info[1]}":
+    if interpreter.version != _CURRENT:
         raise RuntimeError(
             f"cannot assemble a deployment for Python {interpreter.version} from this "
-            f"virtualenv (Python {sys.version_info[0]}.{sys.version_info[1]}): build the zip"
+            f"virtualenv (Python {_CURRENT}): build the zip"
         )
     _copy_distributions(_project_distributions(), dest)
-    _copy_project_code(Path(__file__).resolve().parents[2], dest)
+    # `reassembly_trigger/` as the zip holds it: no `local/`, no byte caches.
+    code = Path(__file__).resolve().parents[2]
+    shutil.copytree(code, dest / code.name, ignore=shutil.ignore_patterns("__pycache__", "local"))
     return dest, "this virtualenv's packages and reassembly_trigger/ (the zip's files, offline)"
 
 
 def _remove_bytecode(folder: Path) -> int:
-    """Delete every byte cache under `folder`; how many .pyc files there were."""
-    count = sum(1 for _ in folder.rglob("*.pyc"))
-    for cache in sorted(folder.rglob("__pycache__"), reverse=True):
-        shutil.rmtree(cache, ignore_errors=True)
-    for stray in folder.rglob("*.pyc"):
-        stray.unlink()
-    return count
+    """Delete every .pyc file under `folder`; how many there were."""
+    caches = list(folder.rglob("*.pyc"))
+    for cache in caches:
+        cache.unlink()
+    return len(caches)
 
 
 def overlay(deployment: Path, code: Path, dest: Path) -> Path:
@@ -316,7 +281,8 @@ class _Variant:
     label: str
     folder: Path
     bytecode: bool
-    mode: str  # baseline | handler
+    #: The boto3 baseline (import boto3, create the clients), not a handler.
+    baseline: bool = False
 
 
 def _run_child(
@@ -326,18 +292,9 @@ def _run_child(
     env: dict[str, str],
     spec: dict[str, Any],
 ) -> dict[str, Any]:
+    mode = "baseline" if variant.baseline else "handler"
     done = subprocess.run(  # noqa: S603 - our own code, in an interpreter we chose
-        [
-            interpreter.path,
-            "-I",
-            "-S",
-            "-B",
-            "-c",
-            _CHILD,
-            str(variant.folder),
-            str(runtime),
-            variant.mode,
-        ],
+        [interpreter.path, "-I", "-S", "-B", "-c", _CHILD, str(variant.folder), str(runtime), mode],
         input=json.dumps(spec),
         env=env,
         capture_output=True,
@@ -354,17 +311,8 @@ def _run_child(
     )
 
 
-@contextmanager
-def _workdir() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="reassembly-bench-cold-") as path:
-        yield Path(path)
-
-
 def measure_cold_path(
-    config: BenchConfig,
-    endpoints: Any,
-    aws: LocalAws,
-    progress: Callable[[str], object],
+    config: BenchConfig, endpoints: Endpoints, aws: LocalAws, progress: Callable[[str], object]
 ) -> tuple[ColdPath, list[str]]:
     """Every variant, `config.cold_start_runs` rounds, interleaved; and notes on how."""
     notes = [
@@ -374,7 +322,8 @@ def measure_cold_path(
     if not any(label == "seed" for label, _ in config.compare):
         notes.append("the seed's implementation was not given (--compare seed=DIR): not measured")
     interpreter = target_interpreter(config, notes)
-    with _workdir() as workdir:
+    with tempfile.TemporaryDirectory(prefix="reassembly-bench-cold-") as folder:
+        workdir = Path(folder)
         progress(f"cold path: building the deployment folder for Python {interpreter.version}")
         deployment, how = deployment_folder(config, interpreter, workdir, notes)
         runtime = runtime_folder(interpreter, workdir / "runtime")
@@ -382,49 +331,26 @@ def measure_cold_path(
         shutil.copytree(deployment, compiled)
         compile_folder(interpreter, compiled)
         variants = [
-            _Variant("boto3 baseline", deployment, False, "baseline"),
-            _Variant(PROJECT, deployment, False, "handler"),
-            _Variant(PROJECT, compiled, True, "handler"),
+            _Variant("boto3 baseline", deployment, False, baseline=True),
+            _Variant(PROJECT, deployment, False),
+            _Variant(PROJECT, compiled, True),
         ]
         for n, (label, code) in enumerate(config.compare):
             plain = overlay(deployment, Path(code), workdir / f"compare-{n}")
             bytecode = overlay(deployment, Path(code), workdir / f"compare-{n}-bytecode")
             compile_folder(interpreter, bytecode)
-            variants += [
-                _Variant(label, plain, False, "handler"),
-                _Variant(label, bytecode, True, "handler"),
-            ]
-        samples, checks = _rounds(
+            variants += [_Variant(label, plain, False), _Variant(label, bytecode, True)]
+        measured, checks = _rounds(
             config,
             variants,
             interpreter=interpreter,
             runtime=runtime,
-            local=_Aws(endpoints, aws),
+            endpoints=endpoints,
+            aws=aws,
             progress=progress,
         )
-    cold = ColdPath(
-        python=f"{interpreter.version} ({interpreter.path})",
-        deployment=how,
-        variants=tuple(
-            ColdVariant(
-                label=v.label,
-                bytecode=v.bytecode,
-                samples=tuple(samples[i]),
-                baseline=v.mode == "baseline",
-            )
-            for i, v in enumerate(variants)
-        ),
-        checks=checks,
-    )
-    return cold, notes
-
-
-@dataclass(frozen=True, slots=True)
-class _Aws:
-    """The proxy (counted, for the children) and moto directly (for data)."""
-
-    endpoints: Any
-    direct: LocalAws
+    python = f"{interpreter.version} ({interpreter.path})"
+    return ColdPath(python, how, measured, checks), notes
 
 
 def _rounds(
@@ -433,11 +359,12 @@ def _rounds(
     *,
     interpreter: Interpreter,
     runtime: Path,
-    local: _Aws,
+    endpoints: Endpoints,
+    aws: LocalAws,
     progress: Callable[[str], object],
-) -> tuple[list[list[dict[str, Any]]], dict[str, Any]]:
-    """Run every variant once per round; the first round only warms the file cache."""
-    endpoints, aws = local.endpoints, local.direct
+) -> tuple[tuple[ColdVariant, ...], dict[str, Any]]:
+    """Run every variant once per round (the first only warms the file cache): each child
+    reaches moto through the proxy (`endpoints`, counted); data goes to `aws` directly."""
     names = ResourceNames.with_prefix(f"bench-cold-{os.getpid()}-{id(variants):x}")
     resources = create_resources(aws, names)
     records = completion_records(names.segment_completions_table)
@@ -450,14 +377,11 @@ def _rounds(
     for round_ in range(runs + 1):
         for index, variant in enumerate(variants):
             spec: dict[str, Any] = {}
-            for phase in () if variant.mode == "baseline" else ("first", "warm"):
+            for phase in () if variant.baseline else ("first", "warm"):
                 job = f"cold-{round_}-{index}-{phase}"
                 jobs.append(job)
-                write_items(
-                    aws.dynamodb,
-                    names.jobs_table,
-                    [job_item(job, total_segments=COLD_JOB_SEGMENTS)],
-                )
+                job_row = job_item(job, total_segments=COLD_JOB_SEGMENTS)
+                write_items(aws.dynamodb, names.jobs_table, [job_row])
                 items = [completion_item(job, i) for i in range(COLD_JOB_SEGMENTS)]
                 write_items(aws.dynamodb, names.segment_completions_table, items)
                 spec[phase] = records.event(items)
@@ -468,19 +392,23 @@ def _rounds(
             if variant.label == PROJECT and response != {"batchItemFailures": []}:
                 failures.append(f"{variant.label}: {response}")
             if round_:
-                if variant.mode != "baseline":
+                if not variant.baseline:
                     sample["calls_per_invocation"] = calls / 2
                 samples[index].append(sample)
     messages = _messages(aws, resources.reassembly_queue_url)
-    wrong = {j: messages.get(j, 0) for j in jobs if messages.get(j, 0) != 1}
+    wrong = sum(1 for job in jobs if messages[job] != 1)
     checks = {
         "jobs": len(jobs),
         "messages": sum(messages.values()),
-        "jobs_not_sent_exactly_once": len(wrong),
+        "jobs_not_sent_exactly_once": wrong,
         "failed_responses": failures,
         "correct": not wrong and not failures,
     }
-    return samples, checks
+    cold = (
+        ColdVariant(v.label, v.bytecode, tuple(s), v.baseline)
+        for v, s in zip(variants, samples, strict=True)
+    )
+    return tuple(cold), checks
 
 
 def _messages(aws: LocalAws, url: str) -> Counter[str]:
@@ -490,8 +418,7 @@ def _messages(aws: LocalAws, url: str) -> Counter[str]:
         got = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         if not got:
             return bodies
-        for message in got:
-            bodies[json.loads(message["Body"])["job_id"]] += 1
+        bodies.update(json.loads(message["Body"])["job_id"] for message in got)
         aws.sqs.delete_message_batch(
             QueueUrl=url,
             Entries=[

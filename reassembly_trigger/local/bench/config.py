@@ -71,15 +71,9 @@ class BenchConfig:
     scaling_jobs: tuple[int, ...] = (1, 10, 50, 100, 250)
     scaling_segments: tuple[int, ...] = (100, 1_000, 5_000)
 
-    @property
-    def stream_concurrencies(self) -> tuple[int, ...]:
-        """Workload 1's concurrencies: the default first, then the others (no repeats)."""
-        return tuple(dict.fromkeys((self.concurrency, *self.concurrencies)))
-
-    @property
-    def burst_runs(self) -> tuple[int, ...]:
-        """The burst's concurrencies: the default first, then the others (no repeats)."""
-        return tuple(dict.fromkeys((self.concurrency, *self.burst_concurrencies)))
+    def runs(self, concurrencies: tuple[int, ...]) -> tuple[int, ...]:
+        """The default concurrency first, then `concurrencies` (no repeats)."""
+        return tuple(dict.fromkeys((self.concurrency, *concurrencies)))
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchConfig:

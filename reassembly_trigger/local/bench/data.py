@@ -31,10 +31,8 @@ def completion_records(table: str) -> StreamRecords:
 
 def write_items(dynamodb: DynamoDBClient, table: str, items: Sequence[dict[str, Any]]) -> None:
     """Write items with BatchWriteItem (25 per call), retrying anything unprocessed."""
-    for start in range(0, len(items), WRITE_BATCH):
-        requests: list[Any] = [
-            {"PutRequest": {"Item": i}} for i in items[start : start + WRITE_BATCH]
-        ]
+    for batch in chunks(items, WRITE_BATCH):
+        requests: list[Any] = [{"PutRequest": {"Item": i}} for i in batch]
         while requests:
             response = dynamodb.batch_write_item(RequestItems={table: requests})
             requests = list(response.get("UnprocessedItems", {}).get(table, []))

@@ -1,12 +1,6 @@
-"""The handler under measurement: the real entry point in a container of this process.
-
-The container is the one the Lambda would have: the environment points its clients at
-the latency proxy (`AWS_ENDPOINT_URL`), logs and metric lines are rendered as in Lambda
-and written to /dev/null, and a warm-up invocation (a job that triggers) has already
-paid the clients, the pool and the lazy imports. Each measured invocation adds its wall
-time, the process's CPU time, the part of it spent inside botocore's calls, and the
-stand-in AWS's CPU time over the same span.
-"""
+"""The handler under measurement: the real entry point in a container of this process,
+pointed at the latency proxy, its production logs discarded, warmed before measuring
+(docs/performance.md, "The handler's process is measured alone")."""
 
 from __future__ import annotations
 
@@ -16,7 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +20,21 @@ from reassembly_trigger.evaluation import JobOutcome
 from reassembly_trigger.local.aws import library_seams
 from reassembly_trigger.local.aws.latency_proxy import ProxyControl
 from reassembly_trigger.local.aws.stack import DEFAULT_REGION, Resources, environment
+from reassembly_trigger.local.bench.config import INVOCATION_TIMEOUT_MS
 from reassembly_trigger.local.kit.contexts import LocalLambdaContext
 from reassembly_trigger.local.kit.environment import lambda_environment
 from reassembly_trigger.local.kit.logs import trigger_output
 from reassembly_trigger.logs import configure_logging
 from reassembly_trigger.machine import State
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Moto directly (for writing data) and through the proxy (for the handler)."""
+
+    upstream_url: str
+    proxy_url: str
+    control: ProxyControl
 
 
 class BotocoreMeter:
@@ -72,20 +76,15 @@ class BotocoreMeter:
             library_seams.API_CALL.set(original)
 
 
-def quiet_json_logging() -> AbstractContextManager[None]:
-    """The production JSON logs and metric lines (their cost is real), sent to /dev/null."""
-    return trigger_output(lambda sink: configure_logging("json", stream=sink, force=True))
-
-
 @dataclass(slots=True)
 class InvocationMeter:
     """Invokes an entry point, accumulates what its invocations cost, and keeps the
     outcomes of their jobs (from `handle_event`) for the workloads' checks."""
 
     meter: BotocoreMeter
-    server: ProxyControl | None = None
-    entry_point: Callable[[Any, Any], Any] = handler.handle_event
-    timeout_seconds: float = 60.0
+    server: ProxyControl
+    entry_point: Callable[[Any, Any], Any]
+    timeout_seconds: float
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
     botocore_seconds: float = 0.0
@@ -105,7 +104,7 @@ class InvocationMeter:
             aws_request_id=f"bench-{next(self._requests):05d}",
             timeout_seconds=self.timeout_seconds,
         )
-        server_before = self._server_cpu() if measured else 0.0
+        server_before = self.server.stats().process_cpu_seconds if measured else 0.0
         botocore_before, calls_before = self.meter.seconds, self.meter.calls
         self.meter.counting = measured
         wall, cpu = time.perf_counter(), time.process_time()
@@ -119,7 +118,7 @@ class InvocationMeter:
             self.cpu_seconds += cpu
             self.botocore_seconds += self.meter.seconds - botocore_before
             self.api_calls += self.meter.calls - calls_before
-            self.server_cpu_seconds += self._server_cpu() - server_before
+            self.server_cpu_seconds += self.server.stats().process_cpu_seconds - server_before
             self.records += len(event.get("Records", ()))
             self.batches += 1
             if isinstance(response, BatchResult):
@@ -143,42 +142,33 @@ class InvocationMeter:
             )
         )
 
-    def _server_cpu(self) -> float:
-        return self.server.stats().process_cpu_seconds if self.server is not None else 0.0
-
 
 def count_pages(outcomes: Iterable[JobOutcome]) -> list[int]:
     """The Query pages of each count of these outcomes, in order."""
-    return [
-        int(step.details["pages"])
-        for outcome in outcomes
-        for step in outcome.history
-        if "pages" in step.details
-    ]
+    return [int(s.details["pages"]) for o in outcomes for s in o.history if "pages" in s.details]
 
 
 @contextmanager
 def container(
     resources: Resources,
-    proxy_url: str,
+    endpoints: Endpoints,
     concurrency: int,
+    warm_up: dict[str, Any],
     *,
-    warm_up: dict[str, Any] | None = None,
-    server: ProxyControl | None = None,
     entry_point: Callable[[Any, Any], Any] = handler.handle_event,
-    timeout_seconds: float = 60.0,
+    timeout_seconds: float = INVOCATION_TIMEOUT_MS / 1000,
 ) -> Iterator[InvocationMeter]:
     """A container pointed at the proxy, warmed by `warm_up` through the same entry point
-    (a job that triggers: clients, the pool, lazy imports)."""
+    (a job that triggers: clients, the pool, lazy imports); the proxy counts from then on."""
     values = {
-        **environment(resources, proxy_url, DEFAULT_REGION),
+        **environment(resources, endpoints.proxy_url, DEFAULT_REGION),
         "EVALUATION_CONCURRENCY": str(concurrency),
     }
     meter = BotocoreMeter()
-    with quiet_json_logging(), lambda_environment(values), meter.installed():
-        invocations = InvocationMeter(
-            meter, server=server, entry_point=entry_point, timeout_seconds=timeout_seconds
-        )
-        if warm_up is not None:
-            invocations.invoke(warm_up, measured=False)
+    # The production JSON logs and metric lines (their cost is real), sent to /dev/null.
+    json_logs = trigger_output(lambda sink: configure_logging("json", stream=sink, force=True))
+    with json_logs, lambda_environment(values), meter.installed():
+        invocations = InvocationMeter(meter, endpoints.control, entry_point, timeout_seconds)
+        invocations.invoke(warm_up, measured=False)
+        endpoints.control.reset()
         yield invocations

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from reassembly_trigger.local.bench.results import (
     PROJECT,
     BenchReport,
     ColdPath,
     ColdVariant,
+    ScalingPoint,
     WorkloadResult,
+    calls_total,
     workload_correct,
 )
 
 MS = 1000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,200 +30,59 @@ class Table:
     rows: list[list[str]]
 
 
+#: A column: its header, and its cell for one item (a run, a variant, a point).
+Column = tuple[str, Callable[[T], str]]
+
+
+def _table(title: str, columns: Sequence[Column[T]], items: Iterable[T]) -> Table:
+    return Table(title, [h for h, _ in columns], [[cell(i) for _, cell in columns] for i in items])
+
+
 def _calls(calls: dict[str, dict[str, int]]) -> str:
-    return ", ".join(
-        f"{action} {count}" for actions in calls.values() for action, count in actions.items()
-    )
+    """The total, then each action's calls: `3 (BatchGetItem 2, Query 1)`."""
+    each = ", ".join(f"{a} {n}" for actions in calls.values() for a, n in actions.items())
+    return f"{calls_total(calls)} ({each})"
 
 
 def _ms(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds * MS:.0f}"
 
 
+def _versus(variant: ColdVariant, other: ColdVariant | None) -> str:
+    if other is None or variant is other or other.total <= 0:
+        return ""
+    cpu = f" ({variant.total_cpu / other.total_cpu:.2f}x CPU)" if other.total_cpu else ""
+    return f"{variant.total / other.total:.2f}x{cpu}"
+
+
 def cold_table(cold: ColdPath) -> Table:
     """One row per variant: medians of the fresh processes, against the baseline and seed."""
-    baseline = cold.baseline
-    seed = next((v for v in cold.variants if v.label == "seed" and not v.bytecode), None)
-
-    def versus(variant: ColdVariant, other: ColdVariant | None) -> str:
-        if other is None or variant is other or other.total <= 0:
-            return ""
-        cpu = f" ({variant.total_cpu / other.total_cpu:.2f}x CPU)" if other.total_cpu else ""
-        return f"{variant.total / other.total:.2f}x{cpu}"
-
-    rows = [
-        [
-            v.name,
-            _ms(v.median("import")),
-            _ms(v.median("first")),
-            _ms(v.total),
-            _ms(v.total_cpu),
-            _ms(v.median("to_message")),
-            _ms(v.median("warm")),
-            f"{v.seconds('rss_mb'):.0f}",
-            "" if v.baseline else f"{v.seconds('calls_per_invocation'):g}",
-            versus(v, baseline),
-            versus(v, seed),
-        ]
-        for v in cold.variants
+    columns: list[Column[ColdVariant]] = [
+        ("variant", lambda v: v.name),
+        ("import ms", lambda v: _ms(v.median("import"))),
+        ("first invocation ms", lambda v: _ms(v.median("first"))),
+        ("import + first ms", lambda v: _ms(v.total)),
+        ("of which CPU ms", lambda v: _ms(v.total_cpu)),
+        ("to message ms", lambda v: _ms(v.median("to_message"))),
+        ("warm ms", lambda v: _ms(v.median("warm"))),
+        ("RSS MB", lambda v: f"{v.seconds('rss_mb'):.0f}"),
+        (
+            "calls/invocation",
+            lambda v: "" if v.baseline else f"{v.seconds('calls_per_invocation'):g}",
+        ),
+        ("vs boto3", lambda v: _versus(v, cold.baseline)),
+        ("vs seed", lambda v: _versus(v, cold.seed)),
     ]
-    return Table(
+    return _table(
         f"cold path as deployed: medians of {len(cold.variants[0].samples)} fresh "
         f"`python -I -S -B` processes each, Python {cold.python.split()[0]}",
-        [
-            "variant",
-            "import ms",
-            "first invocation ms",
-            "import + first ms",
-            "of which CPU ms",
-            "to message ms",
-            "warm ms",
-            "RSS MB",
-            "calls/invocation",
-            "vs boto3",
-            "vs seed",
-        ],
-        rows,
+        columns,
+        cold.variants,
     )
 
 
 def _check(result: WorkloadResult) -> str:
-    if not workload_correct(result):
-        return "WRONG: " + ", ".join(f"{k}={v}" for k, v in result.checks.items())
-    checks = result.checks
-    text = "ok"
-    if "expected" in checks:
-        text = f"{checks['triggered']}/{checks['expected']} triggered once"
-    if checks.get("retried_requests"):
-        text += f", {checks['retried_requests']} retried requests"
-    return text
-
-
-def _cpu(result: WorkloadResult) -> str:
-    return (
-        f"{result.cpu_ms_per_call:.2f} ({result.botocore_ms_per_call:.2f} + "
-        f"{result.ours_ms_per_call:.2f})"
-    )
-
-
-RUN_HEADERS = [
-    "ms/call",
-    "concurrency",
-    "wall s",
-    "bound s (round trips)",
-    "wall / bound",
-    "bound here s",
-    "handler CPU s",
-    "CPU ms/call (botocore + ours)",
-    "moto CPU s",
-    "highest floor",
-    "AWS calls",
-    "checks",
-]
-
-
-def _run_row(result: WorkloadResult, default: int) -> list[str]:
-    label = f"{result.concurrency}" + (" (default)" if result.concurrency == default else "")
-    return [
-        f"{result.latency_ms:g}",
-        label,
-        f"{result.wall_seconds:.2f}",
-        f"{result.bound_seconds:.2f} ({result.bound_round_trips})",
-        f"{result.bound_ratio:.2f}x",
-        f"{result.bound_seconds_here:.2f}",
-        f"{result.cpu_seconds:.2f}",
-        _cpu(result),
-        f"{result.server_cpu_seconds:.2f}",
-        f"{result.floor[0]}: wall {result.wall_seconds / result.floor[1]:.2f}x"
-        if result.floor[1] > 0
-        else "",
-        f"{result.calls_total} (min {result.minimum_calls})",
-        _check(result),
-    ]
-
-
-def tables(report: BenchReport) -> list[Table]:
-    """Every table of the report, in the order printed."""
-    out: list[Table] = []
-    if report.cold_path is not None:
-        out.append(cold_table(report.cold_path))
-    default = report.config.concurrency
-    stream = report.of_kind("stream")
-    if stream:
-        first = stream[0]
-        out.append(
-            Table(
-                f"workload 1: {first.title.split('. ', 1)[1]}",
-                RUN_HEADERS,
-                [_run_row(r, default) for r in stream],
-            )
-        )
-    burst = report.of_kind("burst")
-    if burst:
-        out.append(
-            Table(
-                f"workload 2 (burst): {burst[0].title.split('. ', 1)[1]}, "
-                f"timeout {burst[0].timeout_seconds:g} s",
-                [*RUN_HEADERS, "of timeout"],
-                [[*_run_row(r, default), f"{r.timeout_share or 0:.0%}"] for r in burst],
-            )
-        )
-    others = [w for w in report.workloads if w.key in ("wide", "deep", "reconcile")]
-    if others:
-        out.append(
-            Table(
-                f"other workloads at {report.config.latency_ms:g} ms per call, concurrency "
-                f"{default}",
-                [
-                    "workload",
-                    "wall s",
-                    "bound s (round trips)",
-                    "wall / bound",
-                    "AWS calls (by action)",
-                    "CPU ms/call (botocore + ours)",
-                    "CPU us/record",
-                    "moto CPU s",
-                    "checks",
-                ],
-                [
-                    [
-                        w.title,
-                        f"{w.wall_seconds:.2f}",
-                        f"{w.bound_seconds:.2f} ({w.bound_round_trips})",
-                        f"{w.bound_ratio:.2f}x",
-                        f"{w.calls_total} ({_calls(w.calls)})",
-                        _cpu(w),
-                        f"{w.cpu_us_per_record:.1f}" if w.records else "",
-                        f"{w.server_cpu_seconds:.2f}",
-                        _other_checks(w),
-                    ]
-                    for w in others
-                ],
-            )
-        )
-    if report.scaling:
-        out.append(
-            Table(
-                "how one batch's cost grows",
-                ["dimension", "size", "records", "wall ms", "CPU ms", "AWS calls", "pages"],
-                [
-                    [
-                        p.dimension,
-                        f"{p.size:,}",
-                        f"{p.records:,}",
-                        f"{p.wall_seconds * MS:.1f}",
-                        f"{p.cpu_seconds * MS:.1f}",
-                        f"{p.calls_total} ({_calls(p.calls)})",
-                        "" if p.pages is None else str(p.pages),
-                    ]
-                    for p in report.scaling
-                ],
-            )
-        )
-    return out
-
-
-def _other_checks(result: WorkloadResult) -> str:
+    """What the run's checks say, in a few words (all of them when one failed)."""
     checks = result.checks
     if not workload_correct(result):
         return "WRONG: " + ", ".join(f"{k}={v}" for k, v in checks.items())
@@ -236,7 +99,99 @@ def _other_checks(result: WorkloadResult) -> str:
         )
     if result.key == "wide":
         return f"skipped {checks['skipped']}"
-    return "ok"
+    text = "ok"
+    if "expected" in checks:
+        text = f"{checks['triggered']}/{checks['expected']} triggered once"
+    if checks.get("retried_requests"):
+        text += f", {checks['retried_requests']} retried requests"
+    return text
+
+
+def _floor(result: WorkloadResult) -> str:
+    name, seconds = result.floor
+    return f"{name}: wall {result.wall_seconds / seconds:.2f}x" if seconds > 0 else ""
+
+
+# The columns every workload's table shows.
+WALL: Column[WorkloadResult] = ("wall s", lambda w: f"{w.wall_seconds:.2f}")
+BOUND: Column[WorkloadResult] = (
+    "bound s (round trips)",
+    lambda w: f"{w.bound_seconds:.2f} ({w.bound_round_trips})",
+)
+RATIO: Column[WorkloadResult] = ("wall / bound", lambda w: f"{w.bound_ratio:.2f}x")
+CPU: Column[WorkloadResult] = (
+    "CPU ms/call (botocore + ours)",
+    lambda w: f"{w.cpu_ms_per_call:.2f} ({w.botocore_ms_per_call:.2f} + {w.ours_ms_per_call:.2f})",
+)
+MOTO: Column[WorkloadResult] = ("moto CPU s", lambda w: f"{w.server_cpu_seconds:.2f}")
+CHECKS: Column[WorkloadResult] = ("checks", _check)
+
+
+def _run_columns(default: int) -> list[Column[WorkloadResult]]:
+    """The columns of a workload run at several latencies and concurrencies."""
+    return [
+        ("ms/call", lambda r: f"{r.latency_ms:g}"),
+        (
+            "concurrency",
+            lambda r: f"{r.concurrency}{' (default)' if r.concurrency == default else ''}",
+        ),
+        WALL,
+        BOUND,
+        RATIO,
+        ("bound here s", lambda r: f"{r.bound_seconds_here:.2f}"),
+        ("handler CPU s", lambda r: f"{r.cpu_seconds:.2f}"),
+        CPU,
+        MOTO,
+        ("highest floor", _floor),
+        ("AWS calls", lambda r: f"{r.calls_total} (min {r.minimum_calls})"),
+        CHECKS,
+    ]
+
+
+def tables(report: BenchReport) -> list[Table]:
+    """Every table of the report, in the order printed."""
+    out: list[Table] = []
+    if report.cold_path is not None:
+        out.append(cold_table(report.cold_path))
+    default = report.config.concurrency
+    if stream := report.of_kind("stream"):
+        title = f"workload 1: {stream[0].title.split('. ', 1)[1]}"
+        out.append(_table(title, _run_columns(default), stream))
+    if burst := report.of_kind("burst"):
+        title = (
+            f"workload 2 (burst): {burst[0].title.split('. ', 1)[1]}, "
+            f"timeout {burst[0].timeout_seconds:g} s"
+        )
+        timeout: Column[WorkloadResult] = ("of timeout", lambda r: f"{r.timeout_share or 0:.0%}")
+        out.append(_table(title, [*_run_columns(default), timeout], burst))
+    if others := [w for w in report.workloads if w.key in ("wide", "deep", "reconcile")]:
+        columns: list[Column[WorkloadResult]] = [
+            ("workload", lambda w: w.title),
+            WALL,
+            BOUND,
+            RATIO,
+            ("AWS calls (by action)", lambda w: _calls(w.calls)),
+            CPU,
+            ("CPU us/record", lambda w: f"{w.cpu_us_per_record:.1f}" if w.records else ""),
+            MOTO,
+            CHECKS,
+        ]
+        title = (
+            f"other workloads at {report.config.latency_ms:g} ms per call, concurrency {default}"
+        )
+        out.append(_table(title, columns, others))
+    if report.scaling:
+        points: list[Column[ScalingPoint]] = [
+            ("dimension", lambda p: p.dimension),
+            ("size", lambda p: f"{p.size:,}"),
+            ("records", lambda p: f"{p.records:,}"),
+            ("wall ms", lambda p: f"{p.wall_seconds * MS:.1f}"),
+            ("CPU ms", lambda p: f"{p.cpu_seconds * MS:.1f}"),
+            ("AWS calls", lambda p: _calls(p.calls)),
+            ("pages", lambda p: "" if p.pages is None else str(p.pages)),
+        ]
+        out.append(_table("how one batch's cost grows", points, report.scaling))
+    return out
 
 
 #: What a quick run prints instead of the targets: its sizes say nothing about them.
@@ -265,9 +220,8 @@ def summary_lines(report: BenchReport, *, smoke: bool = False) -> list[str]:
         "highest set the pace (other processes on the machine take cores too); CPU ms/call = the "
         "handler's CPU per AWS call, inside botocore's calls + ours",
     ]
-    cold = report.cold_path
-    if cold is not None:
-        lines += cold_lines(cold)
+    if report.cold_path is not None:
+        lines += cold_lines(report.cold_path)
     lines += [f"note: {note}" for note in report.notes]
     if smoke:
         return [*lines, SMOKE_NOTE]

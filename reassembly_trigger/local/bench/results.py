@@ -10,8 +10,10 @@ from __future__ import annotations
 import itertools
 import os
 import platform
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from reassembly_trigger.local.bench.config import BenchConfig
@@ -23,6 +25,24 @@ TIMEOUT_SHARE = 0.5
 SAME_SPEED = 1.10
 #: Floors that belong to the stand-in AWS, not to the handler.
 STAND_IN_FLOORS = frozenset({"moto CPU", "both CPUs / cores"})
+#: The derived figures of `WorkloadResult.as_dict`, and the digits each is rounded to.
+DERIVED = {
+    "calls_per_job": 2,
+    "bound_seconds": 4,
+    "bound_seconds_here": 4,
+    "bound_ratio": 3,
+    "effective_parallelism": 2,
+    "cpu_ms_per_call": 3,
+    "botocore_ms_per_call": 3,
+    "ours_ms_per_call": 3,
+    "cpu_us_per_record": 2,
+    "server_busy": 3,
+}
+
+
+def calls_total(calls: dict[str, dict[str, int]]) -> int:
+    """Every AWS call of these counts (service -> action -> calls)."""
+    return sum(sum(actions.values()) for actions in calls.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +84,7 @@ class WorkloadResult:
     @property
     def calls_total(self) -> int:
         """Every AWS call the handler made."""
-        return sum(sum(actions.values()) for actions in self.calls.values())
+        return calls_total(self.calls)
 
     @property
     def calls_per_job(self) -> float:
@@ -153,16 +173,7 @@ class WorkloadResult:
         return {
             **asdict(self),
             "calls_total": self.calls_total,
-            "calls_per_job": round(self.calls_per_job, 2),
-            "bound_seconds": round(self.bound_seconds, 4),
-            "bound_seconds_here": round(self.bound_seconds_here, 4),
-            "bound_ratio": round(self.bound_ratio, 3),
-            "effective_parallelism": round(self.effective_parallelism, 2),
-            "cpu_ms_per_call": round(self.cpu_ms_per_call, 3),
-            "botocore_ms_per_call": round(self.botocore_ms_per_call, 3),
-            "ours_ms_per_call": round(self.ours_ms_per_call, 3),
-            "cpu_us_per_record": round(self.cpu_us_per_record, 2),
-            "server_busy": round(self.server_busy, 3),
+            **{name: round(getattr(self, name), digits) for name, digits in DERIVED.items()},
             "floor": {"name": self.floor[0], "seconds": round(self.floor[1], 4)},
             "timeout_share": None if self.timeout_share is None else round(self.timeout_share, 3),
         }
@@ -189,8 +200,7 @@ class ColdVariant:
 
     def seconds(self, key: str) -> float:
         """The median of a figure every process has."""
-        value = self.median(key)
-        return 0.0 if value is None else value
+        return self.median(key) or 0.0
 
     @property
     def total(self) -> float:
@@ -206,11 +216,10 @@ class ColdVariant:
 
     @property
     def name(self) -> str:
-        """How the variant is shown."""
-        parts = [self.label]
-        if not self.baseline:
-            parts.append("bytecode" if self.bytecode else "no bytecode")
-        return ", ".join(parts)
+        """How the variant is shown: `this project, no bytecode`, `boto3 baseline`."""
+        if self.baseline:
+            return self.label
+        return f"{self.label}, {'bytecode' if self.bytecode else 'no bytecode'}"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, medians included."""
@@ -237,28 +246,23 @@ class ColdPath:
     checks: dict[str, Any] = field(default_factory=dict)
 
     def find(self, label: str, *, bytecode: bool | None = None) -> ColdVariant | None:
-        """The variant of `label` with this bytecode (None: absent)."""
-        for variant in self.variants:
-            if variant.label != label:
-                continue
-            if bytecode is not None and variant.bytecode != bytecode and not variant.baseline:
-                continue
-            return variant
-        return None
+        """The variant of `label` with this bytecode (any for the baseline; None: absent)."""
+        labelled = (v for v in self.variants if v.label == label)
+        return next((v for v in labelled if bytecode in (None, v.bytecode) or v.baseline), None)
 
     @property
     def baseline(self) -> ColdVariant | None:
         """The boto3 baseline."""
         return next((v for v in self.variants if v.baseline), None)
 
+    @property
+    def seed(self) -> ColdVariant | None:
+        """The seed's implementation as it shipped (without bytecode), when given."""
+        return self.find("seed", bytecode=False)
+
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {
-            "python": self.python,
-            "deployment": self.deployment,
-            "variants": [v.as_dict() for v in self.variants],
-            "checks": self.checks,
-        }
+        """JSON-ready, each variant's medians included."""
+        return {**asdict(self), "variants": [v.as_dict() for v in self.variants]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,14 +278,9 @@ class ScalingPoint:
     #: Query pages of the count (segments sweep only).
     pages: int | None = None
 
-    @property
-    def calls_total(self) -> int:
-        """Every AWS call of the batch."""
-        return sum(sum(actions.values()) for actions in self.calls.values())
-
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {**asdict(self), "calls_total": self.calls_total}
+        return {**asdict(self), "calls_total": calls_total(self.calls)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,23 +316,6 @@ class BenchReport:
     scaling: list[ScalingPoint] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def workload(self, key: str) -> WorkloadResult:
-        """The result of one workload by key (`stream@20ms/c16`, `burst@5ms/c64`, `wide`)."""
-        return next(w for w in self.workloads if w.key == key)
-
-    def find(self, kind: str, latency_ms: float, concurrency: int) -> WorkloadResult | None:
-        """The run of `kind` (`stream`, `burst`) at this latency and concurrency."""
-        return next(
-            (
-                w
-                for w in self.workloads
-                if w.key.startswith(kind + "@")
-                and w.latency_ms == latency_ms
-                and w.concurrency == concurrency
-            ),
-            None,
-        )
-
     def of_kind(self, kind: str) -> list[WorkloadResult]:
         """Every run of one kind, in run order."""
         return [w for w in self.workloads if w.key == kind or w.key.startswith(kind + "@")]
@@ -345,11 +327,9 @@ class BenchReport:
         cold = self.cold_path
         if cold is not None:
             project = cold.find(PROJECT, bytecode=True)
-            baseline = cold.baseline
-            seed = next((v for v in cold.variants if v.label == "seed" and not v.bytecode), None)
             for other, name, goal in (
-                (seed, "cold path vs the seed's (import + first invocation)", 0.8),
-                (baseline, "cold path vs boto3 baseline (import + 2 clients)", 1.35),
+                (cold.seed, "cold path vs the seed's (import + first invocation)", 0.8),
+                (cold.baseline, "cold path vs boto3 baseline (import + 2 clients)", 1.35),
             ):
                 if project is None or other is None:
                     continue
@@ -364,9 +344,11 @@ class BenchReport:
                         ratio <= goal,
                     )
                 )
+        defaults = {
+            w.latency_ms: w for w in self.of_kind("stream") if w.concurrency == cfg.concurrency
+        }
         for latency, goal in ((50.0, 1.3), (20.0, 1.6)):
-            run = self.find("stream", latency, cfg.concurrency)
-            if run is not None:
+            if (run := defaults.get(latency)) is not None:
                 targets.append(
                     Target(
                         f"workload 1 at {latency:g} ms, default concurrency, vs its bound",
@@ -377,33 +359,32 @@ class BenchReport:
                     )
                 )
         for kind in ("stream", "burst"):
-            for latency in sorted({w.latency_ms for w in self.of_kind(kind)}):
-                runs = sorted(
-                    (w for w in self.of_kind(kind) if w.latency_ms == latency),
-                    key=lambda w: w.concurrency,
-                )
+            ordered = sorted(self.of_kind(kind), key=lambda w: (w.latency_ms, w.concurrency))
+            for latency, group in itertools.groupby(ordered, key=lambda w: w.latency_ms):
+                runs = list(group)
+                if len(runs) < 2:
+                    continue
                 slower = [
                     (a, b)
                     for a, b in itertools.pairwise(runs)
                     if b.wall_seconds > a.wall_seconds * SAME_SPEED
                 ]
-                if len(runs) > 1:
-                    # A step that lost because moto (or the machine's cores, shared with
-                    # it) set the pace measures the stand-in AWS, not the handler.
-                    ours = [(a, b) for a, b in slower if b.floor[0] not in STAND_IN_FLOORS]
-                    measured = "; ".join(
-                        f"{b.concurrency} ({b.wall_seconds:.2f} s, highest floor "
-                        f"{b.floor[0]}) vs {a.concurrency} ({a.wall_seconds:.2f} s)"
-                        for a, b in slower
-                    ) or ", ".join(f"c{w.concurrency} {w.wall_seconds:.2f} s" for w in runs)
-                    targets.append(
-                        Target(
-                            f"{kind} at {latency:g} ms: more concurrency never slower",
-                            f"each step within {SAME_SPEED - 1:.0%} or faster",
-                            measured,
-                            None if slower and not ours else not slower,
-                        )
+                # A step that lost because moto (or the machine's cores, shared with it)
+                # set the pace measures the stand-in AWS, not the handler.
+                ours = [(a, b) for a, b in slower if b.floor[0] not in STAND_IN_FLOORS]
+                measured = "; ".join(
+                    f"{b.concurrency} ({b.wall_seconds:.2f} s, highest floor "
+                    f"{b.floor[0]}) vs {a.concurrency} ({a.wall_seconds:.2f} s)"
+                    for a, b in slower
+                ) or ", ".join(f"c{w.concurrency} {w.wall_seconds:.2f} s" for w in runs)
+                targets.append(
+                    Target(
+                        f"{kind} at {latency:g} ms: more concurrency never slower",
+                        f"each step within {SAME_SPEED - 1:.0%} or faster",
+                        measured,
+                        None if slower and not ours else not slower,
                     )
+                )
         for run in self.of_kind("burst"):
             share = run.timeout_share or 0.0
             targets.append(
@@ -476,15 +457,12 @@ def workload_correct(result: WorkloadResult) -> bool:
 
 def machine_description() -> dict[str, Any]:
     """Where the run happened: cores, CPU model, Python, load."""
-    model = platform.processor() or platform.machine()
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
-        pass
+        cpuinfo = ""
+    named = re.search(r"^model name\s*:(.*)$", cpuinfo, re.MULTILINE)
+    model = named.group(1).strip() if named else platform.processor() or platform.machine()
     return {
         "nproc": os.cpu_count(),
         "cpu": model,

@@ -1,18 +1,13 @@
-"""The workloads: the real entry points against moto behind the latency proxy.
+"""The workloads: the real entry points against moto behind the latency proxy, at the
+sizes of `BenchConfig`.
 
-1. **stream**: 1,000 completions over 50 jobs of 20 segments, written in random order
-   in batches of 100, each batch delivered as a stream event right after it is
-   written; at each latency and concurrency of the run.
-2. **burst**: one batch of 10,000 records over 1,000 complete jobs (a backlog replayed
-   after an outage): every job is counted, locked, sent and marked in one invocation.
-3. **wide**: one batch of 10,000 records over 10 jobs that are not ready (chunking
-   still running), so the batched read of the Jobs is the only AWS call.
-4. **deep**: one job of 5,000 padded segments (several MB, so several Query pages);
-   the last two batches are delivered, and each evaluation counts with one paginated
-   query.
-5. **reconcile**: one scheduled run of the reconciler over 1,000 jobs in flight: some
-   missed by the stream path (complete, never triggered), some already triggered, the
-   rest still waiting for segments.
+1. **stream**: completions in random order, each batch delivered as a stream event
+   right after it is written; at each latency and concurrency of the run.
+2. **burst**: one batch over many complete jobs (a backlog replayed after an outage).
+3. **wide**: one batch over jobs not ready, so the batched read of the Jobs is the only call.
+4. **deep**: one job of padded segments (several Query pages); its last two batches.
+5. **reconcile**: one reconciler run over jobs in flight: missed by the stream path,
+   already triggered, still waiting for segments.
 
 Each run has its own tables and queue (fresh names), its own container warmed by a
 job that triggers, and is compared with its critical path (`bounds`).
@@ -20,6 +15,7 @@ job that triggers, and is compared with its critical path (`bounds`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -29,11 +25,12 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
+
+import boto3
 
 from reassembly_trigger import reconcile
 from reassembly_trigger.clients import client_config
-from reassembly_trigger.local.aws.latency_proxy import ProxyControl
 from reassembly_trigger.local.aws.stack import (
     DEFAULT_REGION,
     LOCAL_CREDENTIALS,
@@ -49,7 +46,12 @@ from reassembly_trigger.local.bench.config import (
     BenchConfig,
 )
 from reassembly_trigger.local.bench.data import chunks, completion_records, write_items
-from reassembly_trigger.local.bench.harness import InvocationMeter, container, count_pages
+from reassembly_trigger.local.bench.harness import (
+    Endpoints,
+    InvocationMeter,
+    container,
+    count_pages,
+)
 from reassembly_trigger.local.bench.results import (
     BenchReport,
     ScalingPoint,
@@ -64,14 +66,7 @@ WARM_UP_JOB = "bench-warm-up"
 #: Segments of each burst and reconciler job.
 SMALL_JOB_SEGMENTS = 10
 
-
-@dataclass(frozen=True, slots=True)
-class Endpoints:
-    """Moto directly (for writing data) and through the proxy (for the handler)."""
-
-    upstream_url: str
-    proxy_url: str
-    control: ProxyControl
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +96,6 @@ class Bench:
         self._names = 0
         self.round_trips: dict[float, float] = {}
         self.latency_ms = config.latency_ms
-        self._burst: _BurstData | None = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -123,22 +117,29 @@ class Bench:
         prefix = f"bench-{self._run_id}-{self._names}-{name}"
         return create_resources(self.aws, ResourceNames.with_prefix(prefix))
 
-    def _warm_up(self, resources: Resources) -> tuple[StreamRecords, dict[str, Any]]:
-        """The stream's record factory, and a warm-up event whose job triggers.
+    def _write(self, table: str, items: Sequence[dict[str, Any]]) -> None:
+        write_items(self.aws.dynamodb, table, items)
 
-        The warm-up job is created in the future, so the reconciler never lists it.
+    def _write_jobs(self, resources: Resources, jobs: Sequence[str], **fields: Any) -> None:
+        self._write(resources.names.jobs_table, [job_item(job, **fields) for job in jobs])
+
+    def _shuffled(self, order: list[T]) -> list[T]:
+        """`order` shuffled by the run's seed (the same order every run)."""
+        random.Random(self.config.seed).shuffle(order)
+        return order
+
+    def _warm_up(self, name: str) -> tuple[Resources, StreamRecords, dict[str, Any]]:
+        """Fresh resources, their stream's record factory, and a warm-up event whose job
+        triggers. The warm-up job is created in the future, so the reconciler never lists it.
         """
-        names = resources.names
-        future = int(time.time()) + 86_400
-        write_items(
-            self.aws.dynamodb,
-            names.jobs_table,
-            [job_item(WARM_UP_JOB, total_segments=1, created_at=future)],
+        resources = self._resources(name)
+        self._write_jobs(
+            resources, [WARM_UP_JOB], total_segments=1, created_at=int(time.time()) + 86_400
         )
         completion = completion_item(WARM_UP_JOB, 0)
-        write_items(self.aws.dynamodb, names.segment_completions_table, [completion])
-        records = completion_records(names.segment_completions_table)
-        return records, records.event([completion])
+        self._write(resources.names.segment_completions_table, [completion])
+        records = completion_records(resources.names.segment_completions_table)
+        return resources, records, records.event([completion])
 
     def _sent(
         self, resources: Resources, jobs: Sequence[str], *, earlier: Collection[str] = ()
@@ -150,19 +151,12 @@ class Bench:
         message was sent, so with M messages on the queue and K locks marked by this run
         (`earlier` ones excluded), M - K messages were sent more than once.
         """
-        names = resources.names
-        marked: set[str] = set()
-        params: dict[str, Any] = {
-            "TableName": names.reassembly_triggered_table,
-            "ProjectionExpression": "job_id, enqueued_at",
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self.aws.dynamodb.scan(**params)
-            marked |= {i["job_id"]["S"] for i in page.get("Items", []) if "enqueued_at" in i}
-            if "LastEvaluatedKey" not in page:
-                break
-            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        pages = self.aws.dynamodb.get_paginator("scan").paginate(
+            TableName=resources.names.reassembly_triggered_table,
+            ProjectionExpression="job_id, enqueued_at",
+            ConsistentRead=True,
+        )
+        marked = {i["job_id"]["S"] for p in pages for i in p["Items"] if "enqueued_at" in i}
         marked -= set(earlier)
         counts = self.aws.sqs.get_queue_attributes(
             QueueUrl=resources.reassembly_queue_url,
@@ -183,19 +177,23 @@ class Bench:
     def _result(
         self,
         kind: str,
+        harness: InvocationMeter,
         *,
         title: str,
-        concurrency: int,
         jobs: int,
-        harness: InvocationMeter,
-        checks: dict[str, Any],
-        bound: bounds.Bound | None = None,
+        bound: bounds.Bound,
+        checks: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+        concurrency: int | None = None,
         timeout_seconds: float | None = None,
-        key: str | None = None,
     ) -> WorkloadResult:
+        """The run's figures; `checks` lead its checks, `after` (the messages sent) close
+        them. A run at a concurrency of its own is keyed by kind, latency and concurrency."""
         stats = self.endpoints.control.stats()
+        key = kind if concurrency is None else f"{kind}@{self.latency_ms:g}ms/c{concurrency}"
+        concurrency = self.config.concurrency if concurrency is None else concurrency
         return WorkloadResult(
-            key=key or f"{kind}@{self.latency_ms:g}ms/c{concurrency}",
+            key=key,
             title=title,
             latency_ms=self.latency_ms,
             concurrency=concurrency,
@@ -209,17 +207,18 @@ class Bench:
             upstream_seconds=stats.upstream_seconds,
             server_cpu_seconds=harness.server_cpu_seconds,
             round_trip_seconds=self.round_trip_seconds,
-            bound_round_trips=bound.round_trips() if bound else 0,
-            bound_round_trips_here=bound.round_trips(concurrency) if bound else 0,
-            minimum_calls=bound.calls if bound else 0,
+            bound_round_trips=bound.round_trips(),
+            bound_round_trips_here=bound.round_trips(concurrency),
+            minimum_calls=bound.calls,
             timeout_seconds=timeout_seconds,
             cores=os.cpu_count() or 1,
             checks={
-                **checks,
+                **(checks or {}),
                 "failed_records": len(harness.failed_records),
                 # Requests the proxy saw beyond the calls the handler made: retries.
                 "retried_requests": stats.total - harness.api_calls,
                 **({"errors": errors} if (errors := harness.errors()) else {}),
+                **(after or {}),
             },
         )
 
@@ -228,8 +227,6 @@ class Bench:
     def measure_round_trip(self) -> float:
         """Median of sequential GetItem calls through the proxy, on a handler-like client."""
         resources = self._resources("rtt")
-        import boto3
-
         client = boto3.session.Session(
             region_name=DEFAULT_REGION,
             aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
@@ -254,68 +251,43 @@ class Bench:
     def stream(self, concurrency: int) -> WorkloadResult:
         """Workload 1: completions in random order, batch after batch, as the stream delivers."""
         cfg = self.config
-        resources = self._resources("stream")
-        records, warm_up = self._warm_up(resources)
-        names = resources.names
+        resources, records, warm_up = self._warm_up("stream")
         jobs = [f"job-{n:04d}" for n in range(cfg.stream_jobs)]
-        write_items(
-            self.aws.dynamodb,
-            names.jobs_table,
-            [job_item(j, total_segments=cfg.stream_segments) for j in jobs],
-        )
-        order = [(job, index) for job in jobs for index in range(cfg.stream_segments)]
-        random.Random(cfg.seed).shuffle(order)
+        self._write_jobs(resources, jobs, total_segments=cfg.stream_segments)
+        order = self._shuffled([(j, index) for j in jobs for index in range(cfg.stream_segments)])
         batches = list(chunks(order, cfg.batch_size))
-        with container(
-            resources,
-            self.endpoints.proxy_url,
-            concurrency,
-            warm_up=warm_up,
-            server=self.endpoints.control,
-            timeout_seconds=INVOCATION_TIMEOUT_MS / 1000,
-        ) as harness:
-            self.endpoints.control.reset()
+        with container(resources, self.endpoints, concurrency, warm_up) as harness:
             for batch in batches:
                 items = [completion_item(job, index) for job, index in batch]
-                write_items(self.aws.dynamodb, names.segment_completions_table, items)
+                self._write(resources.names.segment_completions_table, items)
                 harness.invoke(records.event(items))
-            result = self._result(
+            return self._result(
                 "stream",
+                harness,
                 title=f"1. {len(order):,} completions, {len(jobs)} jobs x "
                 f"{cfg.stream_segments}, batches of {cfg.batch_size}",
                 concurrency=concurrency,
                 jobs=len(jobs),
-                harness=harness,
-                checks={},
                 bound=bounds.stream_bound(batches, cfg.stream_segments),
+                after=self._sent(resources, jobs),
             )
-        checks = self._sent(resources, jobs)
-        return replace(result, checks={**result.checks, **checks})
 
+    @functools.cached_property
     def _burst_data(self) -> _BurstData:
         """The burst's Jobs and completions (written once, shared by every burst run)."""
-        if self._burst is not None:
-            return self._burst
         cfg = self.config
-        resources = self._resources("burst-data")
-        records, _ = self._warm_up(resources)
+        resources, records, _ = self._warm_up("burst-data")
         per_job = max(1, cfg.burst_records // cfg.burst_jobs)
         jobs = tuple(f"job-{n:05d}" for n in range(cfg.burst_jobs))
-        write_items(
-            self.aws.dynamodb,
-            resources.names.jobs_table,
-            [job_item(j, total_segments=per_job) for j in jobs],
-        )
-        order = [(job, index) for job in jobs for index in range(per_job)]
-        random.Random(cfg.seed).shuffle(order)
+        self._write_jobs(resources, jobs, total_segments=per_job)
+        order = self._shuffled([(job, index) for job in jobs for index in range(per_job)])
         items = [completion_item(job, index) for job, index in order]
-        write_items(self.aws.dynamodb, resources.names.segment_completions_table, items)
-        self._burst = _BurstData(resources, records, records.event(items), jobs)
-        return self._burst
+        self._write(resources.names.segment_completions_table, items)
+        return _BurstData(resources, records, records.event(items), jobs)
 
     def burst(self, concurrency: int) -> WorkloadResult:
         """Workload 2: one batch naming every job of a backlog, every job complete."""
-        data = self._burst_data()
+        data = self._burst_data
         # The data is shared; the lock table and the queue are this run's own.
         own = self._resources("burst")
         resources = replace(
@@ -329,63 +301,38 @@ class Bench:
         warm_up = data.records.event([completion_item(WARM_UP_JOB, 0)])
         timeout = INVOCATION_TIMEOUT_MS / 1000
         with container(
-            resources,
-            self.endpoints.proxy_url,
-            concurrency,
-            warm_up=warm_up,
-            server=self.endpoints.control,
-            timeout_seconds=timeout,
+            resources, self.endpoints, concurrency, warm_up, timeout_seconds=timeout
         ) as harness:
-            self.endpoints.control.reset()
             harness.invoke(data.event)
-            result = self._result(
+            return self._result(
                 "burst",
+                harness,
                 title=f"2. one batch of {len(data.event['Records']):,} records over "
                 f"{len(data.jobs):,} complete jobs",
                 concurrency=concurrency,
                 jobs=len(data.jobs),
-                harness=harness,
-                checks={},
                 bound=bounds.burst_bound(len(data.jobs)),
                 timeout_seconds=timeout,
+                after=self._sent(resources, data.jobs),
             )
-        checks = self._sent(resources, data.jobs)
-        return replace(result, checks={**result.checks, **checks})
 
     def wide(self) -> WorkloadResult:
         """Workload 3: one maximal batch over jobs whose chunking is still running."""
         cfg = self.config
-        resources = self._resources("wide")
-        records, warm_up = self._warm_up(resources)
-        names = resources.names
+        resources, records, warm_up = self._warm_up("wide")
         jobs = [f"job-{n:04d}" for n in range(cfg.wide_jobs)]
-        write_items(
-            self.aws.dynamodb,
-            names.jobs_table,
-            [job_item(j, status="chunking_in_progress") for j in jobs],
-        )
+        self._write_jobs(resources, jobs, status="chunking_in_progress")
         per_job = math.ceil(cfg.wide_records / len(jobs))
         order = [(job, index) for job in jobs for index in range(per_job)][: cfg.wide_records]
-        random.Random(cfg.seed).shuffle(order)
-        items = [completion_item(job, index) for job, index in order]
-        write_items(self.aws.dynamodb, names.segment_completions_table, items)
-        event = records.event(items)
-        with container(
-            resources,
-            self.endpoints.proxy_url,
-            cfg.concurrency,
-            warm_up=warm_up,
-            server=self.endpoints.control,
-        ) as harness:
-            self.endpoints.control.reset()
-            harness.invoke(event)
+        items = [completion_item(job, index) for job, index in self._shuffled(order)]
+        self._write(resources.names.segment_completions_table, items)
+        with container(resources, self.endpoints, cfg.concurrency, warm_up) as harness:
+            harness.invoke(records.event(items))
             return self._result(
                 "wide",
-                key="wide",
+                harness,
                 title=f"3. one batch of {len(items):,} records over {len(jobs)} jobs not ready",
-                concurrency=cfg.concurrency,
                 jobs=len(jobs),
-                harness=harness,
                 checks={
                     "skipped": harness.reasons(State.SKIPPED),
                     "messages": self._sent(resources, [])["messages"] - 1,  # the warm-up's
@@ -396,67 +343,46 @@ class Bench:
     def deep(self) -> WorkloadResult:
         """Workload 4: one job whose completions span several Query pages."""
         cfg = self.config
-        resources = self._resources("deep")
-        records, warm_up = self._warm_up(resources)
-        names = resources.names
-        job = "job-deep"
-        write_items(
-            self.aws.dynamodb,
-            names.jobs_table,
-            [job_item(job, total_segments=cfg.deep_segments)],
-        )
-        order = list(range(cfg.deep_segments))
-        random.Random(cfg.seed).shuffle(order)
+        resources, records, warm_up = self._warm_up("deep")
+        job, table = "job-deep", resources.names.segment_completions_table
+        self._write_jobs(resources, [job], total_segments=cfg.deep_segments)
+        order = self._shuffled(list(range(cfg.deep_segments)))
         items = [completion_item(job, index, padding=cfg.deep_padding) for index in order]
         last, before_last = items[-cfg.batch_size :], items[-2 * cfg.batch_size : -cfg.batch_size]
-        table = names.segment_completions_table
-        write_items(self.aws.dynamodb, table, items[: -cfg.batch_size])
-        with container(
-            resources,
-            self.endpoints.proxy_url,
-            cfg.concurrency,
-            warm_up=warm_up,
-            server=self.endpoints.control,
-        ) as harness:
-            self.endpoints.control.reset()
+        self._write(table, items[: -cfg.batch_size])
+        with container(resources, self.endpoints, cfg.concurrency, warm_up) as harness:
             # The batch before the last: the job is still incomplete.
             harness.invoke(records.event(before_last))
-            write_items(self.aws.dynamodb, table, last)
+            self._write(table, last)
             harness.invoke(records.event(last))
             pages = count_pages(harness.outcomes)
-            checks = {
-                "segments": cfg.deep_segments,
-                "completions": max((o.completions or 0 for o in harness.outcomes), default=0),
-                "pages": pages,
-                "evaluations": len(pages),
-                "megabytes": round(sum(len(json.dumps(i)) for i in items) / 1e6, 1),
-            }
+            megabytes = round(sum(len(json.dumps(i)) for i in items) / 1e6, 1)
+            # Each evaluation reads its Jobs, then counts; the last one also triggers.
             stages = [bounds.Stage(1, (p,)) for p in pages]
-            if stages:
-                last_stage = stages[-1]
-                stages[-1] = replace(
-                    last_stage, job_calls=(last_stage.job_calls[0] + bounds.TRIGGER_CALLS,)
-                )
-            result = self._result(
+            if pages:
+                stages[-1] = bounds.Stage(1, (pages[-1] + bounds.TRIGGER_CALLS,))
+            sent = self._sent(resources, [job])
+            return self._result(
                 "deep",
-                key="deep",
-                title=f"4. one job of {cfg.deep_segments:,} segments "
-                f"(~{checks['megabytes']} MB), last two batches",
-                concurrency=cfg.concurrency,
+                harness,
+                title=f"4. one job of {cfg.deep_segments:,} segments (~{megabytes} MB), "
+                "last two batches",
                 jobs=1,
-                harness=harness,
-                checks=checks,
+                checks={
+                    "segments": cfg.deep_segments,
+                    "completions": max((o.completions or 0 for o in harness.outcomes), default=0),
+                    "pages": pages,
+                    "evaluations": len(pages),
+                    "megabytes": megabytes,
+                },
+                after={"triggered": sent["triggered"], "duplicates": sent["duplicates"]},
                 bound=bounds.Bound(tuple(stages)),
             )
-        sent = self._sent(resources, [job])
-        checks = {"triggered": sent["triggered"], "duplicates": sent["duplicates"]}
-        return replace(result, checks={**result.checks, **checks})
 
     def reconcile(self) -> WorkloadResult:
         """Workload 5: one scheduled reconciler run over the jobs in flight."""
         cfg = self.config
-        resources = self._resources("reconcile")
-        _, _ = self._warm_up(resources)
+        resources, _, _ = self._warm_up("reconcile")
         names = resources.names
         count = cfg.reconcile_jobs
         jobs = [f"job-{n:05d}" for n in range(count)]
@@ -464,19 +390,13 @@ class Bench:
             ["missed"] * round(count * cfg.reconcile_missed_share)
             + ["triggered"] * round(count * cfg.reconcile_triggered_share)
         )[:count]
-        kinds += ["waiting"] * (count - len(kinds))
-        random.Random(cfg.seed).shuffle(kinds)
+        kinds = self._shuffled(kinds + ["waiting"] * (count - len(kinds)))
         kind_of = dict(zip(jobs, kinds, strict=True))
-        write_items(
-            self.aws.dynamodb,
+        # Distinct, long-past creation times: the status index lists them in order.
+        self._write(
             names.jobs_table,
             [
-                # Distinct, long-past creation times: the status index lists them in order.
-                job_item(
-                    job,
-                    total_segments=SMALL_JOB_SEGMENTS,
-                    created_at=1_700_000_000 + n,
-                )
+                job_item(job, total_segments=SMALL_JOB_SEGMENTS, created_at=1_700_000_000 + n)
                 for n, job in enumerate(jobs)
             ],
         )
@@ -486,15 +406,15 @@ class Bench:
             for job in jobs
             for index in range(half if kind_of[job] == "waiting" else SMALL_JOB_SEGMENTS)
         ]
-        write_items(self.aws.dynamodb, names.segment_completions_table, completions)
+        self._write(names.segment_completions_table, completions)
         triggered = [job for job in jobs if kind_of[job] == "triggered"]
         started = set(triggered[::2])
-        write_items(
-            self.aws.dynamodb,
+        self._write(
             names.reassembly_triggered_table,
             [finished_lock_item(job, started=job in started) for job in triggered],
         )
         missed = [job for job in jobs if kind_of[job] == "missed"]
+        waiting = kinds.count("waiting")
         job_calls = {"missed": 1 + bounds.TRIGGER_CALLS, "waiting": 1, "triggered": 0}
         bound_chunks = [
             (
@@ -506,56 +426,47 @@ class Bench:
         timeout = RECONCILE_TIMEOUT_MS / 1000
         with container(
             resources,
-            self.endpoints.proxy_url,
+            self.endpoints,
             cfg.concurrency,
-            warm_up={"job_ids": [WARM_UP_JOB]},
-            server=self.endpoints.control,
+            {"job_ids": [WARM_UP_JOB]},
             entry_point=reconcile.lambda_handler,
             timeout_seconds=timeout,
         ) as harness:
-            self.endpoints.control.reset()
             summary = harness.invoke({})
-            expected_unclaimed = len(triggered) - len(started)
-            waiting = sum(1 for k in kinds if k == "waiting")
-            checks = {
-                "listed": summary["jobs_listed"],
-                "enqueued": len(summary["jobs_enqueued"]),
-                "missed": len(missed),
-                "failed_jobs": len(summary["jobs_failed"]),
-                "unclaimed": len(summary["unclaimed"]),
-                "waiting_for_segments": len(summary["waiting_for_segments"]),
-                "outcomes": summary["outcomes"],
-                "truncated": summary["truncated"],
-                "correct": (
-                    summary["jobs_listed"] == count
-                    and sorted(summary["jobs_enqueued"]) == sorted(missed)
-                    and len(summary["unclaimed"]) == expected_unclaimed
-                    and len(summary["waiting_for_segments"]) == waiting
-                    and not summary["truncated"]
-                ),
-            }
-            result = self._result(
+            correct = (
+                summary["jobs_listed"] == count
+                and sorted(summary["jobs_enqueued"]) == sorted(missed)
+                and len(summary["unclaimed"]) == len(triggered) - len(started)
+                and len(summary["waiting_for_segments"]) == waiting
+                and not summary["truncated"]
+            )
+            sent = self._sent(resources, missed, earlier=triggered)
+            return self._result(
                 "reconcile",
-                key="reconcile",
+                harness,
                 title=f"5. reconciler: {count:,} jobs in flight ({len(missed)} missed, "
                 f"{len(triggered)} triggered, {waiting} waiting)",
-                concurrency=cfg.concurrency,
                 jobs=count,
-                harness=harness,
-                checks=checks,
+                checks={
+                    "listed": summary["jobs_listed"],
+                    "enqueued": len(summary["jobs_enqueued"]),
+                    "missed": len(missed),
+                    "failed_jobs": len(summary["jobs_failed"]),
+                    "unclaimed": len(summary["unclaimed"]),
+                    "waiting_for_segments": len(summary["waiting_for_segments"]),
+                    "outcomes": summary["outcomes"],
+                    "truncated": summary["truncated"],
+                    "correct": correct,
+                },
+                after={
+                    "duplicates": sent["duplicates"],
+                    "correct": correct
+                    and sent["triggered"] == len(missed)
+                    and sent["duplicates"] == 0,
+                },
                 bound=bounds.reconcile_bound(bound_chunks),
                 timeout_seconds=timeout,
             )
-        sent = self._sent(resources, missed, earlier=triggered)
-        correct = (
-            result.checks["correct"]
-            and sent["triggered"] == len(missed)
-            and sent["duplicates"] == 0
-        )
-        return replace(
-            result,
-            checks={**result.checks, "duplicates": sent["duplicates"], "correct": correct},
-        )
 
     def scaling(self) -> list[ScalingPoint]:
         """One batch at several sizes along each dimension, at the configured concurrency."""
@@ -581,55 +492,35 @@ class Bench:
                 )
             )
 
-        def run_in(resources: Resources, warm_up: dict[str, Any]) -> Any:
-            return container(resources, self.endpoints.proxy_url, cfg.concurrency, warm_up=warm_up)
-
         # Records per batch: jobs not ready, so only parsing grows (one BatchGetItem).
-        resources = self._resources("scale-records")
-        records, warm_up = self._warm_up(resources)
+        resources, records, warm_up = self._warm_up("scale-records")
         jobs = [f"job-{n:04d}" for n in range(10)]
-        write_items(
-            self.aws.dynamodb,
-            resources.names.jobs_table,
-            [job_item(j, status="chunking_in_progress") for j in jobs],
-        )
-        with run_in(resources, warm_up) as harness:
+        self._write_jobs(resources, jobs, status="chunking_in_progress")
+        with container(resources, self.endpoints, cfg.concurrency, warm_up) as harness:
             for size in cfg.scaling_records:
                 items = [completion_item(jobs[n % len(jobs)], n) for n in range(size)]
                 measure(harness, "records per batch", size, records.event(items))
 
         # Jobs per batch: one record each, every job chunked and incomplete (one Query).
-        resources = self._resources("scale-jobs")
-        records, warm_up = self._warm_up(resources)
-        most = max(cfg.scaling_jobs)
-        jobs = [f"job-{n:04d}" for n in range(most)]
-        write_items(
-            self.aws.dynamodb,
-            resources.names.jobs_table,
-            [job_item(j, total_segments=2) for j in jobs],
-        )
+        resources, records, warm_up = self._warm_up("scale-jobs")
+        jobs = [f"job-{n:04d}" for n in range(max(cfg.scaling_jobs))]
+        self._write_jobs(resources, jobs, total_segments=2)
         firsts = [completion_item(j, 0) for j in jobs]
-        write_items(self.aws.dynamodb, resources.names.segment_completions_table, firsts)
-        with run_in(resources, warm_up) as harness:
+        self._write(resources.names.segment_completions_table, firsts)
+        with container(resources, self.endpoints, cfg.concurrency, warm_up) as harness:
             for size in cfg.scaling_jobs:
                 measure(harness, "jobs per batch", size, records.event(firsts[:size]))
 
         # Segments per job: one job, ever more (padded) completions, one record delivered.
-        resources = self._resources("scale-segments")
-        records, warm_up = self._warm_up(resources)
-        job, total = "job-deep", max(cfg.scaling_segments) + 1
-        write_items(
-            self.aws.dynamodb,
-            resources.names.jobs_table,
-            [job_item(job, total_segments=total)],
-        )
-        written = 0
-        with run_in(resources, warm_up) as harness:
+        resources, records, warm_up = self._warm_up("scale-segments")
+        job, written = "job-deep", 0
+        self._write_jobs(resources, [job], total_segments=max(cfg.scaling_segments) + 1)
+        with container(resources, self.endpoints, cfg.concurrency, warm_up) as harness:
             for size in cfg.scaling_segments:
                 items = [
                     completion_item(job, i, padding=cfg.deep_padding) for i in range(written, size)
                 ]
-                write_items(self.aws.dynamodb, resources.names.segment_completions_table, items)
+                self._write(resources.names.segment_completions_table, items)
                 written = size
                 measure(harness, "segments per job", size, records.event(items[-1:]))
         return points
@@ -645,13 +536,13 @@ class Bench:
             self.set_latency(latency)
             self._progress(f"{latency:g} ms per call: measuring the single-call round trip")
             self.measure_round_trip()
-            for concurrency in cfg.stream_concurrencies:
+            for concurrency in cfg.runs(cfg.concurrencies):
                 self._progress(f"workload 1 (stream) at {latency:g} ms, concurrency {concurrency}")
                 workloads.append(self.stream(concurrency))
         for latency in cfg.burst_latencies_ms:
             self.set_latency(latency)
             self.measure_round_trip()
-            for concurrency in cfg.burst_runs:
+            for concurrency in cfg.runs(cfg.burst_concurrencies):
                 self._progress(f"workload 2 (burst) at {latency:g} ms, concurrency {concurrency}")
                 workloads.append(self.burst(concurrency))
         self.set_latency(cfg.latency_ms)
@@ -673,12 +564,4 @@ class Bench:
             cold, notes = measure_cold_path(cfg, self.endpoints, self.aws, self._progress)
             self.set_latency(cfg.latency_ms)
         machine["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-        return BenchReport(
-            config=cfg,
-            machine=machine,
-            round_trips=dict(self.round_trips),
-            workloads=workloads,
-            cold_path=cold,
-            scaling=points,
-            notes=notes,
-        )
+        return BenchReport(cfg, machine, dict(self.round_trips), workloads, cold, points, notes)

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reassembly_trigger.local.aws.latency_proxy import DEFAULT_LATENCY_MS, SubprocessStack
-from reassembly_trigger.local.bench import Bench, BenchConfig, BenchReport, Endpoints
+from reassembly_trigger.local.aws.latency_proxy import SubprocessStack
+from reassembly_trigger.local.bench import Bench, BenchConfig, Endpoints
 from reassembly_trigger.local.bench.render import markdown, render
 from reassembly_trigger.local.commands.common import EXIT_FAILED, int_in, seconds
-from reassembly_trigger.settings import DEFAULT_EVALUATION_CONCURRENCY
 
 _DEFAULTS = BenchConfig()
 
@@ -21,7 +20,7 @@ def _latencies(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a list of milliseconds: {text!r}") from None
+        values = ()
     if not values or any(v < 0 for v in values):
         raise argparse.ArgumentTypeError(f"not a list of milliseconds: {text!r}")
     return values
@@ -50,10 +49,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--latency-ms",
         type=seconds(low=0.0, high=10_000, allow_low=True),
-        default=DEFAULT_LATENCY_MS,
+        default=_DEFAULTS.latency_ms,
         metavar="MS",
         help="delay added to every AWS call of the wide, deep and reconciler workloads "
-        f"(default {DEFAULT_LATENCY_MS:g})",
+        f"(default {_DEFAULTS.latency_ms:g})",
     )
     parser.add_argument(
         "--latencies-ms",
@@ -65,10 +64,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--concurrency",
         type=int_in(1, 1_000),
-        default=DEFAULT_EVALUATION_CONCURRENCY,
+        default=_DEFAULTS.concurrency,
         metavar="N",
         help="EVALUATION_CONCURRENCY of the runs labelled default; workload 1 also runs "
-        f"at 1, 16 and 64, the burst at 16 and 64 (default {DEFAULT_EVALUATION_CONCURRENCY})",
+        f"at 1, 16 and 64, the burst at 16 and 64 (default {_DEFAULTS.concurrency})",
     )
     parser.add_argument(
         "--cold-start-runs",
@@ -160,29 +159,20 @@ def run(args: argparse.Namespace) -> int:
         assert stack.control is not None
         endpoints = Endpoints(stack.upstream_url, stack.proxy_url, stack.control)
         report = Bench(config, endpoints, progress=progress.log).run()
-    document = as_json(report, smoke=args.quick)
+    document = report.as_dict()
+    # A quick run's sizes say nothing about the targets: none are scored.
+    document["smoke_run"] = args.quick
+    if args.quick:
+        document["targets"] = None
+    text = json.dumps(document, indent=2) + "\n"
     if args.save_json is not None:
-        args.save_json.write_text(json.dumps(document, indent=2) + "\n")
+        args.save_json.write_text(text)
     if args.json:
-        json.dump(document, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        sys.stdout.write(text)
     elif args.markdown:
         sys.stdout.write(markdown(report, smoke=args.quick))
     else:
         # Piped output has no terminal width; the table reads better wide than folded.
         render(report, Console(width=None if sys.stdout.isatty() else 180), smoke=args.quick)
-    return 0 if correct(report) else EXIT_FAILED
-
-
-def as_json(report: BenchReport, *, smoke: bool) -> dict[str, Any]:
-    """The report as JSON; a smoke run's has no targets (`"smoke_run": true`)."""
-    document = report.as_dict()
-    document["smoke_run"] = smoke
-    if smoke:
-        document["targets"] = None
-    return document
-
-
-def correct(report: BenchReport) -> bool:
-    """Whether every workload did the right thing (timing targets are reported, not enforced)."""
-    return not report.incorrect()
+    # Timing targets are reported, never enforced: only a wrong workload fails the command.
+    return EXIT_FAILED if report.incorrect() else 0
