@@ -3,8 +3,9 @@
 - the chunker creates the Jobs, then marks each `chunking_complete` with its
   `total_segments` when it falls due;
 - the video workers write the plan's completions, `workers` at a time;
-- with trigger on write, each of them calls the API (`trigger_job`) after its write;
-- the media-worker loop runs the contract's media worker model against the queue.
+- with trigger on write, each of them calls the API (`trigger_job`) after its write.
+
+The media worker (`media_worker.MediaWorker.run`) runs in a thread of its own too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from reassembly_trigger.api import trigger_job
 from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.local.aws.stack import LocalAws
 from reassembly_trigger.local.kit.items import completion_item, job_item
-from reassembly_trigger.local.simulation.media_worker import MediaWorker
 from reassembly_trigger.local.simulation.outcome_counts import OutcomeCounts
 from reassembly_trigger.local.simulation.workload import SegmentWrite, WorkloadJob, WorkloadPlan
 
@@ -230,27 +230,3 @@ def on_write_call(trigger: ReassemblyTrigger, counts: OutcomeCounts, caller: str
         counts.add([outcome], caller=caller)
 
     return call
-
-
-class MediaWorkerLoop:
-    """Runs the modelled media worker against the queue until stopped."""
-
-    def __init__(self, worker: MediaWorker) -> None:
-        self.worker = worker
-        self._stop = threading.Event()
-        self.error: Exception | None = None
-
-    def run(self) -> None:
-        """Poll, handle, repeat; a short pause when the queue is empty."""
-        while not self._stop.is_set():
-            try:
-                got = self.worker.poll()
-            except Exception as exc:
-                self.error = exc
-                return
-            if not got:
-                self._stop.wait(0.05)
-
-    def stop(self) -> None:
-        """Return from `run`."""
-        self._stop.set()

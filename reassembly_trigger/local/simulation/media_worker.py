@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -73,6 +73,11 @@ class MediaWorkerReport:
     refusals: int = 0
     malformed_messages: int = 0
 
+    def add(self, counts: JobTally | MediaWorkerReport) -> None:
+        """Add a job's counts, or another worker's totals, to these."""
+        for name in (f.name for f in fields(self)):
+            setattr(self, name, getattr(self, name) + getattr(counts, name, 0))
+
 
 class MediaWorker:
     """Consumes the reassembly queue like the contract's media worker; counts per job."""
@@ -95,6 +100,9 @@ class MediaWorker:
         self.malformed: list[str] = []
         #: On a FIFO queue: the (MessageGroupId, MessageDeduplicationId) of each message.
         self.fifo_ids: list[tuple[str | None, str | None, str]] = []
+        #: What ended `run` early (an AWS call that failed).
+        self.error: Exception | None = None
+        self._stop = threading.Event()
 
     # ------------------------------------------------------------------ consuming
 
@@ -124,6 +132,22 @@ class MediaWorker:
                 ],
             )
         return len(messages)
+
+    def run(self) -> None:
+        """Poll and handle until `stop()`, with a short pause when the queue is empty
+        (in a thread of its own, on the wall clock)."""
+        while not self._stop.is_set():
+            try:
+                got = self.poll()
+            except Exception as exc:
+                self.error = exc
+                return
+            if not got:
+                self._stop.wait(0.05)
+
+    def stop(self) -> None:
+        """Return from `run`."""
+        self._stop.set()
 
     def drain(self) -> int:
         """Poll until the queue returns nothing, then finish every reassembly; how many
@@ -191,11 +215,7 @@ class MediaWorker:
         with self._lock:
             report = MediaWorkerReport(malformed_messages=len(self.malformed))
             for tally in self.tallies.values():
-                report.messages_received += tally.messages_received
-                report.reassemblies += tally.reassemblies
-                report.duplicates_absorbed += tally.duplicates_absorbed
-                report.already_completed += tally.already_completed
-                report.refusals += tally.refusals
+                report.add(tally)
             return report
 
     # ------------------------------------------------------------------ AWS
@@ -227,23 +247,15 @@ class MediaWorker:
 
     def _completed_segments(self, job_id: str, total: int) -> int:
         """Distinct recorded segments in `[0, total)`, read independently of the trigger."""
-        seen: set[int] = set()
-        start: Any = None
-        while True:
-            params: dict[str, Any] = {
-                "TableName": self._names.segment_completions_table,
-                "KeyConditionExpression": "job_id = :job",
-                "ExpressionAttributeValues": {":job": {"S": job_id}},
-                "ProjectionExpression": "segment_index",
-                "ConsistentRead": True,
-            }
-            if start:
-                params["ExclusiveStartKey"] = start
-            page = self._aws.dynamodb.query(**params)
-            seen.update(int(item["segment_index"]["N"]) for item in page.get("Items", []))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return len({index for index in seen if 0 <= index < total})
+        pages = self._aws.dynamodb.get_paginator("query").paginate(
+            TableName=self._names.segment_completions_table,
+            KeyConditionExpression="job_id = :job",
+            ExpressionAttributeValues={":job": {"S": job_id}},
+            ProjectionExpression="segment_index",
+            ConsistentRead=True,
+        )
+        seen = {int(item["segment_index"]["N"]) for page in pages for item in page["Items"]}
+        return len({index for index in seen if 0 <= index < total})
 
     def _complete_job(self, job_id: str, now: float) -> None:
         self._aws.dynamodb.update_item(

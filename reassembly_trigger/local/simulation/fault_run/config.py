@@ -59,13 +59,13 @@ RECONCILER_RACES = frozenset(
     {FaultScenario.RECONCILER_MEETS_HOLDER, FaultScenario.RECONCILER_TAKES_OVER_TOO}
 )
 
-#: The per-call faults, by the injector's kind.
-CALL_FAULTS = {
-    FaultKind.THROTTLE: FaultScenario.THROTTLE,
-    FaultKind.SERVER_ERROR: FaultScenario.SERVER_ERROR,
-    FaultKind.CONNECT_TIMEOUT: FaultScenario.CONNECT_TIMEOUT,
-    FaultKind.LOST_RESPONSE: FaultScenario.LOST_RESPONSE,
-}
+#: The injector's kinds of the per-call faults (each scenario is named as its kind).
+CALL_FAULTS = (
+    FaultKind.THROTTLE,
+    FaultKind.SERVER_ERROR,
+    FaultKind.CONNECT_TIMEOUT,
+    FaultKind.LOST_RESPONSE,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 from reassembly_trigger.api import trigger_job
 from reassembly_trigger.batch import BatchResult
 from reassembly_trigger.evaluation import Invocation, JobOutcome
-from reassembly_trigger.gateways import CLOCK_SKEW_SECONDS, MAX_LEASE_SECONDS, ReconcileCursorStore
+from reassembly_trigger.gateways import CLOCK_SKEW_SECONDS, MAX_LEASE_SECONDS
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, SimulatedCrash
 from reassembly_trigger.local.aws.latency_proxy import SubprocessStack
 from reassembly_trigger.local.aws.stack import (
@@ -64,7 +64,6 @@ from reassembly_trigger.local.simulation.fault_run.targets import Targets
 from reassembly_trigger.local.simulation.media_worker import MediaWorker
 from reassembly_trigger.local.simulation.reconcile_schedule import ReconcileRun, ScheduledReconciler
 from reassembly_trigger.machine import SkipReason
-from reassembly_trigger.reconcile import Reconciler
 from reassembly_trigger.records import JobRequest
 
 _JOB_ID = re.compile(rb"job-\d{6}")
@@ -109,12 +108,7 @@ class FaultRun:
         )
         self.trigger, self.faults = faulty.trigger, faulty.faults
         self.schedule = ScheduledReconciler(
-            Reconciler(
-                self.trigger,
-                ReconcileCursorStore(
-                    faulty.clients.dynamodb, self.trigger.settings.reassembly_triggered_table_name
-                ),
-            ),
+            faulty.reconciler(),
             self.clock,
             every_seconds=config.reconcile_every_seconds,
             timeout_seconds=config.reconcile_timeout_seconds,
@@ -215,11 +209,6 @@ class FaultRun:
             # Killed at its timeout: whatever comes next comes after its deadline.
             self.clock.set(run.invocation.deadline)
         return run
-
-    def reconcile_if_due(self) -> None:
-        """A scheduled reconcile run, if its time has come."""
-        if self.config.reconciler and self.schedule.due():
-            self.reconcile()
 
     def reconcile_until_quiet(self) -> None:
         """After the pipeline's last write, the schedule goes on until a run that starts
@@ -337,8 +326,10 @@ class FaultRun:
         """Every lane of the shard's mappings (the rivals' included)."""
         return [*self.completion_lanes, self.jobs_lane, self.rival_lane]
 
-    def deliver_round(self, *, everything: bool) -> None:
-        """Each lane delivers its next batch (by chance, unless `everything`)."""
+    def _round(self, *, everything: bool) -> None:
+        """Each lane delivers its next batch (by chance, unless `everything`); the media
+        worker finishes what it started last round and now and then empties the queue;
+        a scheduled reconcile run if its time has come; then time passes."""
         lanes = self.lanes()
         self.rng.shuffle(lanes)
         for lane in lanes:
@@ -347,13 +338,13 @@ class FaultRun:
                     lane.deliver()
                 finally:
                     self.races.end()
-
-    def media_worker_round(self) -> None:
-        """Finish what the media worker started last round; now and then, empty the queue."""
         self.worker.finish()
         if self.rng.random() < 0.35:
             while self.worker.poll() == 10:
                 pass
+        if self.config.reconciler and self.schedule.due():
+            self.reconcile()
+        self.clock.advance(self.rng.uniform(0.05, 1.0))
 
     def run(self, jobs: list[ScriptedJob]) -> None:
         """The pipeline's writes, delivery rounds, the media worker and the reconciler's
@@ -375,15 +366,9 @@ class FaultRun:
         step = self.config.writes_per_round
         for start in range(0, len(writes), step):
             self.write(writes[start : start + step])
-            self.deliver_round(everything=False)
-            self.media_worker_round()
-            self.reconcile_if_due()
-            self.clock.advance(self.rng.uniform(0.05, 1.0))
+            self._round(everything=False)
         while any(lane.pending for lane in self.lanes()):
-            self.deliver_round(everything=True)
-            self.media_worker_round()
-            self.reconcile_if_due()
-            self.clock.advance(self.rng.uniform(0.05, 1.0))
+            self._round(everything=True)
         self.worker.drain()
         if self.config.reconciler:
             self.reconcile_until_quiet()

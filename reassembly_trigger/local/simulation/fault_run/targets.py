@@ -54,27 +54,18 @@ class Targets:
         def take(n: int) -> list[ScriptedJob]:
             return list(itertools.islice(picks, n))
 
-        for job in take(per_kind):
-            kill = "timeout" if self._rng.random() < 0.7 else "early"
-            label = f"{FaultScenario.CRASH_AFTER_LOCK}:{kill}"
-            self.rule("SendMessage", FaultKind.CRASH, job, label)
-        for job in take(per_kind):
-            kill = "timeout" if self._rng.random() < 0.7 else "early"
-            label = f"{FaultScenario.CRASH_AFTER_SEND}:{kill}"
-            self.rule("UpdateItem", FaultKind.CRASH, job, label, texts=(MARK_TEXT,))
-        for job in take(per_kind):
-            self.rule("SendMessage", FaultKind.LOST_RESPONSE, job, FaultScenario.LOST_SEND_RESPONSE)
-        for job in take(per_kind):
-            self.rule("SendMessage", FaultKind.SERVER_ERROR, job, FaultScenario.SEND_FAILS, times=3)
-        for job in take(per_kind):
-            self.rule(
-                "UpdateItem",
-                FaultKind.SERVER_ERROR,
-                job,
-                FaultScenario.MARK_FAILS,
-                times=3,
-                texts=(MARK_TEXT,),
-            )
+        for operation, kind, fault, times, texts in (
+            ("SendMessage", FaultKind.CRASH, FaultScenario.CRASH_AFTER_LOCK, 1, ()),
+            ("UpdateItem", FaultKind.CRASH, FaultScenario.CRASH_AFTER_SEND, 1, (MARK_TEXT,)),
+            ("SendMessage", FaultKind.LOST_RESPONSE, FaultScenario.LOST_SEND_RESPONSE, 1, ()),
+            ("SendMessage", FaultKind.SERVER_ERROR, FaultScenario.SEND_FAILS, 3, ()),
+            ("UpdateItem", FaultKind.SERVER_ERROR, FaultScenario.MARK_FAILS, 3, (MARK_TEXT,)),
+        ):
+            for job in take(per_kind):
+                label = fault.value
+                if kind is FaultKind.CRASH:  # killed at its timeout, or earlier
+                    label += ":timeout" if self._rng.random() < 0.7 else ":early"
+                self.rule(operation, kind, job, label, times=times, texts=texts)
         for job in take(per_kind * 2):
             operation = self._rng.choice(("BatchGetItem", "Query", "PutItem", "SendMessage"))
             kind = self._rng.choice((FaultKind.THROTTLE, FaultKind.SERVER_ERROR))
@@ -83,14 +74,9 @@ class Targets:
             # Its lock is taken once the job is complete (see `FaultRun._flush`).
             self.far_holders[job.job_id] = (self._rng.uniform(*c.far_lease_seconds), 0)
         races.plan(take, per_race, self.rule)
-        rates = (
-            (FaultKind.THROTTLE, c.throttle_rate),
-            (FaultKind.SERVER_ERROR, c.server_error_rate),
-            (FaultKind.CONNECT_TIMEOUT, c.connect_timeout_rate),
-            (FaultKind.LOST_RESPONSE, c.lost_response_rate),
-        )
-        for kind, rate in rates:
-            self._faults.add(FaultRule("*", kind, probability=rate, label=CALL_FAULTS[kind]))
+        rates = (c.throttle_rate, c.server_error_rate, c.connect_timeout_rate, c.lost_response_rate)
+        for kind, rate in zip(CALL_FAULTS, rates, strict=True):
+            self._faults.add(FaultRule("*", kind, probability=rate, label=kind.value))
 
     def rule(
         self,
