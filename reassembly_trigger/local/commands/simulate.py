@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections import Counter
@@ -257,7 +258,9 @@ def _print_report(result: PipelineReport, console: Any) -> None:
     from rich.table import Table
 
     workload = result.workload
-    console.print(
+    # Plain lines: no highlighting, and wrapped by the terminal rather than by rich.
+    say = functools.partial(console.print, highlight=False, soft_wrap=True)
+    say(
         f"simulate ({workload.mode.value}): {plural(workload.jobs, 'job')} of "
         f"{workload.min_segments}-{workload.max_segments} segments, "
         f"{plural(workload.workers, 'video worker')}, seed {workload.seed}, "
@@ -269,17 +272,11 @@ def _print_report(result: PipelineReport, console: Any) -> None:
             else ""
         )
         + "reconciler "
-        + (f"every {workload.reconcile_every_seconds:g} s" if workload.reconciler else "off"),
-        highlight=False,
-        soft_wrap=True,
+        + (f"every {workload.reconcile_every_seconds:g} s" if workload.reconciler else "off")
     )
     table = Table()
-    table.add_column("job")
-    table.add_column("segments", justify="right")
-    table.add_column("chunked", justify="right")
-    table.add_column("outcome")
-    table.add_column("messages", justify="right")
-    table.add_column("reassemblies", justify="right")
+    for column in ("job", "segments", "chunked", "outcome", "messages", "reassemblies"):
+        table.add_column(column, justify="left" if column in ("job", "outcome") else "right")
     table.add_column("skip reasons seen")
     for job in result.jobs:
         planned = job.job
@@ -299,23 +296,17 @@ def _print_report(result: PipelineReport, console: Any) -> None:
             reasons,
         )
     console.print(table)
-    console.print(counts_line(result), highlight=False, soft_wrap=True)
+    say(counts_line(result))
     if result.reconciler is not None:
-        console.print(reconciler_line(result), highlight=False, soft_wrap=True)
+        say(reconciler_line(result))
     for line in cost_lines(result):
-        console.print(line, highlight=False, soft_wrap=True)
-    console.print(
-        f"skips by reason: {_reasons(result.skips_by_reason)}", highlight=False, soft_wrap=True
-    )
+        say(line)
+    say(f"skips by reason: {_reasons(result.skips_by_reason)}")
     if result.failures_by_reason:
-        console.print(
-            f"failed evaluations (retried): {_reasons(result.failures_by_reason)}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        say(f"failed evaluations (retried): {_reasons(result.failures_by_reason)}")
     for error in result.errors:
-        console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
-    console.print(verdict_line(result), highlight=False, soft_wrap=True)
+        say(f"[red]error:[/] {error}")
+    say(verdict_line(result))
 
 
 def counts_line(result: PipelineReport) -> str:
@@ -357,7 +348,7 @@ def cost_lines(result: PipelineReport) -> list[str]:
         f"trigger (handler + API): {result.calls_per_completion:.2f} calls per completion "
         f"written; {plural(result.messages, 'message')}"
     )
-    latency = result.latency
+    latency = result.latency()
     by_write = result.latency_by_last_write()
     detail = "; ".join(
         f"completed by {by}: {summary.line()}" for by, summary in by_write.items() if summary

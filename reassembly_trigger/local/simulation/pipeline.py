@@ -45,7 +45,6 @@ from reassembly_trigger.local.kit.logs import trigger_output
 from reassembly_trigger.local.simulation.actors import (
     AfterWrite,
     Chunker,
-    MediaWorkerLoop,
     VideoWorkers,
     completed_at,
     on_write_call,
@@ -77,9 +76,6 @@ from reassembly_trigger.settings import Settings
 
 #: Faults injected into the actors' AWS calls, in equal shares of the fault rate.
 FAULT_KINDS = (FaultKind.THROTTLE, FaultKind.SERVER_ERROR, FaultKind.LOST_RESPONSE)
-#: Least time between the end of a reconcile run and one the settling wait asks for
-#: (pacing only: the wait takes only a run that started once all looked settled).
-_RECONCILE_GAP_SECONDS = 0.5
 
 
 class PipelineSimulation:
@@ -127,11 +123,11 @@ class PipelineSimulation:
         counters = _instrument(clients, injector)
         settings = Settings.from_env()
         evaluations = OutcomeCounts()
-        api = None
-        if "api" in clients:
-            api = build_trigger(
-                settings, clients=clients["api"], clock=SystemClock(), renderer=None
-            )
+        api = (
+            build_trigger(settings, clients=clients["api"], renderer=None)
+            if workload.mode.on_write
+            else None
+        )
 
         def calls_api(caller: str) -> AfterWrite | None:
             return on_write_call(api, evaluations, caller) if api is not None else None
@@ -153,7 +149,7 @@ class PipelineSimulation:
             workload.workers,
             after_write=calls_api("workers"),
         )
-        media = MediaWorkerLoop(MediaWorker(aws, resources, SystemClock()))
+        media = MediaWorker(aws, resources, SystemClock())
         pollers = self._pollers(aws, resources, evaluations)
         reconciler = self._reconciler(settings, clients.get("reconciler"))
         threads = [
@@ -204,7 +200,7 @@ class PipelineSimulation:
             jobs=[
                 JobResult.of(
                     job,
-                    media.worker.tally(job.job_id),
+                    media.tally(job.job_id),
                     evaluations.job(job.job_id),
                     settled=ending == "settled",
                     reconciler_sends=reconciled.enqueued[job.job_id] if reconciled else 0,
@@ -213,7 +209,7 @@ class PipelineSimulation:
                 for job in plan.jobs
             ],
             poller=pollers.stats(),
-            messages=media.worker.report().messages_received,
+            messages=media.report().messages_received,
             completions_written=writers.written,
             faults_injected=sum(injector.injected.values()) if injector else 0,
             seconds=time.monotonic() - started,
@@ -286,14 +282,14 @@ class PipelineSimulation:
         or None with the reconciler off."""
         if not self.workload.reconciler or clients is None:
             return None
-        trigger = build_trigger(settings, clients=clients, clock=SystemClock(), renderer=None)
+        trigger = build_trigger(settings, clients=clients, renderer=None)
         cursor = ReconcileCursorStore(clients.dynamodb, settings.reassembly_triggered_table_name)
         scheduled = ScheduledReconciler(
             Reconciler(trigger, cursor),
             SystemClock(),
             every_seconds=self.workload.reconcile_every_seconds,
         )
-        return ReconcilerLoop(scheduled, min_gap_seconds=_RECONCILE_GAP_SECONDS)
+        return ReconcilerLoop(scheduled)
 
     def _report_progress(self, actors: PipelineActors) -> None:
         if self._on_progress is None:
@@ -303,7 +299,7 @@ class PipelineSimulation:
             Progress(
                 written=actors.writers.written,
                 to_write=actors.writers.total,
-                reassembled=len(actors.media.worker.reassemblies),
+                reassembled=len(actors.media.reassemblies),
                 jobs=len(self.plan.jobs),
                 invocations=stats.invocations,
                 records=stats.records_read,

@@ -168,7 +168,9 @@ class ReconcilerLoop:
     """Runs a `ScheduledReconciler` on the wall clock in a thread until stopped."""
 
     def __init__(self, scheduled: ScheduledReconciler, *, min_gap_seconds: float = 0.5) -> None:
-        """`min_gap_seconds`: the least time between the end of a run and a run asked for."""
+        """`min_gap_seconds`: the least time between the end of a run and a run asked for
+        (pacing only: the settling wait takes only a run that started once all looked
+        settled)."""
         self.scheduled = scheduled
         self._min_gap = min_gap_seconds
         self._stop = threading.Event()

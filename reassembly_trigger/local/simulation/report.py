@@ -23,7 +23,6 @@ class JobResult:
     job: WorkloadJob
     messages: int
     reassemblies: int
-    duplicates_absorbed: int
     refusals: int
     skips: Counter[str]
     failures: Counter[str]
@@ -59,7 +58,6 @@ class JobResult:
             job=job,
             messages=media.messages_received,
             reassemblies=media.reassemblies,
-            duplicates_absorbed=media.duplicates_absorbed,
             refusals=media.refusals,
             skips=evaluations.skips,
             failures=evaluations.failures,
@@ -143,26 +141,21 @@ class PipelineReport:
         """The trigger's AWS calls per completion written (duplicates included)."""
         return self.trigger_calls / self.completions_written if self.completions_written else 0.0
 
-    @property
-    def latency(self) -> LatencySummary | None:
-        """From the write that made each job complete to its first message, over jobs."""
+    def latency(self, completed_by: str | None = None) -> LatencySummary | None:
+        """From the write that made each job complete to its first message, over jobs
+        (those completed by `completion` or `chunking` only, if given)."""
         return LatencySummary.of(
-            [j.latency_seconds for j in self.jobs if j.latency_seconds is not None]
+            [
+                j.latency_seconds
+                for j in self.jobs
+                if j.latency_seconds is not None and completed_by in (None, j.completed_by)
+            ]
         )
 
     def latency_by_last_write(self) -> dict[str, LatencySummary | None]:
         """The latency of the jobs completed by their last segment's write, and of those
         completed by the chunker's mark (in `on-write` mode, no worker call sees those)."""
-        return {
-            by: LatencySummary.of(
-                [
-                    j.latency_seconds
-                    for j in self.jobs
-                    if j.completed_by == by and j.latency_seconds is not None
-                ]
-            )
-            for by in ("completion", "chunking")
-        }
+        return {by: self.latency(by) for by in ("completion", "chunking")}
 
     @property
     def settled(self) -> bool:
@@ -188,7 +181,7 @@ class PipelineReport:
     @property
     def stuck(self) -> int:
         """Jobs never reassembled although the pipeline settled."""
-        return sum(1 for job in self.jobs if job.outcome == "stuck")
+        return len(self.stuck_jobs)
 
     @property
     def unfinished(self) -> int:
@@ -267,7 +260,7 @@ class PipelineReport:
             # From the write that made a job complete (its last completion PutItem, or
             # the chunker's mark if later), as it was issued, to SQS's SentTimestamp of
             # the job's first message.
-            "latency_ms": _latency_json(self.latency),
+            "latency_ms": _latency_json(self.latency()),
             "latency_ms_by_last_write": {
                 by: _latency_json(summary) for by, summary in self.latency_by_last_write().items()
             },
