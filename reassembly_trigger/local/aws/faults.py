@@ -7,14 +7,9 @@ or a request that AWS carried out but whose response was lost. Nothing of ours i
 mocked.
 
 Two more kinds model what happens to the Lambda rather than to AWS: a `CRASH` kills the
-invocation just before a call goes out (a `BaseException`, so no `except Exception`
-of ours runs: no release, no answer, exactly like Lambda killing a timed-out
-invocation), and a `PAUSE` holds the caller at a call while another evaluation runs
-(a race with a deterministic schedule).
-
-`instant_retries` keeps botocore's retry decisions (standard mode, attempts, retry
-quota) but hands the wait to a simulated clock, so thousands of retried faults cost
-no real time.
+invocation just before a call goes out (`SimulatedCrash`), and a `PAUSE` holds the
+caller at a call while another evaluation runs (a race with a deterministic schedule).
+`instant_retries` spends botocore's retry waits on a simulated clock.
 """
 
 from __future__ import annotations

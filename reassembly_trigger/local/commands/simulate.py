@@ -19,7 +19,7 @@ from reassembly_trigger.local.commands.common import (
     seconds,
 )
 from reassembly_trigger.local.simulation.pipeline import PipelineSimulation
-from reassembly_trigger.local.simulation.report import JobResult, PipelineReport, Progress
+from reassembly_trigger.local.simulation.report import PipelineReport, Progress
 from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
 from reassembly_trigger.local.simulation.workload import Workload
 
@@ -248,10 +248,8 @@ def _named(job_ids: list[str], shown: int = 10) -> str:
     return ", ".join(job_ids[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
-def _outcome_style(job: JobResult) -> str:
-    if job.outcome == "reassembled":
-        return "green"
-    return "yellow" if job.outcome == "unfinished" else "bold red"
+#: How the table shows a job's outcome (anything else: bold red).
+_OUTCOME_STYLES = {"reassembled": "green", "unfinished": "yellow"}
 
 
 def _print_report(result: PipelineReport, console: Any) -> None:
@@ -290,7 +288,7 @@ def _print_report(result: PipelineReport, console: Any) -> None:
             planned.job_id,
             str(planned.total_segments),
             chunked,
-            f"[{_outcome_style(job)}]{job.outcome}[/]",
+            f"[{_OUTCOME_STYLES.get(job.outcome, 'bold red')}]{job.outcome}[/]",
             str(job.messages),
             str(job.reassemblies),
             reasons,

@@ -90,19 +90,15 @@ class Chunker:
             issued = time.time()
             try:
                 self._mark(job)
+                with self._cv:
+                    heapq.heappop(self._due)
+                    self.marked += 1
+                    self.marked_at[job.job_id] = issued
+                if self._after_mark is not None:
+                    self._after_mark(job.job_id)
             except Exception as exc:
                 self.error = exc
                 return
-            with self._cv:
-                heapq.heappop(self._due)
-                self.marked += 1
-                self.marked_at[job.job_id] = issued
-            if self._after_mark is not None:
-                try:
-                    self._after_mark(job.job_id)
-                except Exception as exc:
-                    self.error = exc
-                    return
 
     def _mark(self, job: WorkloadJob) -> None:
         self._aws.dynamodb.update_item(
@@ -178,29 +174,29 @@ class VideoWorkers:
             issued = time.time()
             try:
                 self._put(write)
+                self._written(write, issued)
+                if self._after_write is not None:
+                    self._after_write(write.job_id)
             except Exception as exc:
                 with self._lock:
                     self.errors.append(exc)
-                continue
-            job = self._jobs[write.job_id]
-            with self._lock:
-                self.written += 1
-                self.duplicates_written += 1 if write.attempt else 0
-                seen = self._distinct[write.job_id]
-                before = len(seen)
-                seen.add(write.segment_index)
-                if len(seen) > before:
-                    latest = self.last_completion_at.get(write.job_id, issued)
-                    self.last_completion_at[write.job_id] = max(latest, issued)
-                due = before < job.chunk_after == len(seen)
-            if due:
-                self._chunker.schedule(job, job.chunk_delay)
-            if self._after_write is not None:
-                try:
-                    self._after_write(write.job_id)
-                except Exception as exc:
-                    with self._lock:
-                        self.errors.append(exc)
+
+    def _written(self, write: SegmentWrite, issued: float) -> None:
+        """Count a completion written; the job's chunking falls due with its
+        `chunk_after`-th distinct segment."""
+        job = self._jobs[write.job_id]
+        with self._lock:
+            self.written += 1
+            self.duplicates_written += 1 if write.attempt else 0
+            seen = self._distinct[write.job_id]
+            before = len(seen)
+            seen.add(write.segment_index)
+            if len(seen) > before:
+                latest = self.last_completion_at.get(write.job_id, issued)
+                self.last_completion_at[write.job_id] = max(latest, issued)
+            due = before < job.chunk_after == len(seen)
+        if due:
+            self._chunker.schedule(job, job.chunk_delay)
 
     def _put(self, write: SegmentWrite) -> None:
         item = completion_item(write.job_id, write.segment_index, completed_at=int(time.time()))

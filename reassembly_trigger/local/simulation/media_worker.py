@@ -104,17 +104,15 @@ class MediaWorker:
         self.error: Exception | None = None
         self._stop = threading.Event()
 
-    # ------------------------------------------------------------------ consuming
-
-    def poll(self, max_messages: int = 10, wait_seconds: int = 0) -> int:
-        """Receive up to `max_messages` (at most 10) and handle each; how many were received."""
+    def poll(self) -> int:
+        """Receive up to 10 messages and handle each; how many were received."""
         attributes: Any = ["SentTimestamp"]
         if self._fifo:
             attributes += ["MessageGroupId", "MessageDeduplicationId"]
         messages = self._aws.sqs.receive_message(
             QueueUrl=self._queue_url,
-            MaxNumberOfMessages=max(1, min(max_messages, 10)),
-            WaitTimeSeconds=wait_seconds,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
             AttributeNames=attributes,
         ).get("Messages", [])
         for message in messages:
@@ -149,18 +147,13 @@ class MediaWorker:
         """Return from `run`."""
         self._stop.set()
 
-    def drain(self) -> int:
-        """Poll until the queue returns nothing, then finish every reassembly; how many
-        messages were handled."""
-        handled = 0
-        while got := self.poll():
-            handled += got
+    def drain(self) -> None:
+        """Poll until the queue returns nothing, then finish every reassembly."""
+        while self.poll():
+            pass
         self.finish()
-        return handled
 
-    def handle(
-        self, body: str, *, message_id: str = "", attributes: dict[str, str] | None = None
-    ) -> None:
+    def handle(self, body: str, *, message_id: str, attributes: dict[str, str]) -> None:
         """Do what the media worker does with one message body (the caller deletes it)."""
         job_id = _job_id(body)
         if job_id is None:
@@ -168,13 +161,11 @@ class MediaWorker:
                 self.malformed.append(body)
             return
         if self._fifo:
-            attrs = attributes or {}
+            ids = (attributes.get("MessageGroupId"), attributes.get("MessageDeduplicationId"))
             with self._lock:
-                self.fifo_ids.append(
-                    (attrs.get("MessageGroupId"), attrs.get("MessageDeduplicationId"), job_id)
-                )
+                self.fifo_ids.append((*ids, job_id))
         self._tally(job_id, "messages_received")
-        self._sent(job_id, (attributes or {}).get("SentTimestamp"))
+        self._sent(job_id, attributes.get("SentTimestamp"))
         now = self._clock.now()
         if not self._claim(job_id, now):
             self._tally(job_id, "duplicates_absorbed")
@@ -195,15 +186,12 @@ class MediaWorker:
                 return
         self._complete_job(job_id, now)
 
-    def finish(self) -> int:
-        """Finish the reassemblies started earlier (with `finish_later`); how many."""
+    def finish(self) -> None:
+        """Finish the reassemblies started earlier (with `finish_later`)."""
         with self._lock:
             finishing, self.in_progress = self.in_progress, []
         for job_id in finishing:
             self._complete_job(job_id, self._clock.now())
-        return len(finishing)
-
-    # ------------------------------------------------------------------ reporting
 
     def tally(self, job_id: str) -> JobTally:
         """The counts of one job (zeros when it never got a message)."""
@@ -217,8 +205,6 @@ class MediaWorker:
             for tally in self.tallies.values():
                 report.add(tally)
             return report
-
-    # ------------------------------------------------------------------ AWS
 
     def _claim(self, job_id: str, now: float) -> bool:
         """The contract's step 1: the conditional claim; False when another message has it."""

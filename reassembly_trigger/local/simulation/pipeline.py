@@ -2,18 +2,13 @@
 
 `PipelineSimulation.run()` starts a moto server, creates the tables and queues, and
 plays a workload (`workload`) through real AWS calls: the chunker, the video workers
-(and with trigger on write, their API calls) and the media worker (`actors`); the
-stream pollers, like Lambda's event source mappings, invoking the real handler (their
-batches can be given up on at a rate, the Jobs stream left unmapped); the real
-reconciler on a schedule. The handler's, the API's and the reconciler's AWS calls can
-be made to fail at a rate, and each has clients of its own (configured alike, from the
-same environment), so the report counts each one's calls by operation. What the
-evaluations ended in is read from their outcomes (`outcome_counts`), never from logs.
-
-The run ends once the pipeline has settled (`settling`). A job reassembled once is a
-success; a job never reassembled once everything settled is stuck; a job reassembled
-twice is a broken guarantee. A run stopped before it settled (its timeout, Ctrl-C or
-`stop()`) calls the jobs it did not get to unfinished.
+(and with trigger on write, their API calls; `actors`) and the media worker; the
+stream pollers, like Lambda's event source mappings, invoking the real handler; the
+real reconciler on a schedule. The handler's, the API's and the reconciler's AWS calls
+can be made to fail at a rate, and each has clients of its own (configured alike), so
+the report counts each one's calls by operation. What the evaluations ended in is read
+from their outcomes (`outcome_counts`), never from logs. The run ends once the
+pipeline has settled (`settling`); `report.JobResult.outcome` says how each job went.
 """
 
 from __future__ import annotations
@@ -86,12 +81,10 @@ class PipelineSimulation:
         workload: Workload,
         *,
         on_progress: Callable[[Progress], None] | None = None,
-        region: str = DEFAULT_REGION,
     ) -> None:
         self.workload = workload
         self.plan = plan_workload(workload)
         self._on_progress = on_progress
-        self._region = region
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -104,11 +97,11 @@ class PipelineSimulation:
         pipeline runs ends the run the same way as `stop()`."""
         started = time.monotonic()
         with embedded_moto_server() as endpoint:
-            aws = LocalAws.connect(endpoint, self._region, pool_size=self.workload.workers + 4)
+            aws = LocalAws.connect(endpoint, DEFAULT_REGION, pool_size=self.workload.workers + 4)
             # A fresh prefix: moto servers of one process share their state.
             names = ResourceNames.with_prefix(f"sim-{secrets.token_hex(3)}")
             resources = create_resources(aws, names)
-            env = environment(resources, endpoint, self._region)
+            env = environment(resources, endpoint, DEFAULT_REGION)
             # Every job of a local run is seconds old: the reconciler looks at all of them.
             env["RECONCILE_MIN_AGE_SECONDS"] = "0"
             with lambda_environment(env), trigger_output():

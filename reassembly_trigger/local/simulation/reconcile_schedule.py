@@ -11,6 +11,7 @@ fatal: the next scheduled run carries on, as the next EventBridge invocation wou
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,9 +43,10 @@ class ReconcileRun:
         """It ran to its end and found nothing to do: no send, no failure, nothing
         deferred, every job reached."""
         result = self.result
-        if result is None or result.truncated or result.enqueued or result.failed:
+        # A run that could not list the jobs (`error`) saw nothing.
+        if result is None or result.error is not None or result.truncated:
             return False
-        if result.error is not None:  # it could not list the jobs: it saw nothing
+        if result.enqueued or result.failed:
             return False
         return not any(o.reason is SkipReason.DEFERRED for o in result.outcomes)
 
@@ -126,7 +128,7 @@ class ScheduledReconciler:
         self.timeout_seconds = timeout_seconds
         self.next_at = clock.now() + every_seconds
         self.tally = ReconcileTally()
-        self._numbers = iter(range(1, 2**62))
+        self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 
     def due(self) -> bool:

@@ -11,7 +11,6 @@ from reassembly_trigger.local.simulation.latency import LatencySummary
 from reassembly_trigger.local.simulation.media_worker import JobTally
 from reassembly_trigger.local.simulation.outcome_counts import JobOutcomeCounts
 from reassembly_trigger.local.simulation.reconcile_schedule import ReconcileTally
-from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
 from reassembly_trigger.local.simulation.workload import Workload, WorkloadJob
 from reassembly_trigger.local.streams.poller import PollerStats
 
@@ -122,24 +121,16 @@ class PipelineReport:
     #: `chunker`), state and reason.
     api_outcomes: Counter[str] = field(default_factory=Counter)
 
-    @property
-    def mode(self) -> TriggerMode:
-        """Who evaluated jobs as completions were written."""
-        return self.workload.mode
-
     def calls(self, *actors: str) -> int:
         """AWS calls made by these actors, together."""
         return sum(sum(self.aws_calls.get(actor, Counter()).values()) for actor in actors)
 
     @property
-    def trigger_calls(self) -> int:
-        """AWS calls made when completions were written: by the handler and the API."""
-        return self.calls("handler", "api")
-
-    @property
     def calls_per_completion(self) -> float:
-        """The trigger's AWS calls per completion written (duplicates included)."""
-        return self.trigger_calls / self.completions_written if self.completions_written else 0.0
+        """The trigger's AWS calls (the handler's and the API's) per completion written
+        (duplicates included)."""
+        written = self.completions_written
+        return self.calls("handler", "api") / written if written else 0.0
 
     def latency(self, completed_by: str | None = None) -> LatencySummary | None:
         """From the write that made each job complete to its first message, over jobs
@@ -248,12 +239,12 @@ class PipelineReport:
                 "enqueued": self.reconciler_enqueued,
                 "outcomes": dict(sorted(self.reconciler.outcomes.items())),
             },
-            "mode": self.mode.value,
+            "mode": self.workload.mode.value,
             "aws_calls": {
                 actor: dict(sorted(calls.items()))
                 for actor, calls in sorted(self.aws_calls.items())
             },
-            "trigger_calls": self.trigger_calls,
+            "trigger_calls": self.calls("handler", "api"),
             "trigger_calls_per_completion": round(self.calls_per_completion, 3),
             "reconciler_calls": self.calls("reconciler"),
             "api_outcomes": dict(sorted(self.api_outcomes.items())),
