@@ -195,11 +195,10 @@ def run(args: argparse.Namespace) -> int:
         workload = workload_from(args)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    stderr = Console(stderr=True)
     if args.no_progress:
         result = PipelineSimulation(workload).run()
     else:
-        result = _run_with_progress(workload, stderr)
+        result = _run_with_progress(workload, Console(stderr=True))
     if args.json:
         sys.stdout.write(json.dumps(result.summary()) + "\n")
     else:

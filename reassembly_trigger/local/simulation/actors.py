@@ -47,7 +47,8 @@ class Chunker:
         self.error: Exception | None = None
 
     def create_jobs(self, jobs: Iterable[WorkloadJob]) -> None:
-        """Write each Job `chunking_in_progress` (before the run starts)."""
+        """Write each Job `chunking_in_progress` (before the run starts); those chunked
+        before any segment is written are due at once."""
         for job in jobs:
             self._aws.dynamodb.put_item(
                 TableName=self._table,
@@ -58,6 +59,8 @@ class Chunker:
                     mode="anaglyph",
                 ),
             )
+            if job.chunk_after == 0:
+                self.schedule(job, 0.0)
 
     def schedule(self, job: WorkloadJob, delay: float) -> None:
         """Complete `job`'s chunking `delay` seconds from now."""

@@ -131,9 +131,6 @@ class PipelineSimulation:
             after_mark=calls_api("chunker") if workload.chunker_calls_api else None,
         )
         chunker.create_jobs(plan.jobs)
-        for job in plan.jobs:
-            if job.chunk_after == 0:
-                chunker.schedule(job, 0.0)
         writers = VideoWorkers(
             aws,
             names.segment_completions_table,

@@ -117,25 +117,18 @@ class FaultRun:
         self.converged = False
         self.worker = MediaWorker(aws, resources, self.clock, finish_later=True)
         self.completion_lanes = [
-            self._lane(f"completions-{n}") for n in range(config.parallelization)
+            Lane(f"completions-{n}", self) for n in range(config.parallelization)
         ]
         every = config.unmapped_jobs_stream_every
         #: Whether this shard's Jobs stream has a mapping (the second shard of each
         #: `unmapped_jobs_stream_every` has none).
         self.jobs_stream_mapped = not (config.inject_faults and every > 0 and shard % every == 1)
-        self.jobs_lane = self._lane("jobs")
+        self.jobs_lane = Lane("jobs", self)
         #: Jobs-stream records delivered by a concurrent invocation (the races); it is
         #: the rival's own invocation, never given up on.
-        self.rival_lane = self._lane("rival", gives_up=False)
-        self.races = Races(
-            faults=self.faults,
-            clock=self.clock,
-            rival_lane=self.rival_lane,
-            chunking_record=self._chunking_record,
-            hit=self.hit,
-            reconcile=self.reconcile if config.reconciler else None,
-        )
-        self.targets = Targets(config, shard, self.rng, self.faults)
+        self.rival_lane = Lane("rival", self, gives_up=False)
+        self.races = Races(self)
+        self.targets = Targets(self)
         #: Jobs created, at simulated time (the status index orders them by it).
         self._created_at: dict[str, int] = {}
         #: Per job, the races it was in and an unmapped Jobs stream.
@@ -146,19 +139,6 @@ class FaultRun:
         self.deferred: set[str] = set()
         # A rival's invocation runs in its own thread.
         self._recording = threading.Lock()
-
-    # ---------------------------------------------------------------- set-up
-
-    def _lane(self, name: str, *, gives_up: bool = True) -> Lane:
-        return Lane(
-            name,
-            handle=self.handle,
-            clock=self.clock,
-            config=self.config,
-            chance=self.chance,
-            report=self.report,
-            gives_up=gives_up,
-        )
 
     def handle(self, event: dict[str, Any], invocation: Invocation) -> BatchResult:
         """The Lambda's handling of one stream batch, its outcomes recorded."""
@@ -184,7 +164,7 @@ class FaultRun:
         self.report.count(fault)
         self.job_faults.setdefault(job_id, set()).add(fault.value)
 
-    def _chunking_record(self, job: ScriptedJob) -> Record:
+    def chunking_record(self, job: ScriptedJob) -> Record:
         """The record of `job`'s chunking write, delivered again by a rival invocation."""
         write = chunking_write(job)
         return self._record(write, *self._images(write))
@@ -349,7 +329,7 @@ class FaultRun:
     def run(self, jobs: list[ScriptedJob]) -> None:
         """The pipeline's writes, delivery rounds, the media worker and the reconciler's
         schedule, until every lane is empty and (with the reconciler) a run finds nothing."""
-        self.targets.plan(jobs, self.races)
+        self.targets.plan(jobs)
         counts: Counter[str] = Counter()
         per_job = [job_writes(job, self.rng, counts) for job in jobs]
         if self.config.inject_faults:
