@@ -290,7 +290,6 @@ class PipelineSimulation:
                 written=actors.writers.written,
                 to_write=actors.writers.total,
                 reassembled=len(actors.media.reassemblies),
-                jobs=len(self.plan.jobs),
                 invocations=stats.invocations,
                 records=stats.records_read,
             )

@@ -86,7 +86,6 @@ class Progress:
     written: int
     to_write: int
     reassembled: int
-    jobs: int
     invocations: int
     records: int
 
