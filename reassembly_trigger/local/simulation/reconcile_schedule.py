@@ -43,10 +43,9 @@ class ReconcileRun:
         """It ran to its end and found nothing to do: no send, no failure, nothing
         deferred, every job reached."""
         result = self.result
-        # A run that could not list the jobs (`error`) saw nothing.
-        if result is None or result.error is not None or result.truncated:
+        if result is None or result.truncated or result.enqueued or result.failed:
             return False
-        if result.enqueued or result.failed:
+        if result.error is not None:  # it could not list the jobs: it saw nothing
             return False
         return not any(o.reason is SkipReason.DEFERRED for o in result.outcomes)
 
@@ -171,8 +170,7 @@ class ReconcilerLoop:
 
     def __init__(self, scheduled: ScheduledReconciler, *, min_gap_seconds: float = 0.5) -> None:
         """`min_gap_seconds`: the least time between the end of a run and a run asked for
-        (pacing only: the settling wait takes only a run that started once all looked
-        settled)."""
+        (pacing only: the settling wait takes only a run started once all looked settled)."""
         self.scheduled = scheduled
         self._min_gap = min_gap_seconds
         self._stop = threading.Event()

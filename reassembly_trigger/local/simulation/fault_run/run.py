@@ -48,7 +48,6 @@ from reassembly_trigger.local.simulation.fault_run.planning import (
     JobKind,
     ScriptedJob,
     Write,
-    chunking_write,
     interleave,
     job_writes,
     plan_jobs,
@@ -166,7 +165,7 @@ class FaultRun:
 
     def chunking_record(self, job: ScriptedJob) -> Record:
         """The record of `job`'s chunking write, delivered again by a rival invocation."""
-        write = chunking_write(job)
+        write = Write(job, again=True)
         return self._record(write, *self._images(write))
 
     def _images(self, write: Write) -> tuple[Item, Item | None]:
