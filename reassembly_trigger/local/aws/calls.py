@@ -35,8 +35,3 @@ class CallCounter:
         """The counts so far (a copy)."""
         with self._lock:
             return Counter(self.calls)
-
-    def total(self) -> int:
-        """Every call so far."""
-        with self._lock:
-            return sum(self.calls.values())

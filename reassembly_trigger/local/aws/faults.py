@@ -7,14 +7,9 @@ or a request that AWS carried out but whose response was lost. Nothing of ours i
 mocked.
 
 Two more kinds model what happens to the Lambda rather than to AWS: a `CRASH` kills the
-invocation just before a call goes out (a `BaseException`, so no `except Exception`
-of ours runs: no release, no answer, exactly like Lambda killing a timed-out
-invocation), and a `PAUSE` holds the caller at a call while another evaluation runs
-(a race with a deterministic schedule).
-
-`instant_retries` keeps botocore's retry decisions (standard mode, attempts, retry
-quota) but hands the wait to a simulated clock, so thousands of retried faults cost
-no real time.
+invocation just before a call goes out (`SimulatedCrash`), and a `PAUSE` holds the
+caller at a call while another evaluation runs (a race with a deterministic schedule).
+`instant_retries` spends botocore's retry waits on a simulated clock.
 """
 
 from __future__ import annotations
@@ -123,23 +118,26 @@ class _Raw:
         yield self._body
 
 
+_HEADERS = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "injected"}
+
+
+def _response(
+    request: AWSPreparedRequest, payload: Any, status: int = 200, **headers: str
+) -> AWSResponse:
+    raw = _Raw(json.dumps(payload).encode())
+    return AWSResponse(request.url, status, cast(Any, {**_HEADERS, **headers}), raw)
+
+
 def _error_response(
     request: AWSPreparedRequest, service: str, code: str, status: int
 ) -> AWSResponse:
-    body = json.dumps({"__type": f"com.amazonaws.{service}#{code}", "message": f"injected {code}"})
-    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "injected"}
-    if service == "sqs":
-        headers["x-amzn-query-error"] = f"{code};Sender"
-    return AWSResponse(request.url, status, cast(Any, headers), _Raw(body.encode()))
+    payload = {"__type": f"com.amazonaws.{service}#{code}", "message": f"injected {code}"}
+    extra = {"x-amzn-query-error": f"{code};Sender"} if service == "sqs" else {}
+    return _response(request, payload, status, **extra)
 
 
 #: Output members of the calls we make; a string where a map or list belongs.
 _GARBLED_FIELDS = ("Responses", "UnprocessedKeys", "Item", "Items", "Attributes", "Count")
-
-
-def _ok_response(request: AWSPreparedRequest, payload: Any) -> AWSResponse:
-    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "injected"}
-    return AWSResponse(request.url, 200, cast(Any, headers), _Raw(json.dumps(payload).encode()))
 
 
 def _held_back(key: Any, texts: tuple[str, ...]) -> bool:
@@ -166,7 +164,7 @@ def _unprocessed_keys_response(
             for item in responses.get(table, [])
             if not any(all(item.get(a) == v for a, v in key.items()) for key in held)
         ]
-    return _ok_response(request, parsed)
+    return _response(request, parsed)
 
 
 class FaultInjector:
@@ -279,9 +277,9 @@ class FaultInjector:
             if kind is FaultKind.CONNECT_TIMEOUT:
                 raise ConnectTimeoutError(endpoint_url=request.url)
             if kind is FaultKind.EMPTY_RESPONSE:
-                return _ok_response(request, {})
+                return _response(request, {})
             if kind is FaultKind.GARBLED_RESPONSE:
-                return _ok_response(request, dict.fromkeys(_GARBLED_FIELDS, "garbled"))
+                return _response(request, dict.fromkeys(_GARBLED_FIELDS, "garbled"))
             if kind is FaultKind.UNPROCESSED_KEYS:
                 return _unprocessed_keys_response(request, body, self._http.send(request), rule)
             # LOST_RESPONSE: let AWS carry the request out, then lose its answer.

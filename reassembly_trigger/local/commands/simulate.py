@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections import Counter
@@ -18,7 +19,7 @@ from reassembly_trigger.local.commands.common import (
     seconds,
 )
 from reassembly_trigger.local.simulation.pipeline import PipelineSimulation
-from reassembly_trigger.local.simulation.report import JobResult, PipelineReport, Progress
+from reassembly_trigger.local.simulation.report import PipelineReport, Progress
 from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
 from reassembly_trigger.local.simulation.workload import Workload
 
@@ -194,11 +195,10 @@ def run(args: argparse.Namespace) -> int:
         workload = workload_from(args)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    stderr = Console(stderr=True)
     if args.no_progress:
         result = PipelineSimulation(workload).run()
     else:
-        result = _run_with_progress(workload, stderr)
+        result = _run_with_progress(workload, Console(stderr=True))
     if args.json:
         sys.stdout.write(json.dumps(result.summary()) + "\n")
     else:
@@ -247,17 +247,17 @@ def _named(job_ids: list[str], shown: int = 10) -> str:
     return ", ".join(job_ids[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
-def _outcome_style(job: JobResult) -> str:
-    if job.outcome == "reassembled":
-        return "green"
-    return "yellow" if job.outcome == "unfinished" else "bold red"
+#: How the table shows a job's outcome (anything else: bold red).
+_OUTCOME_STYLES = {"reassembled": "green", "unfinished": "yellow"}
 
 
 def _print_report(result: PipelineReport, console: Any) -> None:
     from rich.table import Table
 
     workload = result.workload
-    console.print(
+    # Plain lines: no highlighting, and wrapped by the terminal rather than by rich.
+    say = functools.partial(console.print, highlight=False, soft_wrap=True)
+    say(
         f"simulate ({workload.mode.value}): {plural(workload.jobs, 'job')} of "
         f"{workload.min_segments}-{workload.max_segments} segments, "
         f"{plural(workload.workers, 'video worker')}, seed {workload.seed}, "
@@ -269,17 +269,11 @@ def _print_report(result: PipelineReport, console: Any) -> None:
             else ""
         )
         + "reconciler "
-        + (f"every {workload.reconcile_every_seconds:g} s" if workload.reconciler else "off"),
-        highlight=False,
-        soft_wrap=True,
+        + (f"every {workload.reconcile_every_seconds:g} s" if workload.reconciler else "off")
     )
     table = Table()
-    table.add_column("job")
-    table.add_column("segments", justify="right")
-    table.add_column("chunked", justify="right")
-    table.add_column("outcome")
-    table.add_column("messages", justify="right")
-    table.add_column("reassemblies", justify="right")
+    for column in ("job", "segments", "chunked", "outcome", "messages", "reassemblies"):
+        table.add_column(column, justify="left" if column in ("job", "outcome") else "right")
     table.add_column("skip reasons seen")
     for job in result.jobs:
         planned = job.job
@@ -293,29 +287,23 @@ def _print_report(result: PipelineReport, console: Any) -> None:
             planned.job_id,
             str(planned.total_segments),
             chunked,
-            f"[{_outcome_style(job)}]{job.outcome}[/]",
+            f"[{_OUTCOME_STYLES.get(job.outcome, 'bold red')}]{job.outcome}[/]",
             str(job.messages),
             str(job.reassemblies),
             reasons,
         )
     console.print(table)
-    console.print(counts_line(result), highlight=False, soft_wrap=True)
+    say(counts_line(result))
     if result.reconciler is not None:
-        console.print(reconciler_line(result), highlight=False, soft_wrap=True)
+        say(reconciler_line(result))
     for line in cost_lines(result):
-        console.print(line, highlight=False, soft_wrap=True)
-    console.print(
-        f"skips by reason: {_reasons(result.skips_by_reason)}", highlight=False, soft_wrap=True
-    )
+        say(line)
+    say(f"skips by reason: {_reasons(result.skips_by_reason)}")
     if result.failures_by_reason:
-        console.print(
-            f"failed evaluations (retried): {_reasons(result.failures_by_reason)}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        say(f"failed evaluations (retried): {_reasons(result.failures_by_reason)}")
     for error in result.errors:
-        console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
-    console.print(verdict_line(result), highlight=False, soft_wrap=True)
+        say(f"[red]error:[/] {error}")
+    say(verdict_line(result))
 
 
 def counts_line(result: PipelineReport) -> str:
@@ -357,7 +345,7 @@ def cost_lines(result: PipelineReport) -> list[str]:
         f"trigger (handler + API): {result.calls_per_completion:.2f} calls per completion "
         f"written; {plural(result.messages, 'message')}"
     )
-    latency = result.latency
+    latency = result.latency()
     by_write = result.latency_by_last_write()
     detail = "; ".join(
         f"completed by {by}: {summary.line()}" for by, summary in by_write.items() if summary

@@ -3,8 +3,9 @@
 - the chunker creates the Jobs, then marks each `chunking_complete` with its
   `total_segments` when it falls due;
 - the video workers write the plan's completions, `workers` at a time;
-- with trigger on write, each of them calls the API (`trigger_job`) after its write;
-- the media-worker loop runs the contract's media worker model against the queue.
+- with trigger on write, each of them calls the API (`trigger_job`) after its write.
+
+The media worker (`media_worker.MediaWorker.run`) runs in a thread of its own too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from reassembly_trigger.api import trigger_job
 from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.local.aws.stack import LocalAws
 from reassembly_trigger.local.kit.items import completion_item, job_item
-from reassembly_trigger.local.simulation.media_worker import MediaWorker
 from reassembly_trigger.local.simulation.outcome_counts import OutcomeCounts
 from reassembly_trigger.local.simulation.workload import SegmentWrite, WorkloadJob, WorkloadPlan
 
@@ -47,7 +47,8 @@ class Chunker:
         self.error: Exception | None = None
 
     def create_jobs(self, jobs: Iterable[WorkloadJob]) -> None:
-        """Write each Job `chunking_in_progress` (before the run starts)."""
+        """Write each Job `chunking_in_progress` (before the run starts); those chunked
+        before any segment is written are due at once."""
         for job in jobs:
             self._aws.dynamodb.put_item(
                 TableName=self._table,
@@ -58,6 +59,8 @@ class Chunker:
                     mode="anaglyph",
                 ),
             )
+            if job.chunk_after == 0:
+                self.schedule(job, 0.0)
 
     def schedule(self, job: WorkloadJob, delay: float) -> None:
         """Complete `job`'s chunking `delay` seconds from now."""
@@ -90,19 +93,15 @@ class Chunker:
             issued = time.time()
             try:
                 self._mark(job)
+                with self._cv:
+                    heapq.heappop(self._due)
+                    self.marked += 1
+                    self.marked_at[job.job_id] = issued
+                if self._after_mark is not None:
+                    self._after_mark(job.job_id)
             except Exception as exc:
                 self.error = exc
                 return
-            with self._cv:
-                heapq.heappop(self._due)
-                self.marked += 1
-                self.marked_at[job.job_id] = issued
-            if self._after_mark is not None:
-                try:
-                    self._after_mark(job.job_id)
-                except Exception as exc:
-                    self.error = exc
-                    return
 
     def _mark(self, job: WorkloadJob) -> None:
         self._aws.dynamodb.update_item(
@@ -178,29 +177,29 @@ class VideoWorkers:
             issued = time.time()
             try:
                 self._put(write)
+                self._written(write, issued)
+                if self._after_write is not None:
+                    self._after_write(write.job_id)
             except Exception as exc:
                 with self._lock:
                     self.errors.append(exc)
-                continue
-            job = self._jobs[write.job_id]
-            with self._lock:
-                self.written += 1
-                self.duplicates_written += 1 if write.attempt else 0
-                seen = self._distinct[write.job_id]
-                before = len(seen)
-                seen.add(write.segment_index)
-                if len(seen) > before:
-                    latest = self.last_completion_at.get(write.job_id, issued)
-                    self.last_completion_at[write.job_id] = max(latest, issued)
-                due = before < job.chunk_after == len(seen)
-            if due:
-                self._chunker.schedule(job, job.chunk_delay)
-            if self._after_write is not None:
-                try:
-                    self._after_write(write.job_id)
-                except Exception as exc:
-                    with self._lock:
-                        self.errors.append(exc)
+
+    def _written(self, write: SegmentWrite, issued: float) -> None:
+        """Count a completion written; the job's chunking falls due with its
+        `chunk_after`-th distinct segment."""
+        job = self._jobs[write.job_id]
+        with self._lock:
+            self.written += 1
+            self.duplicates_written += 1 if write.attempt else 0
+            seen = self._distinct[write.job_id]
+            before = len(seen)
+            seen.add(write.segment_index)
+            if len(seen) > before:
+                latest = self.last_completion_at.get(write.job_id, issued)
+                self.last_completion_at[write.job_id] = max(latest, issued)
+            due = before < job.chunk_after == len(seen)
+        if due:
+            self._chunker.schedule(job, job.chunk_delay)
 
     def _put(self, write: SegmentWrite) -> None:
         item = completion_item(write.job_id, write.segment_index, completed_at=int(time.time()))
@@ -230,27 +229,3 @@ def on_write_call(trigger: ReassemblyTrigger, counts: OutcomeCounts, caller: str
         counts.add([outcome], caller=caller)
 
     return call
-
-
-class MediaWorkerLoop:
-    """Runs the modelled media worker against the queue until stopped."""
-
-    def __init__(self, worker: MediaWorker) -> None:
-        self.worker = worker
-        self._stop = threading.Event()
-        self.error: Exception | None = None
-
-    def run(self) -> None:
-        """Poll, handle, repeat; a short pause when the queue is empty."""
-        while not self._stop.is_set():
-            try:
-                got = self.worker.poll()
-            except Exception as exc:
-                self.error = exc
-                return
-            if not got:
-                self._stop.wait(0.05)
-
-    def stop(self) -> None:
-        """Return from `run`."""
-        self._stop.set()

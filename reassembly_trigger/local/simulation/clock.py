@@ -27,9 +27,8 @@ class SimulatedClock:
         self._now = start
         self._lock = threading.Lock()
         self._at_sleep: list[tuple[int | None, Callable[[], None]]] = []
-        #: Total simulated seconds slept, and how many sleeps (for reports).
+        #: Total simulated seconds slept (for reports).
         self.slept = 0.0
-        self.sleeps = 0
 
     def now(self) -> float:
         """The simulated epoch seconds."""
@@ -42,7 +41,6 @@ class SimulatedClock:
             step = max(0.0, seconds)
             self._now += step
             self.slept += step
-            self.sleeps += 1
             action = self._take_action(threading.get_ident())
         if action is not None:
             action()  # outside the lock: the action may read the time or sleep

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -73,6 +73,11 @@ class MediaWorkerReport:
     refusals: int = 0
     malformed_messages: int = 0
 
+    def add(self, counts: JobTally | MediaWorkerReport) -> None:
+        """Add a job's counts, or another worker's totals, to these."""
+        for name in (f.name for f in fields(self)):
+            setattr(self, name, getattr(self, name) + getattr(counts, name, 0))
+
 
 class MediaWorker:
     """Consumes the reassembly queue like the contract's media worker; counts per job."""
@@ -95,18 +100,19 @@ class MediaWorker:
         self.malformed: list[str] = []
         #: On a FIFO queue: the (MessageGroupId, MessageDeduplicationId) of each message.
         self.fifo_ids: list[tuple[str | None, str | None, str]] = []
+        #: What ended `run` early (an AWS call that failed).
+        self.error: Exception | None = None
+        self._stop = threading.Event()
 
-    # ------------------------------------------------------------------ consuming
-
-    def poll(self, max_messages: int = 10, wait_seconds: int = 0) -> int:
-        """Receive up to `max_messages` (at most 10) and handle each; how many were received."""
+    def poll(self) -> int:
+        """Receive up to 10 messages and handle each; how many were received."""
         attributes: Any = ["SentTimestamp"]
         if self._fifo:
             attributes += ["MessageGroupId", "MessageDeduplicationId"]
         messages = self._aws.sqs.receive_message(
             QueueUrl=self._queue_url,
-            MaxNumberOfMessages=max(1, min(max_messages, 10)),
-            WaitTimeSeconds=wait_seconds,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
             AttributeNames=attributes,
         ).get("Messages", [])
         for message in messages:
@@ -125,18 +131,29 @@ class MediaWorker:
             )
         return len(messages)
 
-    def drain(self) -> int:
-        """Poll until the queue returns nothing, then finish every reassembly; how many
-        messages were handled."""
-        handled = 0
-        while got := self.poll():
-            handled += got
-        self.finish()
-        return handled
+    def run(self) -> None:
+        """Poll and handle until `stop()`, with a short pause when the queue is empty
+        (in a thread of its own, on the wall clock)."""
+        while not self._stop.is_set():
+            try:
+                got = self.poll()
+            except Exception as exc:
+                self.error = exc
+                return
+            if not got:
+                self._stop.wait(0.05)
 
-    def handle(
-        self, body: str, *, message_id: str = "", attributes: dict[str, str] | None = None
-    ) -> None:
+    def stop(self) -> None:
+        """Return from `run`."""
+        self._stop.set()
+
+    def drain(self) -> None:
+        """Poll until the queue returns nothing, then finish every reassembly."""
+        while self.poll():
+            pass
+        self.finish()
+
+    def handle(self, body: str, *, message_id: str, attributes: dict[str, str]) -> None:
         """Do what the media worker does with one message body (the caller deletes it)."""
         job_id = _job_id(body)
         if job_id is None:
@@ -144,13 +161,11 @@ class MediaWorker:
                 self.malformed.append(body)
             return
         if self._fifo:
-            attrs = attributes or {}
+            ids = (attributes.get("MessageGroupId"), attributes.get("MessageDeduplicationId"))
             with self._lock:
-                self.fifo_ids.append(
-                    (attrs.get("MessageGroupId"), attrs.get("MessageDeduplicationId"), job_id)
-                )
+                self.fifo_ids.append((*ids, job_id))
         self._tally(job_id, "messages_received")
-        self._sent(job_id, (attributes or {}).get("SentTimestamp"))
+        self._sent(job_id, attributes.get("SentTimestamp"))
         now = self._clock.now()
         if not self._claim(job_id, now):
             self._tally(job_id, "duplicates_absorbed")
@@ -171,15 +186,12 @@ class MediaWorker:
                 return
         self._complete_job(job_id, now)
 
-    def finish(self) -> int:
-        """Finish the reassemblies started earlier (with `finish_later`); how many."""
+    def finish(self) -> None:
+        """Finish the reassemblies started earlier (with `finish_later`)."""
         with self._lock:
             finishing, self.in_progress = self.in_progress, []
         for job_id in finishing:
             self._complete_job(job_id, self._clock.now())
-        return len(finishing)
-
-    # ------------------------------------------------------------------ reporting
 
     def tally(self, job_id: str) -> JobTally:
         """The counts of one job (zeros when it never got a message)."""
@@ -191,14 +203,8 @@ class MediaWorker:
         with self._lock:
             report = MediaWorkerReport(malformed_messages=len(self.malformed))
             for tally in self.tallies.values():
-                report.messages_received += tally.messages_received
-                report.reassemblies += tally.reassemblies
-                report.duplicates_absorbed += tally.duplicates_absorbed
-                report.already_completed += tally.already_completed
-                report.refusals += tally.refusals
+                report.add(tally)
             return report
-
-    # ------------------------------------------------------------------ AWS
 
     def _claim(self, job_id: str, now: float) -> bool:
         """The contract's step 1: the conditional claim; False when another message has it."""
@@ -227,23 +233,15 @@ class MediaWorker:
 
     def _completed_segments(self, job_id: str, total: int) -> int:
         """Distinct recorded segments in `[0, total)`, read independently of the trigger."""
-        seen: set[int] = set()
-        start: Any = None
-        while True:
-            params: dict[str, Any] = {
-                "TableName": self._names.segment_completions_table,
-                "KeyConditionExpression": "job_id = :job",
-                "ExpressionAttributeValues": {":job": {"S": job_id}},
-                "ProjectionExpression": "segment_index",
-                "ConsistentRead": True,
-            }
-            if start:
-                params["ExclusiveStartKey"] = start
-            page = self._aws.dynamodb.query(**params)
-            seen.update(int(item["segment_index"]["N"]) for item in page.get("Items", []))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return len({index for index in seen if 0 <= index < total})
+        pages = self._aws.dynamodb.get_paginator("query").paginate(
+            TableName=self._names.segment_completions_table,
+            KeyConditionExpression="job_id = :job",
+            ExpressionAttributeValues={":job": {"S": job_id}},
+            ProjectionExpression="segment_index",
+            ConsistentRead=True,
+        )
+        seen = {int(item["segment_index"]["N"]) for page in pages for item in page["Items"]}
+        return len({index for index in seen if 0 <= index < total})
 
     def _complete_job(self, job_id: str, now: float) -> None:
         self._aws.dynamodb.update_item(

@@ -2,18 +2,13 @@
 
 `PipelineSimulation.run()` starts a moto server, creates the tables and queues, and
 plays a workload (`workload`) through real AWS calls: the chunker, the video workers
-(and with trigger on write, their API calls) and the media worker (`actors`); the
-stream pollers, like Lambda's event source mappings, invoking the real handler (their
-batches can be given up on at a rate, the Jobs stream left unmapped); the real
-reconciler on a schedule. The handler's, the API's and the reconciler's AWS calls can
-be made to fail at a rate, and each has clients of its own (configured alike, from the
-same environment), so the report counts each one's calls by operation. What the
-evaluations ended in is read from their outcomes (`outcome_counts`), never from logs.
-
-The run ends once the pipeline has settled (`settling`). A job reassembled once is a
-success; a job never reassembled once everything settled is stuck; a job reassembled
-twice is a broken guarantee. A run stopped before it settled (its timeout, Ctrl-C or
-`stop()`) calls the jobs it did not get to unfinished.
+(and with trigger on write, their API calls; `actors`) and the media worker; the
+stream pollers, like Lambda's event source mappings, invoking the real handler; the
+real reconciler on a schedule. The handler's, the API's and the reconciler's AWS calls
+can be made to fail at a rate, and each has clients of its own (configured alike), so
+the report counts each one's calls by operation. What the evaluations ended in is read
+from their outcomes (`outcome_counts`), never from logs. The run ends once the
+pipeline has settled (`settling`); `report.JobResult.outcome` says how each job went.
 """
 
 from __future__ import annotations
@@ -45,7 +40,6 @@ from reassembly_trigger.local.kit.logs import trigger_output
 from reassembly_trigger.local.simulation.actors import (
     AfterWrite,
     Chunker,
-    MediaWorkerLoop,
     VideoWorkers,
     completed_at,
     on_write_call,
@@ -77,9 +71,6 @@ from reassembly_trigger.settings import Settings
 
 #: Faults injected into the actors' AWS calls, in equal shares of the fault rate.
 FAULT_KINDS = (FaultKind.THROTTLE, FaultKind.SERVER_ERROR, FaultKind.LOST_RESPONSE)
-#: Least time between the end of a reconcile run and one the settling wait asks for
-#: (pacing only: the wait takes only a run that started once all looked settled).
-_RECONCILE_GAP_SECONDS = 0.5
 
 
 class PipelineSimulation:
@@ -90,12 +81,10 @@ class PipelineSimulation:
         workload: Workload,
         *,
         on_progress: Callable[[Progress], None] | None = None,
-        region: str = DEFAULT_REGION,
     ) -> None:
         self.workload = workload
         self.plan = plan_workload(workload)
         self._on_progress = on_progress
-        self._region = region
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -108,11 +97,11 @@ class PipelineSimulation:
         pipeline runs ends the run the same way as `stop()`."""
         started = time.monotonic()
         with embedded_moto_server() as endpoint:
-            aws = LocalAws.connect(endpoint, self._region, pool_size=self.workload.workers + 4)
+            aws = LocalAws.connect(endpoint, DEFAULT_REGION, pool_size=self.workload.workers + 4)
             # A fresh prefix: moto servers of one process share their state.
             names = ResourceNames.with_prefix(f"sim-{secrets.token_hex(3)}")
             resources = create_resources(aws, names)
-            env = environment(resources, endpoint, self._region)
+            env = environment(resources, endpoint, DEFAULT_REGION)
             # Every job of a local run is seconds old: the reconciler looks at all of them.
             env["RECONCILE_MIN_AGE_SECONDS"] = "0"
             with lambda_environment(env), trigger_output():
@@ -127,11 +116,11 @@ class PipelineSimulation:
         counters = _instrument(clients, injector)
         settings = Settings.from_env()
         evaluations = OutcomeCounts()
-        api = None
-        if "api" in clients:
-            api = build_trigger(
-                settings, clients=clients["api"], clock=SystemClock(), renderer=None
-            )
+        api = (
+            build_trigger(settings, clients=clients["api"], renderer=None)
+            if workload.mode.on_write
+            else None
+        )
 
         def calls_api(caller: str) -> AfterWrite | None:
             return on_write_call(api, evaluations, caller) if api is not None else None
@@ -142,9 +131,6 @@ class PipelineSimulation:
             after_mark=calls_api("chunker") if workload.chunker_calls_api else None,
         )
         chunker.create_jobs(plan.jobs)
-        for job in plan.jobs:
-            if job.chunk_after == 0:
-                chunker.schedule(job, 0.0)
         writers = VideoWorkers(
             aws,
             names.segment_completions_table,
@@ -153,7 +139,7 @@ class PipelineSimulation:
             workload.workers,
             after_write=calls_api("workers"),
         )
-        media = MediaWorkerLoop(MediaWorker(aws, resources, SystemClock()))
+        media = MediaWorker(aws, resources, SystemClock())
         pollers = self._pollers(aws, resources, evaluations)
         reconciler = self._reconciler(settings, clients.get("reconciler"))
         threads = [
@@ -204,7 +190,7 @@ class PipelineSimulation:
             jobs=[
                 JobResult.of(
                     job,
-                    media.worker.tally(job.job_id),
+                    media.tally(job.job_id),
                     evaluations.job(job.job_id),
                     settled=ending == "settled",
                     reconciler_sends=reconciled.enqueued[job.job_id] if reconciled else 0,
@@ -213,7 +199,7 @@ class PipelineSimulation:
                 for job in plan.jobs
             ],
             poller=pollers.stats(),
-            messages=media.worker.report().messages_received,
+            messages=media.report().messages_received,
             completions_written=writers.written,
             faults_injected=sum(injector.injected.values()) if injector else 0,
             seconds=time.monotonic() - started,
@@ -286,14 +272,14 @@ class PipelineSimulation:
         or None with the reconciler off."""
         if not self.workload.reconciler or clients is None:
             return None
-        trigger = build_trigger(settings, clients=clients, clock=SystemClock(), renderer=None)
+        trigger = build_trigger(settings, clients=clients, renderer=None)
         cursor = ReconcileCursorStore(clients.dynamodb, settings.reassembly_triggered_table_name)
         scheduled = ScheduledReconciler(
             Reconciler(trigger, cursor),
             SystemClock(),
             every_seconds=self.workload.reconcile_every_seconds,
         )
-        return ReconcilerLoop(scheduled, min_gap_seconds=_RECONCILE_GAP_SECONDS)
+        return ReconcilerLoop(scheduled)
 
     def _report_progress(self, actors: PipelineActors) -> None:
         if self._on_progress is None:
@@ -303,8 +289,7 @@ class PipelineSimulation:
             Progress(
                 written=actors.writers.written,
                 to_write=actors.writers.total,
-                reassembled=len(actors.media.worker.reassemblies),
-                jobs=len(self.plan.jobs),
+                reassembled=len(actors.media.reassemblies),
                 invocations=stats.invocations,
                 records=stats.records_read,
             )

@@ -11,6 +11,7 @@ fatal: the next scheduled run carries on, as the next EventBridge invocation wou
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -126,7 +127,7 @@ class ScheduledReconciler:
         self.timeout_seconds = timeout_seconds
         self.next_at = clock.now() + every_seconds
         self.tally = ReconcileTally()
-        self._numbers = iter(range(1, 2**62))
+        self._numbers = itertools.count(1)
         self._lock = threading.Lock()
 
     def due(self) -> bool:
@@ -168,7 +169,8 @@ class ReconcilerLoop:
     """Runs a `ScheduledReconciler` on the wall clock in a thread until stopped."""
 
     def __init__(self, scheduled: ScheduledReconciler, *, min_gap_seconds: float = 0.5) -> None:
-        """`min_gap_seconds`: the least time between the end of a run and a run asked for."""
+        """`min_gap_seconds`: the least time between the end of a run and a run asked for
+        (pacing only: the settling wait takes only a run started once all looked settled)."""
         self.scheduled = scheduled
         self._min_gap = min_gap_seconds
         self._stop = threading.Event()

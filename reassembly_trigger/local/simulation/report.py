@@ -11,7 +11,6 @@ from reassembly_trigger.local.simulation.latency import LatencySummary
 from reassembly_trigger.local.simulation.media_worker import JobTally
 from reassembly_trigger.local.simulation.outcome_counts import JobOutcomeCounts
 from reassembly_trigger.local.simulation.reconcile_schedule import ReconcileTally
-from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
 from reassembly_trigger.local.simulation.workload import Workload, WorkloadJob
 from reassembly_trigger.local.streams.poller import PollerStats
 
@@ -23,7 +22,6 @@ class JobResult:
     job: WorkloadJob
     messages: int
     reassemblies: int
-    duplicates_absorbed: int
     refusals: int
     skips: Counter[str]
     failures: Counter[str]
@@ -59,7 +57,6 @@ class JobResult:
             job=job,
             messages=media.messages_received,
             reassemblies=media.reassemblies,
-            duplicates_absorbed=media.duplicates_absorbed,
             refusals=media.refusals,
             skips=evaluations.skips,
             failures=evaluations.failures,
@@ -89,7 +86,6 @@ class Progress:
     written: int
     to_write: int
     reassembled: int
-    jobs: int
     invocations: int
     records: int
 
@@ -124,45 +120,32 @@ class PipelineReport:
     #: `chunker`), state and reason.
     api_outcomes: Counter[str] = field(default_factory=Counter)
 
-    @property
-    def mode(self) -> TriggerMode:
-        """Who evaluated jobs as completions were written."""
-        return self.workload.mode
-
     def calls(self, *actors: str) -> int:
         """AWS calls made by these actors, together."""
         return sum(sum(self.aws_calls.get(actor, Counter()).values()) for actor in actors)
 
     @property
-    def trigger_calls(self) -> int:
-        """AWS calls made when completions were written: by the handler and the API."""
-        return self.calls("handler", "api")
-
-    @property
     def calls_per_completion(self) -> float:
-        """The trigger's AWS calls per completion written (duplicates included)."""
-        return self.trigger_calls / self.completions_written if self.completions_written else 0.0
+        """The trigger's AWS calls (the handler's and the API's) per completion written
+        (duplicates included)."""
+        written = self.completions_written
+        return self.calls("handler", "api") / written if written else 0.0
 
-    @property
-    def latency(self) -> LatencySummary | None:
-        """From the write that made each job complete to its first message, over jobs."""
+    def latency(self, completed_by: str | None = None) -> LatencySummary | None:
+        """From the write that made each job complete to its first message, over jobs
+        (those completed by `completion` or `chunking` only, if given)."""
         return LatencySummary.of(
-            [j.latency_seconds for j in self.jobs if j.latency_seconds is not None]
+            [
+                j.latency_seconds
+                for j in self.jobs
+                if j.latency_seconds is not None and completed_by in (None, j.completed_by)
+            ]
         )
 
     def latency_by_last_write(self) -> dict[str, LatencySummary | None]:
         """The latency of the jobs completed by their last segment's write, and of those
         completed by the chunker's mark (in `on-write` mode, no worker call sees those)."""
-        return {
-            by: LatencySummary.of(
-                [
-                    j.latency_seconds
-                    for j in self.jobs
-                    if j.completed_by == by and j.latency_seconds is not None
-                ]
-            )
-            for by in ("completion", "chunking")
-        }
+        return {by: self.latency(by) for by in ("completion", "chunking")}
 
     @property
     def settled(self) -> bool:
@@ -188,7 +171,7 @@ class PipelineReport:
     @property
     def stuck(self) -> int:
         """Jobs never reassembled although the pipeline settled."""
-        return sum(1 for job in self.jobs if job.outcome == "stuck")
+        return len(self.stuck_jobs)
 
     @property
     def unfinished(self) -> int:
@@ -255,19 +238,19 @@ class PipelineReport:
                 "enqueued": self.reconciler_enqueued,
                 "outcomes": dict(sorted(self.reconciler.outcomes.items())),
             },
-            "mode": self.mode.value,
+            "mode": self.workload.mode.value,
             "aws_calls": {
                 actor: dict(sorted(calls.items()))
                 for actor, calls in sorted(self.aws_calls.items())
             },
-            "trigger_calls": self.trigger_calls,
+            "trigger_calls": self.calls("handler", "api"),
             "trigger_calls_per_completion": round(self.calls_per_completion, 3),
             "reconciler_calls": self.calls("reconciler"),
             "api_outcomes": dict(sorted(self.api_outcomes.items())),
             # From the write that made a job complete (its last completion PutItem, or
             # the chunker's mark if later), as it was issued, to SQS's SentTimestamp of
             # the job's first message.
-            "latency_ms": _latency_json(self.latency),
+            "latency_ms": _latency_json(self.latency()),
             "latency_ms_by_last_write": {
                 by: _latency_json(summary) for by, summary in self.latency_by_last_write().items()
             },

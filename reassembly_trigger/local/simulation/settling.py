@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from reassembly_trigger.local.aws.stack import LocalAws, Resources
-from reassembly_trigger.local.simulation.actors import Chunker, MediaWorkerLoop, VideoWorkers
+from reassembly_trigger.local.simulation.actors import Chunker, VideoWorkers
+from reassembly_trigger.local.simulation.media_worker import MediaWorker
 from reassembly_trigger.local.simulation.reconcile_schedule import ReconcilerLoop
 from reassembly_trigger.local.streams.poller import PollerGroup
 
@@ -61,7 +62,7 @@ class PipelineActors:
     chunker: Chunker
     writers: VideoWorkers
     pollers: PollerGroup
-    media: MediaWorkerLoop
+    media: MediaWorker
     aws: LocalAws
     resources: Resources
     #: Job items put before the run started.
@@ -74,7 +75,7 @@ class PipelineActors:
     def look(self) -> Look:
         """The counts that say whether anything is left to happen."""
         done_writing = not self.writer_thread.is_alive() and self.chunker.idle()
-        report = self.media.worker.report()
+        report = self.media.report()
         # Every write makes one stream record: a completion written (duplicates too),
         # and on the Jobs stream (when it is mapped) a Job created, chunking completed,
         # a Job completed by the media worker.

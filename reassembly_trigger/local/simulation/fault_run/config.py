@@ -54,18 +54,13 @@ class FaultScenario(StrEnum):
     HOLDER_DIES_FAR_LEASE = "holder_dies_far_lease"  # leased up to 900 s, dies after the lock
 
 
-#: The races whose rival is a reconcile run (planned only when the reconciler runs).
-RECONCILER_RACES = frozenset(
-    {FaultScenario.RECONCILER_MEETS_HOLDER, FaultScenario.RECONCILER_TAKES_OVER_TOO}
+#: The injector's kinds of the per-call faults (each scenario is named as its kind).
+CALL_FAULTS = (
+    FaultKind.THROTTLE,
+    FaultKind.SERVER_ERROR,
+    FaultKind.CONNECT_TIMEOUT,
+    FaultKind.LOST_RESPONSE,
 )
-
-#: The per-call faults, by the injector's kind.
-CALL_FAULTS = {
-    FaultKind.THROTTLE: FaultScenario.THROTTLE,
-    FaultKind.SERVER_ERROR: FaultScenario.SERVER_ERROR,
-    FaultKind.CONNECT_TIMEOUT: FaultScenario.CONNECT_TIMEOUT,
-    FaultKind.LOST_RESPONSE: FaultScenario.LOST_RESPONSE,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +118,11 @@ class FaultRunConfig:
             return []
         skipped: set[FaultScenario] = set()
         if not self.reconciler:
-            skipped |= RECONCILER_RACES
+            # The races whose rival is a reconcile run.
+            skipped |= {
+                FaultScenario.RECONCILER_MEETS_HOLDER,
+                FaultScenario.RECONCILER_TAKES_OVER_TOO,
+            }
         # On write, only the Jobs stream has a mapping: its few batches may all go through.
         if (self.discard_rate <= 0 and self.give_up_rate <= 0) or not self.mode.streams:
             skipped.add(FaultScenario.DISCARDED_BATCH)

@@ -10,9 +10,10 @@ job and none sent by the reconciler.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-from reassembly_trigger.gateways import RECONCILE_CURSOR_KEY, LockRecord
+from reassembly_trigger.gateways import LockRecord
 from reassembly_trigger.local.aws.stack import LocalAws
 from reassembly_trigger.local.simulation.fault_run.config import MAX_FINAL_RECONCILES, FaultScenario
 from reassembly_trigger.local.simulation.fault_run.planning import ScriptedJob
@@ -25,15 +26,12 @@ if TYPE_CHECKING:
 
 def check(run: FaultRun, jobs: list[ScriptedJob], stuck: str) -> list[Invariant]:
     """The invariants of one shard, from its tables, its media worker and its reconciler."""
-    worker = run.worker
-    status = _job_statuses(run.aws, run.resources.names.jobs_table)
-    locks = _locks(run.aws, run.resources.names.reassembly_triggered_table)
+    worker, names = run.worker, run.resources.names
+    status = {i["job_id"]["S"]: i["status"]["S"] for i in _scan(run.aws, names.jobs_table)}
+    raw_locks = _scan(run.aws, names.reassembly_triggered_table)
+    locks = {lock.job_id: lock for lock in map(LockRecord.from_raw, raw_locks)}
     complete = [job for job in jobs if job.complete]
     never = [job for job in jobs if not job.complete]
-    unreassembled = [j.job_id for j in complete if worker.tally(j.job_id).reassemblies != 1]
-    no_message = [j.job_id for j in complete if worker.tally(j.job_id).messages_received < 1]
-    not_completed = [j.job_id for j in complete if status.get(j.job_id) != "completed"]
-    wrongly_sent = [j.job_id for j in never if worker.tally(j.job_id).messages_received]
     unsent = [
         j.job_id
         for j in complete
@@ -41,39 +39,33 @@ def check(run: FaultRun, jobs: list[ScriptedJob], stuck: str) -> list[Invariant]
     ]
     checks = [
         Invariant("no batch retried without end (a stuck record)", not stuck, stuck),
-        Invariant(
+        _none(
             "every complete job got at least one message",
-            not no_message,
-            _sample(no_message),
+            [j.job_id for j in complete if worker.tally(j.job_id).messages_received < 1],
         ),
-        Invariant(
+        _none(
             "every complete job was reassembled exactly once",
-            not unreassembled,
-            _sample(unreassembled),
+            [j.job_id for j in complete if worker.tally(j.job_id).reassemblies != 1],
         ),
-        Invariant("every complete job ends `completed`", not not_completed, _sample(not_completed)),
-        Invariant(
-            "no message for a job that is not complete", not wrongly_sent, _sample(wrongly_sent)
+        _none(
+            "every complete job ends `completed`",
+            [j.job_id for j in complete if status.get(j.job_id) != "completed"],
+        ),
+        _none(
+            "no message for a job that is not complete",
+            [j.job_id for j in never if worker.tally(j.job_id).messages_received],
         ),
         Invariant(
             "the media worker never refused a message (never an incomplete job)",
             worker.report().refusals == 0 and not worker.malformed,
         ),
-        Invariant(
-            "no complete job left without its message at the end (no `doctor --repair`)",
-            not unsent,
-            _sample(unsent),
-        ),
+        _none("no complete job left without its message at the end (no `doctor --repair`)", unsent),
     ]
     if run.config.reconciler:
         checks.extend(_check_reconciler(run))
     if not run.config.inject_faults:
         extra = [j.job_id for j in complete if worker.tally(j.job_id).messages_received != 1]
-        checks.append(
-            Invariant(
-                "without faults, exactly one message per complete job", not extra, _sample(extra)
-            )
-        )
+        checks.append(_none("without faults, exactly one message per complete job", extra))
     return checks
 
 
@@ -97,12 +89,10 @@ def _check_reconciler(run: FaultRun) -> list[Invariant]:
         ),
     ]
     if not run.config.inject_faults:
-        enqueued = sorted(tally.enqueued)
         checks.append(
-            Invariant(
+            _none(
                 "without faults, the reconciler enqueued nothing (the stream path missed no job)",
-                not enqueued,
-                _sample(enqueued),
+                sorted(tally.enqueued),
             )
         )
     return checks
@@ -148,29 +138,12 @@ def no_unexpected_error(report: FaultRunReport) -> Invariant:
     )
 
 
-def _sample(job_ids: list[str]) -> str:
-    if not job_ids:
-        return ""
-    return f"{len(job_ids)} jobs, e.g. {', '.join(job_ids[:5])}"
+def _none(name: str, job_ids: list[str]) -> Invariant:
+    """`name` holds when no job is in `job_ids`; else the detail names a few."""
+    sample = f"{len(job_ids)} jobs, e.g. {', '.join(job_ids[:5])}" if job_ids else ""
+    return Invariant(name, not job_ids, sample)
 
 
-def _locks(aws: LocalAws, table: str) -> dict[str, LockRecord]:
-    locks: dict[str, LockRecord] = {}
+def _scan(aws: LocalAws, table: str) -> Iterator[dict[str, Any]]:
     for page in aws.dynamodb.get_paginator("scan").paginate(TableName=table):
-        for item in page.get("Items", []):
-            lock = LockRecord.from_raw(item)
-            if lock.job_id != RECONCILE_CURSOR_KEY:
-                locks[lock.job_id] = lock
-    return locks
-
-
-def _job_statuses(aws: LocalAws, table: str) -> dict[str, str]:
-    statuses: dict[str, str] = {}
-    for page in aws.dynamodb.get_paginator("scan").paginate(
-        TableName=table,
-        ProjectionExpression="job_id, #s",
-        ExpressionAttributeNames={"#s": "status"},
-    ):
-        for item in page.get("Items", []):
-            statuses[item["job_id"]["S"]] = item["status"]["S"]
-    return statuses
+        yield from page.get("Items", [])

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reassembly_trigger.batch import BatchResult
 from reassembly_trigger.evaluation import Invocation
 from reassembly_trigger.local.aws.faults import SimulatedCrash
-from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.local.simulation.fault_run.config import (
     FUNCTION_TIMEOUT_SECONDS,
-    FaultRunConfig,
     FaultScenario,
 )
-from reassembly_trigger.local.simulation.fault_run.report import FaultRunReport
 from reassembly_trigger.local.streams.batch_response import InvocationOutcome, read_batch_response
+
+if TYPE_CHECKING:
+    from reassembly_trigger.local.simulation.fault_run.run import FaultRun
 
 #: A batch retried this often means a stuck job: the run stops and says so.
 MAX_DELIVERIES_PER_RECORD = 25
@@ -38,40 +36,26 @@ class StuckRecord(RuntimeError):
 class Lane:
     """One shard-lane of an event source mapping: ordered records, checkpoint, retries.
 
-    `handle` is the Lambda's handler (`ReassemblyTrigger.handle`): the batch's outcomes
-    as data, and the response Lambda reads.
-
-    `gives_up`: the mapping may give up on a batch (`discard_rate` of new batches,
-    `give_up_rate` of failed ones), whose records are then never delivered again.
+    It invokes the shard's handler (`FaultRun.handle`: the batch's outcomes as data,
+    and the response Lambda reads) on the shard's clock and chances. `gives_up`: the
+    mapping may give up on a batch (`discard_rate` of new batches, `give_up_rate` of
+    failed ones), whose records are then never delivered again.
     """
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        handle: Callable[[dict[str, Any], Invocation], BatchResult],
-        clock: SimulatedClock,
-        config: FaultRunConfig,
-        chance: Callable[[float], bool],
-        report: FaultRunReport,
-        gives_up: bool = True,
-    ) -> None:
+    def __init__(self, name: str, shard: FaultRun, *, gives_up: bool = True) -> None:
         self.name = name
         self.pending: list[Record] = []
         self.gives_up = gives_up
         #: Jobs with a record in a batch the mapping gave up on.
         self.discarded_jobs: set[str] = set()
-        self._handle = handle
-        self._clock = clock
-        self._config = config
-        self._chance = chance
-        self._report = report
+        self._shard = shard
         self._deliveries: Counter[str] = Counter()
         self._invocations = itertools.count(1)
 
     def deliver(self) -> None:
         """Invoke the handler with the next batch and checkpoint as Lambda would."""
-        config, report = self._config, self._report
+        shard = self._shard
+        config, report = shard.config, shard.report
         batch = self.pending[: config.batch_size]
         if not batch:
             return
@@ -80,23 +64,23 @@ class Lane:
             self._deliveries[sequence] += 1
             if self._deliveries[sequence] > MAX_DELIVERIES_PER_RECORD:
                 raise StuckRecord(f"{self.name}: record {sequence} delivered too often")
-        if self.gives_up and self._chance(config.discard_rate):
+        if self.gives_up and shard.chance(config.discard_rate):
             self._give_up(batch, "untried")
             return
         invocation = Invocation(
             f"{self.name}-{next(self._invocations)}",
-            self._clock.now() + FUNCTION_TIMEOUT_SECONDS,
+            shard.clock.now() + FUNCTION_TIMEOUT_SECONDS,
         )
         report.deliveries["invocations"] += 1
         report.deliveries["records"] += len(batch)
         try:
-            response = self._handle({"Records": batch}, invocation).response()
+            response = shard.handle({"Records": batch}, invocation).response()
         except SimulatedCrash as crash:
             # Its outcomes die with it (the report's recovery paths leave them out).
             report.deliveries["invocations_crashed"] += 1
             if crash.label.endswith(":timeout"):
                 # Killed at its timeout: the retry comes once the deadline has passed.
-                self._clock.set(invocation.deadline)
+                shard.clock.set(invocation.deadline)
             # Lambda retries the whole batch of a failed invocation, while it may.
             if not self._gave_up(batch):
                 report.count(FaultScenario.REDELIVERY_WHOLE_BATCH)
@@ -110,21 +94,21 @@ class Lane:
             if not self._gave_up(batch[retry_from:]):
                 report.count(FaultScenario.REDELIVERY_FROM_FAILED)
             return
-        if self._chance(config.duplicate_delivery_rate):
+        if shard.chance(config.duplicate_delivery_rate):
             report.count(FaultScenario.DUPLICATE_DELIVERY)  # at-least-once: delivered again
             return
         del self.pending[: len(batch)]
 
     def _gave_up(self, retry: list[Record]) -> bool:
         """Whether the mapping gives up on a failed batch instead of retrying it."""
-        if self.gives_up and self._chance(self._config.give_up_rate):
+        if self.gives_up and self._shard.chance(self._shard.config.give_up_rate):
             self._give_up(retry, "after_failure")
             return True
         return False
 
     def _give_up(self, records: list[Record], when: str) -> None:
         """Move past `records` for good: their jobs are left to the reconciler."""
-        report = self._report
+        report = self._shard.report
         del self.pending[: len(records)]
         report.count(FaultScenario.DISCARDED_BATCH)
         report.deliveries[f"discarded_batches:{when}"] += 1

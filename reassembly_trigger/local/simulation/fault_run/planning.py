@@ -95,11 +95,6 @@ class Write:
         return completion_item(job_id, self.segment_index, completed_at=COMPLETED_AT + 1), first
 
 
-def chunking_write(job: ScriptedJob) -> Write:
-    """The chunker's last write of `job`: `chunking_complete`, with its `total_segments`."""
-    return Write(job, again=True)
-
-
 def job_writes(job: ScriptedJob, rng: random.Random, counts: Counter[str]) -> list[Write]:
     """A job's writes in the order the pipeline makes them (segments out of order)."""
     indexes = list(range(job.total))
@@ -113,7 +108,7 @@ def job_writes(job: ScriptedJob, rng: random.Random, counts: Counter[str]) -> li
             segments.append(Write(job, segment_index=index, again=True))
             counts[FaultScenario.DUPLICATE_COMPLETION] += 1
     writes = [Write(job)]
-    chunking = chunking_write(job)
+    chunking = Write(job, again=True)  # `chunking_complete`, with its `total_segments`
     if job.kind is JobKind.LATE_CHUNKING:
         writes += [*segments, chunking]
         counts[FaultScenario.CHUNKING_AFTER_LAST_SEGMENT] += 1

@@ -11,13 +11,14 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
-from reassembly_trigger.local.simulation.clock import SimulatedClock
+from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
 from reassembly_trigger.local.simulation.fault_run.config import FaultScenario
-from reassembly_trigger.local.simulation.fault_run.lanes import Lane, Record
 from reassembly_trigger.local.simulation.fault_run.planning import ScriptedJob
+
+if TYPE_CHECKING:
+    from reassembly_trigger.local.simulation.fault_run.run import FaultRun
 
 #: Text only one kind of UpdateItem carries: a take-over of the lock.
 TAKE_OVER_TEXT = ":takeovers"
@@ -30,24 +31,10 @@ RuleMaker = Callable[..., FaultRule]
 class Races:
     """The races of one shard; one runs at a time."""
 
-    def __init__(
-        self,
-        *,
-        faults: FaultInjector,
-        clock: SimulatedClock,
-        rival_lane: Lane,
-        chunking_record: Callable[[ScriptedJob], Record],
-        hit: Callable[[str, FaultScenario], None],
-        reconcile: Callable[[Any], object] | None,
-    ) -> None:
-        """`rival_lane`: the rival invocations' own lane; `hit`: records a race run for
-        a job; `reconcile`: a reconcile run of an event (None: no reconciler races)."""
-        self._faults = faults
-        self._clock = clock
-        self._rival_lane = rival_lane
-        self._chunking_record = chunking_record
-        self._hit = hit
-        self._reconcile = reconcile
+    def __init__(self, shard: FaultRun) -> None:
+        """Races in `shard`: its rival lane delivers the rival invocations' records, its
+        `hit` records a race run for a job, its `reconcile` is the rival reconcile run."""
+        self._shard = shard
         self._rival: tuple[threading.Thread, threading.Event] | None = None
 
     def plan(
@@ -73,9 +60,9 @@ class Races:
                 meanwhile=False,
                 texts=(TAKE_OVER_TEXT,),
             )
-        reconcile = self._reconcile
-        if reconcile is None:
+        if not self._shard.config.reconciler:
             return
+        reconcile = self._shard.reconcile
         for job in take(per_race):
             # A reconcile run while a stream evaluation holds the lock: it defers
             # at once (it never waits).
@@ -138,9 +125,9 @@ class Races:
                 # batch): keep this one for the job's next call.
                 rule.times = (rule.times or 0) + 1
                 return
-            self._hit(job.job_id, label)
+            self._shard.hit(job.job_id, label)
             if rival is None:
-                self._rival_lane.pending.append(self._chunking_record(job))
+                self._shard.rival_lane.pending.append(self._shard.chunking_record(job))
             resumed = threading.Event()
             holder_done = threading.Event()
 
@@ -151,11 +138,11 @@ class Races:
             def run_rival() -> None:
                 me = threading.get_ident()
                 if meanwhile:
-                    self._clock.at_next_sleep(hand_back, thread=me)
+                    self._shard.clock.at_next_sleep(hand_back, thread=me)
                 try:
-                    (rival or self._rival_lane.deliver)()
+                    (rival or self._shard.rival_lane.deliver)()
                 finally:
-                    self._clock.cancel_sleep_actions(me)
+                    self._shard.clock.cancel_sleep_actions(me)
                     resumed.set()
 
             thread = threading.Thread(target=run_rival, name=f"rival-{job.job_id}", daemon=True)
@@ -167,4 +154,4 @@ class Races:
                 thread.join()
 
         rule.action = action
-        self._faults.add(rule)
+        self._shard.faults.add(rule)

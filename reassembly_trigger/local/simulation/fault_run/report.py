@@ -26,19 +26,6 @@ class Invariant:
     detail: str = ""
 
 
-#: The report's counters, merged across shards by adding them up.
-_COUNTERS = (
-    "faults",
-    "aws_faults",
-    "recoveries",
-    "deliveries",
-    "aws_calls",
-    "messages_per_job",
-    "reconciler",
-    "reconciler_enqueues_by_cause",
-)
-
-
 @dataclass(slots=True)
 class FaultRunReport:
     """What a run (or one shard of it) did, injected and proved."""
@@ -132,16 +119,14 @@ def _counts(counter: Counter[Any]) -> str:
 
 
 def merge_reports(config: FaultRunConfig, reports: list[FaultRunReport]) -> FaultRunReport:
-    """The shards' reports as one: counters added up, the longest simulated time."""
+    """The shards' reports as one: counters (every `Counter` field) added up, the
+    longest simulated time."""
     merged = FaultRunReport(config)
     for report in reports:
-        for name in _COUNTERS:
-            getattr(merged, name).update(getattr(report, name))
-        for worker_field in fields(MediaWorkerReport):
-            name = worker_field.name
-            setattr(
-                merged.worker, name, getattr(merged.worker, name) + getattr(report.worker, name)
-            )
+        for counter in fields(FaultRunReport):
+            if counter.default_factory is Counter:
+                getattr(merged, counter.name).update(getattr(report, counter.name))
+        merged.worker.add(report.worker)
         merged.simulated_seconds = max(merged.simulated_seconds, report.simulated_seconds)
     return merged
 

@@ -17,7 +17,7 @@ from typing import Any
 from reassembly_trigger.api import trigger_job
 from reassembly_trigger.batch import BatchResult
 from reassembly_trigger.evaluation import Invocation, JobOutcome
-from reassembly_trigger.gateways import CLOCK_SKEW_SECONDS, MAX_LEASE_SECONDS, ReconcileCursorStore
+from reassembly_trigger.gateways import CLOCK_SKEW_SECONDS, MAX_LEASE_SECONDS
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, SimulatedCrash
 from reassembly_trigger.local.aws.latency_proxy import SubprocessStack
 from reassembly_trigger.local.aws.stack import (
@@ -48,7 +48,6 @@ from reassembly_trigger.local.simulation.fault_run.planning import (
     JobKind,
     ScriptedJob,
     Write,
-    chunking_write,
     interleave,
     job_writes,
     plan_jobs,
@@ -64,7 +63,6 @@ from reassembly_trigger.local.simulation.fault_run.targets import Targets
 from reassembly_trigger.local.simulation.media_worker import MediaWorker
 from reassembly_trigger.local.simulation.reconcile_schedule import ReconcileRun, ScheduledReconciler
 from reassembly_trigger.machine import SkipReason
-from reassembly_trigger.reconcile import Reconciler
 from reassembly_trigger.records import JobRequest
 
 _JOB_ID = re.compile(rb"job-\d{6}")
@@ -109,12 +107,7 @@ class FaultRun:
         )
         self.trigger, self.faults = faulty.trigger, faulty.faults
         self.schedule = ScheduledReconciler(
-            Reconciler(
-                self.trigger,
-                ReconcileCursorStore(
-                    faulty.clients.dynamodb, self.trigger.settings.reassembly_triggered_table_name
-                ),
-            ),
+            faulty.reconciler(),
             self.clock,
             every_seconds=config.reconcile_every_seconds,
             timeout_seconds=config.reconcile_timeout_seconds,
@@ -123,25 +116,18 @@ class FaultRun:
         self.converged = False
         self.worker = MediaWorker(aws, resources, self.clock, finish_later=True)
         self.completion_lanes = [
-            self._lane(f"completions-{n}") for n in range(config.parallelization)
+            Lane(f"completions-{n}", self) for n in range(config.parallelization)
         ]
         every = config.unmapped_jobs_stream_every
         #: Whether this shard's Jobs stream has a mapping (the second shard of each
         #: `unmapped_jobs_stream_every` has none).
         self.jobs_stream_mapped = not (config.inject_faults and every > 0 and shard % every == 1)
-        self.jobs_lane = self._lane("jobs")
+        self.jobs_lane = Lane("jobs", self)
         #: Jobs-stream records delivered by a concurrent invocation (the races); it is
         #: the rival's own invocation, never given up on.
-        self.rival_lane = self._lane("rival", gives_up=False)
-        self.races = Races(
-            faults=self.faults,
-            clock=self.clock,
-            rival_lane=self.rival_lane,
-            chunking_record=self._chunking_record,
-            hit=self.hit,
-            reconcile=self.reconcile if config.reconciler else None,
-        )
-        self.targets = Targets(config, shard, self.rng, self.faults)
+        self.rival_lane = Lane("rival", self, gives_up=False)
+        self.races = Races(self)
+        self.targets = Targets(self)
         #: Jobs created, at simulated time (the status index orders them by it).
         self._created_at: dict[str, int] = {}
         #: Per job, the races it was in and an unmapped Jobs stream.
@@ -152,19 +138,6 @@ class FaultRun:
         self.deferred: set[str] = set()
         # A rival's invocation runs in its own thread.
         self._recording = threading.Lock()
-
-    # ---------------------------------------------------------------- set-up
-
-    def _lane(self, name: str, *, gives_up: bool = True) -> Lane:
-        return Lane(
-            name,
-            handle=self.handle,
-            clock=self.clock,
-            config=self.config,
-            chance=self.chance,
-            report=self.report,
-            gives_up=gives_up,
-        )
 
     def handle(self, event: dict[str, Any], invocation: Invocation) -> BatchResult:
         """The Lambda's handling of one stream batch, its outcomes recorded."""
@@ -190,9 +163,9 @@ class FaultRun:
         self.report.count(fault)
         self.job_faults.setdefault(job_id, set()).add(fault.value)
 
-    def _chunking_record(self, job: ScriptedJob) -> Record:
+    def chunking_record(self, job: ScriptedJob) -> Record:
         """The record of `job`'s chunking write, delivered again by a rival invocation."""
-        write = chunking_write(job)
+        write = Write(job, again=True)
         return self._record(write, *self._images(write))
 
     def _images(self, write: Write) -> tuple[Item, Item | None]:
@@ -215,11 +188,6 @@ class FaultRun:
             # Killed at its timeout: whatever comes next comes after its deadline.
             self.clock.set(run.invocation.deadline)
         return run
-
-    def reconcile_if_due(self) -> None:
-        """A scheduled reconcile run, if its time has come."""
-        if self.config.reconciler and self.schedule.due():
-            self.reconcile()
 
     def reconcile_until_quiet(self) -> None:
         """After the pipeline's last write, the schedule goes on until a run that starts
@@ -337,8 +305,10 @@ class FaultRun:
         """Every lane of the shard's mappings (the rivals' included)."""
         return [*self.completion_lanes, self.jobs_lane, self.rival_lane]
 
-    def deliver_round(self, *, everything: bool) -> None:
-        """Each lane delivers its next batch (by chance, unless `everything`)."""
+    def _round(self, *, everything: bool) -> None:
+        """Each lane delivers its next batch (by chance, unless `everything`); the media
+        worker finishes what it started last round and now and then empties the queue;
+        a scheduled reconcile run if its time has come; then time passes."""
         lanes = self.lanes()
         self.rng.shuffle(lanes)
         for lane in lanes:
@@ -347,18 +317,18 @@ class FaultRun:
                     lane.deliver()
                 finally:
                     self.races.end()
-
-    def media_worker_round(self) -> None:
-        """Finish what the media worker started last round; now and then, empty the queue."""
         self.worker.finish()
         if self.rng.random() < 0.35:
             while self.worker.poll() == 10:
                 pass
+        if self.config.reconciler and self.schedule.due():
+            self.reconcile()
+        self.clock.advance(self.rng.uniform(0.05, 1.0))
 
     def run(self, jobs: list[ScriptedJob]) -> None:
         """The pipeline's writes, delivery rounds, the media worker and the reconciler's
         schedule, until every lane is empty and (with the reconciler) a run finds nothing."""
-        self.targets.plan(jobs, self.races)
+        self.targets.plan(jobs)
         counts: Counter[str] = Counter()
         per_job = [job_writes(job, self.rng, counts) for job in jobs]
         if self.config.inject_faults:
@@ -375,15 +345,9 @@ class FaultRun:
         step = self.config.writes_per_round
         for start in range(0, len(writes), step):
             self.write(writes[start : start + step])
-            self.deliver_round(everything=False)
-            self.media_worker_round()
-            self.reconcile_if_due()
-            self.clock.advance(self.rng.uniform(0.05, 1.0))
+            self._round(everything=False)
         while any(lane.pending for lane in self.lanes()):
-            self.deliver_round(everything=True)
-            self.media_worker_round()
-            self.reconcile_if_due()
-            self.clock.advance(self.rng.uniform(0.05, 1.0))
+            self._round(everything=True)
         self.worker.drain()
         if self.config.reconciler:
             self.reconcile_until_quiet()

@@ -9,16 +9,17 @@ the per-call faults (throttling, 5xx, timeouts, lost answers) may hit any call.
 from __future__ import annotations
 
 import itertools
-import random
+from typing import TYPE_CHECKING
 
-from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
+from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
 from reassembly_trigger.local.simulation.fault_run.config import (
     CALL_FAULTS,
-    FaultRunConfig,
     FaultScenario,
 )
 from reassembly_trigger.local.simulation.fault_run.planning import ScriptedJob
-from reassembly_trigger.local.simulation.fault_run.races import Races
+
+if TYPE_CHECKING:
+    from reassembly_trigger.local.simulation.fault_run.run import FaultRun
 
 #: Text only one kind of UpdateItem carries: the enqueue mark.
 MARK_TEXT = "SET enqueued_at"
@@ -27,22 +28,20 @@ MARK_TEXT = "SET enqueued_at"
 class Targets:
     """The fault rules of one shard, and which of them fired for which job."""
 
-    def __init__(
-        self, config: FaultRunConfig, shard: int, rng: random.Random, faults: FaultInjector
-    ) -> None:
-        self._config = config
+    def __init__(self, shard: FaultRun) -> None:
+        """The rules of `shard`, drawn from its generator, added to its injector."""
         self._shard = shard
-        self._rng = rng
-        self._faults = faults
+        self._rng = shard.rng
+        self._faults = shard.faults
         #: The targeted rules, with their job and initial `times`.
         self._targeted: list[tuple[FaultRule, str, int]] = []
         #: Holders that die with a far lease, by job: the lease, and the job's writes
         #: left to flush (the holder takes the lock once the last one is written).
         self.far_holders: dict[str, tuple[float, int]] = {}
 
-    def plan(self, jobs: list[ScriptedJob], races: Races) -> None:
-        """The targeted faults (per job) first, then the per-call ones (any call)."""
-        c = self._config
+    def plan(self, jobs: list[ScriptedJob]) -> None:
+        """The targeted faults (per job) first, the races, then the per-call ones (any call)."""
+        c = self._shard.config
         if not c.inject_faults:
             return
         ready = [job for job in jobs if job.complete]
@@ -54,27 +53,18 @@ class Targets:
         def take(n: int) -> list[ScriptedJob]:
             return list(itertools.islice(picks, n))
 
-        for job in take(per_kind):
-            kill = "timeout" if self._rng.random() < 0.7 else "early"
-            label = f"{FaultScenario.CRASH_AFTER_LOCK}:{kill}"
-            self.rule("SendMessage", FaultKind.CRASH, job, label)
-        for job in take(per_kind):
-            kill = "timeout" if self._rng.random() < 0.7 else "early"
-            label = f"{FaultScenario.CRASH_AFTER_SEND}:{kill}"
-            self.rule("UpdateItem", FaultKind.CRASH, job, label, texts=(MARK_TEXT,))
-        for job in take(per_kind):
-            self.rule("SendMessage", FaultKind.LOST_RESPONSE, job, FaultScenario.LOST_SEND_RESPONSE)
-        for job in take(per_kind):
-            self.rule("SendMessage", FaultKind.SERVER_ERROR, job, FaultScenario.SEND_FAILS, times=3)
-        for job in take(per_kind):
-            self.rule(
-                "UpdateItem",
-                FaultKind.SERVER_ERROR,
-                job,
-                FaultScenario.MARK_FAILS,
-                times=3,
-                texts=(MARK_TEXT,),
-            )
+        for operation, kind, fault, times, texts in (
+            ("SendMessage", FaultKind.CRASH, FaultScenario.CRASH_AFTER_LOCK, 1, ()),
+            ("UpdateItem", FaultKind.CRASH, FaultScenario.CRASH_AFTER_SEND, 1, (MARK_TEXT,)),
+            ("SendMessage", FaultKind.LOST_RESPONSE, FaultScenario.LOST_SEND_RESPONSE, 1, ()),
+            ("SendMessage", FaultKind.SERVER_ERROR, FaultScenario.SEND_FAILS, 3, ()),
+            ("UpdateItem", FaultKind.SERVER_ERROR, FaultScenario.MARK_FAILS, 3, (MARK_TEXT,)),
+        ):
+            for job in take(per_kind):
+                label = fault.value
+                if kind is FaultKind.CRASH:  # killed at its timeout, or earlier
+                    label += ":timeout" if self._rng.random() < 0.7 else ":early"
+                self.rule(operation, kind, job, label, times=times, texts=texts)
         for job in take(per_kind * 2):
             operation = self._rng.choice(("BatchGetItem", "Query", "PutItem", "SendMessage"))
             kind = self._rng.choice((FaultKind.THROTTLE, FaultKind.SERVER_ERROR))
@@ -82,15 +72,10 @@ class Targets:
         for job in take(per_kind):
             # Its lock is taken once the job is complete (see `FaultRun._flush`).
             self.far_holders[job.job_id] = (self._rng.uniform(*c.far_lease_seconds), 0)
-        races.plan(take, per_race, self.rule)
-        rates = (
-            (FaultKind.THROTTLE, c.throttle_rate),
-            (FaultKind.SERVER_ERROR, c.server_error_rate),
-            (FaultKind.CONNECT_TIMEOUT, c.connect_timeout_rate),
-            (FaultKind.LOST_RESPONSE, c.lost_response_rate),
-        )
-        for kind, rate in rates:
-            self._faults.add(FaultRule("*", kind, probability=rate, label=CALL_FAULTS[kind]))
+        self._shard.races.plan(take, per_race, self.rule)
+        rates = (c.throttle_rate, c.server_error_rate, c.connect_timeout_rate, c.lost_response_rate)
+        for kind, rate in zip(CALL_FAULTS, rates, strict=True):
+            self._faults.add(FaultRule("*", kind, probability=rate, label=kind.value))
 
     def rule(
         self,
@@ -123,4 +108,4 @@ class Targets:
         (the fraction drawn), and at least one in the first shard, so every kind occurs."""
         expected = rate * jobs
         count = int(expected) + (1 if self._rng.random() < expected % 1 else 0)
-        return max(count, 1) if self._shard == 0 else count
+        return max(count, 1) if self._shard.shard == 0 else count
