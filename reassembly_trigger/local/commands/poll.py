@@ -27,7 +27,7 @@ from reassembly_trigger.local.commands.common import (
     use_endpoint,
 )
 from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS
-from reassembly_trigger.local.ops.explain import transition_rows
+from reassembly_trigger.local.ops.explain import transition_facts, transition_rows
 from reassembly_trigger.local.streams.batch_response import InvocationOutcome
 from reassembly_trigger.local.streams.poller import (
     BATCH_SIZE_LIMITS,
@@ -43,7 +43,6 @@ from reassembly_trigger.local.streams.poller import (
     PollerReport,
     StartingPosition,
     StreamPoller,
-    find_stream_arns,
 )
 
 #: The Lambda's invocation (`lambda_handler` answers its response), with the outcomes of
@@ -260,14 +259,12 @@ def _handler_logs(mode: str, metrics: bool) -> AbstractContextManager[None]:
 
 def transition_lines(report: InvocationReport) -> list[str]:
     """One compact line per transition of the invocation's jobs, from their outcomes."""
-    from reassembly_trigger.local.ops.explain import transition_facts
-
     lines = []
     for row in transition_rows(report.outcomes):
-        reason = row.get("reason")
+        reason = f": {plain(row['reason'])}" if row.get("reason") else ""
         lines.append(
-            f"  {row['job_id']}: {row['source']} -> {row['dest']} ({row['trigger']}"
-            f"{': ' + plain(reason) if reason else ''}) {transition_facts(row)}".rstrip()
+            f"  {row['job_id']}: {row['source']} -> {row['dest']} ({row['trigger']}{reason}) "
+            f"{transition_facts(row)}".rstrip()
         )
     return lines
 
@@ -313,10 +310,10 @@ def _stream_arns(args: argparse.Namespace, aws: LocalAws) -> list[str]:
     jobs = os.environ.get("JOBS_TABLE_NAME", "").strip()
     if jobs:
         variables[jobs] = "JOBS_TABLE_NAME"
-    found: dict[str, str] = {}
+    found = {}
     for table, variable in variables.items():
         try:
-            found.update(find_stream_arns(aws.dynamodb, [table]))
+            description = aws.dynamodb.describe_table(TableName=table)["Table"]
         except Exception as exc:
             if aws_error_code(exc) == "ResourceNotFoundException":
                 raise AwsError(
@@ -324,9 +321,12 @@ def _stream_arns(args: argparse.Namespace, aws: LocalAws) -> list[str]:
                     f"{aws.dynamodb.meta.endpoint_url}"
                 ) from exc
             raise
+        arn = description.get("LatestStreamArn")
+        if arn and description.get("StreamSpecification", {}).get("StreamEnabled", False):
+            found[table] = arn
     if completions not in found:
         raise UsageError(f"table {completions} has no stream enabled")
-    return [found[table] for table in variables if table in found]
+    return list(found.values())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -357,7 +357,14 @@ def run(args: argparse.Namespace) -> int:
         function_timeout_seconds=args.function_timeout,
         poll_interval_seconds=args.poll_interval,
     )
-    observe = _observe_with_transitions if args.logs == "transitions" else _observe
+
+    def observe(report: PollerReport) -> None:
+        # The transitions first: they happened during the invocation the report ends.
+        if args.logs == "transitions" and isinstance(report, InvocationReport):
+            for line in transition_lines(report):
+                _say(line)
+        _say(describe(report))
+
     group = PollerGroup(
         StreamPoller(aws.streams, arn, handler, settings, sqs=aws.sqs, observer=observe)
         for arn in arns
@@ -406,15 +413,3 @@ def _poll(group: PollerGroup, duration: float | None, until_idle: float | None) 
         return None
     finally:
         group.stop()
-
-
-def _observe(report: PollerReport) -> None:
-    _say(describe(report))
-
-
-def _observe_with_transitions(report: PollerReport) -> None:
-    # The transitions first: they happened during the invocation the report ends.
-    if isinstance(report, InvocationReport):
-        for line in transition_lines(report):
-            _say(line)
-    _say(describe(report))

@@ -58,7 +58,6 @@ from reassembly_trigger.local.streams.shapes import (
 )
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
 
@@ -117,38 +116,31 @@ class MappingSettings:
     shard_refresh_seconds: float = 10.0
 
     def __post_init__(self) -> None:
-        problems = mapping_problems(self)
+        # What Lambda would refuse (its CreateEventSourceMapping limits), all at once.
+        problems = []
+
+        def within(name: str, value: float, limits: tuple[int, int]) -> None:
+            if not limits[0] <= value <= limits[1]:
+                problems.append(f"{name} must be {limits[0]}..{limits[1]}, not {value:g}")
+
+        within("BatchSize", self.batch_size, BATCH_SIZE_LIMITS)
+        within(
+            "MaximumBatchingWindowInSeconds", self.batching_window_seconds, BATCHING_WINDOW_LIMITS
+        )
+        within("MaximumRetryAttempts", self.maximum_retry_attempts, RETRY_ATTEMPTS_LIMITS)
+        if self.maximum_record_age_seconds != -1:
+            within("MaximumRecordAgeInSeconds", self.maximum_record_age_seconds, RECORD_AGE_LIMITS)
+        if not 0 < self.function_timeout_seconds <= FUNCTION_TIMEOUT_LIMIT:
+            problems.append(
+                f"the function timeout must be more than 0 and at most {FUNCTION_TIMEOUT_LIMIT} "
+                f"seconds, not {self.function_timeout_seconds:g}"
+            )
+        if not self.poll_interval_seconds > 0:
+            problems.append(
+                f"the poll interval must be positive, not {self.poll_interval_seconds:g}"
+            )
         if problems:
             raise ValueError("; ".join(problems))
-
-
-def mapping_problems(settings: MappingSettings) -> list[str]:
-    """What Lambda would refuse in these settings (its CreateEventSourceMapping limits)."""
-    problems = []
-
-    def within(name: str, value: float, limits: tuple[int, int]) -> None:
-        if not limits[0] <= value <= limits[1]:
-            problems.append(f"{name} must be {limits[0]}..{limits[1]}, not {value:g}")
-
-    within("BatchSize", settings.batch_size, BATCH_SIZE_LIMITS)
-    within(
-        "MaximumBatchingWindowInSeconds",
-        settings.batching_window_seconds,
-        BATCHING_WINDOW_LIMITS,
-    )
-    within("MaximumRetryAttempts", settings.maximum_retry_attempts, RETRY_ATTEMPTS_LIMITS)
-    if settings.maximum_record_age_seconds != -1:
-        within("MaximumRecordAgeInSeconds", settings.maximum_record_age_seconds, RECORD_AGE_LIMITS)
-    if not 0 < settings.function_timeout_seconds <= FUNCTION_TIMEOUT_LIMIT:
-        problems.append(
-            f"the function timeout must be more than 0 and at most {FUNCTION_TIMEOUT_LIMIT} "
-            f"seconds, not {settings.function_timeout_seconds:g}"
-        )
-    if not settings.poll_interval_seconds > 0:
-        problems.append(
-            f"the poll interval must be positive, not {settings.poll_interval_seconds:g}"
-        )
-    return problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +246,14 @@ class _Batch:
     function_error: str | None = None
 
 
+#: The `PollerStats` counter of each way an invocation ends.
+_OUTCOME_COUNTERS = {
+    InvocationOutcome.OK: "succeeded",
+    InvocationOutcome.PARTIAL: "partial_failures",
+    InvocationOutcome.ERROR: "function_errors",
+}
+
+
 class _Stopped(Exception):
     """`stop()` was called while a batch was being retried."""
 
@@ -299,10 +299,7 @@ class StreamPoller:
         self.last_error: str | None = None
         self.stats = PollerStats()
         self.region = stream_region(stream_arn)
-        self.function_arn = (
-            f"arn:aws:lambda:{self.region}:{stream_account(stream_arn)}:"
-            f"function:{self.settings.function_name}"
-        )
+        self.function_arn = self._context().invoked_function_arn
 
     # ------------------------------------------------------------------ running
 
@@ -323,24 +320,7 @@ class StreamPoller:
     ) -> PollerStats:
         """Poll until nothing was read or delivered for `quiet_seconds`; raise
         `TimeoutError` if that takes longer than `timeout_seconds`."""
-        deadline = self._clock.now() + timeout_seconds
-        while not self._stop.is_set():
-            try:
-                activity = self.run_once()
-            except _Stopped:
-                break
-            now = self._clock.now()
-            if activity or self.pending():
-                self._quiet_since = None
-            elif self._quiet_since is None:
-                self._quiet_since = now
-            elif now - self._quiet_since >= quiet_seconds:
-                break
-            if now >= deadline:
-                raise TimeoutError(f"{self.stream_arn} still busy after {timeout_seconds}s")
-            if not activity:
-                self._pause(self.settings.poll_interval_seconds)
-        return self.stats
+        return PollerGroup([self]).poll_until_idle(quiet_seconds, timeout_seconds)
 
     def run(self, duration_seconds: float | None = None) -> PollerStats:
         """Poll until `stop()` (or for `duration_seconds`); AWS errors of the poller are
@@ -441,14 +421,12 @@ class StreamPoller:
 
     def _active_shards(self) -> list[_Shard]:
         """Shards to read now: unfinished, whose parent is finished or no longer listed."""
-        active = []
-        for shard in self._shards.values():
-            if shard.finished:
-                continue
-            parent = self._shards.get(shard.parent_id) if shard.parent_id else None
-            if parent is None or parent.finished:
-                active.append(shard)
-        return active
+        unfinished = {shard.shard_id for shard in self._shards.values() if not shard.finished}
+        return [
+            shard
+            for shard in self._shards.values()
+            if shard.shard_id in unfinished and shard.parent_id not in unfinished
+        ]
 
     # ------------------------------------------------------------------ reading
 
@@ -590,11 +568,8 @@ class StreamPoller:
         if limit < 0:
             return batch
         now = self._clock.now()
-        expired = 0
-        for record in batch.records:
-            if now - record["dynamodb"]["ApproximateCreationDateTime"] <= limit:
-                break
-            expired += 1
+        ages = (now - r["dynamodb"]["ApproximateCreationDateTime"] for r in batch.records)
+        expired = next((i for i, age in enumerate(ages) if age <= limit), len(batch.records))
         if expired:
             aged = batch.records[:expired]
             old = _Batch(aged, batch.retries, batch.invokes, batch.function_error)
@@ -603,15 +578,7 @@ class StreamPoller:
         return batch
 
     def _invoke(self, shard: _Shard, batch: _Batch) -> BatchVerdict:
-        # The function's time runs on the mapping's clock: a simulated one makes the
-        # remaining time, and the timeout below, independent of the machine's speed.
-        context = LocalLambdaContext(
-            function_name=self.settings.function_name,
-            timeout_seconds=self.settings.function_timeout_seconds,
-            region=self.region,
-            account_id=stream_account(self.stream_arn),
-            now=self._clock.now,
-        )
+        context = self._context()
         started = self._clock.now()
         outcomes: tuple[JobOutcome, ...] = ()
         try:
@@ -640,12 +607,8 @@ class StreamPoller:
             )
         self.stats.invocations += 1
         self.stats.records_invoked += len(batch.records)
-        if result.outcome is InvocationOutcome.OK:
-            self.stats.succeeded += 1
-        elif result.outcome is InvocationOutcome.PARTIAL:
-            self.stats.partial_failures += 1
-        else:
-            self.stats.function_errors += 1
+        counter = _OUTCOME_COUNTERS[result.outcome]
+        setattr(self.stats, counter, getattr(self.stats, counter) + 1)
         self._report(
             InvocationReport(
                 stream_arn=self.stream_arn,
@@ -700,6 +663,17 @@ class StreamPoller:
 
     # ------------------------------------------------------------------ helpers
 
+    def _context(self) -> LocalLambdaContext:
+        # The function's time runs on the mapping's clock: a simulated one makes the
+        # remaining time, and the timeout, independent of the machine's speed.
+        return LocalLambdaContext(
+            function_name=self.settings.function_name,
+            timeout_seconds=self.settings.function_timeout_seconds,
+            region=self.region,
+            account_id=stream_account(self.stream_arn),
+            now=self._clock.now,
+        )
+
     def _pause(self, seconds: float) -> None:
         remaining = seconds
         while remaining > 0 and not self._stop.is_set():
@@ -743,26 +717,32 @@ class PollerGroup:
     def poll_until_idle(
         self, quiet_seconds: float = 0.5, timeout_seconds: float = 60.0
     ) -> PollerStats:
-        """Poll every stream, in this thread, until all were quiet for `quiet_seconds`."""
+        """Poll every stream, in this thread, until all were quiet for `quiet_seconds` (or
+        one is stopped); raise `TimeoutError` if that takes longer than `timeout_seconds`."""
         if not self.pollers:
             return PollerStats()
-        clock = self.pollers[0]._clock
+        first = self.pollers[0]
         interval = min(p.settings.poll_interval_seconds for p in self.pollers)
-        deadline = clock.now() + timeout_seconds
+        deadline = first._clock.now() + timeout_seconds
         quiet_since: float | None = None
-        while True:
-            activity = self.run_once()
-            now = clock.now()
+        while not any(p._stop.is_set() for p in self.pollers):
+            try:
+                activity = self.run_once()
+            except _Stopped:
+                break
+            now = first._clock.now()
             if activity or any(p.pending() for p in self.pollers):
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = now
             elif now - quiet_since >= quiet_seconds:
-                return self.stats()
+                break
             if now >= deadline:
-                raise TimeoutError(f"streams still busy after {timeout_seconds}s")
+                busy = " ".join(p.stream_arn for p in self.pollers)
+                raise TimeoutError(f"{busy} still busy after {timeout_seconds}s")
             if not activity:
-                clock.sleep(interval)
+                first._pause(interval)
+        return self.stats()
 
     def quiet_for(self) -> float:
         """Seconds every threaded poller has been quiet (0 if any is busy)."""
@@ -775,22 +755,7 @@ class PollerGroup:
 
     def stats(self) -> PollerStats:
         """The counters of every poller, summed."""
-        total = PollerStats()
-        for poller in self.pollers:
-            total = total + poller.stats
-        return total
-
-
-def find_stream_arns(dynamodb: DynamoDBClient, table_names: Iterable[str]) -> dict[str, str]:
-    """The latest stream ARN of each table that has its stream enabled."""
-    found = {}
-    for name in table_names:
-        table = dynamodb.describe_table(TableName=name)["Table"]
-        enabled = table.get("StreamSpecification", {}).get("StreamEnabled", False)
-        arn = table.get("LatestStreamArn")
-        if enabled and arn:
-            found[name] = arn
-    return found
+        return sum((poller.stats for poller in self.pollers), PollerStats())
 
 
 def _default_handler() -> Handler:
