@@ -96,12 +96,8 @@ class LocalAws:
     ) -> LocalAws:
         """Clients for `endpoint_url` (None: the standard AWS SDK settings), each with
         connections for `pool_size` threads."""
-        credentials = LOCAL_CREDENTIALS if endpoint_url else {}
-        session = boto3.session.Session(
-            region_name=region,
-            aws_access_key_id=credentials.get("aws_access_key_id"),
-            aws_secret_access_key=credentials.get("aws_secret_access_key"),
-        )
+        credentials: dict[str, Any] = LOCAL_CREDENTIALS if endpoint_url else {}
+        session = boto3.session.Session(region_name=region, **credentials)
         # The Lambda's bounded calls (connect 2 s, read 5 s, 3 attempts): no command
         # hangs on an endpoint that accepts connections and never answers. Stream calls
         # carry a StreamArn, which newer botocore routes to account-ID hosts that local

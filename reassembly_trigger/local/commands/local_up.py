@@ -9,7 +9,6 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from reassembly_trigger.local.aws.stack import (
@@ -101,13 +100,6 @@ def export_lines(env: dict[str, str]) -> list[str]:
     return [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
 
 
-def _stop_on_sigterm(stop: threading.Event) -> None:
-    def handle(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-
-
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C (or SIGTERM)."""
     if args.env_file is not None:
@@ -131,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"# also written to {args.env_file}: source {shlex.quote(str(args.env_file))}")
         sys.stdout.flush()
         if threading.current_thread() is threading.main_thread():
-            _stop_on_sigterm(stop)
+            signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
