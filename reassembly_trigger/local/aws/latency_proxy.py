@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -95,14 +95,6 @@ class ProxyStats:
     def total(self) -> int:
         """Every call, whatever its service."""
         return sum(sum(actions.values()) for actions in self.calls.values())
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the control endpoint's body)."""
-        return {
-            "calls": self.calls,
-            "upstream_seconds": self.upstream_seconds,
-            "process_cpu_seconds": self.process_cpu_seconds,
-        }
 
 
 class ProxyControl(Protocol):
@@ -220,21 +212,12 @@ class WsgiUpstream:
 
     def send(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> Response:
         """Run the request through the application; buffer its answer."""
-        from werkzeug.test import EnvironBuilder, run_wsgi_app
+        from werkzeug.test import create_environ, run_wsgi_app
 
-        builder = EnvironBuilder(path=path, method=method, headers=headers, data=body)
-        try:
-            environ = builder.get_environ()
-        finally:
-            builder.close()
+        environ = create_environ(path=path, method=method, headers=headers, data=body)
+        # Buffered: werkzeug reads the whole answer and closes the application's iterator.
         chunks, status, response_headers = run_wsgi_app(self.app, environ, buffered=True)
-        try:
-            data = b"".join(chunks)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-        return int(status.split(" ", 1)[0]), list(response_headers.items()), data
+        return int(status.split(" ", 1)[0]), list(response_headers.items()), b"".join(chunks)
 
 
 class LatencyProxy:
@@ -283,7 +266,7 @@ class LatencyProxy:
     def control(self, method: str, name: str, body: bytes) -> tuple[int, dict[str, Any]]:
         """The proxy's own endpoints: `calls` (GET), `reset` and `latency` (POST)."""
         if name == "stats" and method == "GET":
-            return 200, self.stats().as_dict()
+            return 200, asdict(self.stats())
         if name == "reset" and method == "POST":
             self.reset()
             return 200, {}
@@ -407,12 +390,7 @@ class ControlClient:
 
     def stats(self) -> ProxyStats:
         """Calls and upstream time since the last reset."""
-        data = self._call("GET", "stats")
-        return ProxyStats(
-            calls=data["calls"],
-            upstream_seconds=float(data["upstream_seconds"]),
-            process_cpu_seconds=float(data["process_cpu_seconds"]),
-        )
+        return ProxyStats(**self._call("GET", "stats"))
 
     def reset(self) -> None:
         """Zero the counts."""
