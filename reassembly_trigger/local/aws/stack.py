@@ -60,24 +60,19 @@ class ResourceNames:
             reassembly_dead_letter_queue=f"{prefix}-reassembly-dlq{suffix}",
             on_failure_queue=f"{prefix}-reassembly-trigger-failures",
         )
-        names.check(prefix)
-        return names
-
-    def check(self, prefix: str) -> None:
-        """Raise `ValueError` if DynamoDB or SQS would refuse one of the names."""
-        tables, queues = astuple(self)[:3], astuple(self)[3:]
-        for table in tables:
+        for table in astuple(names)[:3]:
             if not _TABLE_NAME.fullmatch(table):
                 raise ValueError(
                     f"prefix {prefix!r} makes the table name {table!r}, which DynamoDB refuses "
                     "(3-255 letters, digits, '_', '-', '.')"
                 )
-        for queue in queues:
+        for queue in astuple(names)[3:]:
             if not _QUEUE_NAME.fullmatch(queue):
                 raise ValueError(
                     f"prefix {prefix!r} makes the queue name {queue!r}, which SQS refuses "
                     "(at most 80 letters, digits, '_', '-')"
                 )
+        return names
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,76 +234,51 @@ def create_resources(aws: LocalAws, names: ResourceNames) -> Resources:
     )
 
 
-class EmbeddedMotoServer:
-    """A moto server on 127.0.0.1 (ephemeral port by default), in a thread of this process.
+@contextmanager
+def embedded_moto_server(port: int = 0) -> Iterator[str]:
+    """A moto server on 127.0.0.1 (ephemeral port by default), in a thread of this process,
+    for the duration of the block; yields its endpoint URL.
 
-    It is moto's `ThreadedMotoServer` with one difference: the port is bound here, in
-    the caller's thread, so a port in use raises `OSError` at once. (Werkzeug, binding
+    It is moto's `ThreadedMotoServer` with one difference: the port is bound on entry,
+    in the caller's thread, so a port in use raises `OSError` at once. (Werkzeug, binding
     by itself in the serving thread, answers that with `sys.exit` there, and the
     caller waits for ever.)
     """
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
-    def __init__(self, port: int = 0) -> None:
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port {port} is not in 0-65535")
-        # One log line per request would drown everything else.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._port = port
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self.endpoint_url = ""
-
-    def start(self) -> str:
-        """Listen and serve; return the endpoint URL. `OSError` if the port cannot be had."""
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
-
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            # As werkzeug's own servers do: a port left in TIME_WAIT can be had again.
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(("127.0.0.1", self._port))
-            listener.listen(128)
-            self._server = make_server(
-                "127.0.0.1",
-                self._port,
-                DomainDispatcherApplication(create_backend_app),
-                threaded=True,
-                request_handler=MotoRequestHandler,
-                fd=listener.fileno(),  # werkzeug serves a duplicate of it
-            )
-        finally:
-            listener.close()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="moto-server", daemon=True
-        )
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        self.endpoint_url = f"http://{host}:{port}"
-        return self.endpoint_url
-
-    def stop(self) -> None:
-        """Stop serving, free the port and join the server thread."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-
-
-@contextmanager
-def embedded_moto_server(port: int = 0) -> Iterator[str]:
-    """A running moto server for the duration of the block; yields its endpoint URL."""
-    server = EmbeddedMotoServer(port)
-    endpoint = server.start()
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is not in 0-65535")
+    # One log line per request would drown everything else.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        yield endpoint
+        # As werkzeug's own servers do: a port left in TIME_WAIT can be had again.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(128)
+        server = make_server(
+            "127.0.0.1",
+            port,
+            DomainDispatcherApplication(create_backend_app),
+            threaded=True,
+            request_handler=MotoRequestHandler,
+            fd=listener.fileno(),  # werkzeug serves a duplicate of it
+        )
     finally:
-        server.stop()
+        listener.close()
+    thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"  # the bound port, when 0 asked for any
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def environment(resources: Resources, endpoint_url: str | None, region: str) -> dict[str, str]:

@@ -8,17 +8,18 @@ import shlex
 import signal
 import sys
 import threading
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
 from reassembly_trigger.local.aws.stack import (
     DEFAULT_PREFIX,
     DEFAULT_REGION,
-    EmbeddedMotoServer,
     LocalAws,
     ResourceNames,
     Resources,
     create_resources,
+    embedded_moto_server,
     environment,
 )
 from reassembly_trigger.local.commands.common import UsageError, int_in
@@ -95,25 +96,23 @@ def exports(resources: Resources, endpoint_url: str, region: str) -> dict[str, s
     return env
 
 
-def export_lines(env: dict[str, str]) -> list[str]:
-    """`export NAME=value` lines, quoted for a POSIX shell."""
-    return [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
-
-
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C (or SIGTERM)."""
     if args.env_file is not None:
         check_writable(args.env_file)  # before anything starts
-    server = EmbeddedMotoServer(args.port)
-    try:
-        endpoint = server.start()
-    except OSError as exc:
-        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from exc
     stop = threading.Event()
-    try:
+    with ExitStack() as stack:
+        try:
+            endpoint = stack.enter_context(embedded_moto_server(args.port))
+        except OSError as exc:
+            message = f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}"
+            raise UsageError(message) from exc
+        # Ctrl-C ends the block quietly (this exits first), then the server stops.
+        stack.enter_context(suppress(KeyboardInterrupt))
         aws = LocalAws.connect(endpoint, args.region)
         resources = create_resources(aws, ResourceNames.with_prefix(args.prefix, fifo=args.fifo))
-        lines = export_lines(exports(resources, endpoint, args.region))
+        env = exports(resources, endpoint, args.region)
+        lines = [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
         print(f"# moto server on {endpoint}; paste these in other shells (Ctrl-C here stops it)")
         print("\n".join(lines))
         print(f"# streams: {resources.segment_completions_stream_arn}")
@@ -126,9 +125,5 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
     print("# moto server stopped", file=sys.stderr)
     return 0
