@@ -29,7 +29,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -222,7 +222,6 @@ class PollerStats:
 class _Shard:
     shard_id: str
     parent_id: str | None
-    closed: bool
     first_position: StartingPosition | None  # None: nothing to read (LATEST on a closed shard)
     iterator: str | None = None
     #: GetRecords gave no next iterator: the shard is closed and read to its end.
@@ -322,12 +321,10 @@ class StreamPoller:
         `TimeoutError` if that takes longer than `timeout_seconds`."""
         return PollerGroup([self]).poll_until_idle(quiet_seconds, timeout_seconds)
 
-    def run(self, duration_seconds: float | None = None) -> PollerStats:
-        """Poll until `stop()` (or for `duration_seconds`); AWS errors of the poller are
-        reported and retried, never fatal."""
-        until = None if duration_seconds is None else self._clock.now() + duration_seconds
+    def run(self) -> PollerStats:
+        """Poll until `stop()`; AWS errors of the poller are reported and retried, never fatal."""
         self._healthy_at = self._clock.now()
-        while not self._stop.is_set() and (until is None or self._clock.now() < until):
+        while not self._stop.is_set():
             try:
                 activity = self.run_once()
             except _Stopped:
@@ -369,10 +366,6 @@ class StreamPoller:
             return 0.0
         return max(0.0, self._clock.now() - since)
 
-    def checkpoints(self) -> dict[str, str | None]:
-        """Each shard's last sequence number done with (processed or discarded)."""
-        return {shard_id: shard.checkpoint for shard_id, shard in self._shards.items()}
-
     # ------------------------------------------------------------------ shards
 
     def _listing_due(self) -> bool:
@@ -384,30 +377,20 @@ class StreamPoller:
     def _list_shards(self) -> None:
         """DescribeStream, every page; new shards join with their starting position."""
         first_listing = self._listed_at is None
-        listed: list[Mapping[str, Any]] = []
-        start: str | None = None
+        params: dict[str, Any] = {"StreamArn": self.stream_arn}
         while True:
-            params: dict[str, Any] = {"StreamArn": self.stream_arn}
-            if start:
-                params["ExclusiveStartShardId"] = start
             description = self._streams.describe_stream(**params)["StreamDescription"]
-            listed.extend(description.get("Shards", []))
-            start = description.get("LastEvaluatedShardId")
-            if not start:
+            for raw in description.get("Shards", []):
+                if raw["ShardId"] not in self._shards:
+                    closed = "EndingSequenceNumber" in raw.get("SequenceNumberRange", {})
+                    self._shards[raw["ShardId"]] = _Shard(
+                        shard_id=raw["ShardId"],
+                        parent_id=raw.get("ParentShardId"),
+                        first_position=self._first_position(first_listing, closed),
+                    )
+            params["ExclusiveStartShardId"] = description.get("LastEvaluatedShardId")
+            if not params["ExclusiveStartShardId"]:
                 break
-        for raw in listed:
-            shard_id = raw["ShardId"]
-            closed = "EndingSequenceNumber" in raw.get("SequenceNumberRange", {})
-            known = self._shards.get(shard_id)
-            if known is not None:
-                known.closed = closed
-                continue
-            self._shards[shard_id] = _Shard(
-                shard_id=shard_id,
-                parent_id=raw.get("ParentShardId"),
-                closed=closed,
-                first_position=self._first_position(first_listing, closed),
-            )
         self._listed_at = self._clock.now()
         self._relist = False
 
@@ -483,10 +466,8 @@ class StreamPoller:
                 return 0
             raise
         records = [lambda_record(raw, self.stream_arn) for raw in page.get("Records", [])]
-        next_iterator = page.get("NextShardIterator")
-        shard.iterator = next_iterator
-        if not next_iterator:
-            shard.exhausted = True
+        shard.iterator = page.get("NextShardIterator")
+        shard.exhausted = not shard.iterator
         if records:
             self._quiet_since = None  # busy until these are delivered
             if not shard.buffer:
@@ -571,8 +552,7 @@ class StreamPoller:
         ages = (now - r["dynamodb"]["ApproximateCreationDateTime"] for r in batch.records)
         expired = next((i for i, age in enumerate(ages) if age <= limit), len(batch.records))
         if expired:
-            aged = batch.records[:expired]
-            old = _Batch(aged, batch.retries, batch.invokes, batch.function_error)
+            old = replace(batch, records=batch.records[:expired])
             self._discard(shard, old, FailureCondition.RECORD_AGE_EXCEEDED)
             batch = _Batch(batch.records[expired:], batch.retries, batch.invokes)
         return batch
