@@ -2,21 +2,13 @@
 
 The proxy listens on 127.0.0.1 (an ephemeral port), delays every request by a fixed
 latency (standing in for the round trip to a real region), forwards it upstream
-and counts it by service and API action. Clients point at it like at any endpoint
-(`AWS_ENDPOINT_URL` or `endpoint_url=`). The upstream is either an HTTP endpoint
-(`HttpUpstream`: any moto server) or moto's WSGI application in the proxy's own
-process (`WsgiUpstream`), which the benchmark uses.
-
-- Each client connection is served by its own thread (`ThreadingHTTPServer`) over
-  HTTP/1.1 keep-alive, so concurrent clients overlap their waits and no call pays a
-  TCP handshake it would not pay against AWS; an HTTP upstream gets one keep-alive
-  connection per proxy thread.
-- The action comes from `X-Amz-Target` (DynamoDB and SQS JSON protocols, e.g.
-  `DynamoDB_20120810.Query`) or from `Action=` (query protocol).
-- It also sums the upstream's own answer time, so a report can tell the stand-in
-  AWS's processing from the client's.
-- Paths under `/__latency_proxy__/` control the proxy itself (see `ControlClient`), so a
-  proxy running in another process can be read and reset over HTTP.
+and counts it by service and API action, summing the upstream's own answer time so a
+report can tell the stand-in AWS's processing from the client's. The upstream is an
+HTTP endpoint (`HttpUpstream`: any moto server) or moto's WSGI application in the
+proxy's own process (`WsgiUpstream`), which the benchmark uses. Each client
+connection has its own thread over HTTP/1.1 keep-alive, so concurrent clients overlap
+their waits and no call pays a TCP handshake it would not pay against AWS. Paths under
+`/__latency_proxy__/` control the proxy itself (`ControlClient`), from any process.
 
 Run `python -m reassembly_trigger.local.aws.latency_proxy` to start a moto server with a
 proxy in front of it in a process of its own (`SubprocessStack` does this): the
@@ -65,7 +57,8 @@ _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_reque
 
 
 def identify_call(headers: Any, path: str, body: bytes) -> tuple[str, str]:
-    """(service, action) of an AWS request, e.g. ("dynamodb", "Query")."""
+    """(service, action) of an AWS request, e.g. ("dynamodb", "Query"): from `X-Amz-Target`
+    (JSON protocols, `DynamoDB_20120810.Query`) or `Action=` (query protocol)."""
     target = headers.get("X-Amz-Target")
     if target and "." in target:
         prefix, action = target.rsplit(".", 1)
