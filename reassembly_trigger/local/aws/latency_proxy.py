@@ -106,40 +106,6 @@ class ProxyControl(Protocol):
         ...
 
 
-class CallCounter:
-    """AWS calls by service and action, and the upstream's time; shared between threads."""
-
-    def __init__(self) -> None:
-        self._counts: Counter[tuple[str, str]] = Counter()
-        self._upstream_seconds = 0.0
-        self._cpu_at_reset = time.process_time()
-        self._lock = threading.Lock()
-
-    def add(self, service: str, action: str, upstream_seconds: float = 0.0) -> None:
-        """Count one call."""
-        with self._lock:
-            self._counts[(service, action)] += 1
-            self._upstream_seconds += upstream_seconds
-
-    def snapshot(self) -> ProxyStats:
-        """The counts so far."""
-        with self._lock:
-            items = sorted(self._counts.items())
-            upstream_seconds = self._upstream_seconds
-            cpu = time.process_time() - self._cpu_at_reset
-        calls: dict[str, dict[str, int]] = {}
-        for (service, action), count in items:
-            calls.setdefault(service, {})[action] = count
-        return ProxyStats(calls=calls, upstream_seconds=upstream_seconds, process_cpu_seconds=cpu)
-
-    def reset(self) -> None:
-        """Forget every count."""
-        with self._lock:
-            self._counts.clear()
-            self._upstream_seconds = 0.0
-            self._cpu_at_reset = time.process_time()
-
-
 Response = tuple[int, list[tuple[str, str]], bytes]
 
 
@@ -221,7 +187,11 @@ class LatencyProxy:
     ) -> None:
         self.upstream = HttpUpstream(upstream) if isinstance(upstream, str) else upstream
         self.latency_seconds = latency_ms / 1000.0
-        self.counter = CallCounter()
+        # AWS calls by service and action, and the upstream's time; shared by the threads.
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._upstream_seconds = 0.0
+        self._cpu_at_reset = time.process_time()
+        self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", port), _handler_class(self))
         self._thread: threading.Thread | None = None
 
@@ -257,7 +227,7 @@ class LatencyProxy:
         self.stop()
 
     def control(self, method: str, name: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """The proxy's own endpoints: `calls` (GET), `reset` and `latency` (POST)."""
+        """The proxy's own endpoints: `stats` (GET), `reset` and `latency` (POST)."""
         if name == "stats" and method == "GET":
             return 200, asdict(self.stats())
         if name == "reset" and method == "POST":
@@ -272,11 +242,27 @@ class LatencyProxy:
 
     def stats(self) -> ProxyStats:
         """Calls and upstream time since the last reset."""
-        return self.counter.snapshot()
+        with self._lock:
+            items = sorted(self._counts.items())
+            upstream_seconds = self._upstream_seconds
+            cpu = time.process_time() - self._cpu_at_reset
+        calls: dict[str, dict[str, int]] = {}
+        for (service, action), count in items:
+            calls.setdefault(service, {})[action] = count
+        return ProxyStats(calls=calls, upstream_seconds=upstream_seconds, process_cpu_seconds=cpu)
 
     def reset(self) -> None:
         """Zero the counts."""
-        self.counter.reset()
+        with self._lock:
+            self._counts.clear()
+            self._upstream_seconds = 0.0
+            self._cpu_at_reset = time.process_time()
+
+    def count(self, service: str, action: str, upstream_seconds: float) -> None:
+        """Count one call that took the upstream `upstream_seconds` to answer."""
+        with self._lock:
+            self._counts[(service, action)] += 1
+            self._upstream_seconds += upstream_seconds
 
     def set_latency(self, latency_ms: float) -> None:
         """Change the added latency from now on."""
@@ -325,10 +311,9 @@ def _handler_class(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
                     self.command, self.path, headers, body
                 )
             except OSError as exc:
-                proxy.counter.add(service, action, time.perf_counter() - started)
-                self._reply(502, [("Content-Type", "text/plain")], str(exc).encode())
-                return
-            proxy.counter.add(service, action, time.perf_counter() - started)
+                status, upstream_headers = 502, [("Content-Type", "text/plain")]
+                data = str(exc).encode()
+            proxy.count(service, action, time.perf_counter() - started)
             kept = [
                 (k, v)
                 for k, v in upstream_headers

@@ -213,10 +213,6 @@ class PollerStats:
             **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
         )
 
-    def as_dict(self) -> dict[str, int]:
-        """The counters by name."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
 
 @dataclass(slots=True)
 class _Shard:
@@ -285,7 +281,7 @@ class StreamPoller:
         self._sqs = sqs
         self._handler = handler or _default_handler()
         self._clock = clock or SystemClock()
-        self._observer = observer
+        self._report: Observer = observer or (lambda report: None)
         self._stop = stop or threading.Event()
         self._give_up = give_up
         self._shards: dict[str, _Shard] = {}
@@ -661,10 +657,6 @@ class StreamPoller:
             self._clock.sleep(step)
             remaining -= step
 
-    def _report(self, report: PollerReport) -> None:
-        if self._observer is not None:
-            self._observer(report)
-
 
 class PollerGroup:
     """Several streams, one poller each, like one ESM per stream."""
@@ -690,10 +682,6 @@ class PollerGroup:
             thread.join(timeout_seconds)
         self._threads.clear()
 
-    def run_once(self) -> int:
-        """One pass of every poller, in this thread."""
-        return sum(poller.run_once() for poller in self.pollers)
-
     def poll_until_idle(
         self, quiet_seconds: float = 0.5, timeout_seconds: float = 60.0
     ) -> PollerStats:
@@ -707,7 +695,7 @@ class PollerGroup:
         quiet_since: float | None = None
         while not any(p._stop.is_set() for p in self.pollers):
             try:
-                activity = self.run_once()
+                activity = sum(poller.run_once() for poller in self.pollers)
             except _Stopped:
                 break
             now = first._clock.now()
