@@ -134,46 +134,43 @@ class Resources:
 _STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 
+def _keys(*names: str) -> list[dict[str, str]]:
+    """A key schema: the hash key, then the range key if there is one."""
+    return [
+        {"AttributeName": name, "KeyType": ("HASH", "RANGE")[i]} for i, name in enumerate(names)
+    ]
+
+
+def _attributes(**types: str) -> list[dict[str, str]]:
+    return [{"AttributeName": name, "AttributeType": kind} for name, kind in types.items()]
+
+
 def _table_specs(names: ResourceNames) -> list[dict[str, Any]]:
+    # The pipeline's index of jobs by status, oldest first: the reconciler lists every
+    # job in flight through it (shared/contract/README.md).
+    by_status = {
+        "IndexName": DEFAULT_JOBS_STATUS_INDEX_NAME,
+        "KeySchema": _keys("status", "created_at"),
+        "Projection": {"ProjectionType": "ALL"},
+    }
     return [
         {
             "TableName": names.jobs_table,
-            "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
-            "AttributeDefinitions": [
-                {"AttributeName": "job_id", "AttributeType": "S"},
-                {"AttributeName": "status", "AttributeType": "S"},
-                {"AttributeName": "created_at", "AttributeType": "N"},
-            ],
-            # The pipeline's index of jobs by status, oldest first: the reconciler lists
-            # every job in flight through it (shared/contract/README.md).
-            "GlobalSecondaryIndexes": [
-                {
-                    "IndexName": DEFAULT_JOBS_STATUS_INDEX_NAME,
-                    "KeySchema": [
-                        {"AttributeName": "status", "KeyType": "HASH"},
-                        {"AttributeName": "created_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
+            "KeySchema": _keys("job_id"),
+            "AttributeDefinitions": _attributes(job_id="S", status="S", created_at="N"),
+            "GlobalSecondaryIndexes": [by_status],
             "StreamSpecification": _STREAM,
         },
         {
             "TableName": names.segment_completions_table,
-            "KeySchema": [
-                {"AttributeName": "job_id", "KeyType": "HASH"},
-                {"AttributeName": "segment_index", "KeyType": "RANGE"},
-            ],
-            "AttributeDefinitions": [
-                {"AttributeName": "job_id", "AttributeType": "S"},
-                {"AttributeName": "segment_index", "AttributeType": "N"},
-            ],
+            "KeySchema": _keys("job_id", "segment_index"),
+            "AttributeDefinitions": _attributes(job_id="S", segment_index="N"),
             "StreamSpecification": _STREAM,
         },
         {
             "TableName": names.reassembly_triggered_table,
-            "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "job_id", "AttributeType": "S"}],
+            "KeySchema": _keys("job_id"),
+            "AttributeDefinitions": _attributes(job_id="S"),
         },
     ]
 
