@@ -30,7 +30,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_LATENCY_MS = 5.0
@@ -117,10 +117,6 @@ class Upstream(Protocol):
         ...
 
 
-class _Connection(threading.local):
-    connection: http.client.HTTPConnection | None = None
-
-
 class HttpUpstream:
     """An HTTP endpoint, on one keep-alive connection per proxy thread."""
 
@@ -128,15 +124,14 @@ class HttpUpstream:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"upstream must be an http:// URL, got {url!r}")
-        self.url = url
         self._host = parts.hostname
         self._port = parts.port or 80
-        self._local = _Connection()
+        self._local = threading.local()  # `.connection`: this thread's, if it has one
 
     def send(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> Response:
         """Send on this thread's connection; reconnect once if the upstream closed it."""
         for attempt in (1, 2):
-            connection = self._local.connection
+            connection = getattr(self._local, "connection", None)
             if connection is None:
                 connection = http.client.HTTPConnection(self._host, self._port, timeout=60)
                 self._local.connection = connection
@@ -401,10 +396,7 @@ class SubprocessStack:
         if self.tune_moto:
             command.append("--tune-moto")
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         assert self._process.stdout is not None
         line = self._process.stdout.readline()
@@ -438,29 +430,13 @@ class SubprocessStack:
         self.stop()
 
 
-def serve(latency_ms: float, stdin: IO[str], stdout: IO[str], *, tune_moto: bool = False) -> None:
-    """Run moto and the proxy until `stdin` closes; announce both URLs as one JSON line."""
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the child process started by `SubprocessStack`: run moto and the
+    proxy until stdin closes, after announcing both URLs as one JSON line."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from reassembly_trigger.local.aws.stack import embedded_moto_server
 
-    if tune_moto:
-        from reassembly_trigger.local.aws.moto_tuning import tune_moto as apply_tuning
-
-        apply_tuning()
-    # The proxy calls moto's application in this process: the same backends as the
-    # server at `upstream`, without werkzeug's connection-per-request second hop.
-    app = DomainDispatcherApplication(create_backend_app)
-    with embedded_moto_server() as upstream, LatencyProxy(WsgiUpstream(app), latency_ms) as proxy:
-        stdout.write(json.dumps({"upstream": upstream, "proxy": proxy.endpoint_url}) + "\n")
-        stdout.flush()
-        # The parent closes our stdin when done (or dies): then we stop too.
-        while stdin.read(4096):
-            pass
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the child process started by `SubprocessStack`."""
     parser = argparse.ArgumentParser(description="moto on 127.0.0.1 behind a latency proxy")
     parser.add_argument("--latency-ms", type=float, default=DEFAULT_LATENCY_MS)
     parser.add_argument(
@@ -469,7 +445,21 @@ def main(argv: list[str] | None = None) -> int:
         help="take moto's own overheads out of the way (moto_tuning)",
     )
     args = parser.parse_args(argv)
-    serve(args.latency_ms, sys.stdin, sys.stdout, tune_moto=args.tune_moto)
+    if args.tune_moto:
+        from reassembly_trigger.local.aws.moto_tuning import tune_moto
+
+        tune_moto()
+    # The proxy calls moto's application in this process: the same backends as the
+    # server at `upstream`, without werkzeug's connection-per-request second hop.
+    app = DomainDispatcherApplication(create_backend_app)
+    with (
+        embedded_moto_server() as upstream,
+        LatencyProxy(WsgiUpstream(app), args.latency_ms) as proxy,
+    ):
+        print(json.dumps({"upstream": upstream, "proxy": proxy.endpoint_url}), flush=True)
+        # The parent closes our stdin when done (or dies): then we stop too.
+        while sys.stdin.read(4096):
+            pass
     return 0
 
 

@@ -271,9 +271,8 @@ def transition_lines(report: InvocationReport) -> list[str]:
 
 def describe(report: PollerReport) -> str:
     """One line for a poller report."""
-    stamp = time.strftime("%H:%M:%S")
+    stamp, table = time.strftime("%H:%M:%S"), report.stream_arn.split("/")[1]
     if isinstance(report, InvocationReport):
-        table = report.stream_arn.split("/")[1]
         retry = f" (retry {report.attempt})" if report.attempt else ""
         outcome = report.outcome.value
         if report.outcome is InvocationOutcome.PARTIAL:
@@ -286,7 +285,6 @@ def describe(report: PollerReport) -> str:
             f"{outcome} ({report.seconds * 1000:.0f} ms)"
         )
     if isinstance(report, DiscardReport):
-        table = report.stream_arn.split("/")[1]
         info = report.document["DDBStreamBatchInfo"]
         where = f"sent to {report.sent_to}" if report.sent_to else "no on-failure queue: dropped"
         return (

@@ -8,10 +8,8 @@ does with the handler's answer is what Lambda does:
 - shards are read in order; a child shard only once its parent is finished;
 - records are batched up to `batch_size` (and a 6 MB payload), waiting up to the
   batching window for a full batch;
-- success checkpoints the batch; a partial batch response (`batchItemFailures`)
-  checkpoints before the lowest failed sequence number and retries from it; an
-  invalid response fails the whole batch (`batch_response.read_batch_response`, the
-  reading the fault simulation's lanes share);
+- the answer is read as Lambda reads it (`batch_response`): success checkpoints the
+  batch, a partial failure checkpoints before the lowest failed record and retries from it;
 - a function error (an exception, or running past the function timeout) retries the
   batch, split in two first when bisect is on (a split costs no retry);
 - after `maximum_retry_attempts` retries, or once records are older than
@@ -269,10 +267,8 @@ class StreamPoller:
         stop: threading.Event | None = None,
         give_up: GiveUp | None = None,
     ) -> None:
-        """`give_up` is a fault model for simulations: asked about each new batch before
-        its first invocation, True makes the mapping give up on it at once, as once its
-        retries ran out (its metadata goes to the on-failure queue, the handler never
-        sees it)."""
+        """`give_up`, a fault model for simulations, is asked about each new batch: True
+        discards it uninvoked, as if its retries had run out."""
         self.stream_arn = stream_arn
         self.settings = settings or MappingSettings()
         if self.settings.on_failure_queue_url and sqs is None:
