@@ -189,9 +189,9 @@ def _ensure_table(dynamodb: DynamoDBClient, spec: Mapping[str, Any]) -> str | No
     return table.get("LatestStreamArn")
 
 
-def _ensure_queue(sqs: SQSClient, name: str, attributes: dict[str, str]) -> str:
+def _ensure_queue(sqs: SQSClient, name: str, **attributes: str) -> str:
     if name.endswith(".fifo"):
-        attributes = {**attributes, "FifoQueue": "true"}
+        attributes["FifoQueue"] = "true"
     return sqs.create_queue(QueueName=name, Attributes=cast(Any, attributes))["QueueUrl"]
 
 
@@ -208,19 +208,16 @@ def create_resources(aws: LocalAws, names: ResourceNames) -> Resources:
     except ClientError as exc:  # already enabled
         if exc.response["Error"]["Code"] != "ValidationException":
             raise
-    dlq_url = _ensure_queue(aws.sqs, names.reassembly_dead_letter_queue, {})
-    dlq_arn = aws.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    dlq_url = _ensure_queue(aws.sqs, names.reassembly_dead_letter_queue)
+    dlq = aws.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
+    dlq_arn = dlq["Attributes"]["QueueArn"]
     queue_url = _ensure_queue(
         aws.sqs,
         names.reassembly_queue,
-        {
-            "VisibilityTimeout": "900",
-            "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}',
-        },
+        VisibilityTimeout="900",
+        RedrivePolicy=f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}',
     )
-    on_failure_url = _ensure_queue(aws.sqs, names.on_failure_queue, {})
+    on_failure_url = _ensure_queue(aws.sqs, names.on_failure_queue)
     return Resources(
         names=names,
         reassembly_queue_url=queue_url,

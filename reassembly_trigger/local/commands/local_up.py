@@ -80,7 +80,7 @@ def _prefix(text: str) -> str:
 
 def check_writable(path: Path) -> None:
     """`UsageError` unless `path` can be written (its folder exists and takes files)."""
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent
     if path.is_dir():
         raise UsageError(f"--env-file {path}: is a directory")
     if not folder.is_dir():

@@ -26,7 +26,6 @@ from reassembly_trigger.local.commands.common import (
     seconds,
     use_endpoint,
 )
-from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS
 from reassembly_trigger.local.ops.explain import transition_facts, transition_rows
 from reassembly_trigger.local.streams.batch_response import InvocationOutcome
 from reassembly_trigger.local.streams.poller import (
@@ -121,7 +120,7 @@ def register(subparsers: Any) -> None:
     esm.add_argument(
         "--starting-position",
         choices=[p.value for p in StartingPosition],
-        default=StartingPosition.TRIM_HORIZON.value,
+        default=_DEFAULTS.starting_position.value,
         help="StartingPosition (TRIM_HORIZON: what the stream already holds too)",
     )
     esm.add_argument(
@@ -134,7 +133,7 @@ def register(subparsers: Any) -> None:
     esm.add_argument(
         "--function-timeout",
         type=seconds(high=FUNCTION_TIMEOUT_LIMIT),
-        default=DEFAULT_TIMEOUT_SECONDS,
+        default=_DEFAULTS.function_timeout_seconds,
         metavar="SECONDS",
         help=f"the function's Timeout, at most {FUNCTION_TIMEOUT_LIMIT}: the context's "
         "remaining time counts down from it",
@@ -218,11 +217,8 @@ def load_handler(spec: str) -> Handler:
 
 
 def _print_warnings(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """A structlog processor printing the handler's warnings and errors in one line each.
-
-    Transitions are printed from the invocation's outcomes (`transition_lines`), so a
-    failed one, logged as an error, is left to them.
-    """
+    """A structlog processor printing the handler's warnings and errors in one line each
+    (a failed transition, logged as an error, is left to `transition_lines`)."""
     import structlog
 
     name = event_dict.get("event")
@@ -399,13 +395,14 @@ def _poll(group: PollerGroup, duration: float | None, until_idle: float | None) 
                 return None
             if until_idle is None:
                 continue
-            failing = group.failing()
-            if failing is not None and failing.failing_for() >= until_idle:
+            # The poller failing for longest, if any is failing.
+            failing = max(group.pollers, key=lambda poller: poller.failing_for())
+            if failing.failing_for() >= until_idle:
                 return (
                     f"cannot read {failing.stream_arn}: {failing.last_error} "
                     f"(failing for {failing.failing_for():.0f} s, --until-idle {until_idle:g})"
                 )
-            if failing is None and group.quiet_for() >= until_idle:
+            if not failing.failing_for() and group.quiet_for() >= until_idle:
                 return None
     except KeyboardInterrupt:
         return None

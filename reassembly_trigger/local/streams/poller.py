@@ -275,7 +275,12 @@ class StreamPoller:
             raise ValueError("an on-failure queue needs an SQS client")
         self._streams = streams
         self._sqs = sqs
-        self._handler = handler or _default_handler()
+        if handler is None:
+            # `handle_event` answers with the jobs' outcomes as well as Lambda's response.
+            from reassembly_trigger.handler import handle_event
+
+            handler = handle_event
+        self._handler: Handler = handler
         self._clock = clock or SystemClock()
         self._report: Observer = observer or (lambda report: None)
         self._stop = stop or threading.Event()
@@ -297,7 +302,9 @@ class StreamPoller:
     def run_once(self) -> int:
         """One pass: list shards when due, read each active shard once, deliver every
         ready batch. Returns the number of records read plus records delivered."""
-        if self._relist or self._listing_due():
+        listed_at = self._listed_at
+        refresh = self.settings.shard_refresh_seconds
+        if self._relist or listed_at is None or self._clock.now() - listed_at >= refresh:
             self._list_shards()
         activity = 0
         for shard in self._active_shards():
@@ -309,8 +316,7 @@ class StreamPoller:
     def poll_until_idle(
         self, quiet_seconds: float = 0.5, timeout_seconds: float = 60.0
     ) -> PollerStats:
-        """Poll until nothing was read or delivered for `quiet_seconds`; raise
-        `TimeoutError` if that takes longer than `timeout_seconds`."""
+        """`PollerGroup.poll_until_idle` for this stream alone."""
         return PollerGroup([self]).poll_until_idle(quiet_seconds, timeout_seconds)
 
     def run(self) -> PollerStats:
@@ -359,12 +365,6 @@ class StreamPoller:
         return max(0.0, self._clock.now() - since)
 
     # ------------------------------------------------------------------ shards
-
-    def _listing_due(self) -> bool:
-        return (
-            self._listed_at is None
-            or self._clock.now() - self._listed_at >= self.settings.shard_refresh_seconds
-        )
 
     def _list_shards(self) -> None:
         """DescribeStream, every page; new shards join with their starting position."""
@@ -712,21 +712,9 @@ class PollerGroup:
         """Seconds every threaded poller has been quiet (0 if any is busy)."""
         return min((p.quiet_for() for p in self.pollers), default=0.0)
 
-    def failing(self) -> StreamPoller | None:
-        """The poller failing for longest, if any is failing."""
-        failing = [p for p in self.pollers if p.failing_for() > 0]
-        return max(failing, key=lambda p: p.failing_for()) if failing else None
-
     def stats(self) -> PollerStats:
         """The counters of every poller, summed."""
         return sum((poller.stats for poller in self.pollers), PollerStats())
-
-
-def _default_handler() -> Handler:
-    # `handle_event` answers with the jobs' outcomes as well as Lambda's response.
-    from reassembly_trigger.handler import handle_event
-
-    return handle_event
 
 
 def _code(exc: ClientError) -> str:
