@@ -13,8 +13,6 @@ their waits and no call pays a TCP handshake it would not pay against AWS. Paths
 Run `python -m reassembly_trigger.local.aws.latency_proxy` to start a moto server with a
 proxy in front of it in a process of its own (`SubprocessStack` does this): the
 benchmark then measures the handler's process alone, with "AWS" on another core.
-Data written for set-up goes to that moto server directly (same backends), neither
-delayed nor counted.
 """
 
 from __future__ import annotations
@@ -95,15 +93,12 @@ class ProxyControl(Protocol):
 
     def stats(self) -> ProxyStats:
         """Calls and upstream time since the last reset."""
-        ...
 
     def reset(self) -> None:
         """Zero the counts."""
-        ...
 
     def set_latency(self, latency_ms: float) -> None:
         """Change the added latency from now on."""
-        ...
 
 
 Response = tuple[int, list[tuple[str, str]], bytes]
@@ -114,7 +109,6 @@ class Upstream(Protocol):
 
     def send(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> Response:
         """Status, headers and body of the upstream's answer."""
-        ...
 
 
 class HttpUpstream:
@@ -237,14 +231,12 @@ class LatencyProxy:
 
     def stats(self) -> ProxyStats:
         """Calls and upstream time since the last reset."""
-        with self._lock:
-            items = sorted(self._counts.items())
-            upstream_seconds = self._upstream_seconds
-            cpu = time.process_time() - self._cpu_at_reset
         calls: dict[str, dict[str, int]] = {}
-        for (service, action), count in items:
-            calls.setdefault(service, {})[action] = count
-        return ProxyStats(calls=calls, upstream_seconds=upstream_seconds, process_cpu_seconds=cpu)
+        with self._lock:
+            for (service, action), count in sorted(self._counts.items()):
+                calls.setdefault(service, {})[action] = count
+            cpu = time.process_time() - self._cpu_at_reset
+            return ProxyStats(calls, self._upstream_seconds, process_cpu_seconds=cpu)
 
     def reset(self) -> None:
         """Zero the counts."""
@@ -294,7 +286,9 @@ def _handler_class(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
                 status, payload = proxy.control(
                     self.command, self.path[len(CONTROL_PREFIX) :], body
                 )
-                self._reply(status, [("Content-Type", "application/json")], _json(payload))
+                self._reply(
+                    status, [("Content-Type", "application/json")], json.dumps(payload).encode()
+                )
                 return
             service, action = identify_call(self.headers, self.path, body)
             if proxy.latency_seconds > 0:
@@ -333,10 +327,6 @@ def _handler_class(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _json(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload).encode()
-
-
 # ------------------------------------------------------------------ from another process
 
 
@@ -344,14 +334,12 @@ class ControlClient:
     """Reads and resets a proxy's counts over HTTP (the proxy may live in another process)."""
 
     def __init__(self, proxy_url: str) -> None:
-        parts = urlsplit(proxy_url)
-        self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or 80
+        self._netloc = urlsplit(proxy_url).netloc  # host:port, as HTTPConnection takes it
 
     def _call(self, method: str, name: str, payload: dict[str, Any] | None = None) -> Any:
-        connection = http.client.HTTPConnection(self._host, self._port, timeout=10)
+        connection = http.client.HTTPConnection(self._netloc, timeout=10)
         try:
-            body = _json(payload) if payload is not None else None
+            body = json.dumps(payload).encode() if payload is not None else None
             connection.request(method, CONTROL_PREFIX + name, body=body)
             response = connection.getresponse()
             data = json.loads(response.read())
@@ -385,8 +373,7 @@ class SubprocessStack:
         self.latency_ms = latency_ms
         #: Take moto's own overheads out of the way (`moto_tuning`).
         self.tune_moto = tune_moto
-        self.upstream_url = ""
-        self.proxy_url = ""
+        self.upstream_url = self.proxy_url = ""
         self._process: subprocess.Popen[str] | None = None
         self.control: ControlClient | None = None
 

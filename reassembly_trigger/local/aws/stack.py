@@ -185,8 +185,7 @@ def _ensure_table(dynamodb: DynamoDBClient, spec: Mapping[str, Any]) -> str | No
     dynamodb.get_waiter("table_exists").wait(
         TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
     )
-    table = dynamodb.describe_table(TableName=name)["Table"]
-    return table.get("LatestStreamArn")
+    return dynamodb.describe_table(TableName=name)["Table"].get("LatestStreamArn")
 
 
 def _ensure_queue(sqs: SQSClient, name: str, **attributes: str) -> str:
@@ -278,8 +277,7 @@ def embedded_moto_server(port: int = 0) -> Iterator[str]:
 def environment(resources: Resources, endpoint_url: str | None, region: str) -> dict[str, str]:
     """The environment a process needs to use these resources (Lambda's env plus endpoint)."""
     env = resources.settings().as_environment()
-    env["AWS_REGION"] = region
-    env["AWS_DEFAULT_REGION"] = region
+    env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
     if endpoint_url:
         env["AWS_ENDPOINT_URL"] = endpoint_url
         env["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"

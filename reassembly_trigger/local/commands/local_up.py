@@ -17,7 +17,6 @@ from reassembly_trigger.local.aws.stack import (
     DEFAULT_REGION,
     LocalAws,
     ResourceNames,
-    Resources,
     create_resources,
     embedded_moto_server,
     environment,
@@ -80,20 +79,12 @@ def _prefix(text: str) -> str:
 
 def check_writable(path: Path) -> None:
     """`UsageError` unless `path` can be written (its folder exists and takes files)."""
-    folder = path.parent
     if path.is_dir():
         raise UsageError(f"--env-file {path}: is a directory")
-    if not folder.is_dir():
-        raise UsageError(f"--env-file {path}: no such directory {folder}")
-    if not os.access(path if path.exists() else folder, os.W_OK):
+    if not path.parent.is_dir():
+        raise UsageError(f"--env-file {path}: no such directory {path.parent}")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
         raise UsageError(f"--env-file {path}: not writable")
-
-
-def exports(resources: Resources, endpoint_url: str, region: str) -> dict[str, str]:
-    """The variables a shell needs to run the Lambda, the poller or a worker locally."""
-    env = environment(resources, endpoint_url, region)
-    env[ON_FAILURE_QUEUE_VARIABLE] = resources.on_failure_queue_url
-    return env
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         stack.enter_context(suppress(KeyboardInterrupt))
         aws = LocalAws.connect(endpoint, args.region)
         resources = create_resources(aws, ResourceNames.with_prefix(args.prefix, fifo=args.fifo))
-        env = exports(resources, endpoint, args.region)
+        # What a shell needs to run the Lambda, the poller or a worker locally.
+        env = environment(resources, endpoint, args.region)
+        env[ON_FAILURE_QUEUE_VARIABLE] = resources.on_failure_queue_url
         lines = [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
         print(f"# moto server on {endpoint}; paste these in other shells (Ctrl-C here stops it)")
         print("\n".join(lines))

@@ -18,7 +18,6 @@ does with the handler's answer is what Lambda does:
 
 One poller follows one stream, one shard after another (Lambda runs shards in
 parallel; order within a shard, which is all Lambda guarantees, is the same).
-`PollerGroup` runs one poller per stream in threads, as separate ESMs would.
 """
 
 from __future__ import annotations
@@ -237,14 +236,6 @@ class _Batch:
     retries: int = 0
     invokes: int = 0
     function_error: str | None = None
-
-
-#: The `PollerStats` counter of each way an invocation ends.
-_OUTCOME_COUNTERS = {
-    InvocationOutcome.OK: "succeeded",
-    InvocationOutcome.PARTIAL: "partial_failures",
-    InvocationOutcome.ERROR: "function_errors",
-}
 
 
 class _Stopped(Exception):
@@ -579,8 +570,12 @@ class StreamPoller:
             )
         self.stats.invocations += 1
         self.stats.records_invoked += len(batch.records)
-        counter = _OUTCOME_COUNTERS[result.outcome]
-        setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+        if result.outcome is InvocationOutcome.OK:
+            self.stats.succeeded += 1
+        elif result.outcome is InvocationOutcome.PARTIAL:
+            self.stats.partial_failures += 1
+        else:
+            self.stats.function_errors += 1
         self._report(
             InvocationReport(
                 stream_arn=self.stream_arn,
@@ -647,11 +642,10 @@ class StreamPoller:
         )
 
     def _pause(self, seconds: float) -> None:
-        remaining = seconds
-        while remaining > 0 and not self._stop.is_set():
-            step = min(remaining, _PAUSE_SLICE_SECONDS)
+        while seconds > 0 and not self._stop.is_set():
+            step = min(seconds, _PAUSE_SLICE_SECONDS)
             self._clock.sleep(step)
-            remaining -= step
+            seconds -= step
 
 
 class PollerGroup:
