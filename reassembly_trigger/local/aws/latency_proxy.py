@@ -2,27 +2,17 @@
 
 The proxy listens on 127.0.0.1 (an ephemeral port), delays every request by a fixed
 latency (standing in for the round trip to a real region), forwards it upstream
-and counts it by service and API action. Clients point at it like at any endpoint
-(`AWS_ENDPOINT_URL` or `endpoint_url=`). The upstream is either an HTTP endpoint
-(`HttpUpstream`: any moto server) or moto's WSGI application in the proxy's own
-process (`WsgiUpstream`), which the benchmark uses.
-
-- Each client connection is served by its own thread (`ThreadingHTTPServer`) over
-  HTTP/1.1 keep-alive, so concurrent clients overlap their waits and no call pays a
-  TCP handshake it would not pay against AWS; an HTTP upstream gets one keep-alive
-  connection per proxy thread.
-- The action comes from `X-Amz-Target` (DynamoDB and SQS JSON protocols, e.g.
-  `DynamoDB_20120810.Query`) or from `Action=` (query protocol).
-- It also sums the upstream's own answer time, so a report can tell the stand-in
-  AWS's processing from the client's.
-- Paths under `/__latency_proxy__/` control the proxy itself (see `ControlClient`), so a
-  proxy running in another process can be read and reset over HTTP.
+and counts it by service and API action, summing the upstream's own answer time so a
+report can tell the stand-in AWS's processing from the client's. The upstream is an
+HTTP endpoint (`HttpUpstream`: any moto server) or moto's WSGI application in the
+proxy's own process (`WsgiUpstream`), which the benchmark uses. Each client
+connection has its own thread over HTTP/1.1 keep-alive, so concurrent clients overlap
+their waits and no call pays a TCP handshake it would not pay against AWS. Paths under
+`/__latency_proxy__/` control the proxy itself (`ControlClient`), from any process.
 
 Run `python -m reassembly_trigger.local.aws.latency_proxy` to start a moto server with a
 proxy in front of it in a process of its own (`SubprocessStack` does this): the
 benchmark then measures the handler's process alone, with "AWS" on another core.
-Data written for set-up goes to that moto server directly (same backends), neither
-delayed nor counted.
 """
 
 from __future__ import annotations
@@ -36,9 +26,9 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_LATENCY_MS = 5.0
@@ -65,7 +55,8 @@ _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_reque
 
 
 def identify_call(headers: Any, path: str, body: bytes) -> tuple[str, str]:
-    """(service, action) of an AWS request, e.g. ("dynamodb", "Query")."""
+    """(service, action) of an AWS request, e.g. ("dynamodb", "Query"): from `X-Amz-Target`
+    (JSON protocols, `DynamoDB_20120810.Query`) or `Action=` (query protocol)."""
     target = headers.get("X-Amz-Target")
     if target and "." in target:
         prefix, action = target.rsplit(".", 1)
@@ -96,63 +87,18 @@ class ProxyStats:
         """Every call, whatever its service."""
         return sum(sum(actions.values()) for actions in self.calls.values())
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the control endpoint's body)."""
-        return {
-            "calls": self.calls,
-            "upstream_seconds": self.upstream_seconds,
-            "process_cpu_seconds": self.process_cpu_seconds,
-        }
-
 
 class ProxyControl(Protocol):
     """Reading and resetting a proxy, wherever it runs."""
 
     def stats(self) -> ProxyStats:
         """Calls and upstream time since the last reset."""
-        ...
 
     def reset(self) -> None:
         """Zero the counts."""
-        ...
 
     def set_latency(self, latency_ms: float) -> None:
         """Change the added latency from now on."""
-        ...
-
-
-class CallCounter:
-    """AWS calls by service and action, and the upstream's time; shared between threads."""
-
-    def __init__(self) -> None:
-        self._counts: Counter[tuple[str, str]] = Counter()
-        self._upstream_seconds = 0.0
-        self._cpu_at_reset = time.process_time()
-        self._lock = threading.Lock()
-
-    def add(self, service: str, action: str, upstream_seconds: float = 0.0) -> None:
-        """Count one call."""
-        with self._lock:
-            self._counts[(service, action)] += 1
-            self._upstream_seconds += upstream_seconds
-
-    def snapshot(self) -> ProxyStats:
-        """The counts so far."""
-        with self._lock:
-            items = sorted(self._counts.items())
-            upstream_seconds = self._upstream_seconds
-            cpu = time.process_time() - self._cpu_at_reset
-        calls: dict[str, dict[str, int]] = {}
-        for (service, action), count in items:
-            calls.setdefault(service, {})[action] = count
-        return ProxyStats(calls=calls, upstream_seconds=upstream_seconds, process_cpu_seconds=cpu)
-
-    def reset(self) -> None:
-        """Forget every count."""
-        with self._lock:
-            self._counts.clear()
-            self._upstream_seconds = 0.0
-            self._cpu_at_reset = time.process_time()
 
 
 Response = tuple[int, list[tuple[str, str]], bytes]
@@ -163,11 +109,6 @@ class Upstream(Protocol):
 
     def send(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> Response:
         """Status, headers and body of the upstream's answer."""
-        ...
-
-
-class _Connection(threading.local):
-    connection: http.client.HTTPConnection | None = None
 
 
 class HttpUpstream:
@@ -177,15 +118,14 @@ class HttpUpstream:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"upstream must be an http:// URL, got {url!r}")
-        self.url = url
         self._host = parts.hostname
         self._port = parts.port or 80
-        self._local = _Connection()
+        self._local = threading.local()  # `.connection`: this thread's, if it has one
 
     def send(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> Response:
         """Send on this thread's connection; reconnect once if the upstream closed it."""
         for attempt in (1, 2):
-            connection = self._local.connection
+            connection = getattr(self._local, "connection", None)
             if connection is None:
                 connection = http.client.HTTPConnection(self._host, self._port, timeout=60)
                 self._local.connection = connection
@@ -220,21 +160,12 @@ class WsgiUpstream:
 
     def send(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> Response:
         """Run the request through the application; buffer its answer."""
-        from werkzeug.test import EnvironBuilder, run_wsgi_app
+        from werkzeug.test import create_environ, run_wsgi_app
 
-        builder = EnvironBuilder(path=path, method=method, headers=headers, data=body)
-        try:
-            environ = builder.get_environ()
-        finally:
-            builder.close()
+        environ = create_environ(path=path, method=method, headers=headers, data=body)
+        # Buffered: werkzeug reads the whole answer and closes the application's iterator.
         chunks, status, response_headers = run_wsgi_app(self.app, environ, buffered=True)
-        try:
-            data = b"".join(chunks)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-        return int(status.split(" ", 1)[0]), list(response_headers.items()), data
+        return int(status.split(" ", 1)[0]), list(response_headers.items()), b"".join(chunks)
 
 
 class LatencyProxy:
@@ -245,7 +176,11 @@ class LatencyProxy:
     ) -> None:
         self.upstream = HttpUpstream(upstream) if isinstance(upstream, str) else upstream
         self.latency_seconds = latency_ms / 1000.0
-        self.counter = CallCounter()
+        # AWS calls by service and action, and the upstream's time; shared by the threads.
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._upstream_seconds = 0.0
+        self._cpu_at_reset = time.process_time()
+        self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", port), _handler_class(self))
         self._thread: threading.Thread | None = None
 
@@ -281,9 +216,9 @@ class LatencyProxy:
         self.stop()
 
     def control(self, method: str, name: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """The proxy's own endpoints: `calls` (GET), `reset` and `latency` (POST)."""
+        """The proxy's own endpoints: `stats` (GET), `reset` and `latency` (POST)."""
         if name == "stats" and method == "GET":
-            return 200, self.stats().as_dict()
+            return 200, asdict(self.stats())
         if name == "reset" and method == "POST":
             self.reset()
             return 200, {}
@@ -296,11 +231,25 @@ class LatencyProxy:
 
     def stats(self) -> ProxyStats:
         """Calls and upstream time since the last reset."""
-        return self.counter.snapshot()
+        calls: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for (service, action), count in sorted(self._counts.items()):
+                calls.setdefault(service, {})[action] = count
+            cpu = time.process_time() - self._cpu_at_reset
+            return ProxyStats(calls, self._upstream_seconds, process_cpu_seconds=cpu)
 
     def reset(self) -> None:
         """Zero the counts."""
-        self.counter.reset()
+        with self._lock:
+            self._counts.clear()
+            self._upstream_seconds = 0.0
+            self._cpu_at_reset = time.process_time()
+
+    def count(self, service: str, action: str, upstream_seconds: float) -> None:
+        """Count one call that took the upstream `upstream_seconds` to answer."""
+        with self._lock:
+            self._counts[(service, action)] += 1
+            self._upstream_seconds += upstream_seconds
 
     def set_latency(self, latency_ms: float) -> None:
         """Change the added latency from now on."""
@@ -337,7 +286,9 @@ def _handler_class(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
                 status, payload = proxy.control(
                     self.command, self.path[len(CONTROL_PREFIX) :], body
                 )
-                self._reply(status, [("Content-Type", "application/json")], _json(payload))
+                self._reply(
+                    status, [("Content-Type", "application/json")], json.dumps(payload).encode()
+                )
                 return
             service, action = identify_call(self.headers, self.path, body)
             if proxy.latency_seconds > 0:
@@ -349,10 +300,9 @@ def _handler_class(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
                     self.command, self.path, headers, body
                 )
             except OSError as exc:
-                proxy.counter.add(service, action, time.perf_counter() - started)
-                self._reply(502, [("Content-Type", "text/plain")], str(exc).encode())
-                return
-            proxy.counter.add(service, action, time.perf_counter() - started)
+                status, upstream_headers = 502, [("Content-Type", "text/plain")]
+                data = str(exc).encode()
+            proxy.count(service, action, time.perf_counter() - started)
             kept = [
                 (k, v)
                 for k, v in upstream_headers
@@ -377,10 +327,6 @@ def _handler_class(proxy: LatencyProxy) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _json(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload).encode()
-
-
 # ------------------------------------------------------------------ from another process
 
 
@@ -388,14 +334,12 @@ class ControlClient:
     """Reads and resets a proxy's counts over HTTP (the proxy may live in another process)."""
 
     def __init__(self, proxy_url: str) -> None:
-        parts = urlsplit(proxy_url)
-        self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or 80
+        self._netloc = urlsplit(proxy_url).netloc  # host:port, as HTTPConnection takes it
 
     def _call(self, method: str, name: str, payload: dict[str, Any] | None = None) -> Any:
-        connection = http.client.HTTPConnection(self._host, self._port, timeout=10)
+        connection = http.client.HTTPConnection(self._netloc, timeout=10)
         try:
-            body = _json(payload) if payload is not None else None
+            body = json.dumps(payload).encode() if payload is not None else None
             connection.request(method, CONTROL_PREFIX + name, body=body)
             response = connection.getresponse()
             data = json.loads(response.read())
@@ -407,12 +351,7 @@ class ControlClient:
 
     def stats(self) -> ProxyStats:
         """Calls and upstream time since the last reset."""
-        data = self._call("GET", "stats")
-        return ProxyStats(
-            calls=data["calls"],
-            upstream_seconds=float(data["upstream_seconds"]),
-            process_cpu_seconds=float(data["process_cpu_seconds"]),
-        )
+        return ProxyStats(**self._call("GET", "stats"))
 
     def reset(self) -> None:
         """Zero the counts."""
@@ -434,8 +373,7 @@ class SubprocessStack:
         self.latency_ms = latency_ms
         #: Take moto's own overheads out of the way (`moto_tuning`).
         self.tune_moto = tune_moto
-        self.upstream_url = ""
-        self.proxy_url = ""
+        self.upstream_url = self.proxy_url = ""
         self._process: subprocess.Popen[str] | None = None
         self.control: ControlClient | None = None
 
@@ -445,10 +383,7 @@ class SubprocessStack:
         if self.tune_moto:
             command.append("--tune-moto")
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         assert self._process.stdout is not None
         line = self._process.stdout.readline()
@@ -482,29 +417,13 @@ class SubprocessStack:
         self.stop()
 
 
-def serve(latency_ms: float, stdin: IO[str], stdout: IO[str], *, tune_moto: bool = False) -> None:
-    """Run moto and the proxy until `stdin` closes; announce both URLs as one JSON line."""
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the child process started by `SubprocessStack`: run moto and the
+    proxy until stdin closes, after announcing both URLs as one JSON line."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from reassembly_trigger.local.aws.stack import embedded_moto_server
 
-    if tune_moto:
-        from reassembly_trigger.local.aws.moto_tuning import tune_moto as apply_tuning
-
-        apply_tuning()
-    # The proxy calls moto's application in this process: the same backends as the
-    # server at `upstream`, without werkzeug's connection-per-request second hop.
-    app = DomainDispatcherApplication(create_backend_app)
-    with embedded_moto_server() as upstream, LatencyProxy(WsgiUpstream(app), latency_ms) as proxy:
-        stdout.write(json.dumps({"upstream": upstream, "proxy": proxy.endpoint_url}) + "\n")
-        stdout.flush()
-        # The parent closes our stdin when done (or dies): then we stop too.
-        while stdin.read(4096):
-            pass
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the child process started by `SubprocessStack`."""
     parser = argparse.ArgumentParser(description="moto on 127.0.0.1 behind a latency proxy")
     parser.add_argument("--latency-ms", type=float, default=DEFAULT_LATENCY_MS)
     parser.add_argument(
@@ -513,7 +432,21 @@ def main(argv: list[str] | None = None) -> int:
         help="take moto's own overheads out of the way (moto_tuning)",
     )
     args = parser.parse_args(argv)
-    serve(args.latency_ms, sys.stdin, sys.stdout, tune_moto=args.tune_moto)
+    if args.tune_moto:
+        from reassembly_trigger.local.aws.moto_tuning import tune_moto
+
+        tune_moto()
+    # The proxy calls moto's application in this process: the same backends as the
+    # server at `upstream`, without werkzeug's connection-per-request second hop.
+    app = DomainDispatcherApplication(create_backend_app)
+    with (
+        embedded_moto_server() as upstream,
+        LatencyProxy(WsgiUpstream(app), args.latency_ms) as proxy,
+    ):
+        print(json.dumps({"upstream": upstream, "proxy": proxy.endpoint_url}), flush=True)
+        # The parent closes our stdin when done (or dies): then we stop too.
+        while sys.stdin.read(4096):
+            pass
     return 0
 
 

@@ -60,24 +60,19 @@ class ResourceNames:
             reassembly_dead_letter_queue=f"{prefix}-reassembly-dlq{suffix}",
             on_failure_queue=f"{prefix}-reassembly-trigger-failures",
         )
-        names.check(prefix)
-        return names
-
-    def check(self, prefix: str) -> None:
-        """Raise `ValueError` if DynamoDB or SQS would refuse one of the names."""
-        tables, queues = astuple(self)[:3], astuple(self)[3:]
-        for table in tables:
+        for table in astuple(names)[:3]:
             if not _TABLE_NAME.fullmatch(table):
                 raise ValueError(
                     f"prefix {prefix!r} makes the table name {table!r}, which DynamoDB refuses "
                     "(3-255 letters, digits, '_', '-', '.')"
                 )
-        for queue in queues:
+        for queue in astuple(names)[3:]:
             if not _QUEUE_NAME.fullmatch(queue):
                 raise ValueError(
                     f"prefix {prefix!r} makes the queue name {queue!r}, which SQS refuses "
                     "(at most 80 letters, digits, '_', '-')"
                 )
+        return names
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +91,8 @@ class LocalAws:
     ) -> LocalAws:
         """Clients for `endpoint_url` (None: the standard AWS SDK settings), each with
         connections for `pool_size` threads."""
-        credentials = LOCAL_CREDENTIALS if endpoint_url else {}
-        session = boto3.session.Session(
-            region_name=region,
-            aws_access_key_id=credentials.get("aws_access_key_id"),
-            aws_secret_access_key=credentials.get("aws_secret_access_key"),
-        )
+        credentials: dict[str, Any] = LOCAL_CREDENTIALS if endpoint_url else {}
+        session = boto3.session.Session(region_name=region, **credentials)
         # The Lambda's bounded calls (connect 2 s, read 5 s, 3 attempts): no command
         # hangs on an endpoint that accepts connections and never answers. Stream calls
         # carry a StreamArn, which newer botocore routes to account-ID hosts that local
@@ -143,46 +134,43 @@ class Resources:
 _STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 
+def _keys(*names: str) -> list[dict[str, str]]:
+    """A key schema: the hash key, then the range key if there is one."""
+    return [
+        {"AttributeName": name, "KeyType": ("HASH", "RANGE")[i]} for i, name in enumerate(names)
+    ]
+
+
+def _attributes(**types: str) -> list[dict[str, str]]:
+    return [{"AttributeName": name, "AttributeType": kind} for name, kind in types.items()]
+
+
 def _table_specs(names: ResourceNames) -> list[dict[str, Any]]:
+    # The pipeline's index of jobs by status, oldest first: the reconciler lists every
+    # job in flight through it (shared/contract/README.md).
+    by_status = {
+        "IndexName": DEFAULT_JOBS_STATUS_INDEX_NAME,
+        "KeySchema": _keys("status", "created_at"),
+        "Projection": {"ProjectionType": "ALL"},
+    }
     return [
         {
             "TableName": names.jobs_table,
-            "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
-            "AttributeDefinitions": [
-                {"AttributeName": "job_id", "AttributeType": "S"},
-                {"AttributeName": "status", "AttributeType": "S"},
-                {"AttributeName": "created_at", "AttributeType": "N"},
-            ],
-            # The pipeline's index of jobs by status, oldest first: the reconciler lists
-            # every job in flight through it (shared/contract/README.md).
-            "GlobalSecondaryIndexes": [
-                {
-                    "IndexName": DEFAULT_JOBS_STATUS_INDEX_NAME,
-                    "KeySchema": [
-                        {"AttributeName": "status", "KeyType": "HASH"},
-                        {"AttributeName": "created_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
+            "KeySchema": _keys("job_id"),
+            "AttributeDefinitions": _attributes(job_id="S", status="S", created_at="N"),
+            "GlobalSecondaryIndexes": [by_status],
             "StreamSpecification": _STREAM,
         },
         {
             "TableName": names.segment_completions_table,
-            "KeySchema": [
-                {"AttributeName": "job_id", "KeyType": "HASH"},
-                {"AttributeName": "segment_index", "KeyType": "RANGE"},
-            ],
-            "AttributeDefinitions": [
-                {"AttributeName": "job_id", "AttributeType": "S"},
-                {"AttributeName": "segment_index", "AttributeType": "N"},
-            ],
+            "KeySchema": _keys("job_id", "segment_index"),
+            "AttributeDefinitions": _attributes(job_id="S", segment_index="N"),
             "StreamSpecification": _STREAM,
         },
         {
             "TableName": names.reassembly_triggered_table,
-            "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "job_id", "AttributeType": "S"}],
+            "KeySchema": _keys("job_id"),
+            "AttributeDefinitions": _attributes(job_id="S"),
         },
     ]
 
@@ -197,13 +185,12 @@ def _ensure_table(dynamodb: DynamoDBClient, spec: Mapping[str, Any]) -> str | No
     dynamodb.get_waiter("table_exists").wait(
         TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
     )
-    table = dynamodb.describe_table(TableName=name)["Table"]
-    return table.get("LatestStreamArn")
+    return dynamodb.describe_table(TableName=name)["Table"].get("LatestStreamArn")
 
 
-def _ensure_queue(sqs: SQSClient, name: str, attributes: dict[str, str]) -> str:
+def _ensure_queue(sqs: SQSClient, name: str, **attributes: str) -> str:
     if name.endswith(".fifo"):
-        attributes = {**attributes, "FifoQueue": "true"}
+        attributes["FifoQueue"] = "true"
     return sqs.create_queue(QueueName=name, Attributes=cast(Any, attributes))["QueueUrl"]
 
 
@@ -220,19 +207,16 @@ def create_resources(aws: LocalAws, names: ResourceNames) -> Resources:
     except ClientError as exc:  # already enabled
         if exc.response["Error"]["Code"] != "ValidationException":
             raise
-    dlq_url = _ensure_queue(aws.sqs, names.reassembly_dead_letter_queue, {})
-    dlq_arn = aws.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    dlq_url = _ensure_queue(aws.sqs, names.reassembly_dead_letter_queue)
+    dlq = aws.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
+    dlq_arn = dlq["Attributes"]["QueueArn"]
     queue_url = _ensure_queue(
         aws.sqs,
         names.reassembly_queue,
-        {
-            "VisibilityTimeout": "900",
-            "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}',
-        },
+        VisibilityTimeout="900",
+        RedrivePolicy=f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}',
     )
-    on_failure_url = _ensure_queue(aws.sqs, names.on_failure_queue, {})
+    on_failure_url = _ensure_queue(aws.sqs, names.on_failure_queue)
     return Resources(
         names=names,
         reassembly_queue_url=queue_url,
@@ -243,83 +227,57 @@ def create_resources(aws: LocalAws, names: ResourceNames) -> Resources:
     )
 
 
-class EmbeddedMotoServer:
-    """A moto server on 127.0.0.1 (ephemeral port by default), in a thread of this process.
+@contextmanager
+def embedded_moto_server(port: int = 0) -> Iterator[str]:
+    """A moto server on 127.0.0.1 (ephemeral port by default), in a thread of this process,
+    for the duration of the block; yields its endpoint URL.
 
-    It is moto's `ThreadedMotoServer` with one difference: the port is bound here, in
-    the caller's thread, so a port in use raises `OSError` at once. (Werkzeug, binding
+    It is moto's `ThreadedMotoServer` with one difference: the port is bound on entry,
+    in the caller's thread, so a port in use raises `OSError` at once. (Werkzeug, binding
     by itself in the serving thread, answers that with `sys.exit` there, and the
     caller waits for ever.)
     """
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
-    def __init__(self, port: int = 0) -> None:
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port {port} is not in 0-65535")
-        # One log line per request would drown everything else.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._port = port
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self.endpoint_url = ""
-
-    def start(self) -> str:
-        """Listen and serve; return the endpoint URL. `OSError` if the port cannot be had."""
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server
-
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            # As werkzeug's own servers do: a port left in TIME_WAIT can be had again.
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(("127.0.0.1", self._port))
-            listener.listen(128)
-            self._server = make_server(
-                "127.0.0.1",
-                self._port,
-                DomainDispatcherApplication(create_backend_app),
-                threaded=True,
-                request_handler=MotoRequestHandler,
-                fd=listener.fileno(),  # werkzeug serves a duplicate of it
-            )
-        finally:
-            listener.close()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="moto-server", daemon=True
-        )
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        self.endpoint_url = f"http://{host}:{port}"
-        return self.endpoint_url
-
-    def stop(self) -> None:
-        """Stop serving, free the port and join the server thread."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-
-
-@contextmanager
-def embedded_moto_server(port: int = 0) -> Iterator[str]:
-    """A running moto server for the duration of the block; yields its endpoint URL."""
-    server = EmbeddedMotoServer(port)
-    endpoint = server.start()
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is not in 0-65535")
+    # One log line per request would drown everything else.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        yield endpoint
+        # As werkzeug's own servers do: a port left in TIME_WAIT can be had again.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(128)
+        server = make_server(
+            "127.0.0.1",
+            port,
+            DomainDispatcherApplication(create_backend_app),
+            threaded=True,
+            request_handler=MotoRequestHandler,
+            fd=listener.fileno(),  # werkzeug serves a duplicate of it
+        )
     finally:
-        server.stop()
+        listener.close()
+    thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"  # the bound port, when 0 asked for any
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def environment(resources: Resources, endpoint_url: str | None, region: str) -> dict[str, str]:
     """The environment a process needs to use these resources (Lambda's env plus endpoint)."""
     env = resources.settings().as_environment()
-    env["AWS_REGION"] = region
-    env["AWS_DEFAULT_REGION"] = region
+    env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
     if endpoint_url:
         env["AWS_ENDPOINT_URL"] = endpoint_url
         env["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"

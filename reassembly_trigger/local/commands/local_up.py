@@ -8,18 +8,17 @@ import shlex
 import signal
 import sys
 import threading
+from contextlib import ExitStack, suppress
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from reassembly_trigger.local.aws.stack import (
     DEFAULT_PREFIX,
     DEFAULT_REGION,
-    EmbeddedMotoServer,
     LocalAws,
     ResourceNames,
-    Resources,
     create_resources,
+    embedded_moto_server,
     environment,
 )
 from reassembly_trigger.local.commands.common import UsageError, int_in
@@ -80,48 +79,33 @@ def _prefix(text: str) -> str:
 
 def check_writable(path: Path) -> None:
     """`UsageError` unless `path` can be written (its folder exists and takes files)."""
-    folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise UsageError(f"--env-file {path}: is a directory")
-    if not folder.is_dir():
-        raise UsageError(f"--env-file {path}: no such directory {folder}")
-    if not os.access(path if path.exists() else folder, os.W_OK):
+    if not path.parent.is_dir():
+        raise UsageError(f"--env-file {path}: no such directory {path.parent}")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
         raise UsageError(f"--env-file {path}: not writable")
-
-
-def exports(resources: Resources, endpoint_url: str, region: str) -> dict[str, str]:
-    """The variables a shell needs to run the Lambda, the poller or a worker locally."""
-    env = environment(resources, endpoint_url, region)
-    env[ON_FAILURE_QUEUE_VARIABLE] = resources.on_failure_queue_url
-    return env
-
-
-def export_lines(env: dict[str, str]) -> list[str]:
-    """`export NAME=value` lines, quoted for a POSIX shell."""
-    return [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
-
-
-def _stop_on_sigterm(stop: threading.Event) -> None:
-    def handle(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C (or SIGTERM)."""
     if args.env_file is not None:
         check_writable(args.env_file)  # before anything starts
-    server = EmbeddedMotoServer(args.port)
-    try:
-        endpoint = server.start()
-    except OSError as exc:
-        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from exc
     stop = threading.Event()
-    try:
+    with ExitStack() as stack:
+        try:
+            endpoint = stack.enter_context(embedded_moto_server(args.port))
+        except OSError as exc:
+            message = f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}"
+            raise UsageError(message) from exc
+        # Ctrl-C ends the block quietly (this exits first), then the server stops.
+        stack.enter_context(suppress(KeyboardInterrupt))
         aws = LocalAws.connect(endpoint, args.region)
         resources = create_resources(aws, ResourceNames.with_prefix(args.prefix, fifo=args.fifo))
-        lines = export_lines(exports(resources, endpoint, args.region))
+        # What a shell needs to run the Lambda, the poller or a worker locally.
+        env = environment(resources, endpoint, args.region)
+        env[ON_FAILURE_QUEUE_VARIABLE] = resources.on_failure_queue_url
+        lines = [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
         print(f"# moto server on {endpoint}; paste these in other shells (Ctrl-C here stops it)")
         print("\n".join(lines))
         print(f"# streams: {resources.segment_completions_stream_arn}")
@@ -131,12 +115,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"# also written to {args.env_file}: source {shlex.quote(str(args.env_file))}")
         sys.stdout.flush()
         if threading.current_thread() is threading.main_thread():
-            _stop_on_sigterm(stop)
+            signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
     print("# moto server stopped", file=sys.stderr)
     return 0

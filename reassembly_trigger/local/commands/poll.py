@@ -26,8 +26,7 @@ from reassembly_trigger.local.commands.common import (
     seconds,
     use_endpoint,
 )
-from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS
-from reassembly_trigger.local.ops.explain import transition_rows
+from reassembly_trigger.local.ops.explain import transition_facts, transition_rows
 from reassembly_trigger.local.streams.batch_response import InvocationOutcome
 from reassembly_trigger.local.streams.poller import (
     BATCH_SIZE_LIMITS,
@@ -43,7 +42,6 @@ from reassembly_trigger.local.streams.poller import (
     PollerReport,
     StartingPosition,
     StreamPoller,
-    find_stream_arns,
 )
 
 #: The Lambda's invocation (`lambda_handler` answers its response), with the outcomes of
@@ -122,7 +120,7 @@ def register(subparsers: Any) -> None:
     esm.add_argument(
         "--starting-position",
         choices=[p.value for p in StartingPosition],
-        default=StartingPosition.TRIM_HORIZON.value,
+        default=_DEFAULTS.starting_position.value,
         help="StartingPosition (TRIM_HORIZON: what the stream already holds too)",
     )
     esm.add_argument(
@@ -135,7 +133,7 @@ def register(subparsers: Any) -> None:
     esm.add_argument(
         "--function-timeout",
         type=seconds(high=FUNCTION_TIMEOUT_LIMIT),
-        default=DEFAULT_TIMEOUT_SECONDS,
+        default=_DEFAULTS.function_timeout_seconds,
         metavar="SECONDS",
         help=f"the function's Timeout, at most {FUNCTION_TIMEOUT_LIMIT}: the context's "
         "remaining time counts down from it",
@@ -219,11 +217,8 @@ def load_handler(spec: str) -> Handler:
 
 
 def _print_warnings(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """A structlog processor printing the handler's warnings and errors in one line each.
-
-    Transitions are printed from the invocation's outcomes (`transition_lines`), so a
-    failed one, logged as an error, is left to them.
-    """
+    """A structlog processor printing the handler's warnings and errors in one line each
+    (a failed transition, logged as an error, is left to `transition_lines`)."""
     import structlog
 
     name = event_dict.get("event")
@@ -260,23 +255,20 @@ def _handler_logs(mode: str, metrics: bool) -> AbstractContextManager[None]:
 
 def transition_lines(report: InvocationReport) -> list[str]:
     """One compact line per transition of the invocation's jobs, from their outcomes."""
-    from reassembly_trigger.local.ops.explain import transition_facts
-
     lines = []
     for row in transition_rows(report.outcomes):
-        reason = row.get("reason")
+        reason = f": {plain(row['reason'])}" if row.get("reason") else ""
         lines.append(
-            f"  {row['job_id']}: {row['source']} -> {row['dest']} ({row['trigger']}"
-            f"{': ' + plain(reason) if reason else ''}) {transition_facts(row)}".rstrip()
+            f"  {row['job_id']}: {row['source']} -> {row['dest']} ({row['trigger']}{reason}) "
+            f"{transition_facts(row)}".rstrip()
         )
     return lines
 
 
 def describe(report: PollerReport) -> str:
     """One line for a poller report."""
-    stamp = time.strftime("%H:%M:%S")
+    stamp, table = time.strftime("%H:%M:%S"), report.stream_arn.split("/")[1]
     if isinstance(report, InvocationReport):
-        table = report.stream_arn.split("/")[1]
         retry = f" (retry {report.attempt})" if report.attempt else ""
         outcome = report.outcome.value
         if report.outcome is InvocationOutcome.PARTIAL:
@@ -289,7 +281,6 @@ def describe(report: PollerReport) -> str:
             f"{outcome} ({report.seconds * 1000:.0f} ms)"
         )
     if isinstance(report, DiscardReport):
-        table = report.stream_arn.split("/")[1]
         info = report.document["DDBStreamBatchInfo"]
         where = f"sent to {report.sent_to}" if report.sent_to else "no on-failure queue: dropped"
         return (
@@ -313,10 +304,10 @@ def _stream_arns(args: argparse.Namespace, aws: LocalAws) -> list[str]:
     jobs = os.environ.get("JOBS_TABLE_NAME", "").strip()
     if jobs:
         variables[jobs] = "JOBS_TABLE_NAME"
-    found: dict[str, str] = {}
+    found = {}
     for table, variable in variables.items():
         try:
-            found.update(find_stream_arns(aws.dynamodb, [table]))
+            description = aws.dynamodb.describe_table(TableName=table)["Table"]
         except Exception as exc:
             if aws_error_code(exc) == "ResourceNotFoundException":
                 raise AwsError(
@@ -324,9 +315,12 @@ def _stream_arns(args: argparse.Namespace, aws: LocalAws) -> list[str]:
                     f"{aws.dynamodb.meta.endpoint_url}"
                 ) from exc
             raise
+        arn = description.get("LatestStreamArn")
+        if arn and description.get("StreamSpecification", {}).get("StreamEnabled", False):
+            found[table] = arn
     if completions not in found:
         raise UsageError(f"table {completions} has no stream enabled")
-    return [found[table] for table in variables if table in found]
+    return list(found.values())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -357,7 +351,14 @@ def run(args: argparse.Namespace) -> int:
         function_timeout_seconds=args.function_timeout,
         poll_interval_seconds=args.poll_interval,
     )
-    observe = _observe_with_transitions if args.logs == "transitions" else _observe
+
+    def observe(report: PollerReport) -> None:
+        # The transitions first: they happened during the invocation the report ends.
+        if args.logs == "transitions" and isinstance(report, InvocationReport):
+            for line in transition_lines(report):
+                _say(line)
+        _say(describe(report))
+
     group = PollerGroup(
         StreamPoller(aws.streams, arn, handler, settings, sqs=aws.sqs, observer=observe)
         for arn in arns
@@ -394,27 +395,16 @@ def _poll(group: PollerGroup, duration: float | None, until_idle: float | None) 
                 return None
             if until_idle is None:
                 continue
-            failing = group.failing()
-            if failing is not None and failing.failing_for() >= until_idle:
+            # The poller failing for longest, if any is failing.
+            failing = max(group.pollers, key=lambda poller: poller.failing_for())
+            if failing.failing_for() >= until_idle:
                 return (
                     f"cannot read {failing.stream_arn}: {failing.last_error} "
                     f"(failing for {failing.failing_for():.0f} s, --until-idle {until_idle:g})"
                 )
-            if failing is None and group.quiet_for() >= until_idle:
+            if not failing.failing_for() and group.quiet_for() >= until_idle:
                 return None
     except KeyboardInterrupt:
         return None
     finally:
         group.stop()
-
-
-def _observe(report: PollerReport) -> None:
-    _say(describe(report))
-
-
-def _observe_with_transitions(report: PollerReport) -> None:
-    # The transitions first: they happened during the invocation the report ends.
-    if isinstance(report, InvocationReport):
-        for line in transition_lines(report):
-            _say(line)
-    _say(describe(report))

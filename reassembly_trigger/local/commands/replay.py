@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reassembly_trigger.local.commands.common import (
     EXIT_FAILED,
@@ -21,11 +21,8 @@ from reassembly_trigger.local.commands.common import (
     use_endpoint,
 )
 from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS, LocalLambdaContext
-from reassembly_trigger.local.ops.explain import transition_rows
+from reassembly_trigger.local.ops.explain import transition_facts, transition_rows
 from reassembly_trigger.logs import configure_logging
-
-if TYPE_CHECKING:
-    pass
 
 
 def register(subparsers: Any) -> None:
@@ -61,22 +58,18 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-class ReplayError(UsageError):
-    """The event cannot be replayed."""
-
-
 def load_event(path: Path) -> dict[str, Any]:
-    """A stream event from a file (or stdin for `-`); `ReplayError` if it is not one."""
+    """A stream event from a file (or stdin for `-`); `UsageError` if it is not one."""
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text()
     except OSError as exc:
-        raise ReplayError(f"cannot read {path}: {exc.strerror}") from exc
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
     try:
         event = json.loads(text)
     except ValueError as exc:
-        raise ReplayError(f"{path} is not JSON: {exc}") from exc
+        raise UsageError(f"{path} is not JSON: {exc}") from exc
     if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
-        raise ReplayError(f'{path} is not a stream event: expected {{"Records": [...]}}')
+        raise UsageError(f'{path} is not a stream event: expected {{"Records": [...]}}')
     return event
 
 
@@ -133,8 +126,6 @@ def run(args: argparse.Namespace) -> int:
 def _print_outcome(path: Path, event: dict[str, Any], outcome: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
-
-    from reassembly_trigger.local.ops.explain import transition_facts
 
     console = Console(width=None if sys.stdout.isatty() else 140)
     console.print(f"replayed {path}: {plural(len(event['Records']), 'record')}", markup=False)

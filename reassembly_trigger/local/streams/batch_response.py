@@ -56,15 +56,13 @@ def read_batch_response(
     if not report_batch_item_failures:
         return BatchVerdict(InvocationOutcome.OK)
     failures = response.get("batchItemFailures") if isinstance(response, Mapping) else None
-    if not failures:  # None, empty, or no response at all: complete success
+    if not failures:
         return BatchVerdict(InvocationOutcome.OK)
     positions = {sequence_number(r): i for i, r in enumerate(records)}
     lowest: int | None = None
     for failure in failures if isinstance(failures, list) else [failures]:
         identifier = failure.get("itemIdentifier") if isinstance(failure, Mapping) else None
         if not isinstance(identifier, str) or identifier not in positions:
-            # Empty, null, a bad key or an unknown sequence number: the whole batch
-            # counts as failed.
             return BatchVerdict(
                 InvocationOutcome.PARTIAL,
                 retry_from=0,

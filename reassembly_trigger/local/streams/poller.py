@@ -8,10 +8,8 @@ does with the handler's answer is what Lambda does:
 - shards are read in order; a child shard only once its parent is finished;
 - records are batched up to `batch_size` (and a 6 MB payload), waiting up to the
   batching window for a full batch;
-- success checkpoints the batch; a partial batch response (`batchItemFailures`)
-  checkpoints before the lowest failed sequence number and retries from it; an
-  invalid response fails the whole batch (`batch_response.read_batch_response`, the
-  reading the fault simulation's lanes share);
+- the answer is read as Lambda reads it (`batch_response`): success checkpoints the
+  batch, a partial failure checkpoints before the lowest failed record and retries from it;
 - a function error (an exception, or running past the function timeout) retries the
   batch, split in two first when bisect is on (a split costs no retry);
 - after `maximum_retry_attempts` retries, or once records are older than
@@ -20,7 +18,6 @@ does with the handler's answer is what Lambda does:
 
 One poller follows one stream, one shard after another (Lambda runs shards in
 parallel; order within a shard, which is all Lambda guarantees, is the same).
-`PollerGroup` runs one poller per stream in threads, as separate ESMs would.
 """
 
 from __future__ import annotations
@@ -29,7 +26,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +55,6 @@ from reassembly_trigger.local.streams.shapes import (
 )
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
 
@@ -117,38 +113,31 @@ class MappingSettings:
     shard_refresh_seconds: float = 10.0
 
     def __post_init__(self) -> None:
-        problems = mapping_problems(self)
+        # What Lambda would refuse (its CreateEventSourceMapping limits), all at once.
+        problems = []
+
+        def within(name: str, value: float, limits: tuple[int, int]) -> None:
+            if not limits[0] <= value <= limits[1]:
+                problems.append(f"{name} must be {limits[0]}..{limits[1]}, not {value:g}")
+
+        within("BatchSize", self.batch_size, BATCH_SIZE_LIMITS)
+        within(
+            "MaximumBatchingWindowInSeconds", self.batching_window_seconds, BATCHING_WINDOW_LIMITS
+        )
+        within("MaximumRetryAttempts", self.maximum_retry_attempts, RETRY_ATTEMPTS_LIMITS)
+        if self.maximum_record_age_seconds != -1:
+            within("MaximumRecordAgeInSeconds", self.maximum_record_age_seconds, RECORD_AGE_LIMITS)
+        if not 0 < self.function_timeout_seconds <= FUNCTION_TIMEOUT_LIMIT:
+            problems.append(
+                f"the function timeout must be more than 0 and at most {FUNCTION_TIMEOUT_LIMIT} "
+                f"seconds, not {self.function_timeout_seconds:g}"
+            )
+        if not self.poll_interval_seconds > 0:
+            problems.append(
+                f"the poll interval must be positive, not {self.poll_interval_seconds:g}"
+            )
         if problems:
             raise ValueError("; ".join(problems))
-
-
-def mapping_problems(settings: MappingSettings) -> list[str]:
-    """What Lambda would refuse in these settings (its CreateEventSourceMapping limits)."""
-    problems = []
-
-    def within(name: str, value: float, limits: tuple[int, int]) -> None:
-        if not limits[0] <= value <= limits[1]:
-            problems.append(f"{name} must be {limits[0]}..{limits[1]}, not {value:g}")
-
-    within("BatchSize", settings.batch_size, BATCH_SIZE_LIMITS)
-    within(
-        "MaximumBatchingWindowInSeconds",
-        settings.batching_window_seconds,
-        BATCHING_WINDOW_LIMITS,
-    )
-    within("MaximumRetryAttempts", settings.maximum_retry_attempts, RETRY_ATTEMPTS_LIMITS)
-    if settings.maximum_record_age_seconds != -1:
-        within("MaximumRecordAgeInSeconds", settings.maximum_record_age_seconds, RECORD_AGE_LIMITS)
-    if not 0 < settings.function_timeout_seconds <= FUNCTION_TIMEOUT_LIMIT:
-        problems.append(
-            f"the function timeout must be more than 0 and at most {FUNCTION_TIMEOUT_LIMIT} "
-            f"seconds, not {settings.function_timeout_seconds:g}"
-        )
-    if not settings.poll_interval_seconds > 0:
-        problems.append(
-            f"the poll interval must be positive, not {settings.poll_interval_seconds:g}"
-        )
-    return problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,16 +210,11 @@ class PollerStats:
             **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
         )
 
-    def as_dict(self) -> dict[str, int]:
-        """The counters by name."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
 
 @dataclass(slots=True)
 class _Shard:
     shard_id: str
     parent_id: str | None
-    closed: bool
     first_position: StartingPosition | None  # None: nothing to read (LATEST on a closed shard)
     iterator: str | None = None
     #: GetRecords gave no next iterator: the shard is closed and read to its end.
@@ -274,19 +258,22 @@ class StreamPoller:
         stop: threading.Event | None = None,
         give_up: GiveUp | None = None,
     ) -> None:
-        """`give_up` is a fault model for simulations: asked about each new batch before
-        its first invocation, True makes the mapping give up on it at once, as once its
-        retries ran out (its metadata goes to the on-failure queue, the handler never
-        sees it)."""
+        """`give_up`, a fault model for simulations, is asked about each new batch: True
+        discards it uninvoked, as if its retries had run out."""
         self.stream_arn = stream_arn
         self.settings = settings or MappingSettings()
         if self.settings.on_failure_queue_url and sqs is None:
             raise ValueError("an on-failure queue needs an SQS client")
         self._streams = streams
         self._sqs = sqs
-        self._handler = handler or _default_handler()
+        if handler is None:
+            # `handle_event` answers with the jobs' outcomes as well as Lambda's response.
+            from reassembly_trigger.handler import handle_event
+
+            handler = handle_event
+        self._handler: Handler = handler
         self._clock = clock or SystemClock()
-        self._observer = observer
+        self._report: Observer = observer or (lambda report: None)
         self._stop = stop or threading.Event()
         self._give_up = give_up
         self._shards: dict[str, _Shard] = {}
@@ -299,17 +286,16 @@ class StreamPoller:
         self.last_error: str | None = None
         self.stats = PollerStats()
         self.region = stream_region(stream_arn)
-        self.function_arn = (
-            f"arn:aws:lambda:{self.region}:{stream_account(stream_arn)}:"
-            f"function:{self.settings.function_name}"
-        )
+        self.function_arn = self._context().invoked_function_arn
 
     # ------------------------------------------------------------------ running
 
     def run_once(self) -> int:
         """One pass: list shards when due, read each active shard once, deliver every
         ready batch. Returns the number of records read plus records delivered."""
-        if self._relist or self._listing_due():
+        listed_at = self._listed_at
+        refresh = self.settings.shard_refresh_seconds
+        if self._relist or listed_at is None or self._clock.now() - listed_at >= refresh:
             self._list_shards()
         activity = 0
         for shard in self._active_shards():
@@ -321,33 +307,13 @@ class StreamPoller:
     def poll_until_idle(
         self, quiet_seconds: float = 0.5, timeout_seconds: float = 60.0
     ) -> PollerStats:
-        """Poll until nothing was read or delivered for `quiet_seconds`; raise
-        `TimeoutError` if that takes longer than `timeout_seconds`."""
-        deadline = self._clock.now() + timeout_seconds
-        while not self._stop.is_set():
-            try:
-                activity = self.run_once()
-            except _Stopped:
-                break
-            now = self._clock.now()
-            if activity or self.pending():
-                self._quiet_since = None
-            elif self._quiet_since is None:
-                self._quiet_since = now
-            elif now - self._quiet_since >= quiet_seconds:
-                break
-            if now >= deadline:
-                raise TimeoutError(f"{self.stream_arn} still busy after {timeout_seconds}s")
-            if not activity:
-                self._pause(self.settings.poll_interval_seconds)
-        return self.stats
+        """`PollerGroup.poll_until_idle` for this stream alone."""
+        return PollerGroup([self]).poll_until_idle(quiet_seconds, timeout_seconds)
 
-    def run(self, duration_seconds: float | None = None) -> PollerStats:
-        """Poll until `stop()` (or for `duration_seconds`); AWS errors of the poller are
-        reported and retried, never fatal."""
-        until = None if duration_seconds is None else self._clock.now() + duration_seconds
+    def run(self) -> PollerStats:
+        """Poll until `stop()`; AWS errors of the poller are reported and retried, never fatal."""
         self._healthy_at = self._clock.now()
-        while not self._stop.is_set() and (until is None or self._clock.now() < until):
+        while not self._stop.is_set():
             try:
                 activity = self.run_once()
             except _Stopped:
@@ -389,45 +355,25 @@ class StreamPoller:
             return 0.0
         return max(0.0, self._clock.now() - since)
 
-    def checkpoints(self) -> dict[str, str | None]:
-        """Each shard's last sequence number done with (processed or discarded)."""
-        return {shard_id: shard.checkpoint for shard_id, shard in self._shards.items()}
-
     # ------------------------------------------------------------------ shards
-
-    def _listing_due(self) -> bool:
-        return (
-            self._listed_at is None
-            or self._clock.now() - self._listed_at >= self.settings.shard_refresh_seconds
-        )
 
     def _list_shards(self) -> None:
         """DescribeStream, every page; new shards join with their starting position."""
         first_listing = self._listed_at is None
-        listed: list[Mapping[str, Any]] = []
-        start: str | None = None
+        params: dict[str, Any] = {"StreamArn": self.stream_arn}
         while True:
-            params: dict[str, Any] = {"StreamArn": self.stream_arn}
-            if start:
-                params["ExclusiveStartShardId"] = start
             description = self._streams.describe_stream(**params)["StreamDescription"]
-            listed.extend(description.get("Shards", []))
-            start = description.get("LastEvaluatedShardId")
-            if not start:
+            for raw in description.get("Shards", []):
+                if raw["ShardId"] not in self._shards:
+                    closed = "EndingSequenceNumber" in raw.get("SequenceNumberRange", {})
+                    self._shards[raw["ShardId"]] = _Shard(
+                        shard_id=raw["ShardId"],
+                        parent_id=raw.get("ParentShardId"),
+                        first_position=self._first_position(first_listing, closed),
+                    )
+            params["ExclusiveStartShardId"] = description.get("LastEvaluatedShardId")
+            if not params["ExclusiveStartShardId"]:
                 break
-        for raw in listed:
-            shard_id = raw["ShardId"]
-            closed = "EndingSequenceNumber" in raw.get("SequenceNumberRange", {})
-            known = self._shards.get(shard_id)
-            if known is not None:
-                known.closed = closed
-                continue
-            self._shards[shard_id] = _Shard(
-                shard_id=shard_id,
-                parent_id=raw.get("ParentShardId"),
-                closed=closed,
-                first_position=self._first_position(first_listing, closed),
-            )
         self._listed_at = self._clock.now()
         self._relist = False
 
@@ -441,14 +387,12 @@ class StreamPoller:
 
     def _active_shards(self) -> list[_Shard]:
         """Shards to read now: unfinished, whose parent is finished or no longer listed."""
-        active = []
-        for shard in self._shards.values():
-            if shard.finished:
-                continue
-            parent = self._shards.get(shard.parent_id) if shard.parent_id else None
-            if parent is None or parent.finished:
-                active.append(shard)
-        return active
+        unfinished = {shard.shard_id for shard in self._shards.values() if not shard.finished}
+        return [
+            shard
+            for shard in self._shards.values()
+            if shard.shard_id in unfinished and shard.parent_id not in unfinished
+        ]
 
     # ------------------------------------------------------------------ reading
 
@@ -505,10 +449,8 @@ class StreamPoller:
                 return 0
             raise
         records = [lambda_record(raw, self.stream_arn) for raw in page.get("Records", [])]
-        next_iterator = page.get("NextShardIterator")
-        shard.iterator = next_iterator
-        if not next_iterator:
-            shard.exhausted = True
+        shard.iterator = page.get("NextShardIterator")
+        shard.exhausted = not shard.iterator
         if records:
             self._quiet_since = None  # busy until these are delivered
             if not shard.buffer:
@@ -590,28 +532,16 @@ class StreamPoller:
         if limit < 0:
             return batch
         now = self._clock.now()
-        expired = 0
-        for record in batch.records:
-            if now - record["dynamodb"]["ApproximateCreationDateTime"] <= limit:
-                break
-            expired += 1
+        ages = (now - r["dynamodb"]["ApproximateCreationDateTime"] for r in batch.records)
+        expired = next((i for i, age in enumerate(ages) if age <= limit), len(batch.records))
         if expired:
-            aged = batch.records[:expired]
-            old = _Batch(aged, batch.retries, batch.invokes, batch.function_error)
+            old = replace(batch, records=batch.records[:expired])
             self._discard(shard, old, FailureCondition.RECORD_AGE_EXCEEDED)
             batch = _Batch(batch.records[expired:], batch.retries, batch.invokes)
         return batch
 
     def _invoke(self, shard: _Shard, batch: _Batch) -> BatchVerdict:
-        # The function's time runs on the mapping's clock: a simulated one makes the
-        # remaining time, and the timeout below, independent of the machine's speed.
-        context = LocalLambdaContext(
-            function_name=self.settings.function_name,
-            timeout_seconds=self.settings.function_timeout_seconds,
-            region=self.region,
-            account_id=stream_account(self.stream_arn),
-            now=self._clock.now,
-        )
+        context = self._context()
         started = self._clock.now()
         outcomes: tuple[JobOutcome, ...] = ()
         try:
@@ -700,16 +630,22 @@ class StreamPoller:
 
     # ------------------------------------------------------------------ helpers
 
-    def _pause(self, seconds: float) -> None:
-        remaining = seconds
-        while remaining > 0 and not self._stop.is_set():
-            step = min(remaining, _PAUSE_SLICE_SECONDS)
-            self._clock.sleep(step)
-            remaining -= step
+    def _context(self) -> LocalLambdaContext:
+        # The function's time runs on the mapping's clock: a simulated one makes the
+        # remaining time, and the timeout, independent of the machine's speed.
+        return LocalLambdaContext(
+            function_name=self.settings.function_name,
+            timeout_seconds=self.settings.function_timeout_seconds,
+            region=self.region,
+            account_id=stream_account(self.stream_arn),
+            now=self._clock.now,
+        )
 
-    def _report(self, report: PollerReport) -> None:
-        if self._observer is not None:
-            self._observer(report)
+    def _pause(self, seconds: float) -> None:
+        while seconds > 0 and not self._stop.is_set():
+            step = min(seconds, _PAUSE_SLICE_SECONDS)
+            self._clock.sleep(step)
+            seconds -= step
 
 
 class PollerGroup:
@@ -736,68 +672,43 @@ class PollerGroup:
             thread.join(timeout_seconds)
         self._threads.clear()
 
-    def run_once(self) -> int:
-        """One pass of every poller, in this thread."""
-        return sum(poller.run_once() for poller in self.pollers)
-
     def poll_until_idle(
         self, quiet_seconds: float = 0.5, timeout_seconds: float = 60.0
     ) -> PollerStats:
-        """Poll every stream, in this thread, until all were quiet for `quiet_seconds`."""
+        """Poll every stream, in this thread, until all were quiet for `quiet_seconds` (or
+        one is stopped); raise `TimeoutError` if that takes longer than `timeout_seconds`."""
         if not self.pollers:
             return PollerStats()
-        clock = self.pollers[0]._clock
+        first = self.pollers[0]
         interval = min(p.settings.poll_interval_seconds for p in self.pollers)
-        deadline = clock.now() + timeout_seconds
+        deadline = first._clock.now() + timeout_seconds
         quiet_since: float | None = None
-        while True:
-            activity = self.run_once()
-            now = clock.now()
+        while not any(p._stop.is_set() for p in self.pollers):
+            try:
+                activity = sum(poller.run_once() for poller in self.pollers)
+            except _Stopped:
+                break
+            now = first._clock.now()
             if activity or any(p.pending() for p in self.pollers):
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = now
             elif now - quiet_since >= quiet_seconds:
-                return self.stats()
+                break
             if now >= deadline:
-                raise TimeoutError(f"streams still busy after {timeout_seconds}s")
+                busy = " ".join(p.stream_arn for p in self.pollers)
+                raise TimeoutError(f"{busy} still busy after {timeout_seconds}s")
             if not activity:
-                clock.sleep(interval)
+                first._pause(interval)
+        return self.stats()
 
     def quiet_for(self) -> float:
         """Seconds every threaded poller has been quiet (0 if any is busy)."""
         return min((p.quiet_for() for p in self.pollers), default=0.0)
 
-    def failing(self) -> StreamPoller | None:
-        """The poller failing for longest, if any is failing."""
-        failing = [p for p in self.pollers if p.failing_for() > 0]
-        return max(failing, key=lambda p: p.failing_for()) if failing else None
-
     def stats(self) -> PollerStats:
         """The counters of every poller, summed."""
-        total = PollerStats()
-        for poller in self.pollers:
-            total = total + poller.stats
-        return total
-
-
-def find_stream_arns(dynamodb: DynamoDBClient, table_names: Iterable[str]) -> dict[str, str]:
-    """The latest stream ARN of each table that has its stream enabled."""
-    found = {}
-    for name in table_names:
-        table = dynamodb.describe_table(TableName=name)["Table"]
-        enabled = table.get("StreamSpecification", {}).get("StreamEnabled", False)
-        arn = table.get("LatestStreamArn")
-        if enabled and arn:
-            found[name] = arn
-    return found
-
-
-def _default_handler() -> Handler:
-    # `handle_event` answers with the jobs' outcomes as well as Lambda's response.
-    from reassembly_trigger.handler import handle_event
-
-    return handle_event
+        return sum((poller.stats for poller in self.pollers), PollerStats())
 
 
 def _code(exc: ClientError) -> str:

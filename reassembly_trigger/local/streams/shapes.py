@@ -41,13 +41,6 @@ def stream_account(stream_arn: str) -> str:
     return stream_arn.split(":")[4]
 
 
-def epoch_seconds(value: Any) -> int:
-    """Whole epoch seconds from a datetime (boto3), a float (moto's JSON) or an int."""
-    if isinstance(value, datetime):
-        return int(value.timestamp())
-    return int(float(value))
-
-
 def _wire_value(value: Any) -> Any:
     """An AttributeValue as JSON carries it: binary (bytes after boto3) as base64 text."""
     if isinstance(value, bytes | bytearray):
@@ -62,17 +55,14 @@ def _wire_value(value: Any) -> Any:
 def lambda_record(raw: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:
     """The record Lambda delivers for one `GetRecords` record of `stream_arn`."""
     body = raw["dynamodb"]
-    dynamodb: dict[str, Any] = {}
-    for name in _DYNAMODB_FIELDS:
-        if name not in body:
-            continue
-        value = body[name]
-        if name == "ApproximateCreationDateTime":
-            dynamodb[name] = epoch_seconds(value)
-        elif name == "SizeBytes":
-            dynamodb[name] = int(value)
-        else:
-            dynamodb[name] = _wire_value(value)
+    dynamodb = {name: _wire_value(body[name]) for name in _DYNAMODB_FIELDS if name in body}
+    created = dynamodb.get("ApproximateCreationDateTime")
+    if created is not None:
+        # Whole epoch seconds, from a datetime (boto3) or a float (moto's JSON).
+        seconds = created.timestamp() if isinstance(created, datetime) else float(created)
+        dynamodb["ApproximateCreationDateTime"] = int(seconds)
+    if "SizeBytes" in dynamodb:
+        dynamodb["SizeBytes"] = int(dynamodb["SizeBytes"])
     record: dict[str, Any] = {
         "eventID": raw["eventID"],
         "eventName": raw["eventName"],
@@ -97,22 +87,17 @@ def lambda_event(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"Records": [dict(r) for r in records]}
 
 
-def approximate_arrival(record: Mapping[str, Any]) -> int:
-    """A converted record's `ApproximateCreationDateTime` (epoch seconds)."""
-    return int(record["dynamodb"]["ApproximateCreationDateTime"])
-
-
 def sequence_number(record: Mapping[str, Any]) -> str:
     """A record's sequence number (decimal text; compare with `int`)."""
     return str(record["dynamodb"]["SequenceNumber"])
 
 
-def _iso_seconds(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _arrival(record: Mapping[str, Any]) -> str:
+    return _iso(int(record["dynamodb"]["ApproximateCreationDateTime"]), "seconds")
 
 
-def _iso_millis(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def _iso(epoch: float, timespec: str) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def on_failure_record(
@@ -144,13 +129,13 @@ def on_failure_record(
         },
         "responseContext": response_context,
         "version": "1.0",
-        "timestamp": _iso_millis(now),
+        "timestamp": _iso(now, "milliseconds"),
         "DDBStreamBatchInfo": {
             "shardId": shard_id,
             "startSequenceNumber": sequence_number(records[0]),
             "endSequenceNumber": sequence_number(records[-1]),
-            "approximateArrivalOfFirstRecord": _iso_seconds(approximate_arrival(records[0])),
-            "approximateArrivalOfLastRecord": _iso_seconds(approximate_arrival(records[-1])),
+            "approximateArrivalOfFirstRecord": _arrival(records[0]),
+            "approximateArrivalOfLastRecord": _arrival(records[-1]),
             "batchSize": len(records),
             "streamArn": stream_arn,
         },
