@@ -108,6 +108,18 @@ class LocalAws:
             sqs=session.client("sqs", endpoint_url=endpoint_url, config=config),
         )
 
+    def messages_in(self, queue_url: str) -> int:
+        """Messages in a queue: visible, in flight and delayed (SQS's approximate counts)."""
+        counts = self.sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return sum(int(value) for value in counts.values())
+
 
 @dataclass(frozen=True, slots=True)
 class Resources:

@@ -158,15 +158,7 @@ class Bench:
         )
         marked = {i["job_id"]["S"] for p in pages for i in p["Items"] if "enqueued_at" in i}
         marked -= set(earlier)
-        counts = self.aws.sqs.get_queue_attributes(
-            QueueUrl=resources.reassembly_queue_url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        messages = sum(int(v) for v in counts.values())
+        messages = self.aws.messages_in(resources.reassembly_queue_url)
         return {
             "triggered": len(marked & set(jobs)),
             "duplicates": messages - len(marked),

@@ -11,7 +11,7 @@ from typing import Any
 from reassembly_trigger.local.aws.latency_proxy import SubprocessStack
 from reassembly_trigger.local.bench import Bench, BenchConfig, Endpoints
 from reassembly_trigger.local.bench.render import markdown, render
-from reassembly_trigger.local.commands.common import EXIT_FAILED, int_in, seconds
+from reassembly_trigger.local.commands.common import EXIT_FAILED, int_in, report_console, seconds
 
 _DEFAULTS = BenchConfig()
 
@@ -173,6 +173,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(markdown(report, smoke=args.quick))
     else:
         # Piped output has no terminal width; the table reads better wide than folded.
-        render(report, Console(width=None if sys.stdout.isatty() else 180), smoke=args.quick)
+        render(report, report_console(180), smoke=args.quick)
     # Timing targets are reported, never enforced: only a wrong workload fails the command.
     return EXIT_FAILED if report.incorrect() else 0

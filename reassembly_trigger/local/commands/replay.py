@@ -16,6 +16,7 @@ from reassembly_trigger.local.commands.common import (
     add_endpoint_option,
     plain,
     plural,
+    report_console,
     require_extra,
     seconds,
     use_endpoint,
@@ -124,10 +125,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_outcome(path: Path, event: dict[str, Any], outcome: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 140)
+    console = report_console(140)
     console.print(f"replayed {path}: {plural(len(event['Records']), 'record')}", markup=False)
     batch = outcome["batch"]
     console.print(

@@ -16,6 +16,7 @@ from reassembly_trigger.local.commands.common import (
     UsageError,
     int_in,
     plural,
+    report_console,
     seconds,
 )
 from reassembly_trigger.local.simulation.pipeline import PipelineSimulation
@@ -203,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(result.summary()) + "\n")
     else:
         # Wide enough for the table when the output is a file or a pipe.
-        _print_report(result, Console(width=None if sys.stdout.isatty() else 150))
+        _print_report(result, report_console(150))
     if result.interrupted:
         return EXIT_INTERRUPTED
     return 0 if result.passed else EXIT_FAILED

@@ -17,7 +17,7 @@ from typing import Any
 
 from reassembly_trigger.local.kit.contexts import LOCAL_ACCOUNT
 from reassembly_trigger.local.kit.items import CREATED_AT, Item, item_keys
-from reassembly_trigger.local.streams.shapes import EVENT_SOURCE, EVENT_VERSION, lambda_event
+from reassembly_trigger.local.streams.shapes import lambda_event, lambda_record
 
 #: Where sequence numbers start when no one says otherwise.
 FIRST_SEQUENCE_NUMBER = 100_000_000_000_000_000_000
@@ -86,16 +86,11 @@ class StreamRecords:
         body["SequenceNumber"] = sequence_number or self.next_sequence_number()
         body["SizeBytes"] = len(json.dumps([new, old], separators=(",", ":")))
         body["StreamViewType"] = "NEW_AND_OLD_IMAGES"
-        return {
-            # Deterministic, 32 hex digits like DynamoDB's.
-            "eventID": uuid.uuid5(uuid.NAMESPACE_URL, f"{self.arn}/{body['SequenceNumber']}").hex,
-            "eventName": event_name,
-            "eventVersion": EVENT_VERSION,
-            "eventSource": EVENT_SOURCE,
-            "awsRegion": self.region,
-            "dynamodb": body,
-            "eventSourceARN": self.arn,
-        }
+        # Deterministic, 32 hex digits like DynamoDB's.
+        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.arn}/{body['SequenceNumber']}").hex
+        return lambda_record(
+            {"eventID": event_id, "eventName": event_name, "dynamodb": body}, self.arn
+        )
 
     def event(self, items: Iterable[Item]) -> dict[str, Any]:
         """An event of one INSERT record per item, in the order given."""

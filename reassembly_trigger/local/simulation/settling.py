@@ -95,15 +95,7 @@ class PipelineActors:
         )
 
     def _queue_empty(self) -> bool:
-        counts = self.aws.sqs.get_queue_attributes(
-            QueueUrl=self.resources.reassembly_queue_url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        return all(int(value) == 0 for value in counts.values())
+        return self.aws.messages_in(self.resources.reassembly_queue_url) == 0
 
 
 def wait_until_settled(
