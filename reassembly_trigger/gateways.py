@@ -569,6 +569,18 @@ class LockRecord:
         """When the holder recorded its send (None if not, or not a number)."""
         return _number(self.raw.get("enqueued_at")) if self.enqueued else None
 
+    def resend_in_progress_until(self, now: float) -> float | None:
+        """When a re-send claimed by someone else stops holding others off, if it still
+        does at `now`. As with the lock's lease, a claim whose lease or time is not a
+        number, or whose time is in the future, is not believed, and no lease lasts more
+        than `RESEND_LEASE_SECONDS` after its claim."""
+        until = _number(self.raw.get("resend_lease_expires_at"))
+        claimed = _number(self.raw.get("resent_at"))
+        if until is None or claimed is None or claimed > now + CLOCK_SKEW_SECONDS:
+            return None
+        end = min(until, claimed + RESEND_LEASE_SECONDS)
+        return end if now < end + CLOCK_SKEW_SECONDS else None
+
     @property
     def reassembly_started_at(self) -> int | None:
         """When the media worker claimed the job (None if not, or not a number)."""
@@ -705,13 +717,21 @@ class ReassemblyLock:
             values=values,
         )
 
-    def mark_enqueued(self, job_id: str, holder: str, message_id: str, now: int) -> None:
-        """Record the successful send; raise `LockChanged` if the lock is no longer ours."""
+    def mark_enqueued(
+        self, job_id: str, holder: str, message_id: str, now: int, *, end_resend: bool = False
+    ) -> None:
+        """Record the successful send (and with `end_resend`, end the re-send's lease);
+        raise `LockChanged` if the lock is no longer ours."""
+        names = {"#holder": "holder"}
+        update = "SET enqueued_at = :now, message_id = :message_id"
+        if end_resend:
+            names["#resending"] = "resend_lease_expires_at"
+            update += " REMOVE #resending"
         self._conditional_update(
             job_id,
-            update="SET enqueued_at = :now, message_id = :message_id",
+            update=update,
             condition="#holder = :holder",
-            names={"#holder": "holder"},
+            names=names,
             values={
                 ":now": {"N": str(now)},
                 ":message_id": {"S": message_id},
@@ -746,9 +766,9 @@ class ReassemblyLock:
             "attribute_not_exists(reassembly_started_at)",
             condition.unchanged("message_id"),
             condition.unchanged("resends"),
-            # A re-send claimed and not yet recorded (its message may be on its way) is
-            # left alone until its own lease ends.
-            "(attribute_not_exists(#resending) OR #resending < :now)",
+            # Another re-send's lease as read (the caller checked it is over or not
+            # believable): if one was claimed since, this claim fails.
+            condition.unchanged("resend_lease_expires_at"),
         ]
         names = {
             **condition.names,
@@ -776,16 +796,16 @@ class ReassemblyLock:
     def record_resend(self, job_id: str, holder: str, message_id: str, now: int) -> None:
         """Record the re-sent message's id and end the re-send's lease (after
         `claim_resend` and the send), by the holder `claim_resend` set."""
+        self.mark_enqueued(job_id, holder, message_id, now, end_resend=True)
+
+    def abandon_resend(self, job_id: str, holder: str) -> None:
+        """End a claimed re-send whose message was not sent, so no one waits for it."""
         self._conditional_update(
             job_id,
-            update="SET enqueued_at = :now, message_id = :message_id REMOVE #resending",
+            update="REMOVE #resending",
             condition="#holder = :holder",
             names={"#holder": "holder", "#resending": "resend_lease_expires_at"},
-            values={
-                ":now": {"N": str(now)},
-                ":message_id": {"S": message_id},
-                ":holder": {"S": holder},
-            },
+            values={":holder": {"S": holder}},
         )
 
     def _conditional_update(

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
-from reassembly_trigger.gateways import RESEND_LEASE_SECONDS, ReassemblyLock
+from reassembly_trigger.gateways import CLOCK_SKEW_SECONDS, RESEND_LEASE_SECONDS, ReassemblyLock
 from reassembly_trigger.local import cli
 from reassembly_trigger.local.ops.doctor import Doctor
+from reassembly_trigger.settings import Settings
 
 from conftest import Pipeline, cli_json
 
@@ -177,7 +181,7 @@ def test_a_resend_claimed_by_someone_else_and_not_yet_recorded_is_not_doubled(
     assert pipeline.bodies() == []
 
     # It died there: once its lease is over, the second may re-send, once.
-    clock.sleep(RESEND_LEASE_SECONDS + 1)
+    clock.sleep(RESEND_LEASE_SECONDS + CLOCK_SKEW_SECONDS + 1)
     done = second.resend("job-unclaimed")
     assert done.sent is True
     assert first.resend("job-unclaimed").sent is False  # recent: not unclaimed
@@ -187,3 +191,71 @@ def test_a_resend_claimed_by_someone_else_and_not_yet_recorded_is_not_doubled(
     assert recorded["message_id"] == done.message_id
     assert int(recorded["resends"]) == 2
     assert "resend_lease_expires_at" not in recorded
+
+
+@pytest.mark.usefixtures("lambda_env")
+@pytest.mark.parametrize(
+    "lease",
+    [{"NULL": True}, {"S": "soon"}, {"L": []}],
+    ids=["null", "string", "list"],
+)
+def test_a_resend_lease_of_any_shape_never_blocks_re_sending_for_ever(
+    pipeline: Pipeline, lease: dict[str, Any]
+) -> None:
+    """A `resend_lease_expires_at` that is not a number is no re-send in progress: the
+    claim is conditioned on it as read, and the message is re-sent once."""
+    fleet(pipeline)
+    pipeline.update_lock(
+        "job-unclaimed",
+        "SET resend_lease_expires_at = :v, resent_at = :at",
+        {":v": lease, ":at": {"N": str(int(time.time()))}},
+    )
+
+    assert Doctor.from_environment().resend("job-unclaimed").sent is True
+    assert pipeline.bodies() == [{"job_id": "job-unclaimed"}]
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_a_resend_lease_far_ahead_holds_others_off_only_as_long_as_a_claim_could(
+    pipeline: Pipeline,
+) -> None:
+    """A lease a year ahead (a re-sender's clock far off) is believed only up to
+    `RESEND_LEASE_SECONDS` after its claim (plus the clock skew)."""
+    fleet(pipeline)
+    clock = _SteppedClock()
+    year_ahead = int(clock.now()) + 365 * 86400
+    pipeline.update_lock(
+        "job-unclaimed",
+        "SET resend_lease_expires_at = :v, resent_at = :at",
+        {":v": {"N": str(year_ahead)}, ":at": {"N": str(int(clock.now()))}},
+    )
+    doctor = Doctor.from_environment(clock=clock)
+
+    refused = doctor.resend("job-unclaimed")
+    assert refused.sent is False
+    assert "in progress" in refused.reason
+
+    # Nothing moved it since, and no claim could have set it that far: not waited for.
+    clock.sleep(RESEND_LEASE_SECONDS + 3)
+    assert doctor.resend("job-unclaimed").sent is True
+    assert pipeline.bodies() == [{"job_id": "job-unclaimed"}]
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_a_resend_whose_send_fails_ends_its_claim_so_no_one_waits_for_it(
+    pipeline: Pipeline,
+) -> None:
+    """The send fails (the queue is gone): the error is reported and the claim's lease is
+    removed, so the next re-send goes at once."""
+    fleet(pipeline)
+    settings = Settings.from_env()
+    gone = replace(settings, reassembly_queue_url=settings.reassembly_queue_url + "-gone")
+
+    with pytest.raises(ClientError):
+        Doctor.from_environment(gone).resend("job-unclaimed")
+    after = pipeline.lock("job-unclaimed")
+    assert after is not None
+    assert "resend_lease_expires_at" not in after
+
+    assert Doctor.from_environment().resend("job-unclaimed").sent is True
+    assert pipeline.bodies() == [{"job_id": "job-unclaimed"}]

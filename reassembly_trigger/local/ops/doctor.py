@@ -13,6 +13,7 @@ The verdicts are defined in docs/operations.md ("Verdicts").
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from reassembly_trigger.batch import ReassemblyTrigger, job_lookup
 from reassembly_trigger.clients import aws_clients
@@ -413,18 +416,30 @@ class Doctor:
                 f"its message was sent {duration(now - sent)} ago: it is not unclaimed "
                 f"until {duration(unclaimed_after)} have passed"
             )
+        in_progress = lock.resend_in_progress_until(now)
+        if in_progress is not None:
+            return refuse(
+                f"another re-send was claimed and is in progress until {when(in_progress)}"
+            )
         holder = f"resend-{uuid.uuid4().hex[:12]}"
         try:
             self.lock.claim_resend(lock, holder, now)
         except LockChanged:
             return refuse("the lock changed since it was read (someone else re-sent?)")
-        message_id = self.trigger.gateways.queue.send(job_id)
+        try:
+            message_id = self.trigger.gateways.queue.send(job_id)
+        except BaseException:
+            # Nothing went out: end the claim so no one waits for it (best effort; its
+            # lease ends by itself otherwise), then report the send's error.
+            with contextlib.suppress(Exception):
+                self.lock.abandon_resend(job_id, holder)
+            raise
         reason = "re-sent"
         try:
             self.lock.record_resend(job_id, holder, message_id, now)
-        except LockChanged:
-            # Sent: say so, even though the lock no longer names this re-send.
-            reason = "re-sent, but the lock changed before the new message id was recorded"
+        except (LockChanged, ClientError, BotoCoreError) as exc:
+            # Sent: say so, even though the new message id is not on the lock.
+            reason = f"re-sent, but the new message id was not recorded ({type(exc).__name__})"
         return ResendResult(
             job_id,
             True,
