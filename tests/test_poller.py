@@ -23,6 +23,7 @@ from reassembly_trigger.local.kit.records import StreamRecords
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.local.streams.poller import (
     MappingSettings,
+    PollerCrashed,
     PollerGroup,
     StartingPosition,
     StreamPoller,
@@ -568,3 +569,30 @@ def test_the_poll_command_follows_both_streams_until_idle(
     assert "invoked with 1 record " in out  # the Job's insert
     assert "job-p: sent -> enqueued (mark)" in out
     assert pipeline.bodies() == [{"job_id": "job-p"}]
+
+
+def test_a_threaded_poller_that_crashes_is_reported_to_whoever_waits_for_quiet(
+    pipeline: Pipeline, make_poller: Any
+) -> None:
+    """An error that is not AWS's (here the observer's: `poll | head` closing the pipe)
+    stops the poller's thread; waiting for quiet raises it instead of waiting for ever."""
+    pipeline.complete("job-a", [0])
+
+    def observer(report: Any) -> None:
+        raise BrokenPipeError("stdout closed")
+
+    poller = make_poller(RecordingHandler(), observer=observer)
+    group = PollerGroup([poller])
+    group.start()
+
+    def wait_for_quiet() -> None:
+        for _ in range(500):  # at most ~10 s; it crashes on the first invocation
+            group.quiet_for()
+            time.sleep(0.02)
+
+    try:
+        with pytest.raises(PollerCrashed, match="BrokenPipeError: stdout closed"):
+            wait_for_quiet()
+    finally:
+        group.stop()
+    assert poller.stats.invocations == 1

@@ -284,6 +284,9 @@ class StreamPoller:
         #: latest pass had one (`failing_for` bounds `poll --until-idle`).
         self._healthy_at: float | None = None
         self.last_error: str | None = None
+        #: What stopped `run` other than `stop()` (a bug, an observer that failed): the
+        #: group raises it to whoever waits, so no one waits for a dead poller.
+        self.crashed: Exception | None = None
         self.stats = PollerStats()
         self.region = stream_region(stream_arn)
         self.function_arn = self._context().invoked_function_arn
@@ -324,6 +327,10 @@ class StreamPoller:
                 self._report(PollerErrorReport(self.stream_arn, self.last_error))
                 self._pause(max(1.0, self.settings.poll_interval_seconds))
                 continue
+            except Exception as exc:
+                self.crashed = exc
+                self.last_error = _describe(exc)
+                break
             self._healthy_at = self._clock.now()
             self.last_error = None
             if activity or self.pending():
@@ -648,6 +655,13 @@ class StreamPoller:
             seconds -= step
 
 
+class PollerCrashed(RuntimeError):
+    """A threaded poller stopped on an error that was neither AWS's nor `stop()`."""
+
+    def __init__(self, stream_arn: str, error: Exception) -> None:
+        super().__init__(f"the poller of {stream_arn} stopped: {_describe(error)}")
+
+
 class PollerGroup:
     """Several streams, one poller each, like one ESM per stream."""
 
@@ -703,7 +717,11 @@ class PollerGroup:
         return self.stats()
 
     def quiet_for(self) -> float:
-        """Seconds every threaded poller has been quiet (0 if any is busy)."""
+        """Seconds every threaded poller has been quiet (0 if any is busy); raises what
+        stopped a poller that crashed, so a wait for quiet never waits for ever."""
+        for poller in self.pollers:
+            if poller.crashed is not None:
+                raise PollerCrashed(poller.stream_arn, poller.crashed) from poller.crashed
         return min((p.quiet_for() for p in self.pollers), default=0.0)
 
     def stats(self) -> PollerStats:
