@@ -523,15 +523,16 @@ class JobEvaluation:
         if self.state == State.FAILED and self._lease_released is not None:
             details["lease_released"] = self._lease_released
         transition = event.transition
+        known = {"completions": self.completions, "total_segments": self.total_segments}
         step = Transition(
             source=State(transition.source if transition else self.state),
             dest=State(self.state),
             trigger=Trigger(event.event.name if event.event else Trigger.FAIL),
             details=details,
+            counts={k: v for k, v in known.items() if v is not None},
         )
         self.history.append(step)
-        known = {"completions": self.completions, "total_segments": self.total_segments}
-        fields = step.fields(**{k: v for k, v in known.items() if v is not None})
+        fields = step.fields()
         if step.dest is State.FAILED:
             self._log.error("transition", **fields)
         else:

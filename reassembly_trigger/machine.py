@@ -218,15 +218,17 @@ class Transition:
     dest: State
     trigger: Trigger
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: The job's counts known at this step (`completions`, `total_segments`).
+    counts: Mapping[str, int] = field(default_factory=dict)
 
-    def fields(self, **known: Any) -> dict[str, Any]:
-        """The transition as its log event carries it: the states and the trigger, then
-        `known` (the job's counts once known), then the facts, enums as their values."""
+    def fields(self) -> dict[str, Any]:
+        """The transition as its log event carries it: the states and the trigger, the
+        counts known then, and the facts, enums as their values."""
         return {
             "source": self.source.value,
             "dest": self.dest.value,
             "trigger": self.trigger.value,
-            **known,
+            **self.counts,
             **{k: v.value if isinstance(v, Enum) else v for k, v in self.details.items()},
         }
 

@@ -1,5 +1,4 @@
-"""The process environment the Lambda reads, set for a block, in a fresh container;
-its log and metric lines silenced for a block."""
+"""The process environment the Lambda reads, set for a block, in a fresh container."""
 
 from __future__ import annotations
 

@@ -228,13 +228,12 @@ class Explanation:
 
 def transition_rows(outcomes: Iterable[JobOutcome]) -> list[dict[str, Any]]:
     """Each transition of each job as its log event has it (`job_id`, states, trigger,
-    the job's final counts, the facts): the same rows `explain` reads from logs."""
-    rows = []
-    for outcome in outcomes:
-        known = {"completions": outcome.completions, "total_segments": outcome.total_segments}
-        counts = {key: value for key, value in known.items() if value is not None}
-        rows += [{"job_id": outcome.job_id, **step.fields(**counts)} for step in outcome.history]
-    return rows
+    the counts known then, the facts): the same rows `explain` reads from logs."""
+    return [
+        {"job_id": outcome.job_id, **step.fields()}
+        for outcome in outcomes
+        for step in outcome.history
+    ]
 
 
 def transition_facts(event: dict[str, Any]) -> str:
