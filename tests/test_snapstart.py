@@ -9,6 +9,7 @@ each restore through Lambda's own hook registry.
 
 from __future__ import annotations
 
+import inspect
 import json
 import random
 import subprocess
@@ -33,6 +34,8 @@ def test_a_restore_gives_each_sandbox_its_own_random_state(
     assert runtime.register_snapstart_hooks() is True
     assert registered == [runtime.reseed_after_restore]
 
+    # The jitter every backoff of the deployed trigger draws from (build_trigger's default).
+    jitter = inspect.signature(runtime.build_trigger).parameters["uniform"].default
     saved = random.getstate()
     try:
         random.seed(20261115)
@@ -41,7 +44,7 @@ def test_a_restore_gives_each_sandbox_its_own_random_state(
         for _sandbox in range(2):
             random.setstate(snapshot)
             runtime.reseed_after_restore()
-            draws.append([random.uniform(0, 1) for _ in range(4)])
+            draws.append([jitter(0, 1) for _ in range(4)])
     finally:
         random.setstate(saved)
     assert draws[0] != draws[1]
