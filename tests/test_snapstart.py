@@ -40,13 +40,18 @@ def test_a_restore_gives_each_sandbox_its_own_random_state(
     try:
         random.seed(20261115)
         snapshot = random.getstate()
-        draws = []
+        draws, unhooked = [], []
         for _sandbox in range(2):
+            random.setstate(snapshot)
+            unhooked.append([jitter(0, 1) for _ in range(4)])
             random.setstate(snapshot)
             runtime.reseed_after_restore()
             draws.append([jitter(0, 1) for _ in range(4)])
     finally:
         random.setstate(saved)
+    # The jitter is the snapshot's generator (without the hook both sandboxes draw alike)
+    # and the hook gives each its own.
+    assert unhooked[0] == unhooked[1]
     assert draws[0] != draws[1]
 
 
