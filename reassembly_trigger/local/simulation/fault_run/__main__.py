@@ -85,22 +85,16 @@ def _print(report: FaultRunReport) -> None:
     from rich.table import Table
 
     console = Console()
-    lines = report.lines()
-    for line in lines[:3]:
+    for line in report.heading():
         console.print(line)
-    for title, counter in (
-        ("faults injected", report.faults),
-        ("AWS faults by operation", report.aws_faults),
-        ("recovery paths (transitions)", report.recoveries),
-        ("deliveries", report.deliveries),
-    ):
+    for title, counter in report.tables():
         table = Table(title=title)
         table.add_column("what")
         table.add_column("count", justify="right")
         for key, value in sorted(counter.items()):
             table.add_row(str(key), str(value))
         console.print(table)
-    for line in lines[7:]:  # calls by operation, the media worker, the invariants
+    for line in report.summary():
         console.print(line)
 
 

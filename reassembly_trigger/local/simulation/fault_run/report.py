@@ -85,17 +85,33 @@ class FaultRunReport:
         return missing
 
     def lines(self) -> list[str]:
-        """The report as plain text."""
+        """The report as plain text: the heading, each table as a line, the summary."""
+        tables = [f"{title.lower()}: {_counts(counter)}" for title, counter in self.tables()]
+        return [*self.heading(), *tables, *self.summary()]
+
+    def heading(self) -> list[str]:
+        """What ran: mode, size, seed, time, the jobs by kind."""
         c = self.config
-        out = [
+        return [
             f"fault run ({c.mode.value}): {c.jobs} jobs, seed {c.seed}, "
             f"faults {'on' if c.inject_faults else 'off'}",
             f"wall time {self.wall_seconds:.1f} s, simulated time {self.simulated_seconds:.0f} s",
             "jobs: " + _counts(self.jobs_by_kind),
-            "faults injected: " + _counts(self.faults),
-            "aws faults by operation: " + _counts(self.aws_faults),
-            "recovery paths (transitions): " + _counts(self.recoveries),
-            "deliveries: " + _counts(self.deliveries),
+        ]
+
+    def tables(self) -> list[tuple[str, Counter[Any]]]:
+        """The counts the command shows as tables: (title, counts)."""
+        return [
+            ("faults injected", self.faults),
+            ("AWS faults by operation", self.aws_faults),
+            ("recovery paths (transitions)", self.recoveries),
+            ("deliveries", self.deliveries),
+        ]
+
+    def summary(self) -> list[str]:
+        """The reconciler, the calls, the media worker, and every invariant's verdict."""
+        c = self.config
+        out = [
             "reconciler: " + (_counts(self.reconciler) if c.reconciler else "off"),
             "reconciler enqueues by cause: " + _counts(self.reconciler_enqueues_by_cause),
             "aws calls by the Lambda: " + _counts(self.aws_calls),
