@@ -5,6 +5,8 @@ faulty clients and simulated time (`adversary.py`)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -115,6 +117,18 @@ def lambda_env(
 def pipeline(moto_endpoint: str, resources: Resources) -> Pipeline:
     """Write and read the pipeline's tables and queue as the other workers would."""
     return Pipeline(LocalAws.connect(moto_endpoint, REGION), resources)
+
+
+def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """The CLI in a fresh process with this test's environment; a hang fails the test at
+    `timeout`."""
+    return subprocess.run(
+        [sys.executable, "-m", "reassembly_trigger.local.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:

@@ -16,6 +16,8 @@ import pytest
 from reassembly_trigger.local.aws.stack import LocalAws, ResourceNames
 from reassembly_trigger.local.cli import main
 
+from conftest import run_cli
+
 
 def _default_sigint() -> None:
     # A background shell starts children with SIGINT ignored; Ctrl-C must reach this one.
@@ -64,17 +66,6 @@ def test_local_up_prints_the_exports_serves_them_and_stops_on_ctrl_c() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """The CLI in a fresh process; a hang fails the test at `timeout`."""
-    return subprocess.run(
-        [sys.executable, "-m", "reassembly_trigger.local.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:

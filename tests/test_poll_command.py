@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 
 import pytest
 
@@ -13,19 +10,7 @@ from reassembly_trigger.local.cli import main
 from reassembly_trigger.local.kit.environment import lambda_environment
 from reassembly_trigger.local.streams.poller import MappingSettings
 
-from conftest import REGION
-
-
-def run_cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    """The CLI in a fresh process with this test's environment; a hang fails the test."""
-    return subprocess.run(
-        [sys.executable, "-m", "reassembly_trigger.local.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=dict(os.environ),
-    )
+from conftest import REGION, run_cli
 
 
 @pytest.mark.parametrize(
