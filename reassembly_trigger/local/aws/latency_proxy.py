@@ -420,9 +420,7 @@ class SubprocessStack:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the child process started by `SubprocessStack`: run moto and the
     proxy until stdin closes, after announcing both URLs as one JSON line."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-    from reassembly_trigger.local.aws.stack import embedded_moto_server
+    from reassembly_trigger.local.aws.stack import embedded_moto_server, moto_application
 
     parser = argparse.ArgumentParser(description="moto on 127.0.0.1 behind a latency proxy")
     parser.add_argument("--latency-ms", type=float, default=DEFAULT_LATENCY_MS)
@@ -438,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         tune_moto()
     # The proxy calls moto's application in this process: the same backends as the
     # server at `upstream`, without werkzeug's connection-per-request second hop.
-    app = DomainDispatcherApplication(create_backend_app)
+    app = moto_application()
     with (
         embedded_moto_server() as upstream,
         LatencyProxy(WsgiUpstream(app), args.latency_ms) as proxy,

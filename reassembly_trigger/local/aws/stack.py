@@ -239,21 +239,40 @@ def create_resources(aws: LocalAws, names: ResourceNames) -> Resources:
     )
 
 
+#: DynamoDB applies each request whole, a conditional write's check and write included;
+#: moto's threaded server does not (two conditional updates of one item can both pass
+#: their checks: `tests/test_moto_atomicity.py`). One lock for every moto application of
+#: the process, since they share the backends.
+_DYNAMODB_REQUESTS = threading.Lock()
+
+
+def moto_application() -> Any:
+    """moto's WSGI application, each DynamoDB request handled whole, as DynamoDB does."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    app = DomainDispatcherApplication(create_backend_app)
+
+    def application(environ: dict[str, Any], start_response: Any) -> Any:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB"):
+            return app(environ, start_response)
+        with _DYNAMODB_REQUESTS:
+            return list(app(environ, start_response))  # the whole answer, inside the lock
+
+    return application
+
+
 @contextmanager
 def embedded_moto_server(port: int = 0) -> Iterator[str]:
     """A moto server on 127.0.0.1 (ephemeral port by default), in a thread of this process,
     for the duration of the block; yields its endpoint URL.
 
-    It is moto's `ThreadedMotoServer` with one difference: the port is bound on entry,
-    in the caller's thread, so a port in use raises `OSError` at once. (Werkzeug, binding
-    by itself in the serving thread, answers that with `sys.exit` there, and the
-    caller waits for ever.)
+    It is moto's `ThreadedMotoServer` with two differences: each DynamoDB request is
+    handled whole (`moto_application`), and the port is bound on entry, in the caller's
+    thread, so a port in use raises `OSError` at once. (Werkzeug, binding by itself in
+    the serving thread, answers that with `sys.exit` there, and the caller waits for
+    ever.)
     """
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
     if not 0 <= port <= 65535:
@@ -269,7 +288,7 @@ def embedded_moto_server(port: int = 0) -> Iterator[str]:
         server = make_server(
             "127.0.0.1",
             port,
-            DomainDispatcherApplication(create_backend_app),
+            moto_application(),
             threaded=True,
             request_handler=MotoRequestHandler,
             fd=listener.fileno(),  # werkzeug serves a duplicate of it
