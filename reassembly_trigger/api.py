@@ -17,18 +17,22 @@ its own deadline (at most 15 minutes), which the reconciler takes over once it i
 
 The call never raises for what AWS or the tables do: a failure is a `failed` outcome
 with its reason, and any lock it held is released on the way out (Ctrl-C included).
-It raises `SettingsError` when the environment is incomplete.
+It raises `SettingsError` when the environment is incomplete, and `ValueError` for a
+`timeout_seconds` under 2 s (`timing.MIN_FUNCTION_TIMEOUT_SECONDS`: less cannot fit one
+job's bounded calls) or one that is not a finite number.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
 from reassembly_trigger.batch import BatchResult, ReassemblyTrigger
-from reassembly_trigger.evaluation import Invocation, JobOutcome
+from reassembly_trigger.evaluation import JobOutcome
 from reassembly_trigger.records import JobRequest, ParsedBatch, is_job_id
 from reassembly_trigger.runtime import PerProcess, build_trigger
+from reassembly_trigger.timing import MIN_FUNCTION_TIMEOUT_SECONDS, Invocation
 
 #: A caller's default deadline: the lease it takes when it locks a job, and how long the
 #: call may take at most (waiting for another holder included).
@@ -57,9 +61,11 @@ def trigger_jobs(
     """Run each job once through the machine; one outcome per distinct, valid job id.
 
     `timeout_seconds` is the caller's deadline (capped at 900 s, Lambda's maximum, like
-    every lease). Ids that cannot be DynamoDB keys are left out. With `emit_metrics`,
-    one EMF line (the stream handler's metrics) is written, as the Lambda does.
+    every lease; at least 2 s, else `ValueError`). Ids that cannot be DynamoDB keys are
+    left out. With `emit_metrics`, one EMF line (the stream handler's metrics) is
+    written, as the Lambda does.
     """
+    check_timeout(timeout_seconds)
     trigger = trigger or process_trigger()
     clock = trigger.gateways.clock
     invocation = Invocation.outside_lambda(clock, timeout_seconds)
@@ -74,6 +80,15 @@ def trigger_jobs(
     return outcomes
 
 
+def check_timeout(timeout_seconds: float) -> None:
+    """Refuse a caller's timeout that no job could be triggered in (`ValueError`)."""
+    if not math.isfinite(timeout_seconds) or timeout_seconds < MIN_FUNCTION_TIMEOUT_SECONDS:
+        raise ValueError(
+            f"timeout_seconds must be at least {MIN_FUNCTION_TIMEOUT_SECONDS} s (one job's "
+            f"bounded calls and the answer reserve), got {timeout_seconds!r}"
+        )
+
+
 def trigger_job(
     job_id: str,
     *,
@@ -86,7 +101,7 @@ def trigger_job(
     Returns how it ended: `enqueued` (this call sent the message), `skipped` with a
     reason (`incomplete`, `already_triggered`, `deferred`, ...) or `failed` with a
     reason; the reasons are the logs' reason codes. Raises `ValueError` for an id that
-    cannot be a DynamoDB key.
+    cannot be a DynamoDB key or a `timeout_seconds` under 2 s.
     """
     if not is_job_id(job_id):
         raise ValueError(f"not a job id: {job_id!r}")

@@ -19,8 +19,6 @@ import structlog
 
 from reassembly_trigger.evaluation import (
     Gateways,
-    Invocation,
-    InvocationBudget,
     JobEvaluation,
     JobLookup,
     JobOutcome,
@@ -28,6 +26,7 @@ from reassembly_trigger.evaluation import (
 from reassembly_trigger.gateways import Item, LoadedJobs, LockRecord
 from reassembly_trigger.records import JobRequest, ParsedBatch, parse_batch
 from reassembly_trigger.settings import Settings
+from reassembly_trigger.timing import Invocation, InvocationBudget, calls_within
 
 
 class BatchItemFailure(TypedDict):
@@ -141,7 +140,8 @@ class ReassemblyTrigger:
         locks = known_locks or {}
         # A job whose lock is known to be finished ends before its Job is read.
         to_load = [r.job_id for r in requests if not _finished(locks.get(r.job_id))]
-        loaded = self.gateways.jobs.load_jobs(to_load, budget)
+        with calls_within(budget):
+            loaded = self.gateways.jobs.load_jobs(to_load, budget)
         lookup = job_lookup(loaded)
         wait = (
             self.settings.lease_wait_seconds if lease_wait_seconds is None else lease_wait_seconds
@@ -159,8 +159,8 @@ class ReassemblyTrigger:
 
         if self.settings.evaluation_concurrency == 1 or len(requests) <= 1:
             return [evaluate(request) for request in requests]
-        # Every evaluation checks the deadline before each call, so jobs still queued
-        # when time runs out end at once (failed: deadline) instead of overrunning.
+        # Every evaluation bounds its calls by the deadline, so jobs still queued when
+        # time runs out end at once (failed: deadline) instead of overrunning.
         return list(self._executor().map(evaluate, requests))
 
     def _executor(self) -> ThreadPoolExecutor:

@@ -1,16 +1,29 @@
-"""The boto3 clients, created once per container with bounded calls.
+"""The boto3 clients, created once per container, every call bounded by the time left.
 
-Timeouts and retries are chosen so that every call has a known worst case, which the
-evaluation checks against the invocation's time left before it starts a step:
+Each client is configured for the normal case (`timing`: connect 0.5 s, read 2 s per
+attempt; DynamoDB in botocore's "standard" retry mode with 3 attempts, SendMessage with
+ONE attempt) and then bounded, call by call, by the deadline of the invocation the
+calling thread is in (`timing.calls_within`), through botocore's event system:
 
-- DynamoDB: connect 1 s, read 4 s per attempt, botocore "standard" retries, 3 attempts
-  (throttling and 5xx retried with jittered backoff): at most `DYNAMODB_CALL_SECONDS`.
-- SQS `SendMessage`: connect 1 s, read 5 s, ONE attempt. A send that SQS carried out
-  but answered too late must not be sent again by botocore: with one attempt, a slow
-  or lost answer costs at most one extra message (the job fails, releases its lease,
-  and its retry sends once more), so no single fault yields more than 2 messages.
-  Throttling or a 5xx on the send fails the job, and Lambda (or the reconciler)
-  retries it.
+- `before-send` (every attempt): an attempt is not started when less than
+  `CALL_FLOOR_SECONDS` remains before the answer reserve (`DeadlineReached`); otherwise
+  its read timeout is cut to the time that remains (botocore's per-request
+  `read_timeout` in the request context).
+- `needs-retry` (registered first): a retry that botocore's standard conditions would
+  make is declined (`DeadlineReached`, naming the error it would have retried) when its
+  backoff and one bounded attempt would not fit.
+
+So a call fails fast near the deadline instead of overrunning it, whatever AWS does,
+and no step is refused for a worst case that never comes. Outside `calls_within` (the
+CLI's reads, doctor) the clients behave as configured.
+
+SendMessage has one attempt because a send that SQS carried out but answered too late
+must not be sent again by botocore: a slow or lost answer costs at most one extra
+message (the job fails, its retry sends once more).
+
+A botocore older than per-request read timeouts (boto/botocore#3770, August 2026; a
+Lambda runtime may bundle one) ignores the cut: there an attempt is only started when
+its whole configured connect and read fit before the reserve.
 
 Region and endpoints come from the standard settings, as botocore reads them (checked
 on botocore 1.44): the region from `AWS_DEFAULT_REGION`, else the profile's `region`
@@ -25,10 +38,23 @@ variable alone, as the `reassembly-trigger` CLI does (it copies `AWS_REGION` ove
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from reassembly_trigger.errors import DeadlineReached
+from reassembly_trigger.timing import (
+    ANSWER_RESERVE_SECONDS,
+    CALL_FLOOR_SECONDS,
+    CONNECT_TIMEOUT_SECONDS,
+    DYNAMODB_MAX_ATTEMPTS,
+    READ_TIMEOUT_SECONDS,
+    SQS_MAX_ATTEMPTS,
+    attempt_read_timeout,
+    current_budget,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -36,19 +62,88 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-CONNECT_TIMEOUT_SECONDS = 1.0
-READ_TIMEOUT_SECONDS = 4.0
-MAX_ATTEMPTS = 3
-SQS_READ_TIMEOUT_SECONDS = 5.0
-SQS_MAX_ATTEMPTS = 1
-#: Upper bound of botocore's standard-mode backoff over the retries of one call.
-RETRY_BACKOFF_SECONDS = 3.0
-#: The longest one DynamoDB call can take, retries included.
-DYNAMODB_CALL_SECONDS = (
-    MAX_ATTEMPTS * (CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS) + RETRY_BACKOFF_SECONDS
-)
-#: The longest one SendMessage can take.
-SQS_CALL_SECONDS = SQS_MAX_ATTEMPTS * (CONNECT_TIMEOUT_SECONDS + SQS_READ_TIMEOUT_SECONDS)
+#: botocore's standard backoff ceiling (`ExponentialBackoff`: base 2, at most 20 s);
+#: throttling starts at 1 s, other retryable errors at 50 ms or less.
+_MAX_BACKOFF_SECONDS = 20.0
+_THROTTLING_BACKOFF_BASE = 1.0
+_OTHER_BACKOFF_BASE = 0.05
+
+
+@functools.cache
+def per_attempt_timeouts() -> bool:
+    """Whether this botocore honours a per-request `read_timeout` (boto/botocore#3770)."""
+    from botocore.httpsession import URLLib3Session
+
+    return hasattr(URLLib3Session, "_get_request_timeout")
+
+
+def attempt_floor_seconds() -> float:
+    """The least usable time an attempt needs before it may start, on this botocore."""
+    if per_attempt_timeouts():
+        return CALL_FLOOR_SECONDS
+    return CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS
+
+
+def _bound_attempt(request: Any, event_name: str = "", **_: Any) -> None:
+    """`before-send`: start this attempt only if it fits, with its read cut to fit."""
+    budget = current_budget()
+    if budget is None:
+        return
+    operation = event_name.rsplit(".", 1)[-1] or "AWS call"
+    read_timeout = attempt_read_timeout(budget, operation, attempt_floor_seconds())
+    context = getattr(request, "context", None)
+    if isinstance(context, dict):
+        context["read_timeout"] = read_timeout
+
+
+class _DeadlineRetries:
+    """`needs-retry`, registered first: decline a retry that would not fit."""
+
+    def __init__(self, max_attempts: int) -> None:
+        from botocore.retries import standard
+
+        self._adapter = standard.RetryEventAdapter()
+        self._retryable = standard.StandardRetryConditions(max_attempts=max_attempts)
+        self._throttled = standard.ThrottledRetryableChecker()
+
+    def __call__(self, **kwargs: Any) -> None:
+        budget = current_budget()
+        if budget is None:
+            return
+        context = self._adapter.create_retry_context(**kwargs)
+        if not self._retryable.is_retryable(context):
+            return  # no retry coming: nothing to decline
+        base = (
+            _THROTTLING_BACKOFF_BASE
+            if self._throttled.is_retryable(context)
+            else _OTHER_BACKOFF_BASE
+        )
+        backoff = min(base * 2 ** (context.attempt_number - 1), _MAX_BACKOFF_SECONDS)
+        needed = backoff + attempt_floor_seconds()
+        if budget.usable_seconds() < needed:
+            operation = getattr(kwargs.get("operation"), "name", "AWS call")
+            raise DeadlineReached(
+                f"retry {operation} after {_retried_error(kwargs)}",
+                budget.seconds_left(),
+                needed + ANSWER_RESERVE_SECONDS,
+            )
+
+
+def _retried_error(kwargs: dict[str, Any]) -> str:
+    exception = kwargs.get("caught_exception")
+    if exception is not None:
+        return type(exception).__name__
+    response: tuple[Any, dict[str, Any]] = kwargs.get("response") or (None, {})
+    return str(response[1].get("Error", {}).get("Code", "an error"))
+
+
+def bound_by_deadline(client: Any, max_attempts: int) -> Any:
+    """Bound every call `client` makes inside `timing.calls_within` by its deadline."""
+    service = client.meta.service_model.service_id.hyphenize()
+    events = client.meta.events
+    events.register_first(f"before-send.{service}", _bound_attempt)
+    events.register_first(f"needs-retry.{service}", _DeadlineRetries(max_attempts))
+    return client
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +154,13 @@ class AwsClients:
     sqs: SQSClient
 
 
-def client_config(
-    pool_size: int,
-    *,
-    read_timeout: float = READ_TIMEOUT_SECONDS,
-    max_attempts: int = MAX_ATTEMPTS,
-) -> Config:
-    """Bounded timeouts, standard retries and a connection pool for `pool_size` threads."""
+def client_config(pool_size: int, *, max_attempts: int) -> Config:
+    """Normal-case timeouts, standard retries and a connection pool for `pool_size` threads."""
     from botocore.config import Config
 
     return Config(
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        read_timeout=read_timeout,
+        read_timeout=READ_TIMEOUT_SECONDS,
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         max_pool_connections=max(10, pool_size),
         # Every request is built by the gateways and shaped by their tests; local
@@ -89,15 +179,21 @@ def session_clients(
     tests all get DynamoDB's retries and SQS's single attempt from here.
     """
     return AwsClients(
-        dynamodb=session.client(
-            "dynamodb", endpoint_url=endpoint_url, config=client_config(pool_size)
-        ),
-        sqs=session.client(
-            "sqs",
-            endpoint_url=endpoint_url,
-            config=client_config(
-                pool_size, read_timeout=SQS_READ_TIMEOUT_SECONDS, max_attempts=SQS_MAX_ATTEMPTS
+        dynamodb=bound_by_deadline(
+            session.client(
+                "dynamodb",
+                endpoint_url=endpoint_url,
+                config=client_config(pool_size, max_attempts=DYNAMODB_MAX_ATTEMPTS),
             ),
+            DYNAMODB_MAX_ATTEMPTS,
+        ),
+        sqs=bound_by_deadline(
+            session.client(
+                "sqs",
+                endpoint_url=endpoint_url,
+                config=client_config(pool_size, max_attempts=SQS_MAX_ATTEMPTS),
+            ),
+            SQS_MAX_ATTEMPTS,
         ),
     )
 

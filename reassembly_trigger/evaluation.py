@@ -8,27 +8,26 @@ evaluation's history and as one structlog event; the `JobOutcome` carries that
 history, so logs, metrics and tools read the same facts. An evaluation shares no
 mutable state with another, so the jobs of a batch can be evaluated concurrently.
 
-Every AWS call is preceded by a check that its worst case fits in the invocation's
-time left (`Budget`), so no evaluation overruns its deadline whatever AWS does, and
-every loop (waiting for a holder, retrying a take-over) is bounded in time and count.
+Time (`timing`): a step is started when its normal case fits, never refused for its
+worst case; every AWS call the evaluation makes is bounded by the invocation's time
+left (`timing.calls_within`), so no evaluation overruns its deadline whatever AWS does,
+and every loop (waiting for a holder, retrying a take-over) is bounded in time and
+count. What a holder cut short leaves unfinished, its lease covers.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import random
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeGuard
+from typing import Any, TypeGuard
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 from transitions import EventData, Machine
 
-from reassembly_trigger.clients import DYNAMODB_CALL_SECONDS, SQS_CALL_SECONDS
 from reassembly_trigger.errors import (
     DeadlineReached,
     JobsUnavailable,
@@ -36,8 +35,6 @@ from reassembly_trigger.errors import (
     LockChanged,
 )
 from reassembly_trigger.gateways import (
-    CLOCK_SKEW_SECONDS,
-    MAX_LEASE_SECONDS,
     CompletionCounter,
     Item,
     JobReader,
@@ -60,100 +57,25 @@ from reassembly_trigger.machine import (
     Trigger,
 )
 from reassembly_trigger.records import JobRequest, lowest_sequence_number
+from reassembly_trigger.timing import (
+    CALL_FLOOR_SECONDS,
+    CLOCK_SKEW_SECONDS,
+    LOCK_STEP_SECONDS,
+    POLL_FIRST_SECONDS,
+    POLL_MAX_SECONDS,
+    TAKE_OVER_BACKOFF_MAX_SECONDS,
+    Clock,
+    Invocation,
+    InvocationBudget,
+    calls_within,
+)
 
 #: Errors that mean "AWS did not do it": the job fails and is retried.
 AWS_ERRORS = (ClientError, BotoCoreError, JobsUnavailable)
-#: Time kept in hand to answer Lambda after the last call.
-ANSWER_MARGIN_SECONDS = 1.0
-#: Time a step of one DynamoDB call needs before it may start.
-STEP_SECONDS = DYNAMODB_CALL_SECONDS + ANSWER_MARGIN_SECONDS
-#: Time taking the lock needs: the lock write, the send, then the mark (or, when the
-#: send failed, the release). A lock is only taken when the whole protocol fits, so a
-#: slow AWS fails the job before it holds anything instead of overrunning the deadline
-#: (or leaving a sent message unmarked, which its retry would send again).
-LOCK_SECONDS = 2 * DYNAMODB_CALL_SECONDS + SQS_CALL_SECONDS + ANSWER_MARGIN_SECONDS
-#: Polling of a lock within its lease: first interval, growth, ceiling.
-POLL_FIRST_SECONDS = 0.1
-POLL_MAX_SECONDS = 1.0
 #: Take-overs that lose their race before the evaluation defers to a later one.
 MAX_TAKE_OVER_ATTEMPTS = 5
 #: The largest `total_segments` believed (segments are ~5 minutes: about a year of video).
 MAX_TOTAL_SEGMENTS = 100_000
-
-
-class Clock(Protocol):
-    """Wall-clock time and sleeping (simulated in the fault-injection suite)."""
-
-    def now(self) -> float:
-        """Epoch seconds."""
-        ...
-
-    def sleep(self, seconds: float) -> None:
-        """Block for `seconds`."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def now(self) -> float:
-        """Epoch seconds."""
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        """Block for `seconds`."""
-        time.sleep(seconds)
-
-
-@dataclass(frozen=True, slots=True)
-class Invocation:
-    """The invocation an evaluation runs in: its request id and its deadline."""
-
-    aws_request_id: str
-    #: Epoch seconds at which Lambda stops the invocation; a lock taken in it is
-    #: leased until then (at most `MAX_LEASE_SECONDS`), because past it the holder
-    #: is certainly gone.
-    deadline: float
-
-    @classmethod
-    def from_lambda_context(cls, context: Any, clock: Clock) -> Invocation:
-        """From Lambda's context object (`aws_request_id`, remaining time)."""
-        remaining_ms = context.get_remaining_time_in_millis()
-        return cls(
-            aws_request_id=str(context.aws_request_id),
-            deadline=clock.now() + remaining_ms / 1000.0,
-        )
-
-    @classmethod
-    def outside_lambda(
-        cls, clock: Clock, timeout_seconds: float, request_id: str | None = None
-    ) -> Invocation:
-        """For callers outside Lambda (CLI, workers): their own timeout is the deadline.
-
-        The timeout is capped at `MAX_LEASE_SECONDS`, like every lease.
-        """
-        return cls(
-            aws_request_id=request_id or f"local-{uuid.uuid4()}",
-            deadline=clock.now() + min(max(timeout_seconds, 0.0), MAX_LEASE_SECONDS),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class InvocationBudget:
-    """The `Budget` of one invocation: refuses a step whose worst case would overrun."""
-
-    invocation: Invocation
-    clock: Clock
-
-    def seconds_left(self) -> float:
-        """Seconds until the deadline."""
-        return self.invocation.deadline - self.clock.now()
-
-    def ensure(self, step: str, seconds_needed: float) -> None:
-        """Raise `DeadlineReached` unless `seconds_needed` remain."""
-        left = self.seconds_left()
-        if left < seconds_needed:
-            raise DeadlineReached(step, left, seconds_needed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +208,8 @@ class JobEvaluation:
         propagates, after any lock this evaluation held was released.
         """
         try:
-            self._evaluate(lookup)
+            with calls_within(self._budget):
+                self._evaluate(lookup)
         except DeadlineReached as exc:
             self._fire(Trigger.FAIL, reason=FailReason.DEADLINE, error=str(exc))
         except LockChanged as exc:
@@ -364,7 +287,7 @@ class JobEvaluation:
     def _take_lock(self) -> bool:
         """Hold the lock (created or taken over), or end in a skip; True when held."""
         lock = self._gw.lock
-        self._budget.ensure("take the lock and send", LOCK_SECONDS)
+        self._budget.ensure("take the lock and send", LOCK_STEP_SECONDS)
         try:
             lock.acquire(self.job_id, self._holder, self._now(), self._lease())
         except LockAlreadyHeld as held:
@@ -388,9 +311,7 @@ class JobEvaluation:
         at most `MAX_TAKE_OVER_ATTEMPTS` times.
         """
         clock = self._gw.clock
-        wait_until = min(
-            clock.now() + self._lease_wait_seconds, self._invocation.deadline - LOCK_SECONDS
-        )
+        wait_until = self._budget.wait_until(self._lease_wait_seconds)
         attempts = 0
         while True:
             self.lock = seen
@@ -409,8 +330,10 @@ class JobEvaluation:
                 if self._try_take_over(seen):
                     return True
                 attempts += 1
-                jitter = self._gw.uniform
-                clock.sleep(jitter(0, min(POLL_FIRST_SECONDS * 2**attempts, 1.0)))
+                backoff = min(POLL_FIRST_SECONDS * 2**attempts, TAKE_OVER_BACKOFF_MAX_SECONDS)
+                # Never sleep through the time the next read needs.
+                room = max(0.0, self._budget.usable_seconds() - CALL_FLOOR_SECONDS)
+                clock.sleep(min(self._gw.uniform(0, backoff), room))
                 seen = self._read_lock()  # another taker won: look again
                 self._fire(Trigger.RECHECK, lock=seen.as_log() if seen else None)
                 continue
@@ -429,7 +352,7 @@ class JobEvaluation:
 
     def _try_take_over(self, seen: LockRecord | None) -> bool:
         """One conditional take-over of an unfinished lock whose lease is over."""
-        self._budget.ensure("take over the lock and send", LOCK_SECONDS)
+        self._budget.ensure("take over the lock and send", LOCK_STEP_SECONDS)
         try:
             if seen is None:
                 self._gw.lock.acquire(self.job_id, self._holder, self._now(), self._lease())
@@ -479,8 +402,7 @@ class JobEvaluation:
         """Send the message and record it."""
         self.message_id = self._gw.queue.send(self.job_id)
         self._fire(Trigger.SEND, message_id=self.message_id)
-        # LOCK_SECONDS reserved this; checked all the same, as before every call.
-        self._budget.ensure("mark the lock", STEP_SECONDS)
+        self._budget.ensure("mark the lock")
         self._gw.lock.mark_enqueued(self.job_id, self._holder, self.message_id, self._now())
         self._fire(Trigger.MARK, message_id=self.message_id)
 
@@ -488,14 +410,14 @@ class JobEvaluation:
         try:
             # After a failed mark no time may be left: the lease then ends with the
             # invocation, as for a holder that Lambda stopped.
-            self._budget.ensure("release the lock", STEP_SECONDS)
+            self._budget.ensure("release the lock")
             return self._gw.lock.release(self.job_id, self._holder)
         except Exception as exc:  # the lease still ends with the invocation
             self._log.warning("lease_release_failed", **describe_aws_error(exc))
             return False
 
     def _read_lock(self) -> LockRecord | None:
-        self._budget.ensure("read the lock", STEP_SECONDS)
+        self._budget.ensure("read the lock")
         return self._gw.lock.read(self.job_id)
 
     # ------------------------------------------------------------------ helpers
@@ -504,7 +426,7 @@ class JobEvaluation:
         return int(self._gw.clock.now())
 
     def _lease(self) -> int:
-        return min(math.ceil(self._invocation.deadline), self._now() + MAX_LEASE_SECONDS)
+        return self._budget.lease_end()
 
     def _is_own(self, seen: LockRecord | None) -> TypeGuard[LockRecord]:
         """An unfinished lock whose holder is this very evaluation (holders are unique)."""

@@ -30,6 +30,13 @@ from reassembly_trigger.errors import (
     LockAlreadyHeld,
     LockChanged,
 )
+from reassembly_trigger.timing import (
+    CALL_FLOOR_SECONDS,
+    CLOCK_SKEW_SECONDS,
+    LAMBDA_MAX_TIMEOUT_SECONDS,
+    LOCK_TTL_SECONDS,
+    RESEND_LEASE_SECONDS,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -39,19 +46,8 @@ if TYPE_CHECKING:
 BATCH_GET_LIMIT = 100
 #: Rounds of retrying `UnprocessedKeys` (with jittered backoff) before giving up on them.
 UNPROCESSED_KEYS_ROUNDS = 8
-#: The lock's TTL: the table forgets a trigger after this long.
-LOCK_TTL_SECONDS = 90 * 24 * 3600
 #: The lease value that marks a lock given up by its holder.
 RELEASED = 0
-#: No holder outlives Lambda's maximum timeout: whatever a lock says, its lease is over
-#: this long after it was taken or taken over.
-MAX_LEASE_SECONDS = 900
-#: How long a claimed re-send (`doctor --repair --resend`) keeps others from re-sending
-#: before its message id is recorded; after it, a re-sender that died is not waited for.
-RESEND_LEASE_SECONDS = 60
-#: Clocks of Lambda hosts agree to well under this; a lease counts as over only once it
-#: is this far in the past, and a start this far in the future is not believed.
-CLOCK_SKEW_SECONDS = 2
 #: The attributes whose values decide what a lock means; a take-over is conditioned on
 #: every one of them being exactly as read (present with the same raw value, or absent).
 DECISIVE_LOCK_ATTRIBUTES = (
@@ -78,8 +74,8 @@ AttributeValue = Mapping[str, Any]
 class Budget(Protocol):
     """The time an invocation has left; raises `DeadlineReached` when a step cannot fit."""
 
-    def ensure(self, step: str, seconds_needed: float) -> None:
-        """Raise unless `seconds_needed` remain before the deadline."""
+    def ensure(self, step: str, seconds_needed: float = CALL_FLOOR_SECONDS) -> None:
+        """Raise unless `step`'s normal case (default: one bounded call) still fits."""
         ...
 
 
@@ -225,7 +221,7 @@ class _BatchReader:
         self._uniform = uniform
 
     def read(
-        self, job_ids: Sequence[str], budget: Budget | None, call_seconds: float
+        self, job_ids: Sequence[str], budget: Budget | None
     ) -> tuple[dict[str, Item | None], dict[str, Exception]]:
         """Every id's raw item (None where there is none), and the ids that could not be read.
 
@@ -237,7 +233,7 @@ class _BatchReader:
         for start in range(0, len(job_ids), BATCH_GET_LIMIT):
             chunk = list(dict.fromkeys(job_ids[start : start + BATCH_GET_LIMIT]))
             try:
-                self._read_chunk(chunk, found, budget, call_seconds)
+                self._read_chunk(chunk, found, budget)
             except DeadlineReached as exc:  # these keys, and the rest, are retried later
                 for job_id in job_ids[start:]:
                     if job_id not in found:
@@ -256,15 +252,16 @@ class _BatchReader:
         chunk: list[str],
         found: dict[str, Item | None],
         budget: Budget | None,
-        call_seconds: float,
     ) -> None:
         keys: list[dict[str, Any]] = [{"job_id": {"S": job_id}} for job_id in chunk]
         for attempt in range(UNPROCESSED_KEYS_ROUNDS + 1):
-            if attempt:
-                # Full jitter (AWS Architecture Blog): spreads retries of throttled keys.
-                self._sleep(self._uniform(0, min(0.05 * 2**attempt, 2.0)))
+            # Full jitter (AWS Architecture Blog): spreads retries of throttled keys.
+            pause = self._uniform(0, min(0.05 * 2**attempt, 2.0)) if attempt else 0.0
             if budget is not None:
-                budget.ensure(f"read {self._table}", call_seconds)
+                # The pause and the call after it, or the keys are left for a retry.
+                budget.ensure(f"read {self._table}", pause + CALL_FLOOR_SECONDS)
+            if pause:
+                self._sleep(pause)
             response = self._client.batch_get_item(
                 RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
             )
@@ -328,7 +325,7 @@ class LockStore(Protocol):
         ...
 
     def read_many(
-        self, job_ids: Sequence[str], budget: Budget | None = None, call_seconds: float = 0.0
+        self, job_ids: Sequence[str], budget: Budget | None = None
     ) -> tuple[dict[str, LockRecord | None], dict[str, Exception]]:
         """The locks of many jobs, and the ids that could not be read."""
         ...
@@ -382,17 +379,15 @@ class JobStore:
         table_name: str,
         *,
         sleep: Callable[[float], None],
-        call_seconds: float = 0.0,
         uniform: Uniform = random.uniform,
     ) -> None:
         self._client = client
         self._table = table_name
         self._reader = _BatchReader(client, table_name, sleep, uniform)
-        self._call_seconds = call_seconds
 
     def load_jobs(self, job_ids: Sequence[str], budget: Budget | None = None) -> LoadedJobs:
         """The Job item of every id, in ceil(n/100) calls plus rounds for unprocessed keys."""
-        raw, unavailable = self._reader.read(job_ids, budget, self._call_seconds)
+        raw, unavailable = self._reader.read(job_ids, budget)
         items = {job_id: deserialize_item(item) if item else None for job_id, item in raw.items()}
         return LoadedJobs(items=items, unavailable=unavailable)
 
@@ -427,7 +422,7 @@ class JobStore:
         }
         while True:
             if budget is not None:
-                budget.ensure(f"list {index_name}", self._call_seconds)
+                budget.ensure(f"list {index_name}")
             page = self._client.query(**params)
             for item in page.get("Items", []):
                 job_id = _string(item.get("job_id"))
@@ -458,12 +453,9 @@ class CompletionCount:
 class SegmentCompletions:
     """Counts and lists a job's completions."""
 
-    def __init__(
-        self, client: DynamoDBClient, table_name: str, *, call_seconds: float = 0.0
-    ) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
-        self._call_seconds = call_seconds
 
     def count_completions(
         self, job_id: str, total_segments: int, budget: Budget | None = None
@@ -512,7 +504,7 @@ class SegmentCompletions:
         start_key: Mapping[str, Any] | None = None
         while True:
             if budget is not None:
-                budget.ensure("count completions", self._call_seconds)
+                budget.ensure("count completions")
             if start_key is not None:
                 params["ExclusiveStartKey"] = start_key
             page = self._client.query(TableName=self._table, ConsistentRead=True, **params)
@@ -592,7 +584,7 @@ class LockRecord:
         return self.enqueued or self.reassembly_started
 
     def lease_end(self, legacy_lease_seconds: int, now: float) -> int:
-        """When the holder's lease ends, bounded by `MAX_LEASE_SECONDS` after its start.
+        """When the holder's lease ends, bounded by `LAMBDA_MAX_TIMEOUT_SECONDS` after its start.
 
         The start is when the lock was taken or last taken over. A lock with no
         believable start (none recorded, or one in the future beyond the clock skew)
@@ -603,7 +595,7 @@ class LockRecord:
         start = max(starts) if starts else None
         if start is None or start > now + CLOCK_SKEW_SECONDS:
             return RELEASED
-        cap = start + MAX_LEASE_SECONDS
+        cap = start + LAMBDA_MAX_TIMEOUT_SECONDS
         if self.lease_expires_at is not None:
             return min(self.lease_expires_at, cap)
         return min(start + legacy_lease_seconds, cap)
@@ -668,10 +660,10 @@ class ReassemblyLock:
         return LockRecord.from_raw(item) if item else None
 
     def read_many(
-        self, job_ids: Sequence[str], budget: Budget | None = None, call_seconds: float = 0.0
+        self, job_ids: Sequence[str], budget: Budget | None = None
     ) -> tuple[dict[str, LockRecord | None], dict[str, Exception]]:
         """The locks of many jobs (strongly consistent, 100 per call), and the unread ids."""
-        raw, unavailable = self._reader.read(job_ids, budget, call_seconds)
+        raw, unavailable = self._reader.read(job_ids, budget)
         locks = {
             job_id: LockRecord.from_raw(item) if item else None for job_id, item in raw.items()
         }

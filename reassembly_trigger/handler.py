@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 from reassembly_trigger.batch import BatchResult, PartialBatchResponse, ReassemblyTrigger
-from reassembly_trigger.evaluation import Invocation, SystemClock
 from reassembly_trigger.metrics import emit_invocation_metrics
 from reassembly_trigger.runtime import PerProcess, build_trigger
+from reassembly_trigger.timing import Invocation, SystemClock
 
 #: The container's trigger: settings, clients and logging set up on first use.
 _trigger: PerProcess[ReassemblyTrigger] = PerProcess(build_trigger)

@@ -13,9 +13,12 @@ gateways, as the stream handler.
 - Never waits: a lock within its lease is left to its holder (`deferred`); the next
   run looks again. It takes over only what the stream path would take over, with the
   same conditional writes, so it can run beside any number of stream invocations.
-- Bounded: it stops starting jobs when too little time is left and reports
-  `truncated`; the next run starts after the last job this one reached (a cursor in
-  ReassemblyTriggered), so a fleet too large for one run is covered in turn.
+- Bounded: every call is bounded by the run's time left, and it starts a chunk of
+  jobs whenever one job's normal case still fits (`timing.RECONCILE_CHUNK_SECONDS`,
+  about 1.3 s), so a run of any timeout from 2 s reaches every job it has time for.
+  When time runs out it reports `truncated`; the next run starts after the last job
+  this one examined (a cursor in ReassemblyTriggered; a job cut short by the deadline
+  is not passed over), so a fleet too large for one run is covered in turn.
 - Unclaimed messages (sent long ago, never claimed by the media worker) are reported,
   never re-sent automatically: `reassembly-trigger doctor JOB --repair --resend`.
 
@@ -28,7 +31,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -37,12 +40,7 @@ from reassembly_trigger.batch import ReassemblyTrigger, outcome_counts
 from reassembly_trigger.errors import DeadlineReached
 from reassembly_trigger.evaluation import (
     AWS_ERRORS,
-    LOCK_SECONDS,
-    STEP_SECONDS,
-    Invocation,
-    InvocationBudget,
     JobOutcome,
-    SystemClock,
     describe_aws_error,
 )
 from reassembly_trigger.gateways import (
@@ -52,16 +50,21 @@ from reassembly_trigger.gateways import (
     ReconcileCursor,
     ReconcileCursorStore,
 )
-from reassembly_trigger.machine import SkipReason, State
+from reassembly_trigger.machine import FailReason, SkipReason, State
 from reassembly_trigger.records import JobRequest, is_job_id
 from reassembly_trigger.runtime import PerProcess, build_trigger
 from reassembly_trigger.settings import Settings
+from reassembly_trigger.timing import (
+    RECONCILE_CHUNK_SECONDS,
+    RECONCILE_CURSOR_SECONDS,
+    Invocation,
+    InvocationBudget,
+    SystemClock,
+    calls_within,
+)
 
 #: The Job status whose jobs are in flight: chunked, waiting for their reassembly.
 IN_FLIGHT_STATUS = "chunking_complete"
-#: Time a chunk of jobs needs before it may start: reading its locks and Jobs, then at
-#: least one evaluation's count and lock.
-CHUNK_SECONDS = 2 * STEP_SECONDS + LOCK_SECONDS
 #: The most job ids a targeted event may name.
 MAX_TARGETED_JOBS = 10_000
 
@@ -240,13 +243,18 @@ class Reconciler:
         result = ReconcileResult(targeted=targeted is not None)
         clock = self.trigger.gateways.clock
         budget = InvocationBudget(invocation, clock)
+        # The jobs' work ends early enough for the cursor's write after it (fairness).
+        work = InvocationBudget(
+            replace(invocation, deadline=invocation.deadline - RECONCILE_CURSOR_SECONDS), clock
+        )
         try:
-            if targeted is not None:
-                jobs = [InFlightJob(job_id, 0) for job_id in targeted]
-            else:
-                jobs = self._listed(budget)
-            result.listed = len(jobs)
-            self._reconcile(jobs, invocation, budget, result, save_cursor=targeted is None)
+            with calls_within(work):
+                if targeted is not None:
+                    jobs = [InFlightJob(job_id, 0) for job_id in targeted]
+                else:
+                    jobs = self._listed(work)
+                result.listed = len(jobs)
+                self._reconcile(jobs, work, budget, result, save_cursor=targeted is None)
         except DeadlineReached as exc:
             result.truncated = True
             log.warning("reconcile_truncated", error=str(exc))
@@ -273,7 +281,7 @@ class Reconciler:
     def _reconcile(
         self,
         jobs: Sequence[InFlightJob],
-        invocation: Invocation,
+        work: InvocationBudget,
         budget: InvocationBudget,
         result: ReconcileResult,
         *,
@@ -283,13 +291,18 @@ class Reconciler:
         last: InFlightJob | None = None
         for start in range(0, len(jobs), self._chunk_size):
             chunk = jobs[start : start + self._chunk_size]
-            if budget.seconds_left() < CHUNK_SECONDS:
+            if work.usable_seconds() < RECONCILE_CHUNK_SECONDS:
                 result.truncated = True
                 result.not_reached = len(jobs) - start
                 break
-            locks, unread = self.trigger.gateways.lock.read_many(
-                [j.job_id for j in chunk], budget, STEP_SECONDS
-            )
+            try:
+                locks, unread = self.trigger.gateways.lock.read_many(
+                    [j.job_id for j in chunk], work
+                )
+            except DeadlineReached:
+                result.truncated = True
+                result.not_reached = len(jobs) - start
+                break
             # A job whose lock could not be read is evaluated without it: the machine
             # reads the lock itself when it gets that far.
             known: dict[str, LockRecord | None] = {
@@ -297,7 +310,7 @@ class Reconciler:
             }
             outcomes = self.trigger.evaluate_jobs(
                 [JobRequest(j.job_id) for j in chunk],
-                invocation,
+                work.invocation,
                 lease_wait_seconds=0,
                 known_locks=known,
             )
@@ -306,9 +319,17 @@ class Reconciler:
             created = {j.job_id: j.created_at for j in chunk}
             for outcome in outcomes:
                 self._note(outcome, created.get(outcome.job_id), now, result)
+            cut_short = [i for i, o in enumerate(outcomes) if o.reason is FailReason.DEADLINE]
+            if cut_short:
+                # The deadline stopped these jobs: the next run starts with the first
+                # of them, never after it.
+                result.truncated = True
+                result.not_reached = len(jobs) - start - cut_short[0]
+                last = chunk[cut_short[0] - 1] if cut_short[0] else last
+                break
             last = chunk[-1]
         if save_cursor:
-            # Truncated: the next run starts after the last job reached. Complete: from
+            # Truncated: the next run starts after the last job examined. Complete: from
             # the oldest again.
             cursor = (
                 ReconcileCursor(last.created_at, last.job_id)
@@ -316,8 +337,9 @@ class Reconciler:
                 else None
             )
             try:
-                self.cursor.write(cursor, int(now))
-            except AWS_ERRORS as exc:
+                with calls_within(budget):
+                    self.cursor.write(cursor, int(now))
+            except (*AWS_ERRORS, DeadlineReached) as exc:
                 # The run's work stands; the next one starts from the oldest instead.
                 structlog.get_logger("reassembly_trigger").warning(
                     "reconcile_cursor_not_saved", **describe_aws_error(exc)

@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 
 from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.clients import AwsClients, aws_clients
-from reassembly_trigger.evaluation import STEP_SECONDS, Clock, Gateways, SystemClock
+from reassembly_trigger.evaluation import Gateways
 from reassembly_trigger.gateways import (
     JobStore,
     ReassemblyLock,
@@ -28,6 +28,7 @@ from reassembly_trigger.gateways import (
 )
 from reassembly_trigger.logs import Renderer, configure_logging
 from reassembly_trigger.settings import Settings
+from reassembly_trigger.timing import Clock, SystemClock
 
 
 def reseed_after_restore() -> None:
@@ -61,14 +62,9 @@ def build_gateways(
             clients.dynamodb,
             settings.jobs_table_name,
             sleep=clock.sleep,
-            call_seconds=STEP_SECONDS,
             uniform=uniform,
         ),
-        completions=SegmentCompletions(
-            clients.dynamodb,
-            settings.segment_completions_table_name,
-            call_seconds=STEP_SECONDS,
-        ),
+        completions=SegmentCompletions(clients.dynamodb, settings.segment_completions_table_name),
         lock=ReassemblyLock(
             clients.dynamodb,
             settings.reassembly_triggered_table_name,

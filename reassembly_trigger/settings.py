@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reassembly_trigger.errors import SettingsError
+from reassembly_trigger.timing import LAMBDA_MAX_TIMEOUT_SECONDS
 
-#: Lambda's maximum timeout: a lock written without a lease is treated as leased
-#: for this long after `triggered_at`; no setting may lease a lock for longer.
-DEFAULT_LOCK_LEASE_SECONDS = 900
-MAX_LOCK_LEASE_SECONDS = 900
+#: A lock written without a lease is treated as leased for Lambda's maximum timeout
+#: after `triggered_at`; no setting may lease a lock for longer.
+DEFAULT_LOCK_LEASE_SECONDS = LAMBDA_MAX_TIMEOUT_SECONDS
 DEFAULT_EVALUATION_CONCURRENCY = 16
 MAX_EVALUATION_CONCURRENCY = 128
 DEFAULT_METRICS_NAMESPACE = "StereoSpot/ReassemblyTrigger"
@@ -82,7 +82,7 @@ class Settings:
         def integer(var: str, default: int, low: int, high: int) -> int:
             if not text[var]:
                 return default
-            if text[var].isdigit() and low <= int(text[var]) <= high:
+            if text[var].isascii() and text[var].isdigit() and low <= int(text[var]) <= high:
                 return int(text[var])
             invalid.append(f"{var}={text[var]!r} (expected a whole number in [{low}, {high}])")
             return default
@@ -93,7 +93,7 @@ class Settings:
             reassembly_triggered_table_name=text["REASSEMBLY_TRIGGERED_TABLE_NAME"],
             reassembly_queue_url=text["REASSEMBLY_QUEUE_URL"],
             lock_lease_seconds=integer(
-                "LOCK_LEASE_SECONDS", DEFAULT_LOCK_LEASE_SECONDS, 1, MAX_LOCK_LEASE_SECONDS
+                "LOCK_LEASE_SECONDS", DEFAULT_LOCK_LEASE_SECONDS, 1, LAMBDA_MAX_TIMEOUT_SECONDS
             ),
             evaluation_concurrency=integer(
                 "EVALUATION_CONCURRENCY",

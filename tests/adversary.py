@@ -85,7 +85,7 @@ class Adversary(CapturedLogs):
     deadline: float = 0.0
     returned_at: float = 0.0
 
-    def invoke(self, event: Any, *, remaining: float = 60.0, request_id: str | None = None) -> Any:
+    def invoke(self, event: Any, *, remaining: float = 30.0, request_id: str | None = None) -> Any:
         """Call `lambda_handler` as Lambda would, with `remaining` seconds to live."""
         context = LocalLambdaContext(timeout_seconds=remaining, now=self.clock.now)
         if request_id is not None:
@@ -106,12 +106,14 @@ class Adversary(CapturedLogs):
         return self.pipeline.bodies().count({"job_id": job_id})
 
     def slow_calls(self, seconds: float, operation: str = "*") -> FaultRule:
-        """Make every call (of `operation`) take `seconds` of simulated time."""
+        """Make every call (of `operation`) take `seconds` of simulated time, or its
+        attempt's read timeout and then a read timeout when that is shorter."""
         return self.faults.add(
             FaultRule(
                 operation,
-                FaultKind.PAUSE,
-                action=lambda: self.clock.advance(seconds),
+                FaultKind.SLOW,
+                seconds=seconds,
+                advance=self.clock.advance,
                 label=f"slow-{operation}",
             )
         )

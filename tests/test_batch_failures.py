@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from reassembly_trigger.clients import MAX_ATTEMPTS, AwsClients
+from reassembly_trigger.clients import AwsClients
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
 from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.timing import DYNAMODB_MAX_ATTEMPTS
 
 from conftest import Invoker, Pipeline
 
@@ -18,7 +19,7 @@ def test_a_throttled_count_fails_the_job_with_its_lowest_sequence_number_and_the
     pipeline.complete("job-t", range(3))
     records = pipeline.completion_records("job-t", [2, 0, 1])
     event = stream_event(*records)
-    faults.add(FaultRule("Query", FaultKind.THROTTLE, times=MAX_ATTEMPTS))
+    faults.add(FaultRule("Query", FaultKind.THROTTLE, times=DYNAMODB_MAX_ATTEMPTS))
 
     response = invoke(event)
 
@@ -39,7 +40,7 @@ def test_throttling_within_the_retry_budget_is_absorbed(
     """botocore's standard retries absorb a throttle that clears before the last attempt."""
     pipeline.add_job("job-r", total_segments=1)
     pipeline.complete("job-r", [0])
-    faults.add(FaultRule("Query", FaultKind.THROTTLE, times=MAX_ATTEMPTS - 1))
+    faults.add(FaultRule("Query", FaultKind.THROTTLE, times=DYNAMODB_MAX_ATTEMPTS - 1))
 
     assert invoke(stream_event(*pipeline.completion_records("job-r", [0]))) == {
         "batchItemFailures": []
@@ -83,7 +84,7 @@ def test_one_failure_entry_per_failed_job(
         pipeline.complete(job, range(2))
     first = pipeline.completion_records("job-1", range(2))
     second = pipeline.completion_records("job-2", range(2))
-    faults.add(FaultRule("BatchGetItem", FaultKind.SERVER_ERROR, times=MAX_ATTEMPTS))
+    faults.add(FaultRule("BatchGetItem", FaultKind.SERVER_ERROR, times=DYNAMODB_MAX_ATTEMPTS))
 
     response = invoke(stream_event(first[0], second[0], first[1], second[1]))
 

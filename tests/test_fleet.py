@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from reassembly_trigger.gateways import CLOCK_SKEW_SECONDS, RESEND_LEASE_SECONDS, ReassemblyLock
+from reassembly_trigger.gateways import ReassemblyLock
 from reassembly_trigger.local import cli
 from reassembly_trigger.local.ops.doctor import Doctor
 from reassembly_trigger.settings import Settings
+from reassembly_trigger.timing import CLOCK_SKEW_SECONDS, RESEND_LEASE_SECONDS
 
 from conftest import Pipeline, cli_json
 

@@ -19,8 +19,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from reassembly_trigger.evaluation import MAX_TOTAL_SEGMENTS, JobOutcome
 from reassembly_trigger.gateways import (
-    CLOCK_SKEW_SECONDS,
-    MAX_LEASE_SECONDS,
     UNPROCESSED_KEYS_ROUNDS,
     ReassemblyLock,
     SegmentCompletions,
@@ -35,6 +33,7 @@ from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.machine import State
 from reassembly_trigger.reconcile import warn_about_item_models
 from reassembly_trigger.records import MAX_JOB_ID_BYTES
+from reassembly_trigger.timing import CLOCK_SKEW_SECONDS, LAMBDA_MAX_TIMEOUT_SECONDS
 
 from adversary import MARK, Adversary, Arena, adversary
 from conftest import Pipeline
@@ -363,7 +362,7 @@ def test_a_take_over_that_keeps_losing_its_race_backs_off_and_defers(adv: Advers
 def test_a_lease_a_year_ahead_ends_900_seconds_after_the_lock_was_taken(adv: Adversary) -> None:
     """GIVEN a lock taken a minute ago and leased for a year WHEN its job is evaluated THEN
     it is deferred while the holder could still be alive, and taken over (one message) as
-    soon as MAX_LEASE_SECONDS (plus the clock skew) have passed since it was taken."""
+    soon as LAMBDA_MAX_TIMEOUT_SECONDS (plus the clock skew) have passed since it was taken."""
     records = adv.pipeline.ready_job("job-year")
     taken = int(adv.clock.now()) - 60
     adv.pipeline.put_lock(
@@ -375,9 +374,9 @@ def test_a_lease_a_year_ahead_ends_900_seconds_after_the_lock_was_taken(adv: Adv
 
     assert adv.invoke(stream_event(*records)) == {"batchItemFailures": []}
     assert adv.final("job-year")["reason"] == "deferred"
-    assert adv.final("job-year")["lease_expires_at"] == taken + MAX_LEASE_SECONDS
+    assert adv.final("job-year")["lease_expires_at"] == taken + LAMBDA_MAX_TIMEOUT_SECONDS
 
-    adv.clock.set(taken + MAX_LEASE_SECONDS + CLOCK_SKEW_SECONDS)
+    adv.clock.set(taken + LAMBDA_MAX_TIMEOUT_SECONDS + CLOCK_SKEW_SECONDS)
     assert adv.invoke(stream_event(*records)) == {"batchItemFailures": []}
 
     assert adv.triggers("job-year")[-4:] == ["contend", "take_over", "send", "mark"]
@@ -399,7 +398,7 @@ def test_doctor_repair_with_a_huge_timeout_leases_at_most_900_s_and_ctrl_c_relea
     adv: Adversary,
 ) -> None:
     """GIVEN `doctor --repair --timeout` a year WHEN it is interrupted (Ctrl-C) between its
-    lock and its send THEN the lease it had taken was at most MAX_LEASE_SECONDS, the
+    lock and its send THEN the lease it had taken was at most LAMBDA_MAX_TIMEOUT_SECONDS, the
     interrupt released it, and the next invocation takes over at once: one message."""
     records = adv.pipeline.ready_job("job-doctor")
     seen: list[int] = []
@@ -417,7 +416,7 @@ def test_doctor_repair_with_a_huge_timeout_leases_at_most_900_s_and_ctrl_c_relea
         _doctor(adv).repair("job-doctor", timeout_seconds=YEAR)
 
     assert len(seen) == 1
-    assert seen[0] <= started + MAX_LEASE_SECONDS
+    assert seen[0] <= started + LAMBDA_MAX_TIMEOUT_SECONDS
     lock = adv.pipeline.raw_lock("job-doctor")
     assert lock is not None
     assert lock["lease_expires_at"] == {"N": "0"}

@@ -14,11 +14,15 @@ from typing import Any
 import pytest
 
 from reassembly_trigger.batch import PartialBatchResponse
-from reassembly_trigger.evaluation import LOCK_SECONDS
-from reassembly_trigger.gateways import CLOCK_SKEW_SECONDS, fifo_message_ids
+from reassembly_trigger.gateways import fifo_message_ids
 from reassembly_trigger.local.aws.faults import FaultKind, FaultRule, SimulatedCrash
 from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.settings import DEFAULT_LOCK_LEASE_SECONDS
+from reassembly_trigger.timing import (
+    ANSWER_RESERVE_SECONDS,
+    CLOCK_SKEW_SECONDS,
+    LOCK_STEP_SECONDS,
+)
 
 from adversary import MARK, TAKE_OVER, Adversary, Arena, adversary
 
@@ -376,7 +380,8 @@ def test_the_wait_for_a_holder_never_outlives_the_invocation(
     monkeypatch: pytest.MonkeyPatch, arena: Arena
 ) -> None:
     """With a wait longer than the invocation's time, the job is deferred while there is
-    still time to take the lock and send (LOCK_SECONDS before the deadline)."""
+    still time to take the lock and send (the answer reserve and LOCK_STEP_SECONDS before
+    the deadline)."""
     with adversary(monkeypatch, arena, lease_wait_seconds=60) as adv:
         records = adv.pipeline.ready_job("job-short-time")
         _holder_lock(adv, "job-short-time", lease_in=600)
@@ -386,7 +391,8 @@ def test_the_wait_for_a_holder_never_outlives_the_invocation(
 
         assert adv.final("job-short-time")["reason"] == "deferred"
         waited = adv.clock.now() - started
-        assert 60 - LOCK_SECONDS - 1.5 <= waited <= 60 - LOCK_SECONDS + 0.01
+        last_chance = 60 - ANSWER_RESERVE_SECONDS - LOCK_STEP_SECONDS
+        assert last_chance - 1.5 <= waited <= last_chance + 0.01
 
 
 def test_a_legacy_lock_without_lease_is_leased_for_fifteen_minutes_after_triggered_at(

@@ -13,10 +13,10 @@ import pytest
 import structlog
 
 from reassembly_trigger import api, trigger_job
-from reassembly_trigger.evaluation import Invocation
 from reassembly_trigger.local.aws.faults import FaultKind, FaultRule, SimulatedCrash
 from reassembly_trigger.local.aws.stack import Resources
 from reassembly_trigger.machine import SkipReason, State
+from reassembly_trigger.timing import Invocation
 
 from conftest import Pipeline, simulated_trigger
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import ReadTimeoutError
+
 from reassembly_trigger.errors import LockAlreadyHeld, LockChanged
 from reassembly_trigger.evaluation import Gateways
 from reassembly_trigger.gateways import (
@@ -31,6 +33,7 @@ from reassembly_trigger.gateways import (
 )
 from reassembly_trigger.local.kit.items import job_item
 from reassembly_trigger.local.simulation.clock import SimulatedClock
+from reassembly_trigger.timing import attempt_read_timeout, current_budget
 
 #: Any DynamoDB-JSON attribute value.
 Attr = dict[str, Any]
@@ -50,6 +53,53 @@ def attr(value: object) -> Attr:
     if value is None:
         return {"NULL": True}
     return {"S": str(value)}
+
+
+@dataclass
+class FakeNetwork:
+    """What every in-memory call goes through: the clients' bound (`attempt_read_timeout`,
+    the same rule) and a latency spent on the simulated clock. A call slower than its
+    attempt's read timeout is carried out and its answer lost (`ReadTimeoutError`)."""
+
+    clock: SimulatedClock
+    latency: float = 0.0
+    calls: int = 0
+
+    def call(self, operation: str, then: Callable[[], Any]) -> Any:
+        self.calls += 1
+        budget = current_budget()
+        limit = attempt_read_timeout(budget, operation) if budget is not None else None
+        if limit is not None and self.latency > limit:
+            then()  # AWS did it; the answer comes too late
+            self.clock.advance(limit)
+            raise ReadTimeoutError(endpoint_url=f"memory://{operation}")
+        self.clock.advance(self.latency)
+        return then()
+
+
+class Networked:
+    """A fake whose every method call goes through `network` (as AWS calls would)."""
+
+    def __init__(self, fake: Any, network: FakeNetwork) -> None:
+        self._fake = fake
+        self._network = network
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._fake, name)
+        if name in (
+            "read",
+            "read_many",
+            "acquire",
+            "take_over",
+            "mark_enqueued",
+            "release",
+            "send",
+            "load_jobs",
+            "count_completions",
+            "in_flight",
+        ):
+            return lambda *args, **kwargs: self._network.call(name, lambda: method(*args, **kwargs))
+        return method
 
 
 @dataclass
@@ -95,7 +145,7 @@ class FakeCompletions:
         self, job_id: str, total_segments: int, budget: Budget | None = None
     ) -> CompletionCount:
         if budget is not None:
-            budget.ensure("count completions", 0)
+            budget.ensure("count completions")
         self.counts += 1
         in_range = [i for i in self.indexes.get(job_id, set()) if 0 <= i <= total_segments - 1]
         whole = [i for i in in_range if whole_number(i) is not None]
@@ -133,7 +183,7 @@ class FakeLock:
         return LockRecord.from_raw(raw) if raw else None
 
     def read_many(
-        self, job_ids: Sequence[str], budget: Budget | None = None, call_seconds: float = 0.0
+        self, job_ids: Sequence[str], budget: Budget | None = None
     ) -> tuple[dict[str, LockRecord | None], dict[str, Exception]]:
         return {job_id: self.read(job_id) for job_id in job_ids}, {}
 
@@ -196,12 +246,18 @@ class World:
     clock: SimulatedClock = field(default_factory=SimulatedClock)
     legacy_lease_seconds: int = 900
 
-    def gateways(self) -> Gateways:
+    def gateways(self, network: FakeNetwork | None = None) -> Gateways:
+        """The fakes as the evaluation's gateways; with `network`, every call goes
+        through it (bounded by the deadline, slowed by its latency)."""
+
+        def wire(fake: Any) -> Any:
+            return fake if network is None else Networked(fake, network)
+
         return Gateways(
-            jobs=self.jobs,
-            completions=self.completions,
-            lock=self.lock,
-            queue=self.queue,
+            jobs=wire(self.jobs),
+            completions=wire(self.completions),
+            lock=wire(self.lock),
+            queue=wire(self.queue),
             clock=self.clock,
             lock_lease_seconds=self.legacy_lease_seconds,
         )

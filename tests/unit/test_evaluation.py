@@ -7,15 +7,16 @@ from decimal import Decimal
 import pytest
 from botocore.exceptions import ClientError
 
-from reassembly_trigger.evaluation import (
-    LOCK_SECONDS,
-    Invocation,
-    JobEvaluation,
-    JobOutcome,
-)
-from reassembly_trigger.gateways import MAX_LEASE_SECONDS
+from reassembly_trigger.evaluation import JobEvaluation, JobOutcome
 from reassembly_trigger.machine import FailReason, SkipReason, State, Trigger
 from reassembly_trigger.records import JobRequest
+from reassembly_trigger.timing import (
+    ANSWER_RESERVE_SECONDS,
+    LAMBDA_MAX_TIMEOUT_SECONDS,
+    LOCK_STEP_SECONDS,
+    MIN_FUNCTION_TIMEOUT_SECONDS,
+    Invocation,
+)
 from tests.unit.fakes import World
 
 
@@ -25,7 +26,7 @@ def world() -> World:
 
 
 def evaluate(
-    world: World, job_id: str = "job", *, seconds: float = 60.0, lease_wait: float = 0.0
+    world: World, job_id: str = "job", *, seconds: float = 30.0, lease_wait: float = 0.0
 ) -> JobOutcome:
     invocation = Invocation("req", world.clock.now() + seconds)
     gateways = world.gateways()
@@ -229,13 +230,32 @@ def test_a_lock_taken_over_before_the_mark_fails_as_lock_lost(world: World) -> N
 
 
 def test_too_little_time_fails_the_job_before_it_locks(world: World) -> None:
-    """With less time left than a lock and a send need, nothing is written: `deadline`."""
+    """With less time left than the lock and the normal case of the send and the mark
+    after it need (plus the answer reserve), nothing is written: `deadline`."""
     world.ready("job")
 
-    outcome = evaluate(world, seconds=LOCK_SECONDS - 1)
+    outcome = evaluate(world, seconds=ANSWER_RESERVE_SECONDS + LOCK_STEP_SECONDS - 0.01)
 
     assert (outcome.state, outcome.reason) == (State.FAILED, FailReason.DEADLINE)
     assert world.lock.writes == []
+
+
+def test_the_lock_is_taken_as_soon_as_its_normal_case_fits(world: World) -> None:
+    """About a second is enough: the step is never refused for its worst case (issue 20:
+    43 s were asked for, so a 30 s function never triggered a job)."""
+    world.ready("job")
+
+    outcome = evaluate(world, seconds=ANSWER_RESERVE_SECONDS + LOCK_STEP_SECONDS + 0.01)
+
+    assert outcome.state is State.ENQUEUED
+
+
+@pytest.mark.parametrize("seconds", [MIN_FUNCTION_TIMEOUT_SECONDS, 3, 5, 10, 30, 60, 900])
+def test_every_timeout_a_user_sets_triggers_a_complete_job(world: World, seconds: int) -> None:
+    """Lambda's default 3 s, the replaced Lambda's 30 s, the minimum 2 s, the maximum."""
+    world.ready("job")
+
+    assert evaluate(world, seconds=seconds).state is State.ENQUEUED
 
 
 def test_the_lease_is_the_deadline_but_never_beyond_the_maximum(world: World) -> None:
@@ -243,7 +263,7 @@ def test_the_lease_is_the_deadline_but_never_beyond_the_maximum(world: World) ->
     world.ready("job")
     now = world.clock.now()
     evaluate(world, seconds=3600)
-    assert world.lock.value("job")["lease_expires_at"] <= now + MAX_LEASE_SECONDS
+    assert world.lock.value("job")["lease_expires_at"] <= now + LAMBDA_MAX_TIMEOUT_SECONDS
 
 
 def test_an_unreadable_job_fails_with_the_read_error(world: World) -> None:

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reassembly_trigger.gateways import (
-    CLOCK_SKEW_SECONDS,
-    MAX_LEASE_SECONDS,
-    LockRecord,
-    fifo_message_ids,
-    reassembly_body,
-    whole_number,
-)
+from reassembly_trigger.gateways import LockRecord, fifo_message_ids, reassembly_body, whole_number
+from reassembly_trigger.timing import CLOCK_SKEW_SECONDS, LAMBDA_MAX_TIMEOUT_SECONDS
 from stereo_spot_shared import ReassemblyPayload
 
 NOW = 1_794_700_000
@@ -30,7 +24,7 @@ def lock(**attributes: dict[str, object]) -> LockRecord:
         # A lease a year ahead: over 900 s after the lock was taken.
         (
             {"triggered_at": {"N": str(NOW)}, "lease_expires_at": {"N": str(NOW + 31_536_000)}},
-            NOW + MAX_LEASE_SECONDS,
+            NOW + LAMBDA_MAX_TIMEOUT_SECONDS,
         ),
         # Taken over later: the cap counts from the take-over.
         (
@@ -39,7 +33,7 @@ def lock(**attributes: dict[str, object]) -> LockRecord:
                 "taken_over_at": {"N": str(NOW)},
                 "lease_expires_at": {"N": str(NOW + 10**9)},
             },
-            NOW + MAX_LEASE_SECONDS,
+            NOW + LAMBDA_MAX_TIMEOUT_SECONDS,
         ),
         # No believable start (missing, or from a clock far ahead): the lease is over.
         ({"lease_expires_at": {"N": str(NOW + 600)}}, 0),

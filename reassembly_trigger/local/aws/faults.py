@@ -41,6 +41,10 @@ class FaultKind(StrEnum):
     LOST_RESPONSE = "lost_response"  # AWS did it; the response never came back
     CRASH = "crash"  # the invocation dies before the call goes out (raises SimulatedCrash)
     PAUSE = "pause"  # the caller waits at the call while the rule's `action` runs
+    #: The call takes the rule's `seconds` (spent on `advance`, a simulated clock), up
+    #: to the attempt's read timeout: past it, AWS carries the request out and the
+    #: answer comes too late (a read timeout), as a slow AWS does to a bounded call.
+    SLOW = "slow"
     #: BatchGetItem is carried out, but the requested keys that contain the rule's
     #: `body_contains` text (every key without one) come back in `UnprocessedKeys`.
     UNPROCESSED_KEYS = "unprocessed_keys"
@@ -95,6 +99,9 @@ class FaultRule:
     body_contains: str | tuple[str, ...] | None = None
     #: For `PAUSE`: what runs while the caller waits at this call.
     action: Callable[[], None] | None = None
+    #: For `SLOW`: how long the call takes, and what spends that time.
+    seconds: float = 0.0
+    advance: Callable[[float], None] | None = None
     #: A name for reports (which scenario this rule belongs to).
     label: str = ""
 
@@ -242,10 +249,25 @@ class FaultInjector:
                     rule.times -= 1
                 self.injected[(operation, rule.kind)] += 1
                 self.fired[rule.label or rule.kind.value] += 1
-                if rule.kind is not FaultKind.PAUSE:
+                if rule.kind not in _DELAYS:
                     return pauses, rule
                 pauses.append(rule)
         return pauses, None
+
+    def _delay(self, request: AWSPreparedRequest, pauses: list[FaultRule]) -> None:
+        """Run the pauses' actions and spend the slow rules' time (a late answer raises)."""
+        slow = 0.0
+        for pause in pauses:
+            # Outside the injector's lock: the action makes calls of its own.
+            if pause.action is not None:
+                pause.action()
+            if pause.kind is FaultKind.SLOW and pause.advance is not None:
+                slow += pause.seconds
+        if slow:
+            late = _late_answer(request, slow, pauses)
+            if late is not None:
+                self._http.send(request)  # AWS did it; the answer is too late
+                raise late
 
     def _before_send(self, service: str) -> Callable[..., AWSResponse | None]:
         def handler(request: AWSPreparedRequest, **kwargs: Any) -> AWSResponse | None:
@@ -259,10 +281,7 @@ class FaultInjector:
                 else str(request.body or "").encode()
             )
             pauses, rule = self._pick(operation, body)
-            for pause in pauses:
-                # Outside the injector's lock: the action makes calls of its own.
-                if pause.action is not None:
-                    pause.action()
+            self._delay(request, pauses)
             if rule is None:
                 return None
             kind = rule.kind
@@ -287,6 +306,24 @@ class FaultInjector:
             raise ReadTimeoutError(endpoint_url=request.url)
 
         return handler
+
+
+#: Kinds that delay a call and let the scan of rules go on.
+_DELAYS = frozenset({FaultKind.PAUSE, FaultKind.SLOW})
+
+
+def _late_answer(
+    request: AWSPreparedRequest, seconds: float, pauses: list[FaultRule]
+) -> ReadTimeoutError | None:
+    """Spend a slow call's time, bounded by the attempt's read timeout (the per-request
+    one the trigger sets from its deadline, else the client's); past it, the error."""
+    from reassembly_trigger.timing import READ_TIMEOUT_SECONDS
+
+    context = getattr(request, "context", None) or {}
+    limit = float(context.get("read_timeout") or READ_TIMEOUT_SECONDS)
+    advance = next(p.advance for p in pauses if p.advance is not None)
+    advance(min(seconds, limit))
+    return ReadTimeoutError(endpoint_url=request.url) if seconds > limit else None
 
 
 def _hashed_draw(seed: int, operation: str, key: str, ordinal: int, rule: int) -> float:

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from reassembly_trigger.clients import client_config
 from reassembly_trigger.settings import DEFAULT_JOBS_STATUS_INDEX_NAME, Settings
+from reassembly_trigger.timing import DYNAMODB_MAX_ATTEMPTS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -97,7 +98,7 @@ class LocalAws:
         # hangs on an endpoint that accepts connections and never answers. Stream calls
         # carry a StreamArn, which newer botocore routes to account-ID hosts that local
         # stacks do not serve; the CLI's own requests are validated before they leave.
-        config = client_config(pool_size).merge(
+        config = client_config(pool_size, max_attempts=DYNAMODB_MAX_ATTEMPTS).merge(
             Config(account_id_endpoint_mode="disabled", parameter_validation=True)
         )
         return cls(

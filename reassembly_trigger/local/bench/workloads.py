@@ -61,6 +61,7 @@ from reassembly_trigger.local.bench.results import (
 from reassembly_trigger.local.kit.items import completion_item, finished_lock_item, job_item
 from reassembly_trigger.local.kit.records import StreamRecords
 from reassembly_trigger.machine import State
+from reassembly_trigger.timing import DYNAMODB_MAX_ATTEMPTS
 
 WARM_UP_JOB = "bench-warm-up"
 #: Segments of each burst and reconciler job.
@@ -226,7 +227,7 @@ class Bench:
         ).client(
             "dynamodb",
             endpoint_url=self.endpoints.proxy_url,
-            config=client_config(self.config.concurrency),
+            config=client_config(self.config.concurrency, max_attempts=DYNAMODB_MAX_ATTEMPTS),
         )
         key = {"job_id": {"S": WARM_UP_JOB}}
         table = resources.names.jobs_table

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from reassembly_trigger import handler, reconcile
+from reassembly_trigger import api, handler, reconcile
 from reassembly_trigger.clients import reset_clients
 
 #: Variables of the operator's shell that would send a local run elsewhere (a profile,
@@ -20,9 +20,10 @@ FOREIGN_VARIABLES = (
 
 
 def fresh_container() -> None:
-    """Forget the handlers' settings, clients and trigger, as a new container would."""
+    """Forget the entry points' settings, clients and triggers, as a new container would."""
     handler.reset_container()
     reconcile.reset_container()
+    api.reset_process_trigger()
     reset_clients()
 
 

@@ -29,9 +29,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from reassembly_trigger.batch import ReassemblyTrigger, job_lookup
 from reassembly_trigger.clients import aws_clients
 from reassembly_trigger.errors import LockChanged
-from reassembly_trigger.evaluation import LOCK_SECONDS, Clock, Invocation, JobEvaluation, JobOutcome
+from reassembly_trigger.evaluation import JobEvaluation, JobOutcome
 from reassembly_trigger.gateways import (
-    MAX_LEASE_SECONDS,
     RELEASED,
     LockRecord,
     ReassemblyLock,
@@ -43,6 +42,12 @@ from reassembly_trigger.machine import SkipReason, State, Trigger
 from reassembly_trigger.records import JobRequest
 from reassembly_trigger.runtime import build_trigger
 from reassembly_trigger.settings import Settings
+from reassembly_trigger.timing import (
+    LAMBDA_MAX_TIMEOUT_SECONDS,
+    MIN_FUNCTION_TIMEOUT_SECONDS,
+    Clock,
+    Invocation,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -55,10 +60,10 @@ DEFAULT_GRACE_SECONDS = 300
 #: another holder (Lambda's default timeout in the Terraform module).
 DEFAULT_REPAIR_TIMEOUT_SECONDS = 60.0
 #: The longest `--repair --timeout` accepted: no lease outlives Lambda's maximum timeout.
-MAX_REPAIR_TIMEOUT_SECONDS = float(MAX_LEASE_SECONDS)
-#: The shortest `--repair --timeout` that can take a lock: the machine takes it only when
-#: the lock, the send and the mark all fit (`LOCK_SECONDS`), after the load and count.
-MIN_REPAIR_TIMEOUT_SECONDS = float(math.ceil(LOCK_SECONDS) + 5)
+MAX_REPAIR_TIMEOUT_SECONDS = float(LAMBDA_MAX_TIMEOUT_SECONDS)
+#: The shortest `--repair --timeout`: the shortest that works for one job, as for the
+#: Lambda and `trigger_job` (`timing.MIN_FUNCTION_TIMEOUT_SECONDS`).
+MIN_REPAIR_TIMEOUT_SECONDS = float(MIN_FUNCTION_TIMEOUT_SECONDS)
 #: The dry run never waits, so its deadline only names a lease it never takes.
 _DRY_RUN_TIMEOUT_SECONDS = 60.0
 

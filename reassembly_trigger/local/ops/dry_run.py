@@ -39,10 +39,10 @@ class ReadOnlyLock:
         return self._lock.read(job_id)
 
     def read_many(
-        self, job_ids: Sequence[str], budget: Budget | None = None, call_seconds: float = 0.0
+        self, job_ids: Sequence[str], budget: Budget | None = None
     ) -> tuple[dict[str, LockRecord | None], dict[str, Exception]]:
         """The locks of many jobs."""
-        return self._lock.read_many(job_ids, budget, call_seconds)
+        return self._lock.read_many(job_ids, budget)
 
     def acquire(self, job_id: str, holder: str, now: int, lease_expires_at: int) -> None:
         """Behave as the conditional create would up to the write: a lock that exists is

@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reassembly_trigger.evaluation import Invocation
 from reassembly_trigger.local.ops.doctor import ACTION_NEEDED, Diagnosis, Doctor, Verdict
 from reassembly_trigger.reconcile import IN_FLIGHT_STATUS, ReconcileResult, build_reconciler
+from reassembly_trigger.timing import Invocation
 
 #: Verdicts the machine itself resolves (the others need a person or nothing).
 MACHINE_CAN_ACT = frozenset({Verdict.STUCK, Verdict.WOULD_TRIGGER})

@@ -33,7 +33,7 @@ from botocore.exceptions import ClientError
 from reassembly_trigger.local.aws.stack import LocalAws, Resources
 
 if TYPE_CHECKING:
-    from reassembly_trigger.evaluation import Clock
+    from reassembly_trigger.timing import Clock
 
 
 @dataclass(slots=True)

@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 import boto3
 
 from reassembly_trigger.clients import AwsClients, aws_clients, session_clients
-from reassembly_trigger.evaluation import SystemClock
 from reassembly_trigger.gateways import ReconcileCursorStore
 from reassembly_trigger.local.aws.calls import CallCounter
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
@@ -68,6 +67,7 @@ from reassembly_trigger.machine import FailReason
 from reassembly_trigger.reconcile import Reconciler
 from reassembly_trigger.runtime import build_trigger
 from reassembly_trigger.settings import Settings
+from reassembly_trigger.timing import SystemClock
 
 #: Faults injected into the actors' AWS calls, in equal shares of the fault rate.
 FAULT_KINDS = (FaultKind.THROTTLE, FaultKind.SERVER_ERROR, FaultKind.LOST_RESPONSE)

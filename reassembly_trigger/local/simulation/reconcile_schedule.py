@@ -17,10 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from reassembly_trigger.evaluation import Clock, Invocation
 from reassembly_trigger.local.aws.faults import SimulatedCrash
 from reassembly_trigger.machine import SkipReason, State, Trigger
 from reassembly_trigger.reconcile import Reconciler, ReconcileResult
+from reassembly_trigger.timing import Clock, Invocation
 
 #: The request ids of reconcile runs start with this (logs tell them from the stream path).
 REQUEST_PREFIX = "reconcile-"

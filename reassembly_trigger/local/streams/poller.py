@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reassembly_trigger.batch import BatchResult
-from reassembly_trigger.evaluation import Clock, JobOutcome, SystemClock
+from reassembly_trigger.evaluation import JobOutcome
 from reassembly_trigger.local.kit.contexts import (
     DEFAULT_FUNCTION_NAME,
     DEFAULT_TIMEOUT_SECONDS,
@@ -53,6 +53,7 @@ from reassembly_trigger.local.streams.shapes import (
     stream_account,
     stream_region,
 )
+from reassembly_trigger.timing import LAMBDA_MAX_TIMEOUT_SECONDS, Clock, SystemClock
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -73,7 +74,7 @@ BATCH_SIZE_LIMITS = (1, 10_000)
 BATCHING_WINDOW_LIMITS = (0, 300)
 RETRY_ATTEMPTS_LIMITS = (-1, 10_000)  # -1: until the record expires
 RECORD_AGE_LIMITS = (60, 604_800)  # or -1: no limit
-FUNCTION_TIMEOUT_LIMIT = 900
+FUNCTION_TIMEOUT_LIMIT = LAMBDA_MAX_TIMEOUT_SECONDS
 
 
 class StartingPosition(StrEnum):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from reassembly_trigger.gateways import MAX_LEASE_SECONDS
 from reassembly_trigger.local.aws.faults import FaultKind
 from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
+from reassembly_trigger.timing import LAMBDA_MAX_TIMEOUT_SECONDS
 
 DEFAULT_JOBS = 1000
 DEFAULT_SEED = 7
@@ -101,7 +101,7 @@ class FaultRunConfig:
     #: One shard in this many has no Jobs-stream mapping (0: every shard has one).
     unmapped_jobs_stream_every: int = 4
     #: The leases of the holders that die with a far lease are drawn from this range.
-    far_lease_seconds: tuple[float, float] = (300.0, float(MAX_LEASE_SECONDS))
+    far_lease_seconds: tuple[float, float] = (300.0, float(LAMBDA_MAX_TIMEOUT_SECONDS))
     #: The reconciler: whether it runs, its schedule, its function timeout, and the age
     #: under which it leaves jobs to the stream path (the deployed defaults).
     reconciler: bool = True

@@ -12,13 +12,13 @@ import itertools
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from reassembly_trigger.evaluation import Invocation
 from reassembly_trigger.local.aws.faults import SimulatedCrash
 from reassembly_trigger.local.simulation.fault_run.config import (
     FUNCTION_TIMEOUT_SECONDS,
     FaultScenario,
 )
 from reassembly_trigger.local.streams.batch_response import InvocationOutcome, read_batch_response
+from reassembly_trigger.timing import Invocation
 
 if TYPE_CHECKING:
     from reassembly_trigger.local.simulation.fault_run.run import FaultRun

@@ -16,8 +16,7 @@ from typing import Any
 
 from reassembly_trigger.api import trigger_job
 from reassembly_trigger.batch import BatchResult
-from reassembly_trigger.evaluation import Invocation, JobOutcome
-from reassembly_trigger.gateways import CLOCK_SKEW_SECONDS, MAX_LEASE_SECONDS
+from reassembly_trigger.evaluation import JobOutcome
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, SimulatedCrash
 from reassembly_trigger.local.aws.latency_proxy import SubprocessStack
 from reassembly_trigger.local.aws.stack import (
@@ -64,6 +63,7 @@ from reassembly_trigger.local.simulation.media_worker import MediaWorker
 from reassembly_trigger.local.simulation.reconcile_schedule import ReconcileRun, ScheduledReconciler
 from reassembly_trigger.machine import SkipReason
 from reassembly_trigger.records import JobRequest
+from reassembly_trigger.timing import CLOCK_SKEW_SECONDS, LAMBDA_MAX_TIMEOUT_SECONDS, Invocation
 
 _JOB_ID = re.compile(rb"job-\d{6}")
 #: Every stream record's `ApproximateCreationDateTime`: fixed, so every run makes the
@@ -193,7 +193,7 @@ class FaultRun:
         """After the pipeline's last write, the schedule goes on until a run that starts
         once every lease has ended (a holder leased up to 900 s, the stream path's
         deferrals) finds nothing to do; at most `MAX_FINAL_RECONCILES` runs."""
-        leases_over = self.clock.now() + MAX_LEASE_SECONDS + CLOCK_SKEW_SECONDS
+        leases_over = self.clock.now() + LAMBDA_MAX_TIMEOUT_SECONDS + CLOCK_SKEW_SECONDS
         for _ in range(MAX_FINAL_RECONCILES):
             self.clock.set(self.schedule.next_at)
             started = self.clock.now()
