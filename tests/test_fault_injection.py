@@ -196,3 +196,17 @@ def test_a_seed_always_gives_the_same_run(moto_servers: list[str]) -> None:
         )
 
     assert figures(first) == figures(second)
+
+
+def test_at_the_replaced_lambdas_30_s_timeout_every_invariant_holds(
+    moto_servers: list[str],
+) -> None:
+    """The fault run with 30 s invocations and `trigger_job` calls (the replaced Lambda's
+    timeout, not the module's 60 s): every invariant holds."""
+    config = FaultRunConfig(
+        jobs=80, seed=5, shard_size=40, threads=2, function_timeout_seconds=30.0
+    )
+
+    report = run_fault_run(config, endpoint_urls=moto_servers)
+
+    _assert_holds(report)

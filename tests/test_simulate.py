@@ -420,3 +420,34 @@ def test_on_write_without_the_chunkers_call_the_reconciler_sends_for_jobs_chunke
     assert not any(key.startswith("chunker:") for key in result.api_outcomes)
     assert result.reconciler_enqueued  # what no worker's call could see
     assert {job.completed_by for job in result.jobs} == {"chunking"}
+
+
+@pytest.mark.parametrize("timeout", ["30", "3"])
+def test_at_small_function_timeouts_every_job_is_still_reassembled_once(
+    capsys: pytest.CaptureFixture[str], timeout: str
+) -> None:
+    """`--function-timeout`: at the replaced Lambda's 30 s and at 3 s, in both modes (the
+    stream handler, the API and the reconciler each on that timeout), every job is
+    reassembled once: no step waits for a worst case that does not fit."""
+    status, summary = simulate_json(
+        capsys,
+        "--jobs", "5", "--segments", "3-8", "--seed", "8", "--mode", "both",
+        "--function-timeout", timeout,
+    )  # fmt: skip
+
+    assert status == 0
+    assert summary["reassembled_once"] == 5
+    assert summary["stuck"] == summary["duplicate_reassemblies"] == 0
+    assert "deadline" not in summary["failures_by_reason"]
+
+
+@pytest.mark.parametrize("timeout", ["1", "901", "nope"])
+def test_a_function_timeout_no_job_fits_in_is_refused(
+    capsys: pytest.CaptureFixture[str], timeout: str
+) -> None:
+    """Below 2 s (or above Lambda's 900 s) the run is refused in one line, exit 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--function-timeout", timeout])
+
+    assert exit_info.value.code == 2
+    assert "--function-timeout" in capsys.readouterr().err

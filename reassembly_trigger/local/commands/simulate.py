@@ -23,6 +23,7 @@ from reassembly_trigger.local.simulation.pipeline import PipelineSimulation
 from reassembly_trigger.local.simulation.report import PipelineReport, Progress
 from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
 from reassembly_trigger.local.simulation.workload import Workload
+from reassembly_trigger.timing import LAMBDA_MAX_TIMEOUT_SECONDS, MIN_FUNCTION_TIMEOUT_SECONDS
 
 _DEFAULTS = Workload()
 
@@ -127,6 +128,17 @@ def register(subparsers: Any) -> None:
         "once the pipeline looks settled it also runs until a run finds nothing to do)",
     )
     parser.add_argument(
+        "--function-timeout",
+        type=seconds(
+            low=MIN_FUNCTION_TIMEOUT_SECONDS, high=LAMBDA_MAX_TIMEOUT_SECONDS, allow_low=True
+        ),
+        default=_DEFAULTS.function_timeout_seconds,
+        metavar="SECONDS",
+        help="the timeout of every invocation: the stream function's, each trigger_job "
+        f"call's, each reconcile run's (default {_DEFAULTS.function_timeout_seconds:g}, the "
+        f"replaced Lambda's; {MIN_FUNCTION_TIMEOUT_SECONDS} to {LAMBDA_MAX_TIMEOUT_SECONDS})",
+    )
+    parser.add_argument(
         "--timeout",
         type=seconds(),
         default=_DEFAULTS.timeout_seconds,
@@ -185,6 +197,7 @@ def workload_from(args: argparse.Namespace) -> Workload:
         reconcile_every_seconds=args.reconcile_every,
         mode=TriggerMode(args.mode),
         chunker_calls=not args.no_chunker_call,
+        function_timeout_seconds=args.function_timeout,
     )
 
 

@@ -220,12 +220,17 @@ def completed_at(job_id: str, writers: VideoWorkers, chunker: Chunker) -> tuple[
     return (marked, "chunking") if marked > last else (last, "completion")
 
 
-def on_write_call(trigger: ReassemblyTrigger, counts: OutcomeCounts, caller: str) -> AfterWrite:
+def on_write_call(
+    trigger: ReassemblyTrigger, counts: OutcomeCounts, caller: str, timeout_seconds: float
+) -> AfterWrite:
     """The API call `caller` (`workers`, `chunker`) makes right after its write of a job
-    (trigger on write), on a trigger of the run's own; its outcome goes to `counts`."""
+    (trigger on write), on a trigger of the run's own, with `timeout_seconds`; its
+    outcome goes to `counts`."""
 
     def call(job_id: str) -> None:
-        outcome = trigger_job(job_id, trigger=trigger, emit_metrics=False)
+        outcome = trigger_job(
+            job_id, trigger=trigger, emit_metrics=False, timeout_seconds=timeout_seconds
+        )
         counts.add([outcome], caller=caller)
 
     return call

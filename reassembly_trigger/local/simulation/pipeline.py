@@ -123,7 +123,9 @@ class PipelineSimulation:
         )
 
         def calls_api(caller: str) -> AfterWrite | None:
-            return on_write_call(api, evaluations, caller) if api is not None else None
+            if api is None:
+                return None
+            return on_write_call(api, evaluations, caller, workload.function_timeout_seconds)
 
         chunker = Chunker(
             aws,
@@ -249,6 +251,7 @@ class PipelineSimulation:
             poll_interval_seconds=0.05,
             retry_backoff_seconds=0.1,
             retry_backoff_max_seconds=1.0,
+            function_timeout_seconds=self.workload.function_timeout_seconds,
         )
         arns = [resources.segment_completions_stream_arn] if self.workload.mode.streams else []
         if self.workload.jobs_stream_mapped:
@@ -278,6 +281,7 @@ class PipelineSimulation:
             Reconciler(trigger, cursor),
             SystemClock(),
             every_seconds=self.workload.reconcile_every_seconds,
+            timeout_seconds=self.workload.function_timeout_seconds,
         )
         return ReconcilerLoop(scheduled)
 

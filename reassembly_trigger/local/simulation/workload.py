@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS
 from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
+from reassembly_trigger.timing import LAMBDA_MAX_TIMEOUT_SECONDS, MIN_FUNCTION_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,9 @@ class Workload:
     #: it marks a job `chunking_complete` (as the README advises); without, a job
     #: chunked after its last segment is named by no call and waits for the reconciler.
     chunker_calls: bool = True
+    #: The timeout of every invocation: the stream function's, each `trigger_job`
+    #: call's and each reconcile run's (the replaced Lambda's 30 s by default).
+    function_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -58,6 +63,12 @@ class Workload:
             raise ValueError("discard rate must be in [0, 1]")
         if not self.reconcile_every_seconds > 0:
             raise ValueError("the reconcile period must be positive")
+        timeout = self.function_timeout_seconds
+        if not MIN_FUNCTION_TIMEOUT_SECONDS <= timeout <= LAMBDA_MAX_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"the function timeout must be {MIN_FUNCTION_TIMEOUT_SECONDS} to "
+                f"{LAMBDA_MAX_TIMEOUT_SECONDS} seconds, not {timeout:g}"
+            )
 
     @property
     def jobs_stream_mapped(self) -> bool:

@@ -17,11 +17,13 @@ from reassembly_trigger.local.commands.common import EXIT_FAILED, EXIT_INTERRUPT
 from reassembly_trigger.local.simulation.fault_run.config import (
     DEFAULT_JOBS,
     DEFAULT_SEED,
+    FUNCTION_TIMEOUT_SECONDS,
     FaultRunConfig,
 )
 from reassembly_trigger.local.simulation.fault_run.report import FaultRunReport
 from reassembly_trigger.local.simulation.fault_run.run import run_fault_run
 from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
+from reassembly_trigger.timing import LAMBDA_MAX_TIMEOUT_SECONDS, MIN_FUNCTION_TIMEOUT_SECONDS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,6 +36,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--no-faults", action="store_true", help="the control run")
+    parser.add_argument(
+        "--function-timeout",
+        type=float,
+        default=FUNCTION_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help="each stream invocation's and trigger_job call's timeout (default "
+        f"{FUNCTION_TIMEOUT_SECONDS:g}; "
+        f"{MIN_FUNCTION_TIMEOUT_SECONDS} to {LAMBDA_MAX_TIMEOUT_SECONDS})",
+    )
     parser.add_argument(
         "--no-reconciler",
         action="store_true",
@@ -56,8 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs: at least 1")
+    if not MIN_FUNCTION_TIMEOUT_SECONDS <= args.function_timeout <= LAMBDA_MAX_TIMEOUT_SECONDS:
+        parser.error(
+            f"--function-timeout: {MIN_FUNCTION_TIMEOUT_SECONDS} to {LAMBDA_MAX_TIMEOUT_SECONDS}"
+        )
     config = FaultRunConfig(
         jobs=args.jobs,
+        function_timeout_seconds=args.function_timeout,
         seed=args.seed,
         inject_faults=not args.no_faults,
         reconciler=not args.no_reconciler,

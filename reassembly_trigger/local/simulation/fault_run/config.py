@@ -11,7 +11,7 @@ from reassembly_trigger.timing import LAMBDA_MAX_TIMEOUT_SECONDS
 
 DEFAULT_JOBS = 1000
 DEFAULT_SEED = 7
-#: The Lambda's timeout: each invocation's lease.
+#: The Lambda's timeout by default: each invocation's lease (the Terraform module's).
 FUNCTION_TIMEOUT_SECONDS = 60.0
 #: Every AWS operation the Lambda makes; each gets throttled and 5xx at least once.
 TRIGGER_OPERATIONS = ("BatchGetItem", "Query", "PutItem", "GetItem", "UpdateItem", "SendMessage")
@@ -70,6 +70,8 @@ class FaultRunConfig:
     jobs: int = DEFAULT_JOBS
     seed: int = DEFAULT_SEED
     inject_faults: bool = True
+    #: The timeout of each stream invocation and `trigger_job` call (each one's lease).
+    function_timeout_seconds: float = FUNCTION_TIMEOUT_SECONDS
     #: Lanes of the SegmentCompletions mapping (Lambda's parallelization factor).
     parallelization: int = 2
     batch_size: int = 100

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from reassembly_trigger.local.aws.faults import SimulatedCrash
 from reassembly_trigger.local.simulation.fault_run.config import (
-    FUNCTION_TIMEOUT_SECONDS,
     FaultScenario,
 )
 from reassembly_trigger.local.streams.batch_response import InvocationOutcome, read_batch_response
@@ -69,7 +68,7 @@ class Lane:
             return
         invocation = Invocation(
             f"{self.name}-{next(self._invocations)}",
-            shard.clock.now() + FUNCTION_TIMEOUT_SECONDS,
+            shard.clock.now() + config.function_timeout_seconds,
         )
         report.deliveries["invocations"] += 1
         report.deliveries["records"] += len(batch)

@@ -32,7 +32,6 @@ from reassembly_trigger.local.kit.triggers import faulty_trigger
 from reassembly_trigger.local.simulation.clock import DEFAULT_START, SimulatedClock
 from reassembly_trigger.local.simulation.fault_run.config import (
     CALL_FAULTS,
-    FUNCTION_TIMEOUT_SECONDS,
     MAX_FINAL_RECONCILES,
     FaultRunConfig,
     FaultScenario,
@@ -277,11 +276,12 @@ class FaultRun:
         """The video worker's `trigger_job` after its completion write (trigger on write)."""
         deliveries = self.report.deliveries
         deliveries["api_calls"] += 1
-        deadline = self.clock.now() + FUNCTION_TIMEOUT_SECONDS
+        timeout = self.config.function_timeout_seconds
+        deadline = self.clock.now() + timeout
         try:
             outcome = trigger_job(
                 job_id,
-                timeout_seconds=FUNCTION_TIMEOUT_SECONDS,
+                timeout_seconds=timeout,
                 trigger=self.trigger,
                 emit_metrics=False,
             )
