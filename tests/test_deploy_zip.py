@@ -475,11 +475,13 @@ def test_the_unzipped_local_build_handles_a_contract_event_with_only_boto3_besid
     assert pipeline.lock(job_a) is not None
 
 
-def test_the_npm_lock_is_in_sync_with_package_json_so_npm_ci_works() -> None:
+@pytest.mark.parametrize("folder", [ROOT, ROOT / "tests" / "monorepo"], ids=["root", "monorepo"])
+def test_the_npm_lock_is_in_sync_with_package_json_so_npm_ci_works(folder: Path) -> None:
     """package-lock.json pins what package.json asks for, and every optional (platform)
-    dependency of a locked package is locked too: `npm ci` refuses a lock missing them."""
-    package = json.loads((ROOT / "package.json").read_text())
-    lock = json.loads((ROOT / "package-lock.json").read_text())
+    dependency of a locked package is locked too: `npm ci` refuses a lock missing them.
+    (tests/monorepo/: the monorepo-shaped workspace of tests/test_monorepo.py.)"""
+    package = json.loads((folder / "package.json").read_text())
+    lock = json.loads((folder / "package-lock.json").read_text())
     packages = lock["packages"]
     assert packages[""]["devDependencies"] == package["devDependencies"]
     for name, version in package["devDependencies"].items():
