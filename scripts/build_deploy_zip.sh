@@ -155,6 +155,12 @@ fi
   --runtime "$runtime" --architecture "$arch" --bytecode "$tag"
 if [ -n "$stable" ]; then
   cp "$output" "$stable"
-  cp "$output.manifest.json" "$stable.manifest.json"
-  echo "$stable (a copy, with $(basename "$stable").manifest.json)" >&2
+  # The same manifest, naming the copy (its "zip" field), so it stays true of it.
+  "$python" - "$output.manifest.json" "$stable.manifest.json" <<'PY'
+import json, sys
+manifest = json.load(open(sys.argv[1]))
+manifest["zip"] = "deploy.zip"
+open(sys.argv[2], "w").write(json.dumps(manifest, indent=2) + "\n")
+PY
+  echo "copied to $stable (with $(basename "$stable").manifest.json)" >&2
 fi

@@ -146,10 +146,20 @@ def test_each_target_has_its_own_zip_and_manifest(builds: dict[str, Build], dist
     expected = {f"deploy-{t}.zip" for t in targets} | {
         f"deploy-{t}.zip.manifest.json" for t in targets
     }
+    # ... and dist/deploy.zip, the last default-output build's copy (the path the
+    # monorepo's Terraform reads), with the same manifest naming the copy.
+    expected |= {"deploy.zip", "deploy.zip.manifest.json"}
     assert {path.name for path in dist.iterdir()} == expected
     zips = [builds[name].zip_path for name in ("default", "arm64", "python3.14")]
     assert [path.name for path in zips] == [f"deploy-{t}.zip" for t in targets]
     assert len({builds[name].sha256() for name in ("default", "arm64", "python3.14")}) == 3
+    copy = (dist / "deploy.zip").read_bytes()
+    (source,) = [path for path in zips if path.read_bytes() == copy]
+    copied = json.loads((dist / "deploy.zip.manifest.json").read_text())
+    assert copied == {
+        **json.loads(Path(f"{source}.manifest.json").read_text()),
+        "zip": "deploy.zip",
+    }
 
 
 @pytest.mark.parametrize("build_name", ["default", "arm64", "python3.14", "no-bytecode"])
