@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from reassembly_trigger.batch import BatchResult, PartialBatchResponse, ReassemblyTrigger
+from reassembly_trigger.deployment_errors import raise_if_misconfigured
 from reassembly_trigger.metrics import emit_invocation_metrics
 from reassembly_trigger.runtime import PerProcess, build_trigger
 from reassembly_trigger.timing import Invocation, SystemClock
@@ -39,5 +40,13 @@ def handle_event(event: Any, context: Any) -> BatchResult:
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
-    """Evaluate each job named by a DynamoDB Streams batch; report failed jobs' records."""
-    return handle_event(event, context).response()
+    """Evaluate each job named by a DynamoDB Streams batch; report failed jobs' records.
+
+    A job that failed because the deployment is wrong (a permission the role lacks, a
+    table or queue that does not exist) fails the whole invocation instead, with one
+    error naming each missing action and resource (`DeploymentMisconfigured`): a
+    mapping without ReportBatchItemFailures would drop its per-job failure.
+    """
+    result = handle_event(event, context)
+    raise_if_misconfigured(result.outcomes, container_trigger().settings)
+    return result.response()

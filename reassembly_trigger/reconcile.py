@@ -408,12 +408,16 @@ def reset_container() -> None:
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Reconcile every job in flight (or those `event["job_ids"]` names); return the summary."""
+    from reassembly_trigger.deployment_errors import raise_if_misconfigured
     from reassembly_trigger.metrics import emit_reconcile_metrics
 
     reconciler = container_reconciler()
     invocation = Invocation.from_lambda_context(context, SystemClock())
     result = reconciler.run(event, invocation)
     emit_reconcile_metrics(result, reconciler.settings.metrics_namespace, context)
+    # A misconfigured deployment fails the run as a whole (the Errors alarm), naming
+    # what is missing, instead of as per-job failures the next run meets again.
+    raise_if_misconfigured(result.outcomes, reconciler.settings)
     if result.error is not None:
         # The function's Errors metric (alarmed) must see a run that could not list the
         # jobs in flight; everything it did reach is already done and reported above.

@@ -4,8 +4,10 @@
 #   2. create .venv (or reuse it);
 #   3. install the locked development environment, requirements/dev.txt, hash-checked
 #      (the slow step on a new .venv: about 1-3 minutes; seconds once installed);
-#   4. build the stereo-spot-shared wheel with the locked build backend and install
-#      that file, never an index's;
+#   4. install the stereo-spot-shared wheel file, never an index's: standalone, built
+#      from the embedded shared-types/ with the locked build backend; as the monorepo's
+#      packages/reassembly-trigger, the wheel its shared-types:build wrote
+#      (scripts/shared_types.sh decides);
 #   5. install this project editable, without dependencies (the lock has them all).
 # Idempotent; needs only Python 3.11+ and the package registries. Every pin comes from
 # the lock, so nothing newer arrives on its own: `bash scripts/lock_dev.sh --upgrade`
@@ -37,9 +39,16 @@ say "3/5 installing the locked development environment from requirements/dev.txt
   "hash-checked (about 1-3 minutes on a new .venv, seconds once installed)"
 quiet .venv/bin/python -m pip install --quiet --require-hashes -r requirements/dev.txt
 
-say "4/5 building the stereo-spot-shared wheel (shared-types/) and installing that file"
-# No build isolation: the wheel is built with the locked hatchling, not the newest.
-wheel="$(PIP_NO_BUILD_ISOLATION=0 PYTHON=.venv/bin/python bash scripts/build_shared_wheel.sh)"
+# shellcheck source=scripts/shared_types.sh
+source scripts/shared_types.sh
+say "4/5 installing the stereo-spot-shared wheel of $(shared_types_home "$root")" \
+  "(built from the embedded shared-types/ first, standalone; the monorepo's own when nested)"
+if [ "$(shared_types_home "$root")" = "$root/shared-types" ]; then
+  # No build isolation: the wheel is built with the locked hatchling, not the newest.
+  wheel="$(PIP_NO_BUILD_ISOLATION=0 PYTHON=.venv/bin/python bash scripts/build_shared_wheel.sh)"
+else
+  wheel="$(shared_types_wheel "$root" .venv/bin/python)"
+fi
 # The wheel is named as a file, so pip takes stereo-spot-shared from it and never
 # looks for that name on an index; --force-reinstall keeps it in step with the source.
 quiet .venv/bin/python -m pip install --quiet --force-reinstall --no-deps "$wheel"

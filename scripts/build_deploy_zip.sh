@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build the Lambda deployment zip and its manifest, reproducibly, with no Docker and no
 # AWS:
-#   - stereo-spot-shared from the built wheel (shared-types/dist/, built if absent, or
-#     SHARED_TYPES_WHEEL), the same artifact the workers install;
+#   - stereo-spot-shared from the built wheel, the same artifact the workers install:
+#     the monorepo's packages/shared-types/dist/ when this checkout is its
+#     packages/reassembly-trigger, else the embedded shared-types/dist/ (built if
+#     absent); SHARED_TYPES_WHEEL names another (scripts/shared_types.sh decides);
 #   - the other run-time dependencies for the TARGET runtime, not this machine:
 #     manylinux wheels only, exactly the files hashed in requirements/lambda-runtime.txt;
 #   - reassembly_trigger/ without local/ (local tooling);
@@ -19,7 +21,9 @@
 #   ARCH     x86_64 (default) | arm64 (ignored with RUNTIME=local).
 #   DIST     the output folder (default dist/).
 #   OUTPUT   the zip's path (default $DIST/deploy-<runtime>-<arch>.zip, so each target
-#            has its own file and the manifest is <zip>.manifest.json).
+#            has its own file and the manifest is <zip>.manifest.json). With the
+#            default, the zip and its manifest are also copied to $DIST/deploy.zip
+#            (and deploy.zip.manifest.json): the path the monorepo's Terraform reads.
 #   BYTECODE auto (default: compile when the target's Python is here, else say so) |
 #            yes (refuse to build without it) | no (never compile).
 #   TARGET_PYTHON  the target's interpreter, if not python3.X on PATH or under pyenv.
@@ -63,6 +67,10 @@ case "$bytecode" in
 esac
 dist="${DIST:-$root/dist}"
 output="${OUTPUT:-$dist/deploy-$runtime-$arch.zip}"
+# The monorepo's Terraform plans no function (count = 0: an undeploy) when its path,
+# dist/deploy.zip, is missing: the default build writes that copy too.
+stable=""
+if [ -z "${OUTPUT:-}" ]; then stable="$dist/deploy.zip"; fi
 # Keep in step with scripts/lock_lambda_runtime.py: python3.11 runs on Amazon Linux 2
 # (glibc 2.26, so manylinux2014 only); python3.12+ on Amazon Linux 2023 (glibc 2.34).
 platforms=(--platform "manylinux2014_$machine")
@@ -102,18 +110,9 @@ fi
 
 wheel="${SHARED_TYPES_WHEEL:-}"
 if [ -z "$wheel" ]; then
-  shopt -s nullglob
-  built=(shared-types/dist/stereo_spot_shared-*.whl)
-  shopt -u nullglob
-  if [ "${#built[@]}" -eq 0 ]; then
-    PYTHON="$python" bash scripts/build_shared_wheel.sh >/dev/null
-    built=(shared-types/dist/stereo_spot_shared-*.whl)
-  fi
-  if [ "${#built[@]}" -ne 1 ]; then
-    echo "expected one wheel in shared-types/dist/, found: ${built[*]}" >&2
-    exit 1
-  fi
-  wheel="${built[0]}"
+  # shellcheck source=scripts/shared_types.sh
+  source "$root/scripts/shared_types.sh"
+  wheel="$(shared_types_wheel "$root" "$python")"
 fi
 [ -f "$wheel" ] || { echo "no such wheel: $wheel" >&2; exit 1; }
 
@@ -154,3 +153,14 @@ fi
 
 "$python" scripts/make_zip.py "$staging" "$output" \
   --runtime "$runtime" --architecture "$arch" --bytecode "$tag"
+if [ -n "$stable" ]; then
+  cp "$output" "$stable"
+  # The same manifest, naming the copy (its "zip" field), so it stays true of it.
+  "$python" - "$output.manifest.json" "$stable.manifest.json" <<'PY'
+import json, sys
+manifest = json.load(open(sys.argv[1]))
+manifest["zip"] = "deploy.zip"
+open(sys.argv[2], "w").write(json.dumps(manifest, indent=2) + "\n")
+PY
+  echo "copied to $stable (with $(basename "$stable").manifest.json)" >&2
+fi

@@ -146,10 +146,20 @@ def test_each_target_has_its_own_zip_and_manifest(builds: dict[str, Build], dist
     expected = {f"deploy-{t}.zip" for t in targets} | {
         f"deploy-{t}.zip.manifest.json" for t in targets
     }
+    # ... and dist/deploy.zip, the last default-output build's copy (the path the
+    # monorepo's Terraform reads), with the same manifest naming the copy.
+    expected |= {"deploy.zip", "deploy.zip.manifest.json"}
     assert {path.name for path in dist.iterdir()} == expected
     zips = [builds[name].zip_path for name in ("default", "arm64", "python3.14")]
     assert [path.name for path in zips] == [f"deploy-{t}.zip" for t in targets]
     assert len({builds[name].sha256() for name in ("default", "arm64", "python3.14")}) == 3
+    copy = (dist / "deploy.zip").read_bytes()
+    (source,) = [path for path in zips if path.read_bytes() == copy]
+    copied = json.loads((dist / "deploy.zip.manifest.json").read_text())
+    assert copied == {
+        **json.loads(Path(f"{source}.manifest.json").read_text()),
+        "zip": "deploy.zip",
+    }
 
 
 @pytest.mark.parametrize("build_name", ["default", "arm64", "python3.14", "no-bytecode"])
@@ -475,11 +485,13 @@ def test_the_unzipped_local_build_handles_a_contract_event_with_only_boto3_besid
     assert pipeline.lock(job_a) is not None
 
 
-def test_the_npm_lock_is_in_sync_with_package_json_so_npm_ci_works() -> None:
+@pytest.mark.parametrize("folder", [ROOT, ROOT / "tests" / "monorepo"], ids=["root", "monorepo"])
+def test_the_npm_lock_is_in_sync_with_package_json_so_npm_ci_works(folder: Path) -> None:
     """package-lock.json pins what package.json asks for, and every optional (platform)
-    dependency of a locked package is locked too: `npm ci` refuses a lock missing them."""
-    package = json.loads((ROOT / "package.json").read_text())
-    lock = json.loads((ROOT / "package-lock.json").read_text())
+    dependency of a locked package is locked too: `npm ci` refuses a lock missing them.
+    (tests/monorepo/: the monorepo-shaped workspace of tests/test_monorepo.py.)"""
+    package = json.loads((folder / "package.json").read_text())
+    lock = json.loads((folder / "package-lock.json").read_text())
     packages = lock["packages"]
     assert packages[""]["devDependencies"] == package["devDependencies"]
     for name, version in package["devDependencies"].items():

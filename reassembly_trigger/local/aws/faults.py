@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import sys
 import threading
 from collections import Counter
@@ -53,6 +54,9 @@ class FaultKind(StrEnum):
     #: A 200 answer whose fields have the wrong types: botocore's parser fails with an
     #: error that is neither a `ClientError` nor a `BotoCoreError`.
     GARBLED_RESPONSE = "garbled_response"
+    #: 400 AccessDenied(Exception) with IAM's message naming the action and the resource,
+    #: as AWS answers a role that lacks the permission.
+    ACCESS_DENIED = "access_denied"
 
 
 class SimulatedCrash(BaseException):
@@ -136,11 +140,42 @@ def _response(
 
 
 def _error_response(
-    request: AWSPreparedRequest, service: str, code: str, status: int
+    request: AWSPreparedRequest, service: str, code: str, status: int, message: str = ""
 ) -> AWSResponse:
-    payload = {"__type": f"com.amazonaws.{service}#{code}", "message": f"injected {code}"}
+    payload = {
+        "__type": f"com.amazonaws.{service}#{code}",
+        "message": message or f"injected {code}",
+    }
     extra = {"x-amzn-query-error": f"{code};Sender"} if service == "sqs" else {}
     return _response(request, payload, status, **extra)
+
+
+#: The account the injected denials name (AWS's documentation account).
+_ACCOUNT = "123456789012"
+
+
+def _denied_response(
+    request: AWSPreparedRequest, service: str, operation: str, body: bytes
+) -> AWSResponse:
+    """IAM's denial of `service:operation` on the resource the request names."""
+    # The request's signing scope holds its region: Credential=KEY/DATE/REGION/SERVICE/...
+    scope = re.search(r"Credential=[^/]+/[^/]+/([^/]+)/", str(request.headers.get("Authorization")))
+    region = scope.group(1) if scope else "unknown"
+    fields = json.loads(body or b"{}")
+    if service == "sqs":
+        name = str(fields.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1]
+        resource = f"arn:aws:sqs:{region}:{_ACCOUNT}:{name}"
+    else:
+        table = fields.get("TableName") or next(iter(fields.get("RequestItems", {})), "")
+        resource = f"arn:aws:dynamodb:{region}:{_ACCOUNT}:table/{table}"
+    action = f"{service}:{operation}"
+    message = (
+        f"User: arn:aws:sts::{_ACCOUNT}:assumed-role/reassembly-trigger/reassembly-trigger "
+        f"is not authorized to perform: {action} on resource: {resource} because no "
+        f"identity-based policy allows the {action} action"
+    )
+    code = "AccessDenied" if service == "sqs" else "AccessDeniedException"
+    return _error_response(request, service, code, 400, message)
 
 
 #: Output members of the calls we make; a string where a map or list belongs.
@@ -293,6 +328,8 @@ class FaultInjector:
                 )
             if kind is FaultKind.SERVER_ERROR:
                 return _error_response(request, service, "InternalServerError", 500)
+            if kind is FaultKind.ACCESS_DENIED:
+                return _denied_response(request, service, operation, body)
             if kind is FaultKind.CONNECT_TIMEOUT:
                 raise ConnectTimeoutError(endpoint_url=request.url)
             if kind is FaultKind.EMPTY_RESPONSE:

@@ -66,7 +66,20 @@ def register(subparsers: Any) -> None:
             'With --json, an error is also printed as {"error": ..., "exit_status": ...}.'
         ),
     )
-    parser.add_argument("job_id", metavar="JOB_ID")
+    parser.add_argument("job_id", metavar="JOB_ID", nargs="?")
+    parser.add_argument(
+        "--preflight",
+        action="store_true",
+        help="instead of a job: try every call the functions make (tables, the status "
+        "index, the lock's conditional writes, the queue) and list what is missing; "
+        "exit 1 when anything is. Run it with the function's role to check its permissions",
+    )
+    parser.add_argument(
+        "--send-probe",
+        action="store_true",
+        help="with --preflight: check sqs:SendMessage too, by sending "
+        '{"job_id": "preflight-..."}, which the media worker drops (no lock for it)',
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
         "--repair",
@@ -111,6 +124,11 @@ def run(args: argparse.Namespace) -> int:
     from reassembly_trigger.settings import Settings
 
     settings = Settings.from_env()
+    if args.preflight:
+        return _preflight(settings, args)
+    if args.job_id is None:
+        print("doctor: JOB_ID is required (or --preflight)", file=sys.stderr)
+        return 2
     # The machine's transitions are reported from its history; only warnings are logged.
     configure_logging("console", "stderr", force=True, level=logging.WARNING)
     try:
@@ -134,6 +152,31 @@ def run(args: argparse.Namespace) -> int:
     else:
         render_diagnosis(report_console(120), diagnosis)
     return (result or diagnosis).exit_status
+
+
+def _preflight(settings: Settings, args: argparse.Namespace) -> int:
+    from reassembly_trigger.clients import aws_clients
+    from reassembly_trigger.local.ops.preflight import preflight
+
+    report = preflight(
+        settings, aws_clients(settings.evaluation_concurrency), send_probe=args.send_probe
+    )
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+        return report.exit_status
+    marks = {True: "ok", False: "MISSING", None: "unchecked"}
+    print(f"preflight in {report.region}: every call the functions make")
+    for check in report.checks:
+        print(f"  {marks[check.ok]:9} {check.action} on {check.resource} ({check.used_by})")
+        if check.ok is not True:
+            print(f"            {check.detail}")
+    if report.missing:
+        print(f"missing ({len(report.missing)}):")
+        for check in report.missing:
+            print(f"  - {check.action} on {check.resource}: {check.detail}")
+    else:
+        print("nothing missing")
+    return report.exit_status
 
 
 def _resend(doctor: Doctor, args: argparse.Namespace) -> int:
