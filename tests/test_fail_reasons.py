@@ -10,6 +10,7 @@ import pytest
 from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
 from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.machine import FAIL_REASONS, FailReason
+from reassembly_trigger.timing import ANSWER_RESERVE_SECONDS, LOCK_STEP_SECONDS
 
 from adversary import Adversary
 
@@ -36,8 +37,9 @@ def _lock_lost(adv: Adversary) -> float:
 
 
 def _deadline(adv: Adversary) -> float:
-    # Time for the Job read and the count, not for the lock and the send.
-    return 20.0
+    # Time for the Job read and the count (one bounded call each), not for the lock
+    # step (the lock, then the send and the mark in their normal case).
+    return ANSWER_RESERVE_SECONDS + LOCK_STEP_SECONDS - 0.05
 
 
 def _unexpected_error(adv: Adversary) -> float:

@@ -57,7 +57,8 @@ def test_the_mapping_settings_refuse_what_lambda_refuses() -> None:
 def test_the_help_gives_each_mapping_default_as_a_number(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`poll --help` says 100, 0, -1 and 60, not only "Lambda's defaults"."""
+    """`poll --help` says 100, 0, -1 and 30 (the replaced Lambda's timeout), not only
+    "Lambda's defaults"."""
     with pytest.raises(SystemExit):
         main(["poll", "--help"])
 
@@ -65,7 +66,7 @@ def test_the_help_gives_each_mapping_default_as_a_number(
     assert "BatchSize, 1..10,000 (default: 100)" in text
     assert "MaximumBatchingWindowInSeconds, 0..300 (default: 0.0)" in text
     assert "(-1: until the record expires) (default: -1)" in text
-    assert "(default: 60.0)" in text
+    assert "(default: 30.0)" in text
 
 
 @pytest.mark.usefixtures("lambda_env")

@@ -204,11 +204,12 @@ def test_a_run_out_of_time_reports_truncated_and_the_next_run_reaches_the_rest(
             simulated.clock,
             simulated.faults,
         )
-        # Each chunk's lock read takes 100 simulated seconds: a run of 250 s reaches two.
-        faults.add(FaultRule("BatchGetItem", FaultKind.PAUSE, action=lambda: clock.advance(100)))
+        # Each chunk's lock read and Job read take 1.5 simulated seconds (inside an
+        # attempt's read timeout): a run of 5 s examines two jobs, then its time is out.
+        faults.add(FaultRule("BatchGetItem", FaultKind.SLOW, seconds=1.5, advance=clock.advance))
 
-        first = reconciler.run({}, Invocation("run-1", clock.now() + 250))
-        second = reconciler.run({}, Invocation("run-2", clock.now() + 250))
+        first = reconciler.run({}, Invocation("run-1", clock.now() + 5))
+        second = reconciler.run({}, Invocation("run-2", clock.now() + 5))
 
     assert first.truncated
     assert first.enqueued == job_ids[:2]
