@@ -420,3 +420,40 @@ def test_on_write_without_the_chunkers_call_the_reconciler_sends_for_jobs_chunke
     assert not any(key.startswith("chunker:") for key in result.api_outcomes)
     assert result.reconciler_enqueued  # what no worker's call could see
     assert {job.completed_by for job in result.jobs} == {"chunking"}
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--no-chunker-call"], "--no-chunker-call"),
+        (["--mode", "stream", "--no-chunker-call"], "--no-chunker-call"),
+        (["--mode", "on-write", "--no-jobs-stream"], "--no-jobs-stream"),
+        (["--mode", "on-write", "--discard-rate", "0.3"], "--discard-rate"),
+        (["--no-reconciler", "--reconcile-every", "2"], "--reconcile-every"),
+    ],
+)
+def test_an_option_the_mode_ignores_is_refused_not_silently_accepted(
+    options: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`simulate --no-chunker-call` in stream mode ran a stream simulation as if the option
+    meant something: an option the chosen mode ignores is a usage error naming it (exit 2),
+    before anything starts."""
+    capsys.readouterr()
+
+    assert main(["simulate", "--no-progress", *options]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith(f"simulate: {named}")
+
+
+def test_the_help_of_fault_rate_names_every_client_it_hits(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Faults hit the handler's, the API's and the reconciler's calls (README, `simulate`):
+    `--help` says the same."""
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the handler's, the API's and the reconciler's" in text
