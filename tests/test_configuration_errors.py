@@ -178,3 +178,23 @@ def test_the_local_stack_answers_a_region_it_does_not_serve_as_aws_does(
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert error["Error"]["Code"] == "InvalidSignatureException"
     assert "xx-nowhere-9" in error["Error"]["Message"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["local", "up"], ["simulate", "--jobs", "1", "--no-progress"], ["doctor", "job-1"]],
+    ids=["local up", "simulate", "doctor"],
+)
+def test_a_profile_that_does_not_exist_is_one_line_naming_it(
+    command: list[str], resources: Resources, moto_endpoint: str, tmp_path: Path
+) -> None:
+    """GIVEN AWS_PROFILE naming no profile WHEN a command runs THEN one line says so,
+    exit 2 (botocore raises it from wherever it first reads the configuration, an
+    option's type included)."""
+    env = clean_environment(tmp_path, **environment(resources, moto_endpoint, REGION))
+    env["AWS_PROFILE"] = "nope"
+
+    result = run_cli(*command, env=env, timeout=60)
+
+    assert result.returncode == 2
+    assert "(nope)" in one_error_line(result)

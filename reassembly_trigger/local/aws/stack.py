@@ -258,7 +258,10 @@ _SIGNED_REGION = re.compile(r"Credential=[^/,]+/[0-9]+/([^/,]+)/")
 def served_regions() -> frozenset[str]:
     """The regions moto serves the pipeline's services in: those botocore knows for all
     of them, in every partition (moto answers any other with a server error)."""
-    session = boto3.session.Session()
+    import botocore.session
+
+    # botocore's endpoint data alone: no profile is read (a missing one must not matter).
+    session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
     return frozenset.intersection(
         *(
             frozenset(
