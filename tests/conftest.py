@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,15 +119,18 @@ def pipeline(moto_endpoint: str, resources: Resources) -> Pipeline:
     return Pipeline(LocalAws.connect(moto_endpoint, REGION), resources)
 
 
-def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """The CLI in a fresh process with this test's environment; a hang fails the test at
-    `timeout`."""
+def run_cli(
+    *args: str, timeout: float = 30, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in a fresh process with this test's environment (or exactly `env`); a hang
+    fails the test at `timeout`."""
     return subprocess.run(
         [sys.executable, "-m", "reassembly_trigger.local.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env=None if env is None else dict(env),
     )
 
 

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +40,7 @@ from reassembly_trigger.local.bench.results import PROJECT
 from reassembly_trigger.local.cli import main
 from reassembly_trigger.settings import DEFAULT_EVALUATION_CONCURRENCY
 
-from conftest import REGION
+from conftest import REGION, run_cli
 
 QUICK = BenchConfig.quick(
     latency_ms=0, latencies_ms=(0.0,), burst_latencies_ms=(0.0,), cold_start_runs=0
@@ -573,3 +577,57 @@ def test_the_bench_command_runs_end_to_end_with_json_output(
     assert report["targets"] is None
     wide = next(w for w in report["workloads"] if w["key"] == "wide")
     assert wide["calls"] == {"dynamodb": {"BatchGetItem": 3}}
+
+
+# ------------------------------------------------------------------ refused at the start
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "why"),
+    [
+        ("--save-json", "/nonexistent/x.json", "no such directory /nonexistent"),
+        ("--target-python", "/usr/bin/nope", "No such file or directory"),
+    ],
+)
+def test_an_unusable_output_or_interpreter_is_refused_before_the_run(
+    option: str, value: str, why: str
+) -> None:
+    """`bench --quick --save-json /nonexistent/x.json` ran its workloads (11 s), then
+    exited 2 printing nothing: what the end of the run needs is checked at its start,
+    one line naming the option, before the stack starts or anything is measured."""
+    started = time.monotonic()
+    result = run_cli("bench", "--quick", option, value, timeout=60)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"bench: {option} {value}: {why}"]
+    assert result.stdout == ""
+    assert time.monotonic() - started < 10
+
+
+def test_ctrl_c_stops_bench_without_a_traceback_from_its_proxy_child() -> None:
+    """GIVEN `bench --quick` running (its moto and latency proxy in a child process)
+    WHEN Ctrl-C reaches the foreground process group THEN the command says it was
+    interrupted (130) and neither it nor the child prints a KeyboardInterrupt traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reassembly_trigger.local.cli", "bench", "--quick"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()  # the first progress line: the child is serving
+        assert first
+        os.killpg(process.pid, signal.SIGINT)
+        _, rest = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    stderr = first + rest
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    assert "KeyboardInterrupt" not in stderr
+    assert stderr.strip().splitlines()[-1] == "bench: interrupted"

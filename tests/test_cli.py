@@ -337,3 +337,19 @@ def test_the_operators_commands_run_without_moto(
     assert polled.returncode == 3, polled.stderr  # it ran, and found no such stream
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout)["skips_by_reason"] == {"job_not_found": 1}
+
+
+def test_the_readmes_command_table_lists_every_command() -> None:
+    """The README's table under "The command line" has a row for each command the CLI
+    registers (`reconcile` was missing), and none it does not have."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("### The command line", 1)[1].split("\n### ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("| `")]
+    in_readme = {line.split("`")[1].split()[0] for line in table}
+    subparsers = next(
+        action
+        for action in cli.build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+
+    assert in_readme == set(subparsers.choices)

@@ -4,13 +4,14 @@ Lambda would, and never otherwise."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reassembly_trigger.local import cli
 
-from conftest import Pipeline, cli_json
+from conftest import Pipeline, cli_json, run_cli
 
 HOUR = 3600
 
@@ -417,3 +418,53 @@ def test_repair_prints_the_transitions_and_the_verdict_after(
     assert "sent: message" in out
     assert "IN_PROGRESS" in out
     assert pipeline.bodies() == [{"job_id": "job-nolock"}]
+
+
+# ------------------------------------------------------------------ errors, one line each
+
+#: An endpoint nothing listens on: every call fails to connect.
+DEAD_ENDPOINT = "http://127.0.0.1:9"
+
+
+@pytest.mark.usefixtures("lambda_env")
+@pytest.mark.parametrize(
+    ("options", "what"),
+    [([], "the dry run of job-1 failed"), (["--repair"], "the repair of job-1 failed")],
+    ids=["diagnose", "repair"],
+)
+def test_an_endpoint_that_does_not_answer_is_one_line_naming_what_the_user_asked(
+    options: list[str], what: str
+) -> None:
+    """GIVEN an endpoint that refuses connections WHEN `doctor job-1` (or `--repair`) runs
+    in a fresh process THEN stderr is one line, exit 3: no structlog `[error] transition`
+    line beside it, and with --repair the line speaks of the repair, not of a dry run."""
+    result = run_cli("doctor", "job-1", *options, "--endpoint-url", DEAD_ENDPOINT)
+
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"doctor: {what} (aws_error)")
+    assert "127.0.0.1:9" in lines[0]
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_reconcile_against_an_endpoint_that_does_not_answer_is_one_line() -> None:
+    """The sibling in `reconcile`: one line, exit 3, no log lines around it."""
+    result = run_cli("reconcile", "--endpoint-url", DEAD_ENDPOINT)
+
+    assert result.returncode == 3
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.usefixtures("lambda_env")
+def test_replay_reports_failed_jobs_in_its_table_not_as_log_lines_too() -> None:
+    """The sibling in `replay`: the failed transitions are in its report (exit 1), and
+    not printed again on stderr as `[error] transition` lines."""
+    event = Path(__file__).parent / "events" / "segment-completions-batch.json"
+
+    result = run_cli("replay", str(event), "--endpoint-url", DEAD_ENDPOINT)
+
+    assert result.returncode == 1
+    assert "aws_error" in result.stdout
+    assert "transition" not in result.stderr

@@ -254,3 +254,152 @@ def test_overlapping_files_do_not_double_the_timeline(lambda_log: str) -> None:
     once = Explanation.of(read_events([lambda_log]))
 
     assert twice.outcomes() == once.outcomes()
+
+
+# ------------------------------------------------------------------ concurrent evaluations
+
+
+def _racing_log() -> str:
+    """Two invocations evaluating job-2 at once, as `poll` logs them when both streams'
+    batches name it: req-seg takes the lock and sends, req-jobs finds the lock held,
+    waits, and skips as already_triggered. Their lines interleave in time."""
+    lock = {"holder": "req-seg/017ebf189cfd", "lease_expires_at": 1795495396}
+    steps = [
+        ("req-seg", "received", "loaded", "load", {"status": "chunking_complete"}),
+        ("req-jobs", "received", "loaded", "load", {"status": "chunking_complete"}),
+        ("req-seg", "loaded", "counted", "count", {"completions": 2, "total_segments": 2}),
+        ("req-jobs", "loaded", "counted", "count", {"completions": 2, "total_segments": 2}),
+        ("req-seg", "counted", "locked", "acquire", {"lease_expires_at": 1795495396}),
+        ("req-jobs", "counted", "contended", "contend", {"lock": lock}),
+        ("req-jobs", "contended", "waiting", "wait", {"lock": lock}),
+        ("req-seg", "locked", "sent", "send", {"message_id": "m-1"}),
+        ("req-seg", "sent", "enqueued", "mark", {"message_id": "m-1"}),
+        ("req-jobs", "waiting", "contended", "recheck", {"waited_seconds": 0.11}),
+        ("req-jobs", "contended", "skipped", "skip", {"reason": "already_triggered"}),
+    ]
+    lines = []
+    for n, (request_id, source, dest, trigger, facts) in enumerate(steps):
+        event = {
+            "job_id": "job-2",
+            "aws_request_id": request_id,
+            "source": source,
+            "dest": dest,
+            "trigger": trigger,
+            **facts,
+            "event": "transition",
+            "level": "info",
+            "timestamp": f"2026-11-24T04:42:15.{100 + 10 * n:06d}Z",
+        }
+        lines.append(json.dumps(event))
+    return "\n".join(lines) + "\n"
+
+
+def test_concurrent_invocations_of_one_job_are_separate_evaluations() -> None:
+    """GIVEN two invocations of job-2 whose transitions interleave WHEN explained THEN
+    there are two evaluations, one per request id, each from `received` to its own end:
+    the lock holder's to `enqueued`, the contender's to `skipped` (already_triggered)."""
+    story = Explanation.of(read_events([_racing_log()])).stories["job-2"]
+
+    paths = [
+        ({s.aws_request_id for s in run}, [s.source for s in run][:1] + [s.dest for s in run])
+        for run in story.evaluations
+    ]
+    assert paths == [
+        ({"req-seg"}, ["received", "loaded", "counted", "locked", "sent", "enqueued"]),
+        (
+            {"req-jobs"},
+            ["received", "loaded", "counted", "contended", "waiting", "contended", "skipped"],
+        ),
+    ]
+
+
+def test_concurrent_evaluations_are_shown_apart_in_the_json_and_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`explain --json` lists each evaluation on its own, starting at `received`; the
+    table numbers them and prints each one's rows together."""
+    path = tmp_path / "race.log"
+    path.write_text(_racing_log())
+    capsys.readouterr()
+
+    assert cli.main(["explain", "--json", str(path)]) == 0
+    evaluations = json.loads(capsys.readouterr().out)["jobs"]["job-2"]["evaluations"]
+    assert [[s["aws_request_id"] for s in run] for run in evaluations] == [
+        ["req-seg"] * 5,
+        ["req-jobs"] * 6,
+    ]
+    assert [run[0]["source"] for run in evaluations] == ["received", "received"]
+
+    assert cli.main(["explain", str(path)]) == 0
+    out = capsys.readouterr().out
+    cells = [[c.strip() for c in line.split("│")] for line in out.splitlines() if "->" in line]
+    assert [(row[1], row[3]) for row in cells] == [("1", "req-seg")] * 5 + [("2", "req-jobs")] * 6
+    assert "job-2: 2 evaluations in 2 invocations" in out
+
+
+def test_an_invocation_that_evaluates_a_job_twice_shows_two_evaluations() -> None:
+    """One request id (e.g. an asynchronous retry of the reconciler) with two complete
+    paths gives two evaluations, split where the second one is `received`."""
+    text = "\n".join(
+        json.dumps(
+            {
+                "event": "transition",
+                "job_id": "j",
+                "aws_request_id": "req-r",
+                "source": source,
+                "dest": dest,
+                "trigger": trigger,
+                "timestamp": 1795494000.0 + n,
+            }
+        )
+        for n, (source, dest, trigger) in enumerate(
+            [
+                ("received", "loaded", "load"),
+                ("loaded", "failed", "fail"),
+                ("received", "loaded", "load"),
+                ("loaded", "skipped", "skip"),
+            ]
+        )
+    )
+
+    story = Explanation.of(read_events([text])).stories["j"]
+
+    assert [[s.dest for s in run] for run in story.evaluations] == [
+        ["loaded", "failed"],
+        ["loaded", "skipped"],
+    ]
+
+
+class _Terminal(io.StringIO):
+    """stdin as a terminal: nothing piped in."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_no_file_and_a_terminal_for_stdin_is_refused_rather_than_waited_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`explain` typed alone in a terminal would wait silently for stdin: it says what it
+    needs in one line and exits 2 instead, without reading the terminal."""
+    terminal = _Terminal("")
+    monkeypatch.setattr("sys.stdin", terminal)
+    monkeypatch.setattr(terminal, "read", lambda *a: pytest.fail("read the terminal"))
+    capsys.readouterr()
+
+    assert cli.main(["explain"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "stdin is a terminal" in err
+    assert "LOGFILE" in err
+
+
+def test_an_explicit_dash_in_a_terminal_says_that_it_reads_stdin(
+    lambda_log: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`explain -` asked for stdin on purpose: it is read, after saying so on stderr."""
+    monkeypatch.setattr("sys.stdin", _Terminal(lambda_log))
+    capsys.readouterr()
+
+    assert cli.main(["explain", "-", "--job", "job-a"]) == 0
+    assert "reading the logs from stdin" in capsys.readouterr().err

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from reassembly_trigger.local.aws.stack import LocalAws, ResourceNames
+from reassembly_trigger.local.aws.stack import LocalAws, ResourceNames, Resources, environment
 from reassembly_trigger.local.cli import main
+from reassembly_trigger.local.commands.local_up import ON_FAILURE_QUEUE_VARIABLE
 
-from conftest import run_cli
+from conftest import REGION, run_cli
 
 
 def _default_sigint() -> None:
@@ -140,3 +141,21 @@ def test_the_longest_prefix_every_name_accepts_is_accepted() -> None:
     names = ResourceNames.with_prefix("p" * 52, fifo=True)
 
     assert len(names.on_failure_queue) == 80
+
+
+def test_the_readmes_sample_exports_the_variables_local_up_prints(
+    resources: Resources, moto_endpoint: str
+) -> None:
+    """The README's `local up` sample lists the variables the command prints, in its
+    order (four settings were missing from it)."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    start = readme.index("$ .venv/bin/reassembly-trigger local up --env-file")
+    sample = readme[start : readme.index("```", start)]
+    shown = [
+        line.removeprefix("export ").partition("=")[0]
+        for line in sample.splitlines()
+        if line.startswith("export ")
+    ]
+    printed = [*environment(resources, moto_endpoint, REGION), ON_FAILURE_QUEUE_VARIABLE]
+
+    assert shown == printed

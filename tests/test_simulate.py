@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -451,3 +453,82 @@ def test_a_function_timeout_no_job_fits_in_is_refused(
 
     assert exit_info.value.code == 2
     assert "--function-timeout" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--no-chunker-call"], "--no-chunker-call"),
+        (["--mode", "stream", "--no-chunker-call"], "--no-chunker-call"),
+        (["--mode", "on-write", "--no-jobs-stream"], "--no-jobs-stream"),
+        (["--mode", "on-write", "--discard-rate", "0.3"], "--discard-rate"),
+        (["--no-reconciler", "--reconcile-every", "2"], "--reconcile-every"),
+    ],
+)
+def test_an_option_the_mode_ignores_is_refused_not_silently_accepted(
+    options: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`simulate --no-chunker-call` in stream mode ran a stream simulation as if the option
+    meant something: an option the chosen mode ignores is a usage error naming it (exit 2),
+    before anything starts."""
+    capsys.readouterr()
+
+    assert main(["simulate", "--no-progress", *options]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith(f"simulate: {named}")
+
+
+def test_the_help_of_fault_rate_names_every_client_it_hits(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Faults hit the handler's, the API's and the reconciler's calls (README, `simulate`):
+    `--help` says the same."""
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the handler's, the API's and the reconciler's" in text
+
+
+# ------------------------------------------------------------------ the README's figures
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def _readme_example(command: str) -> str:
+    """The README's sample output of `command` (the text block it opens)."""
+    text = README.read_text()
+    start = text.index(f"$ .venv/bin/reassembly-trigger {command}\n")
+    return text[start : text.index("```", start)]
+
+
+def test_the_readmes_seeded_figures_are_the_seeds_workload() -> None:
+    """What the README says the seed fixes (completions written, duplicates, stream
+    records) is what seed 1 plans: 3 Jobs-stream records per job when it is mapped."""
+    plan = plan_workload(Workload())
+    written = len(plan.writes)
+    duplicates = written - sum(job.total_segments for job in plan.jobs)
+    mapped = f"{written} completions written ({duplicates} duplicates), {written + 60} stream"
+    unmapped = f"{written} completions written ({duplicates} duplicates), {written} stream"
+
+    assert mapped in _readme_example("simulate")
+    assert unmapped in _readme_example(
+        "simulate --discard-rate 0.3 --no-jobs-stream --no-reconciler"
+    )
+
+
+def test_the_readmes_stuck_jobs_without_the_reconciler_are_marked_as_varying() -> None:
+    """The stuck jobs of `--no-reconciler` depend on how batches form, not only on the
+    seed (10, 6, then 12 over three runs, where the README showed 2): the README gives
+    the range it measured, and its sample lies in it."""
+    sample = _readme_example("simulate --discard-rate 0.3 --no-jobs-stream --no-reconciler")
+    shown = int(re.search(r"; (\d+) stuck \(", sample).group(1))  # type: ignore[union-attr]
+    text = README.read_text()
+    stated = re.search(r"\*\*(\d+)-(\d+) jobs were stuck\*\*", text)
+
+    assert stated is not None, "the README states no range of stuck jobs"
+    low, high = int(stated.group(1)), int(stated.group(2))
+    assert low <= shown <= high
+    assert high > low

@@ -106,3 +106,16 @@ def test_the_repository_is_found_only_beside_its_pyproject(tmp_path: Path) -> No
     assert repository_root(tmp_path / "reassembly_trigger") is None
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "something-else"\n')
     assert repository_root(tmp_path / "reassembly_trigger") is None
+
+
+def test_a_stale_file_named_by_output_is_told_the_command_that_rewrites_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`diagram --check --output missing.md` said "run `reassembly-trigger diagram`",
+    which writes the checkout's file, not this one: the advice carries the --output."""
+    target = tmp_path / "missing.md"
+    capsys.readouterr()
+
+    assert main(["diagram", "--check", "--output", str(target)]) == 1
+
+    assert f"run `reassembly-trigger diagram --output {target}`" in capsys.readouterr().err

@@ -30,6 +30,8 @@ from reassembly_trigger.local.commands.common import (
     extra_providing,
     missing_extra,
     needs_extra,
+    no_credentials_message,
+    no_region_message,
     one_line,
 )
 
@@ -100,7 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def classify(exc: Exception) -> tuple[str, int]:
     """One line and the exit code for an error that reached the command line."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
 
     from reassembly_trigger.settings import SettingsError
 
@@ -109,6 +118,12 @@ def classify(exc: Exception) -> tuple[str, int]:
     if isinstance(exc, SettingsError):
         hint = "set them as for the Lambda; locally, export what `local up` prints"
         return f"{one_line(exc)} ({hint})", EXIT_USAGE
+    if isinstance(exc, NoRegionError):
+        return no_region_message(), EXIT_USAGE
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return f"{no_credentials_message()} ({one_line(exc)})", EXIT_USAGE
+    if isinstance(exc, ProfileNotFound):
+        return f"AWS configuration: {one_line(exc)}", EXIT_USAGE
     if isinstance(exc, ClientError | BotoCoreError):
         # botocore's own sentence names the operation and the code, or the endpoint
         # that did not answer.

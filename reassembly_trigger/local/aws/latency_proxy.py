@@ -21,6 +21,7 @@ import argparse
 import http.client
 import json
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -430,6 +431,10 @@ def main(argv: list[str] | None = None) -> int:
         help="take moto's own overheads out of the way (moto_tuning)",
     )
     args = parser.parse_args(argv)
+    # Ctrl-C reaches the whole foreground process group: the parent handles it and then
+    # closes our stdin, which stops us; a KeyboardInterrupt here would only print a
+    # traceback into the parent's terminal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if args.tune_moto:
         from reassembly_trigger.local.aws.moto_tuning import tune_moto
 

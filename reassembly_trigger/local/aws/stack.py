@@ -3,6 +3,7 @@ pipeline's tables and queues, created idempotently."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import socket
@@ -10,6 +11,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
@@ -247,13 +249,67 @@ def create_resources(aws: LocalAws, names: ResourceNames) -> Resources:
 _DYNAMODB_REQUESTS = threading.Lock()
 
 
+#: The services of the pipeline: a region must have all three to hold it.
+_SERVICES = ("dynamodb", "dynamodbstreams", "sqs")
+#: The region of a request, from its SigV4 credential scope (`Credential=KEY/DATE/REGION/`).
+_SIGNED_REGION = re.compile(r"Credential=[^/,]+/[0-9]+/([^/,]+)/")
+
+
+@lru_cache(maxsize=1)
+def served_regions() -> frozenset[str]:
+    """The regions moto serves the pipeline's services in: those botocore knows for all
+    of them, in every partition (moto answers any other with a server error)."""
+    import botocore.session
+
+    # botocore's endpoint data alone: no profile is read (a missing one must not matter).
+    session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    return frozenset.intersection(
+        *(
+            frozenset(
+                region
+                for partition in session.get_available_partitions()
+                for region in session.get_available_regions(service, partition_name=partition)
+            )
+            for service in _SERVICES
+        )
+    )
+
+
+def _unknown_region(environ: Mapping[str, Any], start_response: Any) -> list[bytes] | None:
+    """AWS's answer to a request signed for a region moto does not serve (a 400 naming
+    it), instead of moto's `KeyError` traceback and an HTML 500; None for other requests."""
+    found = _SIGNED_REGION.search(str(environ.get("HTTP_AUTHORIZATION", "")))
+    if found is None or found.group(1) in served_regions():
+        return None
+    message = (
+        f"Credential should be scoped to a valid region, not {found.group(1)!r} "
+        f"(this local stack serves AWS's regions, e.g. {DEFAULT_REGION})"
+    )
+    body = json.dumps(
+        {"__type": "com.amazon.coral.service#InvalidSignatureException", "message": message}
+    ).encode()
+    start_response(
+        "400 Bad Request",
+        [
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("Content-Length", str(len(body))),
+            ("x-amzn-query-error", "InvalidSignatureException;Sender"),
+        ],
+    )
+    return [body]
+
+
 def moto_application() -> Any:
-    """moto's WSGI application, each DynamoDB request handled whole, as DynamoDB does."""
+    """moto's WSGI application, each DynamoDB request handled whole, as DynamoDB does,
+    and a request for a region moto does not serve refused as AWS does."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     app = DomainDispatcherApplication(create_backend_app)
 
     def application(environ: dict[str, Any], start_response: Any) -> Any:
+        refused = _unknown_region(environ, start_response)
+        if refused is not None:
+            return refused
         if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB"):
             return app(environ, start_response)
         with _DYNAMODB_REQUESTS:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,13 @@ from typing import Any
 from reassembly_trigger.local.aws.latency_proxy import SubprocessStack
 from reassembly_trigger.local.bench import Bench, BenchConfig, Endpoints
 from reassembly_trigger.local.bench.render import markdown, render
-from reassembly_trigger.local.commands.common import EXIT_FAILED, int_in, report_console, seconds
+from reassembly_trigger.local.commands.common import (
+    EXIT_FAILED,
+    UsageError,
+    int_in,
+    report_console,
+    seconds,
+)
 
 _DEFAULTS = BenchConfig()
 
@@ -149,10 +157,42 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
     return BenchConfig.quick(**overrides) if args.quick else BenchConfig(**overrides)
 
 
+def check_output_file(option: str, path: Path) -> None:
+    """`UsageError` unless `path` can be written: its folder exists and takes files."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory")
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: no such directory {path.parent}")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise UsageError(f"{option} {path}: not writable")
+
+
+def check_interpreter(path: str) -> None:
+    """`UsageError` unless `path` runs Python 3 (asked once, with a time limit)."""
+    try:
+        found = subprocess.run(  # noqa: S603 - the interpreter the user named
+            [path, "-I", "-c", "import sys; print(sys.version_info[0])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"--target-python {path}: {why}") from exc
+    if found.returncode != 0 or found.stdout.strip() != "3":
+        raise UsageError(f"--target-python {path}: not a Python 3 interpreter")
+
+
 def run(args: argparse.Namespace) -> int:
     """Start moto behind the proxy in a child process, run, print; 0 when every check held."""
     from rich.console import Console
 
+    # What the run needs at its end is checked at its start: a full run takes minutes.
+    if args.save_json is not None:
+        check_output_file("--save-json", args.save_json)
+    if args.target_python is not None:
+        check_interpreter(args.target_python)
     progress = Console(stderr=True)
     config = config_from(args)
     with SubprocessStack(config.latency_ms, tune_moto=config.tuned_moto) as stack:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 import math
 import os
+import re
 import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -214,3 +216,93 @@ def use_endpoint(endpoint_url: str | None) -> str | None:
         # which local stacks do not serve.
         os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
     return os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+# ------------------------------------------------------------------ AWS configuration
+
+#: What an AWS region name looks like: a partition's prefix, words, a number
+#: (`us-east-1`, `us-gov-west-1`, `cn-north-1`, `eusc-de-east-1`).
+_REGION_NAME = re.compile(r"[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}")
+
+#: Where botocore looks for credentials, in its order, for the one line that says none
+#: were found.
+CREDENTIAL_SOURCES = (
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (~/.aws/credentials, "
+    "~/.aws/config: $AWS_SHARED_CREDENTIALS_FILE, $AWS_CONFIG_FILE; SSO, web identity, "
+    "credential_process), or a container or instance role"
+)
+
+
+def is_region_name(text: str) -> bool:
+    """Whether `text` has the shape of an AWS region name."""
+    return _REGION_NAME.fullmatch(text) is not None
+
+
+def region_name(text: str) -> str:
+    """An argparse type: an AWS region name (`us-east-1`)."""
+    if not is_region_name(text):
+        raise argparse.ArgumentTypeError(f"not an AWS region name such as us-east-1: {text!r}")
+    return text
+
+
+def no_region_message() -> str:
+    """One line: no region is configured, and where one is read from."""
+    return (
+        "no AWS region: set AWS_REGION or AWS_DEFAULT_REGION (e.g. us-east-1), or `region` "
+        "in the profile's config (~/.aws/config, $AWS_CONFIG_FILE)"
+    )
+
+
+def no_credentials_message() -> str:
+    """One line: no credentials were found, and where they are looked for."""
+    return f"no AWS credentials found: set {CREDENTIAL_SOURCES}"
+
+
+def check_aws_configuration(*, region: bool = True, credentials: bool = True) -> str | None:
+    """Refuse, before any call, what botocore would only report mid-run as an AWS error:
+    no region, a region that is no region name, no credentials, a broken profile.
+
+    The region is the one the Lambda's clients use (`AWS_REGION`, else botocore's:
+    `AWS_DEFAULT_REGION`, else the profile's); returns it (None when not checked).
+    Raises `UsageError` naming the variable or where credentials are looked for.
+    """
+    import botocore.exceptions
+    import botocore.session
+
+    session = botocore.session.Session()
+    found: str | None = None
+    try:
+        if region:
+            from_aws_region = os.environ.get("AWS_REGION", "").strip()
+            found = from_aws_region or session.get_config_variable("region")
+            if not found:
+                raise UsageError(no_region_message())
+            if not is_region_name(found):
+                source = "$AWS_REGION" if from_aws_region else "$AWS_DEFAULT_REGION or the profile"
+                raise UsageError(
+                    f"AWS region {found!r} ({source}) is not a region name such as us-east-1"
+                )
+        if credentials and session.get_credentials() is None:
+            raise UsageError(no_credentials_message())
+    except botocore.exceptions.BotoCoreError as exc:  # a missing profile, a bad config file
+        raise UsageError(f"AWS configuration: {one_line(exc)}") from exc
+    return found
+
+
+def quiet_transitions() -> None:
+    """Log warnings and errors on stderr, but not the machine's transitions: a command that
+    reports the transitions from the outcomes would otherwise print a failed one twice
+    (once as an `[error] transition` line)."""
+    import structlog
+
+    from reassembly_trigger.logs import configure_logging
+
+    configure_logging("console", "stderr", force=True, level=logging.WARNING)
+
+    def drop_transitions(_logger: Any, _method: str, event: Any) -> Any:
+        if isinstance(event, dict) and event.get("event") == "transition":
+            raise structlog.DropEvent
+        return event
+
+    processors = list(structlog.get_config()["processors"])
+    structlog.configure(processors=[drop_transitions, *processors])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         current = output.read_text() if output.exists() else ""
         if current != text:
-            print(f"{output} is out of date: run `reassembly-trigger diagram`", file=sys.stderr)
+            # The command that rewrites this very file (not the checkout's default).
+            fix = "reassembly-trigger diagram"
+            if args.output is not None:
+                fix += f" --output {shlex.quote(str(args.output))}"
+            print(f"{output} is out of date: run `{fix}`", file=sys.stderr)
             return EXIT_FAILED
         print(f"{output} is up to date")
         return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -12,9 +11,11 @@ from reassembly_trigger.local.commands.common import (
     AwsError,
     add_endpoint_option,
     aws_error_code,
+    check_aws_configuration,
     plain,
     plural,
     print_trimmed,
+    quiet_transitions,
     report_console,
     require_extra,
     seconds,
@@ -36,7 +37,6 @@ from reassembly_trigger.local.ops.doctor import (
     segment_ranges,
     when,
 )
-from reassembly_trigger.logs import configure_logging
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -124,13 +124,14 @@ def run(args: argparse.Namespace) -> int:
     from reassembly_trigger.settings import Settings
 
     settings = Settings.from_env()
+    check_aws_configuration()  # no region or credentials: configuration, not AWS
     if args.preflight:
         return _preflight(settings, args)
     if args.job_id is None:
         print("doctor: JOB_ID is required (or --preflight)", file=sys.stderr)
         return 2
     # The machine's transitions are reported from its history; only warnings are logged.
-    configure_logging("console", "stderr", force=True, level=logging.WARNING)
+    quiet_transitions()
     try:
         doctor = Doctor.from_environment(settings, grace_seconds=args.grace)
         if args.resend:

@@ -39,7 +39,11 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
-        "logfiles", nargs="*", type=Path, metavar="LOGFILE", help="log files ('-' or none: stdin)"
+        "logfiles",
+        nargs="*",
+        type=Path,
+        metavar="LOGFILE",
+        help="log files ('-': stdin; none: stdin, which must be piped in)",
     )
     parser.add_argument("--job", metavar="ID", help="only this job (default: every job)")
     parser.add_argument(
@@ -52,9 +56,17 @@ def run(args: argparse.Namespace) -> int:
     """Print the timelines and the summary; exit 1 when no transition was found."""
     if not args.json:
         require_extra("ops")
+    if not args.logfiles and sys.stdin.isatty():
+        # Nothing piped in: waiting on the terminal would look like a hang.
+        raise UsageError(
+            "no LOGFILE given and stdin is a terminal: name the log files, or pipe the "
+            "logs in (aws logs tail GROUP --format json | reassembly-trigger explain)"
+        )
     texts: list[str] = []
     for path in args.logfiles or [Path("-")]:
         if str(path) == "-":
+            if sys.stdin.isatty():
+                print("explain: reading the logs from stdin (end with Ctrl-D)", file=sys.stderr)
             texts.append(sys.stdin.read())
         elif not path.is_file():
             raise UsageError(f"no such file: {path}")
@@ -116,13 +128,16 @@ def _timeline(story: JobStory) -> Table:
         f"{plural(len(story.invocations), 'invocation')}",
         title_justify="left",
     )
+    table.add_column("#", justify="right", no_wrap=True)
     for column in ("time", "aws_request_id", "transition", "trigger", "reason"):
         table.add_column(column, no_wrap=True)
     table.add_column("facts", overflow="fold")
-    for evaluation in story.evaluations:
+    # One section per evaluation, numbered: concurrent ones are shown apart, not interleaved.
+    for number, evaluation in enumerate(story.evaluations, start=1):
         for step in evaluation:
             style = _OUTCOME_STYLES.get(step.dest) if step.final else None
             table.add_row(
+                str(number),
                 step.time,
                 step.aws_request_id,
                 Text(f"{step.source} -> {step.dest}", style=style or ""),

@@ -20,6 +20,7 @@ from reassembly_trigger.local.aws.stack import (
     create_resources,
     embedded_moto_server,
     environment,
+    served_regions,
 )
 from reassembly_trigger.local.commands.common import UsageError, int_in
 
@@ -56,7 +57,12 @@ def register(subparsers: Any) -> None:
         help="name prefix of the tables and queues, as the contract's events name them "
         "(letters, digits, '-', '_'; at most 52)",
     )
-    up.add_argument("--region", default=DEFAULT_REGION, help="region")
+    up.add_argument(
+        "--region",
+        type=_region,
+        default=DEFAULT_REGION,
+        help="region of the tables and queues (one AWS has: moto serves no other)",
+    )
     up.add_argument("--fifo", action="store_true", help="make the reassembly queue a FIFO queue")
     up.add_argument(
         "--env-file",
@@ -74,6 +80,16 @@ def _prefix(text: str) -> str:
             ResourceNames.with_prefix(text, fifo=fifo)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _region(text: str) -> str:
+    """An argparse type: a region moto serves DynamoDB, its streams and SQS in."""
+    if text not in served_regions():
+        raise argparse.ArgumentTypeError(
+            f"not a region moto serves DynamoDB and SQS in (e.g. {DEFAULT_REGION}, "
+            f"eu-west-1): {text!r}"
+        )
     return text
 
 

@@ -19,10 +19,13 @@ from reassembly_trigger.local.commands.common import (
     UsageError,
     add_endpoint_option,
     aws_error_code,
+    check_aws_configuration,
     details,
     int_in,
+    is_region_name,
     plain,
     plural,
+    region_name,
     seconds,
     use_endpoint,
 )
@@ -69,6 +72,7 @@ def register(subparsers: Any) -> None:
     add_endpoint_option(where)
     where.add_argument(
         "--region",
+        type=region_name,
         default=None,
         help=f"region (default: $AWS_REGION, else $AWS_DEFAULT_REGION, else {DEFAULT_REGION})",
     )
@@ -323,12 +327,28 @@ def _stream_arns(args: argparse.Namespace, aws: LocalAws) -> list[str]:
     return list(found.values())
 
 
+def _region(args: argparse.Namespace) -> str:
+    """The region to poll in: `--region`, `$AWS_REGION`, `$AWS_DEFAULT_REGION` or the
+    default; `UsageError` when a variable holds no region name (an AWS endpoint would
+    answer it with an error on every call, a local stack with a server error)."""
+    if args.region:
+        return str(args.region)
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            if not is_region_name(value):
+                raise UsageError(
+                    f"${variable}={value!r} is not an AWS region name such as us-east-1"
+                )
+            return value
+    return DEFAULT_REGION
+
+
 def run(args: argparse.Namespace) -> int:
     """Poll until Ctrl-C, `--duration` or `--until-idle`."""
     from reassembly_trigger.settings import Settings
 
-    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    region = region or DEFAULT_REGION
+    region = _region(args)
     endpoint_url = use_endpoint(args.endpoint_url)
     # The handler's clients read AWS_DEFAULT_REGION (botocore): poll's region for both.
     os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = region
@@ -338,6 +358,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     if args.handler == DEFAULT_HANDLER:
         Settings.from_env()  # fail now, naming every missing variable
+        # The handler's own clients need credentials (poll's may use a local stack's).
+        check_aws_configuration(region=False)
     aws = LocalAws.connect(endpoint_url, region)
     arns = _stream_arns(args, aws)
     settings = MappingSettings(

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from typing import Any
 
 from reassembly_trigger.local.commands.common import (
     AwsError,
     add_endpoint_option,
     aws_error_code,
+    check_aws_configuration,
     plural,
+    quiet_transitions,
     report_console,
     require_extra,
     use_endpoint,
 )
 from reassembly_trigger.local.ops.doctor import ACTION_NEEDED, Doctor, DoctorError, duration
 from reassembly_trigger.local.ops.fleet import Fleet, FleetEntry, FleetReport
-from reassembly_trigger.logs import configure_logging
 
 
 def register(subparsers: Any) -> None:
@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         require_extra("ops")
     use_endpoint(args.endpoint_url)
-    configure_logging("console", "stderr", force=True, level=logging.WARNING)
+    check_aws_configuration()  # no region or credentials: configuration, not AWS
+    quiet_transitions()
     try:
         fleet = Fleet(Doctor.from_environment())
         jobs = fleet.jobs(args.job_ids)

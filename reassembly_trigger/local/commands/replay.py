@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,10 @@ from reassembly_trigger.local.commands.common import (
     EXIT_FAILED,
     UsageError,
     add_endpoint_option,
+    check_aws_configuration,
     plain,
     plural,
+    quiet_transitions,
     report_console,
     require_extra,
     seconds,
@@ -23,7 +24,6 @@ from reassembly_trigger.local.commands.common import (
 )
 from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS, LocalLambdaContext
 from reassembly_trigger.local.ops.explain import transition_facts, transition_rows
-from reassembly_trigger.logs import configure_logging
 
 
 def register(subparsers: Any) -> None:
@@ -114,8 +114,9 @@ def run(args: argparse.Namespace) -> int:
     use_endpoint(args.endpoint_url)
     event = load_event(args.event)
     Settings.from_env()  # before invoking: name every missing variable at once
+    check_aws_configuration()  # no region or credentials: configuration, not AWS
     # What happened is printed from the outcomes; the handler's warnings go to stderr.
-    configure_logging("console", "stderr", force=True, level=logging.WARNING)
+    quiet_transitions()
     outcome = replay(event, args.timeout)
     if args.json:
         sys.stdout.write(json.dumps(outcome, default=str) + "\n")

@@ -80,8 +80,8 @@ def register(subparsers: Any) -> None:
         type=_share(below_one=True),
         default=0.0,
         metavar="RATE",
-        help="share of the handler's AWS calls that fail: throttles, 5xx, lost responses, "
-        "e.g. 0.05",
+        help="share of the trigger's own AWS calls that fail (the handler's, the API's and "
+        "the reconciler's): throttles, 5xx, lost responses, e.g. 0.05",
     )
     parser.add_argument(
         "--discard-rate",
@@ -122,7 +122,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--reconcile-every",
         type=seconds(),
-        default=_DEFAULTS.reconcile_every_seconds,
+        default=None,
         metavar="SECONDS",
         help=f"run the reconciler this often (default {_DEFAULTS.reconcile_every_seconds:g}; "
         "once the pipeline looks settled it also runs until a run finds nothing to do)",
@@ -180,6 +180,29 @@ def _segment_range(text: str) -> tuple[int, int]:
     return bounds
 
 
+def check_combinations(args: argparse.Namespace) -> None:
+    """`UsageError` for an option the chosen mode ignores: accepting it silently would
+    report a run that is not the one asked for."""
+    mode = TriggerMode(args.mode)
+    if args.no_chunker_call and not mode.on_write:
+        raise UsageError(
+            "--no-chunker-call needs --mode on-write or both: in stream mode the chunker "
+            "calls nothing"
+        )
+    if not mode.streams:
+        if args.no_jobs_stream:
+            raise UsageError(
+                "--no-jobs-stream needs --mode stream or both: on-write maps no stream"
+            )
+        if args.discard_rate > 0:
+            raise UsageError(
+                "--discard-rate needs --mode stream or both: on-write maps no stream, so "
+                "no batch can be given up"
+            )
+    if args.no_reconciler and args.reconcile_every is not None:
+        raise UsageError("--reconcile-every and --no-reconciler contradict each other")
+
+
 def workload_from(args: argparse.Namespace) -> Workload:
     """The workload the options describe."""
     low, high = args.segments or (_DEFAULTS.min_segments, _DEFAULTS.max_segments)
@@ -194,7 +217,11 @@ def workload_from(args: argparse.Namespace) -> Workload:
         discard_rate=args.discard_rate,
         jobs_stream=not args.no_jobs_stream,
         reconciler=not args.no_reconciler,
-        reconcile_every_seconds=args.reconcile_every,
+        reconcile_every_seconds=(
+            _DEFAULTS.reconcile_every_seconds
+            if args.reconcile_every is None
+            else args.reconcile_every
+        ),
         mode=TriggerMode(args.mode),
         chunker_calls=not args.no_chunker_call,
         function_timeout_seconds=args.function_timeout,
@@ -205,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
     """Play the workload; print the table (or JSON) and the verdict."""
     from rich.console import Console
 
+    check_combinations(args)
     try:
         workload = workload_from(args)
     except ValueError as exc:

@@ -86,6 +86,15 @@ class Verdict(StrEnum):
 ACTION_NEEDED = frozenset({Verdict.STUCK, Verdict.NOT_FOUND, Verdict.INVALID, Verdict.UNCLAIMED})
 
 
+def _failure(what: str, machine: MachineView) -> str:
+    """`<what> failed (<reason>): <error code> <error>`, from the last transition."""
+    details = machine.transitions[-1] if machine.transitions else {}
+    return (
+        f"{what} failed ({machine.reason}): "
+        f"{details.get('error_code', '')} {details.get('error', '')}".strip()
+    )
+
+
 class DoctorError(Exception):
     """The dry run itself failed (an AWS error): there is no verdict to give."""
 
@@ -359,11 +368,7 @@ class Doctor:
         """Read everything, run the machine as a dry run, and give the verdict; writes nothing."""
         machine = self.dry_run(job_id)
         if machine.state == State.FAILED:
-            details = machine.transitions[-1] if machine.transitions else {}
-            raise DoctorError(
-                f"the dry run of {job_id} failed ({machine.reason}): "
-                f"{details.get('error_code', '')} {details.get('error', '')}".strip()
-            )
+            raise DoctorError(_failure(f"the dry run of {job_id}", machine))
         facts = self._read(job_id)
         verdict, reason, action = _classify(facts, machine, self.grace_seconds)
         known = {f.name: getattr(facts, f.name) for f in fields(facts)}
@@ -397,7 +402,16 @@ class Doctor:
             request_id=f"repair-{uuid.uuid4().hex[:12]}",
         )
         (outcome,) = self.trigger.evaluate_jobs([JobRequest(job_id)], invocation)
-        return RepairResult(outcome, MachineView.of(outcome), after=self.diagnose(job_id))
+        machine = MachineView.of(outcome)
+        try:
+            after = self.diagnose(job_id)
+        except DoctorError as exc:
+            if machine.state != State.FAILED:
+                raise
+            # The repair failed the way the check after it did (AWS did not answer): the
+            # user asked for the repair, so that is what the one line names.
+            raise DoctorError(_failure(f"the repair of {job_id}", machine)) from exc
+        return RepairResult(outcome, machine, after=after)
 
     def resend(self, job_id: str) -> ResendResult:
         """Re-send the message of a job enqueued but never claimed, on purpose, once.

@@ -174,13 +174,25 @@ class JobStory:
 
     @property
     def evaluations(self) -> list[list[Step]]:
-        """The steps split into evaluations (each ends in a final state, but the last may not)."""
-        runs: list[list[Step]] = [[]]
+        """The steps split into evaluations, each one invocation's path through the machine.
+
+        Evaluations of one job can overlap in time (two invocations racing for its lock,
+        the reconciler beside the stream path): steps are grouped by request id first,
+        whatever interleaves with them, then split where one evaluation ends (a final
+        state) or the next begins (`received`), so an invocation that evaluated the job
+        twice shows both. Each evaluation keeps its steps in time order, and evaluations
+        are listed by their first step; only the last of an invocation may lack a final
+        state (a log cut short).
+        """
+        runs: dict[str, list[list[Step]]] = {}
         for step in self.steps:
-            runs[-1].append(step)
-            if step.final:
-                runs.append([])
-        return [run for run in runs if run]
+            mine = runs.setdefault(step.aws_request_id, [[]])
+            if mine[-1] and (mine[-1][-1].final or step.source == "received"):
+                mine.append([])
+            mine[-1].append(step)
+        order = {id(step): position for position, step in enumerate(self.steps)}
+        evaluations = [run for own in runs.values() for run in own if run]
+        return sorted(evaluations, key=lambda run: order[id(run[0])])
 
     @property
     def invocations(self) -> list[str]:
