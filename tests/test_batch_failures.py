@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from reassembly_trigger.clients import AwsClients
+from reassembly_trigger.deployment_errors import DeploymentMisconfigured
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
 from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.timing import DYNAMODB_MAX_ATTEMPTS
@@ -48,10 +51,12 @@ def test_throttling_within_the_retry_budget_is_absorbed(
     assert pipeline.bodies() == [{"job_id": "job-r"}]
 
 
-def test_a_deleted_queue_fails_only_the_job_that_needed_it(
+def test_a_deleted_queue_fails_the_invocation_and_releases_the_jobs_lock(
     pipeline: Pipeline, invoke: Invoker, lambda_clients: AwsClients
 ) -> None:
-    """Only the complete job fails (and releases its lock); the incomplete one is skipped."""
+    """A queue that does not exist is the deployment's fault, not the job's: the
+    invocation fails naming it (so every mapping retries the batch), the complete job
+    released its lock on the way, and the incomplete one was skipped."""
     pipeline.add_job("job-q", total_segments=1)
     pipeline.complete("job-q", [0])
     pipeline.add_job("job-w", total_segments=2)
@@ -60,11 +65,9 @@ def test_a_deleted_queue_fails_only_the_job_that_needed_it(
     ready = pipeline.completion_records("job-q", [0])
     lambda_clients.sqs.delete_queue(QueueUrl=pipeline.resources.reassembly_queue_url)
 
-    response = invoke(stream_event(*waiting, *ready))
+    with pytest.raises(DeploymentMisconfigured, match="REASSEMBLY_QUEUE_URL"):
+        invoke(stream_event(*waiting, *ready))
 
-    assert response == {
-        "batchItemFailures": [{"itemIdentifier": ready[0]["dynamodb"]["SequenceNumber"]}]
-    }
     final = invoke.final("job-q")
     assert (final["source"], final["dest"], final["reason"]) == ("locked", "failed", "aws_error")
     assert final["lease_released"] is True
