@@ -26,7 +26,12 @@ import pytest
 from moto.events.models import EventPattern
 
 from reassembly_trigger.local.kit.records import stream_event
-from reassembly_trigger.settings import ENVIRONMENT_VARIABLES
+from reassembly_trigger.settings import (
+    ENVIRONMENT_VARIABLES,
+    REQUIRED_VARIABLES,
+    Settings,
+    SettingsError,
+)
 
 from conftest import CONTRACT_EVENTS, CORE_FAIL_METRICS, CORE_SKIP_METRICS, Invoker
 
@@ -655,10 +660,15 @@ def test_a_level_that_would_drop_the_metric_lines_is_refused(
             "parallelization_factor",
             "${var.parallelization_factor >= 1 && var.parallelization_factor <= 10}",
         ),
-        ("timeout_seconds", "${var.timeout_seconds >= 1 && var.timeout_seconds <= 900}"),
+        (
+            "timeout_seconds",
+            "${var.timeout_seconds >= 2 && var.timeout_seconds <= 900"
+            " && floor(var.timeout_seconds) == var.timeout_seconds}",
+        ),
         (
             "reconciler_timeout_seconds",
-            "${var.reconciler_timeout_seconds >= 1 && var.reconciler_timeout_seconds <= 900}",
+            "${var.reconciler_timeout_seconds >= 2 && var.reconciler_timeout_seconds <= 900"
+            " && floor(var.reconciler_timeout_seconds) == var.reconciler_timeout_seconds}",
         ),
     ],
 )
@@ -666,11 +676,162 @@ def test_mapping_and_function_settings_are_held_to_lambdas_limits(
     variable: str, condition: str
 ) -> None:
     """Batch size 1-10,000, batching window 0-300 s, retries 0-10,000 (finite), record age
-    60-604,800 s (finite), parallelization 1-10, timeouts 1-900 s; defaults inside."""
+    60-604,800 s (finite), parallelization 1-10, timeouts 2-900 s (whole); defaults inside."""
     (validation,) = validations(variable)
     assert re.sub(r"\s+", " ", validation["condition"]) == condition
     bounds = [int(n) for n in re.findall(r"[<>]= (\d+)", condition)]
     assert bounds[0] <= default(variable) <= bounds[1]
+
+
+# ------------------------------------------------------------------ the code's own bounds
+
+#: The smallest function timeout the code works at (issue 20): one job's load, count,
+#: lock, send and mark, each AWS call bounded by the time left, fit after the 0.25 s
+#: kept to answer Lambda and the 0.75 s floor of one bounded call.
+MIN_TIMEOUT_SECONDS = 2
+#: The timeout variables and their bounds: the code's minimum, Lambda's maximum.
+TIMEOUT_BOUNDS = {
+    "timeout_seconds": (MIN_TIMEOUT_SECONDS, 900),
+    "reconciler_timeout_seconds": (MIN_TIMEOUT_SECONDS, 900),
+}
+#: A valid value for each variable the code requires; the probes vary one at a time.
+REQUIRED_SETTINGS = dict.fromkeys(REQUIRED_VARIABLES, "x")
+
+
+def code_accepts(variable: str, value: str) -> bool:
+    """Whether Settings.from_env starts with `variable` = `value` (the rest valid)."""
+    try:
+        Settings.from_env({**REQUIRED_SETTINGS, variable: value})
+    except SettingsError:
+        return False
+    return True
+
+
+def _last_accepted(variable: str, inside: int, outside: int) -> int:
+    """The accepted value nearest `outside`, between an accepted and a refused value."""
+    assert code_accepts(variable, str(inside))
+    assert not code_accepts(variable, str(outside))
+    while abs(outside - inside) > 1:
+        middle = (inside + outside) // 2
+        if code_accepts(variable, str(middle)):
+            inside = middle
+        else:
+            outside = middle
+    return inside
+
+
+@cache
+def code_whole_number_bounds() -> dict[str, tuple[int, int]]:
+    """The range Settings.from_env accepts for each whole-number setting (by environment
+    variable), found by asking it: its default is inside, -1 and a billion are outside,
+    and a value with a fraction is refused."""
+    defaults = Settings.from_env(REQUIRED_SETTINGS)
+    bounds: dict[str, tuple[int, int]] = {}
+    for variable in ENVIRONMENT_VARIABLES:
+        value = getattr(defaults, variable.lower())
+        if not isinstance(value, int):
+            continue
+        low = _last_accepted(variable, value, -1)
+        high = _last_accepted(variable, value, 10**9)
+        assert not code_accepts(variable, f"{low}.5"), variable
+        bounds[variable] = (low, high)
+    return bounds
+
+
+def environment_variables() -> dict[str, str]:
+    """The module variable each environment variable of the functions is set from."""
+    found: dict[str, str] = {}
+    for name, value in local("environment").items():
+        match = re.fullmatch(r"\$\{(?:tostring\()?var\.(\w+)\)?\}", value)
+        assert match, (name, value)
+        found[name] = match.group(1)
+    return found
+
+
+def terraform_whole_number_bounds() -> dict[str, tuple[int, int]]:
+    """The module variables that must be whole numbers in a range: the code's settings
+    (their bounds from the code) and the timeouts."""
+    variables = environment_variables()
+    return {
+        **{variables[env]: bounds for env, bounds in code_whole_number_bounds().items()},
+        **TIMEOUT_BOUNDS,
+    }
+
+
+def whole_number_message(variable: str, low: int, high: int) -> str:
+    """The start of the message a variable out of its range is refused with."""
+    return f"{variable} must be a whole number from {low} to {high}"
+
+
+def test_the_bounds_found_in_the_code_are_the_documented_ones() -> None:
+    """The probe finds what Settings.from_env says it enforces (so a probe that found
+    nothing cannot pass the tests below)."""
+    assert code_whole_number_bounds() == {
+        "LOCK_LEASE_SECONDS": (1, 900),
+        "EVALUATION_CONCURRENCY": (1, 128),
+        "LEASE_WAIT_SECONDS": (0, 60),
+        "RECONCILE_MIN_AGE_SECONDS": (0, 7 * 86400),
+        "UNCLAIMED_AFTER_SECONDS": (1, 30 * 86400),
+    }
+    for variable in REQUIRED_VARIABLES:
+        assert not code_accepts(variable, "")
+        assert not code_accepts(variable, "   ")
+
+
+def test_every_variable_in_the_environment_is_validated() -> None:
+    """Each variable that ends up in the functions' environment has a validation and
+    cannot be null (null would leave the setting unset or the plan failing on `tostring`)."""
+    for env, variable in environment_variables().items():
+        spec = module()["variable"][variable]
+        assert validations(variable), (env, variable)
+        assert spec.get("nullable") is False, variable
+
+
+@pytest.mark.parametrize("variable", sorted(terraform_whole_number_bounds()))
+def test_each_whole_number_variable_is_held_to_the_codes_bounds(variable: str) -> None:
+    """The validation is exactly `low <= x <= high` and whole, with the code's bounds
+    (the timeouts: the code's minimum and Lambda's maximum), a message naming them, and
+    the default inside."""
+    low, high = terraform_whole_number_bounds()[variable]
+    (validation,) = validations(variable)
+    assert " ".join(validation["condition"].split()) == (
+        f"${{var.{variable} >= {low} && var.{variable} <= {high}"
+        f" && floor(var.{variable}) == var.{variable}}}"
+    )
+    assert validation["error_message"].startswith(whole_number_message(variable, low, high))
+    assert isinstance(default(variable), int)
+    assert low <= default(variable) <= high
+
+
+@pytest.mark.parametrize("variable", ["timeout_seconds", "reconciler_timeout_seconds"])
+def test_a_timeout_too_small_to_work_is_refused_with_the_reason(variable: str) -> None:
+    """Below the code's minimum one job's bounded calls cannot fit: the message says so."""
+    (validation,) = validations(variable)
+    message = validation["error_message"]
+    assert f"below {MIN_TIMEOUT_SECONDS} s" in message
+    assert "0.25 s kept to answer Lambda" in message
+    assert "Lambda's limit" in message
+
+
+@pytest.mark.parametrize("env", REQUIRED_VARIABLES)
+def test_a_name_the_code_requires_may_not_be_empty(env: str) -> None:
+    """The names the code requires: refused empty or blank, as the code refuses them."""
+    variable = environment_variables()[env]
+    (validation,) = validations(variable)
+    assert validation["condition"] == f'${{trimspace(var.{variable}) != ""}}'
+    assert validation["error_message"].startswith(f"{variable} must not be empty")
+
+
+@pytest.mark.parametrize("variable", ["metrics_namespace", "jobs_status_index_name"])
+def test_a_name_the_code_would_read_otherwise_than_the_module_is_refused(variable: str) -> None:
+    """The code reads an empty namespace or index name as its default and strips spaces;
+    the alarms (namespace) and the reconciler's role (index) use the value as written,
+    so an empty or padded value is refused rather than watched or granted wrongly."""
+    (validation,) = validations(variable)
+    condition = validation["condition"]
+    assert f'trimspace(var.{variable}) != ""' in condition
+    assert f"trimspace(var.{variable}) == var.{variable}" in condition
+    assert validation["error_message"].startswith(f"{variable} must be non-empty")
 
 
 @pytest.mark.parametrize("setting", ["maximum_retry_attempts", "maximum_record_age_in_seconds"])
@@ -1201,18 +1362,28 @@ module "reassembly_trigger" {
   maximum_retry_attempts             = lookup(var.settings, "retries", 10)
   maximum_record_age_in_seconds      = lookup(var.settings, "record_age", 21600)
   stream_trigger_enabled             = lookup(var.settings, "stream_trigger", true)
-  jobs_table_name                    = "jobs"
+  timeout_seconds                    = lookup(var.settings, "timeout_seconds", 60)
+  reconciler_timeout_seconds         = lookup(var.settings, "reconciler_timeout_seconds", 300)
+  lock_lease_seconds                 = lookup(var.settings, "lock_lease_seconds", 900)
+  evaluation_concurrency             = lookup(var.settings, "evaluation_concurrency", 16)
+  lease_wait_seconds                 = lookup(var.settings, "lease_wait_seconds", 5)
+  reconcile_min_age_seconds          = lookup(var.settings, "reconcile_min_age_seconds", 300)
+  unclaimed_after_seconds            = lookup(var.settings, "unclaimed_after_seconds", 3600)
+  metrics_namespace = lookup(var.settings, "metrics_namespace", "StereoSpot/ReassemblyTrigger")
+  jobs_status_index_name = lookup(var.settings, "jobs_status_index_name", "status-created_at")
+  jobs_table_name                    = lookup(var.settings, "jobs_table_name", "jobs")
   jobs_table_arn                     = "arn:aws:dynamodb:eu-west-1:123456789012:table/jobs"
   jobs_stream_arn = (lookup(var.settings, "jobs_stream", true)
   ? "arn:aws:dynamodb:eu-west-1:123456789012:table/jobs/stream/x" : null)
-  segment_completions_table_name = "sc"
+  segment_completions_table_name = lookup(var.settings, "segment_completions_table_name", "sc")
   segment_completions_table_arn  = "arn:aws:dynamodb:eu-west-1:123456789012:table/sc"
   segment_completions_stream_arn = (lookup(var.settings, "completions_stream", true)
   ? "arn:aws:dynamodb:eu-west-1:123456789012:table/sc/stream/x" : null)
-  reassembly_triggered_table_name    = "rt"
-  reassembly_triggered_table_arn     = "arn:aws:dynamodb:eu-west-1:123456789012:table/rt"
-  reassembly_queue_url               = "https://sqs.eu-west-1.amazonaws.com/123456789012/r"
-  reassembly_queue_arn               = "arn:aws:sqs:eu-west-1:123456789012:r"
+  reassembly_triggered_table_name = lookup(var.settings, "reassembly_triggered_table_name", "rt")
+  reassembly_triggered_table_arn  = "arn:aws:dynamodb:eu-west-1:123456789012:table/rt"
+  reassembly_queue_url = lookup(var.settings, "reassembly_queue_url",
+  "https://sqs.eu-west-1.amazonaws.com/123456789012/r")
+  reassembly_queue_arn = "arn:aws:sqs:eu-west-1:123456789012:r"
 }
 output "deployed" {
   value = module.reassembly_trigger.deployed
@@ -1506,6 +1677,74 @@ def test_values_outside_lambdas_limits_are_refused_at_plan_time(workspace: Works
         "maximum_record_age_in_seconds must be finite",
     ):
         assert message in text, message
+
+
+@pytest.mark.slow
+@needs_provider
+def test_the_plan_refuses_every_setting_the_code_would_refuse_at_start_up(
+    workspace: Workspace,
+) -> None:
+    """GIVEN each whole-number setting one below or one above its bounds (the code's,
+    found by asking Settings.from_env; the timeouts': 2 and 900) or with a fraction, and
+    each name the code requires blank WHEN planning THEN the plan fails with every
+    variable's message; and the code refuses each of those values too (the edges
+    themselves pass: test_the_plan_accepts_the_edges_...)."""
+    bounds = terraform_whole_number_bounds()
+    env_of = {variable: env for env, variable in environment_variables().items()}
+    names = [environment_variables()[env] for env in REQUIRED_VARIABLES]
+    cases: dict[str, dict[str, Any]] = {
+        "below": {name: low - 1 for name, (low, _) in bounds.items()},
+        "above": {name: high + 1 for name, (_, high) in bounds.items()},
+        "fraction": {name: low + 0.5 for name, (low, _) in bounds.items()},
+    }
+    # Blank names ride along with the first plan (other variables: each error is said).
+    blank = {**dict.fromkeys(names, "  "), "metrics_namespace": "", "jobs_status_index_name": " x"}
+    for case, values in cases.items():
+        for name, value in values.items():
+            if name in env_of:
+                assert not code_accepts(env_of[name], str(value)), (case, name, value)
+        plan = workspace.plan(**values, **(blank if case == "below" else {}))
+        text = " ".join(plan.text.split())
+        assert plan.returncode == 1, (case, plan.text)
+        messages = [whole_number_message(name, *pair) for name, pair in bounds.items()]
+        if case == "below":
+            messages += [f"{name} must not be empty" for name in names]
+            messages += [
+                f"{name} must be non-empty"
+                for name in ("metrics_namespace", "jobs_status_index_name")
+            ]
+        assert [m for m in messages if m not in text] == [], (case, text)
+
+
+@pytest.mark.slow
+@needs_provider
+@pytest.mark.parametrize("edge", ["low", "high"])
+def test_the_plan_accepts_the_edges_and_the_functions_would_start_with_them(
+    workspace: Workspace, edge: str
+) -> None:
+    """GIVEN every whole-number setting at its lowest (or highest) accepted value, the
+    timeouts included WHEN planning with the zip THEN the plan succeeds, both functions
+    get those values, and Settings.from_env starts with the planned environment."""
+    bounds = terraform_whole_number_bounds()
+    values = {name: pair[0 if edge == "low" else 1] for name, pair in bounds.items()}
+    zip_path = workspace.build_zip("python3.12", "x86_64")
+    try:
+        plan = workspace.plan(**values)
+    finally:
+        zip_path.unlink()
+    assert plan.returncode == 0, plan.text
+    prefix = "module.reassembly_trigger.aws_lambda_function."
+    for function, timeout in (
+        ("trigger", "timeout_seconds"),
+        ("reconciler", "reconciler_timeout_seconds"),
+    ):
+        planned = plan.after(f"{prefix}{function}[0]")
+        assert planned["timeout"] == values[timeout]
+        environment = planned["environment"][0]["variables"]
+        settings = Settings.from_env(environment)
+        for env, variable in environment_variables().items():
+            if variable in values:
+                assert getattr(settings, env.lower()) == values[variable], env
 
 
 def _as_list(value: str | list[str]) -> list[str]:
