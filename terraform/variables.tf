@@ -489,6 +489,23 @@ variable "unexpected_errors_alarm_threshold" {
   default     = 0
 }
 
+variable "deadline_failures_alarm_threshold" {
+  description = "Alarm when FailedDeadline (jobs whose normal path did not fit in the invocation's time left) exceeds this in deadline_failures_alarm_evaluation_periods consecutive periods."
+  type        = number
+  default     = 0
+}
+
+variable "deadline_failures_alarm_evaluation_periods" {
+  description = "Consecutive periods of deadline failures before the alarm fires (one slow period is retried and usually passes)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.deadline_failures_alarm_evaluation_periods >= 1 && floor(var.deadline_failures_alarm_evaluation_periods) == var.deadline_failures_alarm_evaluation_periods
+    error_message = "deadline_failures_alarm_evaluation_periods must be a whole number, 1 or more."
+  }
+}
+
 variable "function_errors_alarm_threshold" {
   description = "Alarm when a function's Errors (crashes, timeouts) exceed this in one period."
   type        = number
@@ -511,6 +528,23 @@ variable "unclaimed_alarm_threshold" {
   description = "Alarm when the reconciler reports more Unclaimed jobs than this (sent, never claimed by the media worker)."
   type        = number
   default     = 0
+}
+
+variable "reconciler_truncated_alarm_threshold" {
+  description = "Alarm when the reconciler's Truncated (1 for a run that stopped for time before reaching every job) exceeds this (Maximum per period) in reconciler_truncated_alarm_evaluation_periods consecutive periods."
+  type        = number
+  default     = 0
+}
+
+variable "reconciler_truncated_alarm_evaluation_periods" {
+  description = "Consecutive periods with a truncated reconciler run before the alarm fires (the cursor carries one truncated run over to the next)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.reconciler_truncated_alarm_evaluation_periods >= 1 && floor(var.reconciler_truncated_alarm_evaluation_periods) == var.reconciler_truncated_alarm_evaluation_periods
+    error_message = "reconciler_truncated_alarm_evaluation_periods must be a whole number, 1 or more."
+  }
 }
 
 variable "dashboard_enabled" {

@@ -113,10 +113,12 @@ GATED_ON_THE_ZIP = {
     ("aws_cloudwatch_metric_alarm", "iterator_age"),
     ("aws_cloudwatch_metric_alarm", "failed_jobs"),
     ("aws_cloudwatch_metric_alarm", "unexpected_errors"),
+    ("aws_cloudwatch_metric_alarm", "deadline_failures"),
     ("aws_cloudwatch_metric_alarm", "function_errors"),
     ("aws_cloudwatch_metric_alarm", "function_throttles"),
     ("aws_cloudwatch_metric_alarm", "reconciler_enqueued"),
     ("aws_cloudwatch_metric_alarm", "unclaimed"),
+    ("aws_cloudwatch_metric_alarm", "reconciler_truncated"),
     ("aws_cloudwatch_dashboard", "trigger"),
 }
 #: Resources of the stream function, its mappings and its queue: none without
@@ -135,6 +137,7 @@ GATED_ON_THE_STREAM_TRIGGER = {
     ("aws_cloudwatch_metric_alarm", "on_failure_messages"),
     ("aws_cloudwatch_metric_alarm", "failed_jobs"),
     ("aws_cloudwatch_metric_alarm", "unexpected_errors"),
+    ("aws_cloudwatch_metric_alarm", "deadline_failures"),
     ("aws_cloudwatch_metric_alarm", "function_throttles"),
 }
 #: The code's own calls (gateways.py), as a worker calling trigger_job needs them.
@@ -1169,6 +1172,16 @@ ALARMS = {
         "reconciler_enqueued_alarm_threshold",
     ),
     "unclaimed": ("${var.metrics_namespace}", "Unclaimed", "unclaimed_alarm_threshold"),
+    "deadline_failures": (
+        "${var.metrics_namespace}",
+        "FailedDeadline",
+        "deadline_failures_alarm_threshold",
+    ),
+    "reconciler_truncated": (
+        "${var.metrics_namespace}",
+        "Truncated",
+        "reconciler_truncated_alarm_threshold",
+    ),
 }
 
 
@@ -1229,8 +1242,44 @@ def test_the_metric_alarms_watch_the_right_function() -> None:
     assert alarm("on_failure_messages")["count"] == (
         "${var.alarms_enabled && local.stream_trigger ? 1 : 0}"
     )
-    for name in ("failed_jobs", "unexpected_errors", "function_throttles"):
+    for name in ("failed_jobs", "unexpected_errors", "deadline_failures", "function_throttles"):
         assert alarm(name)["count"] == "${local.alarms_on_stream_trigger ? 1 : 0}", name
+    for name in ("reconciler_enqueued", "unclaimed", "reconciler_truncated"):
+        assert alarm(name)["count"] == "${local.alarms_on_functions ? 1 : 0}", name
+
+
+def test_jobs_out_of_time_and_reconciler_runs_cut_short_are_alarmed() -> None:
+    """The two silences of issue 20: the stream function's jobs failing as `deadline`
+    (FailedDeadline, Sum) and reconciler runs that stop for time before reaching every
+    job (Truncated, 0 or 1 per run: Maximum), each for a number of consecutive periods
+    set by a variable (default 3: one slow period is retried, or covered by the cursor),
+    each on its own function; both listed in the alarm_names output and the dashboard."""
+    deadline = alarm("deadline_failures")
+    assert deadline["dimensions"] == {"FunctionName": "${var.function_name}"}
+    assert (deadline["metric_name"], deadline["statistic"]) == ("FailedDeadline", "Sum")
+    assert deadline["alarm_name"] == "${var.function_name}-deadline-failures"
+    assert deadline["evaluation_periods"] == "${var.deadline_failures_alarm_evaluation_periods}"
+    assert "timeout_seconds" in deadline["alarm_description"]
+    truncated = alarm("reconciler_truncated")
+    assert truncated["dimensions"] == {"FunctionName": "${local.reconciler_name}"}
+    assert (truncated["metric_name"], truncated["statistic"]) == ("Truncated", "Maximum")
+    assert truncated["alarm_name"] == "${local.reconciler_name}-truncated"
+    assert truncated["evaluation_periods"] == (
+        "${var.reconciler_truncated_alarm_evaluation_periods}"
+    )
+    assert "reconciler_timeout_seconds" in truncated["alarm_description"]
+    for variable in (
+        "deadline_failures_alarm_evaluation_periods",
+        "reconciler_truncated_alarm_evaluation_periods",
+    ):
+        assert default(variable) == 3
+        (validation,) = validations(variable)
+        assert f"var.{variable} >= 1" in validation["condition"]
+    assert default("deadline_failures_alarm_threshold") == 0
+    assert default("reconciler_truncated_alarm_threshold") == 0
+    names = " ".join(local("alarm_names").split())
+    assert "aws_cloudwatch_metric_alarm.deadline_failures[*].alarm_name" in names
+    assert "aws_cloudwatch_metric_alarm.reconciler_truncated[*].alarm_name" in names
 
 
 def test_the_alarms_read_only_metrics_the_core_emits() -> None:
@@ -1248,9 +1297,9 @@ def test_the_alarms_read_only_metrics_the_core_emits() -> None:
     assert names("emf_stream") | names("emf_duration") <= CORE_STREAM_METRICS
     assert {"JobsExamined", "Unclaimed"} <= names("emf_reconciler")
     assert names("emf_reconciler") | names("emf_reconcile_duration") <= CORE_RECONCILER_METRICS
-    for name in ("failed_jobs", "unexpected_errors"):
+    for name in ("failed_jobs", "unexpected_errors", "deadline_failures"):
         assert alarm(name)["metric_name"] in CORE_STREAM_METRICS
-    for name in ("reconciler_enqueued", "unclaimed"):
+    for name in ("reconciler_enqueued", "unclaimed", "reconciler_truncated"):
         assert alarm(name)["metric_name"] in CORE_RECONCILER_METRICS
 
 
@@ -1587,7 +1636,7 @@ def test_a_plan_without_the_zip_succeeds_plans_no_code_and_warns(workspace: Work
 @needs_provider
 def test_a_plan_with_the_built_zip_plans_everything(workspace: Workspace) -> None:
     """GIVEN the zip (and manifest) for the default target WHEN planning THEN both
-    functions, both mappings on their own aliases, the schedule, ten alarms and a
+    functions, both mappings on their own aliases, the schedule, twelve alarms and a
     dashboard whose body names every alarm and each mapping's iterator age."""
     zip_path = workspace.build_zip("python3.12", "x86_64")
     try:
@@ -1601,7 +1650,16 @@ def test_a_plan_with_the_built_zip_plans_everything(workspace: Workspace) -> Non
         f"{prefix}aws_lambda_function.trigger[0]",
     ]
     assert len(plan.addresses("aws_lambda_event_source_mapping")) == 2
-    assert len(plan.addresses("aws_cloudwatch_metric_alarm")) == 10
+    assert len(plan.addresses("aws_cloudwatch_metric_alarm")) == 12
+    namespace = "StereoSpot/ReassemblyTrigger"
+    for address, metric, function in (
+        ("deadline_failures[0]", "FailedDeadline", "stereo-spot-reassembly-trigger"),
+        ("reconciler_truncated[0]", "Truncated", "stereo-spot-reassembly-trigger-reconciler"),
+    ):
+        planned = plan.after(f"{prefix}aws_cloudwatch_metric_alarm.{address}")
+        assert (planned["namespace"], planned["metric_name"]) == (namespace, metric)
+        assert planned["dimensions"] == {"FunctionName": function}
+        assert planned["evaluation_periods"] == 3
     schedule = plan.after(f"{prefix}aws_scheduler_schedule.reconcile[0]")
     assert (schedule["schedule_expression"], schedule["state"]) == ("rate(5 minutes)", "ENABLED")
     trigger = plan.after(f"{prefix}aws_lambda_function.trigger[0]")
@@ -1609,7 +1667,7 @@ def test_a_plan_with_the_built_zip_plans_everything(workspace: Workspace) -> Non
     assert set(trigger["environment"][0]["variables"]) == CORE_ENVIRONMENT
     body = json.loads(plan.after(f"{prefix}aws_cloudwatch_dashboard.trigger[0]")["dashboard_body"])
     (alarms,) = [w for w in body["widgets"] if w["type"] == "alarm"]
-    assert len(alarms["properties"]["alarms"]) == 10
+    assert len(alarms["properties"]["alarms"]) == 12
     assert all(
         a.startswith("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:")
         for a in alarms["properties"]["alarms"]
@@ -1758,7 +1816,7 @@ def test_a_plan_for_trigger_on_write_alone_plans_the_reconciler_and_nothing_of_t
     workspace: Workspace,
 ) -> None:
     """GIVEN the zip and stream_trigger_enabled = false with no stream ARN WHEN planning
-    THEN the reconciler, its alias, schedule and three alarms are planned, no stream
+    THEN the reconciler, its alias, schedule and four alarms are planned, no stream
     function, role, log group, mapping or queue; the dashboard shows only the
     reconciler; and the output policy grants a worker exactly the code's calls."""
     zip_path = workspace.build_zip("python3.12", "x86_64")
@@ -1783,6 +1841,7 @@ def test_a_plan_for_trigger_on_write_alone_plans_the_reconciler_and_nothing_of_t
     assert plan.addresses("aws_cloudwatch_metric_alarm") == [
         f'{prefix}aws_cloudwatch_metric_alarm.function_errors["reconciler"]',
         f"{prefix}aws_cloudwatch_metric_alarm.reconciler_enqueued[0]",
+        f"{prefix}aws_cloudwatch_metric_alarm.reconciler_truncated[0]",
         f"{prefix}aws_cloudwatch_metric_alarm.unclaimed[0]",
     ]
     schedule = plan.after(f"{prefix}aws_scheduler_schedule.reconcile[0]")
@@ -1793,7 +1852,7 @@ def test_a_plan_for_trigger_on_write_alone_plans_the_reconciler_and_nothing_of_t
 
     body = json.loads(plan.after(f"{prefix}aws_cloudwatch_dashboard.trigger[0]")["dashboard_body"])
     (alarms,) = [w for w in body["widgets"] if w["type"] == "alarm"]
-    assert len(alarms["properties"]["alarms"]) == 3
+    assert len(alarms["properties"]["alarms"]) == 4
     metrics = [
         m for w in body["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]
     ]
