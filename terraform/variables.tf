@@ -224,6 +224,17 @@ variable "reconciler_timeout_seconds" {
   }
 }
 
+variable "reconciler_reserved_concurrency" {
+  description = "Reserved concurrency of the reconciler; null (the default) reserves none. Overlapping runs are safe (every write a job depends on is conditional; the cursor only decides where the next run starts), so a reservation only saves duplicate reads when a run outlasts the schedule's interval. Set it (1: one run at a time) only on an account whose concurrency limit is above 100: Lambda keeps at least 100 units unreserved (on new and sandbox accounts, whose limit is 10 or 50, the whole limit), and a reservation that breaks that fails `apply` with InvalidParameterValueException (\"... decreases account's UnreservedConcurrentExecution below its minimum value\")."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.reconciler_reserved_concurrency == null || try(var.reconciler_reserved_concurrency >= 1 && floor(var.reconciler_reserved_concurrency) == var.reconciler_reserved_concurrency, false)
+    error_message = "reconciler_reserved_concurrency must be null (no reservation) or a whole number, 1 or more: 0 would throttle every run (to stop the schedule, set reconcile_enabled = false)."
+  }
+}
+
 variable "reconciler_memory_size_mb" {
   description = "Reconciler memory (CPU scales with it, as for the stream function)."
   type        = number

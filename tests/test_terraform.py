@@ -300,13 +300,14 @@ def test_the_readme_example_builds_what_it_deploys() -> None:
 
 def test_the_provider_lower_bound_is_the_release_that_has_what_the_module_uses() -> None:
     """aws >= 5.32 (logging_config and the python3.12 runtime value arrived in 5.32.0,
-    said in a comment); Terraform >= 1.5 for the check block."""
+    said in a comment) and below 7 (5.x and 6.x are what it is planned against: a major
+    release may remove what it uses); Terraform >= 1.5 for the check block."""
     versions = (MODULE / "versions.tf").read_text()
     terraform = module()["terraform"]
     (providers,) = terraform["required_providers"]
-    assert providers["aws"]["version"] == ">= 5.32"
+    assert providers["aws"]["version"] == ">= 5.32, < 7"
     assert terraform["required_version"] == ">= 1.5"
-    comment = versions.split("required_providers", 1)[1].split('version = ">= 5.32"')[0]
+    comment = versions.split("required_providers", 1)[1].split('version = ">= 5.32, < 7"')[0]
     assert "5.32.0" in comment
     assert "logging_config" in comment
     assert "python3.12" in comment
@@ -990,7 +991,8 @@ def test_the_jobs_filter_passes_only_chunking_complete() -> None:
 
 def test_the_reconciler_is_a_second_function_from_the_same_zip() -> None:
     """Same zip and hash, handler reassembly_trigger.reconcile.lambda_handler, its own
-    timeout (300 s by default), reserved concurrency 1, its role and its log group."""
+    timeout (300 s by default), no reserved concurrency unless asked, its role and its
+    log group."""
     reconciler = resource("aws_lambda_function", "reconciler")
     trigger = resource("aws_lambda_function", "trigger")
     for key in ("filename", "source_code_hash", "runtime", "architectures"):
@@ -999,11 +1001,34 @@ def test_the_reconciler_is_a_second_function_from_the_same_zip() -> None:
     assert reconciler["handler"] == "reassembly_trigger.reconcile.lambda_handler"
     assert reconciler["timeout"] == "${var.reconciler_timeout_seconds}"
     assert default("reconciler_timeout_seconds") == 300
-    assert reconciler["reserved_concurrent_executions"] == 1
+    assert reconciler["reserved_concurrent_executions"] == (
+        "${var.reconciler_reserved_concurrency}"
+    )
     assert reconciler["role"] == "${aws_iam_role.reconciler.arn}"
     logging = block(reconciler, "logging_config")
     assert logging["log_group"] == "${aws_cloudwatch_log_group.reconciler.name}"
     assert logging["log_format"] == "JSON"
+
+
+def test_the_reconcilers_reserved_concurrency_is_opt_in_and_says_why() -> None:
+    """Reserving any concurrency fails `apply` on an account whose limit leaves less than
+    100 unreserved (new and sandbox accounts: 10 or 50), and overlapping runs are safe,
+    so the default is none (null: the provider's -1, unreserved); 0 (every run
+    throttled) and fractions are refused; the description says why and when to set it."""
+    spec = module()["variable"]["reconciler_reserved_concurrency"]
+    assert spec["default"] is None
+    (validation,) = validations("reconciler_reserved_concurrency")
+    assert " ".join(validation["condition"].split()) == (
+        "${var.reconciler_reserved_concurrency == null || try(var.reconciler_reserved_concurrency"
+        " >= 1 && floor(var.reconciler_reserved_concurrency) =="
+        " var.reconciler_reserved_concurrency, false)}"
+    )
+    assert "reconcile_enabled = false" in validation["error_message"]
+    description = spec["description"]
+    for words in ("100", "new and sandbox accounts", "conditional", "null"):
+        assert words in description, words
+    for path in ("reconciler.tf", "alarms.tf"):
+        assert "reserved concurrency of 1" not in (MODULE / path).read_text(), path
 
 
 def test_the_schedule_runs_the_reconcilers_alias_every_five_minutes_by_default() -> None:
@@ -1370,9 +1395,18 @@ def test_outputs_name_the_functions_the_mappings_and_the_failure_queue() -> None
 #: Terraform registry is never reached.
 PLUGIN_DIR = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
 TERRAFORM = shutil.which("terraform")
-HAS_PROVIDER = any(
-    PLUGIN_DIR.glob("registry.terraform.io/hashicorp/aws/*/*/terraform-provider-aws*")
+#: Every AWS provider release installed there, oldest first: the plans below run
+#: against each (5.x, and 6.x where installed: the pipeline's own root pins 6.x).
+PROVIDER_VERSIONS = sorted(
+    {
+        path.parts[-3]
+        for path in PLUGIN_DIR.glob(
+            "registry.terraform.io/hashicorp/aws/*/*/terraform-provider-aws*"
+        )
+    },
+    key=lambda version: tuple(int(part) for part in re.findall(r"\d+", version)),
 )
+HAS_PROVIDER = bool(PROVIDER_VERSIONS)
 needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
 needs_provider = pytest.mark.skipif(
     TERRAFORM is None or not HAS_PROVIDER,
@@ -1411,6 +1445,7 @@ module "reassembly_trigger" {
   maximum_retry_attempts             = lookup(var.settings, "retries", 10)
   maximum_record_age_in_seconds      = lookup(var.settings, "record_age", 21600)
   stream_trigger_enabled             = lookup(var.settings, "stream_trigger", true)
+  reconciler_reserved_concurrency = lookup(var.settings, "reconciler_reserved_concurrency", null)
   timeout_seconds                    = lookup(var.settings, "timeout_seconds", 60)
   reconciler_timeout_seconds         = lookup(var.settings, "reconciler_timeout_seconds", 300)
   lock_lease_seconds                 = lookup(var.settings, "lock_lease_seconds", 900)
@@ -1527,13 +1562,20 @@ class Plan:
 class Workspace:
     """A copy of the module beside a dist/ folder and a root module, initialised once."""
 
-    def __init__(self, where: Path, root_module: str = ROOT_MODULE) -> None:
+    def __init__(
+        self, where: Path, root_module: str = ROOT_MODULE, provider: str | None = None
+    ) -> None:
         self.where = where
         shutil.copytree(MODULE, where / "terraform")
         self.dist = where / "dist"
         self.dist.mkdir()
         self.root = where / "root"
         self.root.mkdir()
+        if provider is not None:
+            # Exactly this release of the installed ones (init would take the newest).
+            pinned = f'aws = {{ source = "hashicorp/aws", version = "{provider}" }}'
+            root_module = root_module.replace('aws = { source = "hashicorp/aws" }', pinned)
+            assert pinned in root_module
         (self.root / "main.tf").write_text(root_module)
         init = self.run("init", "-input=false", "-no-color", f"-plugin-dir={PLUGIN_DIR}")
         assert init.returncode == 0, init.stdout + init.stderr
@@ -1584,10 +1626,25 @@ class Workspace:
         return output
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """The module, initialised against the local provider."""
-    return Workspace(tmp_path_factory.mktemp("terraform"))
+#: The releases the workspace fixture is made for (None: no provider, the plans skip).
+WORKSPACE_PROVIDERS: list[str | None] = [*PROVIDER_VERSIONS] or [None]
+
+
+@pytest.fixture(scope="module", params=WORKSPACE_PROVIDERS, ids=lambda v: f"aws-{v}")
+def workspace(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Workspace:
+    """The module, initialised against each local provider release in turn."""
+    provider: str | None = request.param
+    return Workspace(tmp_path_factory.mktemp("terraform"), provider=provider)
+
+
+def test_every_installed_provider_release_is_one_the_module_accepts() -> None:
+    """The plans run against every release in TF_PLUGIN_DIR: each must be within the
+    module's bound (>= 5.32, < 7), or its workspace would not even initialise."""
+    for version in PROVIDER_VERSIONS:
+        major, minor = (int(part) for part in version.split(".")[:2])
+        assert (5, 32) <= (major, minor) < (7, 0), version
 
 
 @pytest.fixture(scope="module")
@@ -1651,6 +1708,9 @@ def test_a_plan_with_the_built_zip_plans_everything(workspace: Workspace) -> Non
     ]
     assert len(plan.addresses("aws_lambda_event_source_mapping")) == 2
     assert len(plan.addresses("aws_cloudwatch_metric_alarm")) == 12
+    # No reserved concurrency by default: the provider's -1 (unreserved).
+    reconciler = plan.after(f"{prefix}aws_lambda_function.reconciler[0]")
+    assert reconciler["reserved_concurrent_executions"] == -1
     namespace = "StereoSpot/ReassemblyTrigger"
     for address, metric, function in (
         ("deadline_failures[0]", "FailedDeadline", "stereo-spot-reassembly-trigger"),
@@ -1756,7 +1816,13 @@ def test_the_plan_refuses_every_setting_the_code_would_refuse_at_start_up(
         "fraction": {name: low + 0.5 for name, (low, _) in bounds.items()},
     }
     # Blank names ride along with the first plan (other variables: each error is said).
-    blank = {**dict.fromkeys(names, "  "), "metrics_namespace": "", "jobs_status_index_name": " x"}
+    # And a reserved concurrency of 0, which would throttle every reconciler run.
+    blank: dict[str, Any] = {
+        **dict.fromkeys(names, "  "),
+        "metrics_namespace": "",
+        "jobs_status_index_name": " x",
+        "reconciler_reserved_concurrency": 0,
+    }
     for case, values in cases.items():
         for name, value in values.items():
             if name in env_of:
@@ -1771,6 +1837,7 @@ def test_the_plan_refuses_every_setting_the_code_would_refuse_at_start_up(
                 f"{name} must be non-empty"
                 for name in ("metrics_namespace", "jobs_status_index_name")
             ]
+            messages.append("reconciler_reserved_concurrency must be null")
         assert [m for m in messages if m not in text] == [], (case, text)
 
 
@@ -1821,13 +1888,20 @@ def test_a_plan_for_trigger_on_write_alone_plans_the_reconciler_and_nothing_of_t
     reconciler; and the output policy grants a worker exactly the code's calls."""
     zip_path = workspace.build_zip("python3.12", "x86_64")
     try:
-        plan = workspace.plan(stream_trigger=False, completions_stream=False, jobs_stream=False)
+        plan = workspace.plan(
+            stream_trigger=False,
+            completions_stream=False,
+            jobs_stream=False,
+            reconciler_reserved_concurrency=1,
+        )
     finally:
         zip_path.unlink()
     assert plan.returncode == 0, plan.text
     assert "Warning" not in plan.text
     prefix = "module.reassembly_trigger."
     assert plan.addresses("aws_lambda_function") == [f"{prefix}aws_lambda_function.reconciler[0]"]
+    reconciler = plan.after(f"{prefix}aws_lambda_function.reconciler[0]")
+    assert reconciler["reserved_concurrent_executions"] == 1
     assert plan.addresses("aws_lambda_alias") == [f"{prefix}aws_lambda_alias.reconciler_live[0]"]
     assert plan.addresses("aws_lambda_event_source_mapping") == []
     assert plan.addresses("aws_sqs_queue") == []
