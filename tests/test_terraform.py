@@ -2032,6 +2032,21 @@ def test_the_docs_name_the_functions_log_groups_and_zip_the_module_and_build_use
     assert name == DEFAULT_FUNCTION_NAME
 
 
+#: Fields of the reconciler's summary, the manifest and log lines that the docs name
+#: with a variable-like suffix; not module variables.
+NOT_VARIABLES = {"age_seconds", "duration_ms", "python_version", "latency_ms", "waited_seconds"}
+
+
+def test_the_docs_name_only_variables_the_module_has() -> None:
+    """A setting the docs name in backticks with a variable's suffix is a variable of the
+    module (operations.md named `reconcile_timeout_seconds`, which does not exist)."""
+    suffixes = "seconds|ms|mb|threshold|periods|enabled|version|level|arns?|name|concurrency"
+    variables = set(module()["variable"])
+    for path in (ROOT / "README.md", MODULE / "README.md", ROOT / "docs" / "operations.md"):
+        named = set(re.findall(rf"`([a-z][a-z0-9_]*_(?:{suffixes}))`", path.read_text()))
+        assert named - variables - NOT_VARIABLES == set(), path.name
+
+
 @pytest.mark.parametrize(
     ("type_", "name", "attribute", "limit"),
     [
