@@ -10,6 +10,9 @@ locals {
   alarms_on_functions      = local.deployed && var.alarms_enabled
   alarms_on_stream_trigger = local.stream_deployed && var.alarms_enabled
   alarm_actions            = var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]
+  # CloudWatch refuses an alarm whose period times evaluation periods exceeds one day
+  # (periods under an hour) or seven days: refused at plan time instead of at apply.
+  alarm_max_evaluation_periods = floor((var.alarm_period_seconds < 3600 ? 86400 : 604800) / var.alarm_period_seconds)
   # The functions this configuration deploys.
   function_names = merge(
     local.stream_trigger ? { trigger = var.function_name } : {},
@@ -83,6 +86,13 @@ resource "aws_cloudwatch_metric_alarm" "failed_jobs" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.failed_jobs_alarm_evaluation_periods <= local.alarm_max_evaluation_periods
+      error_message = "failed_jobs_alarm_evaluation_periods = ${var.failed_jobs_alarm_evaluation_periods} with alarm_period_seconds = ${var.alarm_period_seconds}: CloudWatch allows at most ${local.alarm_max_evaluation_periods} periods (one day in all for periods under an hour, seven days otherwise)."
+    }
+  }
 }
 
 # Only a bug ends a job with `unexpected_error`: worth one period, not three.
@@ -127,6 +137,13 @@ resource "aws_cloudwatch_metric_alarm" "deadline_failures" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.deadline_failures_alarm_evaluation_periods <= local.alarm_max_evaluation_periods
+      error_message = "deadline_failures_alarm_evaluation_periods = ${var.deadline_failures_alarm_evaluation_periods} with alarm_period_seconds = ${var.alarm_period_seconds}: CloudWatch allows at most ${local.alarm_max_evaluation_periods} periods (one day in all for periods under an hour, seven days otherwise)."
+    }
+  }
 }
 
 # Invocations that crashed or timed out (per-job failures are reported, not raised).
@@ -214,6 +231,13 @@ resource "aws_cloudwatch_metric_alarm" "reconciler_truncated" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.reconciler_truncated_alarm_evaluation_periods <= local.alarm_max_evaluation_periods
+      error_message = "reconciler_truncated_alarm_evaluation_periods = ${var.reconciler_truncated_alarm_evaluation_periods} with alarm_period_seconds = ${var.alarm_period_seconds}: CloudWatch allows at most ${local.alarm_max_evaluation_periods} periods (one day in all for periods under an hour, seven days otherwise)."
+    }
+  }
 }
 
 # Sent, never claimed: the only case that still needs a person (re-send on purpose).

@@ -492,6 +492,11 @@ variable "failed_jobs_alarm_evaluation_periods" {
   description = "Consecutive periods of failed jobs before the alarm fires (single failures are retried and usually pass)."
   type        = number
   default     = 3
+
+  validation {
+    condition     = var.failed_jobs_alarm_evaluation_periods >= 1 && floor(var.failed_jobs_alarm_evaluation_periods) == var.failed_jobs_alarm_evaluation_periods
+    error_message = "failed_jobs_alarm_evaluation_periods must be a whole number, 1 or more."
+  }
 }
 
 variable "unexpected_errors_alarm_threshold" {

@@ -1294,6 +1294,7 @@ def test_jobs_out_of_time_and_reconciler_runs_cut_short_are_alarmed() -> None:
     )
     assert "reconciler_timeout_seconds" in truncated["alarm_description"]
     for variable in (
+        "failed_jobs_alarm_evaluation_periods",
         "deadline_failures_alarm_evaluation_periods",
         "reconciler_truncated_alarm_evaluation_periods",
     ):
@@ -1305,6 +1306,32 @@ def test_jobs_out_of_time_and_reconciler_runs_cut_short_are_alarmed() -> None:
     names = " ".join(local("alarm_names").split())
     assert "aws_cloudwatch_metric_alarm.deadline_failures[*].alarm_name" in names
     assert "aws_cloudwatch_metric_alarm.reconciler_truncated[*].alarm_name" in names
+
+
+#: CloudWatch's limit on period x evaluation periods: one day under an hour, else 7 days.
+def _cloudwatch_max_periods(period: int) -> int:
+    return (86400 if period < 3600 else 604800) // period
+
+
+def test_an_alarm_cloudwatch_would_refuse_for_its_length_is_refused_at_plan_time() -> None:
+    """Each alarm whose evaluation periods are a variable checks them against
+    CloudWatch's limit for alarm_period_seconds, which the local computes for each
+    allowed period as CloudWatch does."""
+    assert local("alarm_max_evaluation_periods") == (
+        "${floor((var.alarm_period_seconds < 3600 ? 86400 : 604800) / var.alarm_period_seconds)}"
+    )
+    (period_validation,) = validations("alarm_period_seconds")
+    periods = [int(n) for n in re.findall(r"\d+", period_validation["condition"])]
+    assert periods == [60, 300, 900, 3600]
+    assert [_cloudwatch_max_periods(p) for p in periods] == [1440, 288, 96, 168]
+    for name, body in module()["resource"]["aws_cloudwatch_metric_alarm"].items():
+        match = re.fullmatch(r"\$\{var\.(\w+)\}", str(body["evaluation_periods"]))
+        if match is None:
+            continue
+        (precondition,) = block(body, "lifecycle")["precondition"]
+        assert precondition["condition"] == (
+            f"${{var.{match.group(1)} <= local.alarm_max_evaluation_periods}}"
+        ), name
 
 
 def test_the_alarms_read_only_metrics_the_core_emits() -> None:
@@ -1446,6 +1473,8 @@ module "reassembly_trigger" {
   maximum_record_age_in_seconds      = lookup(var.settings, "record_age", 21600)
   stream_trigger_enabled             = lookup(var.settings, "stream_trigger", true)
   reconciler_reserved_concurrency = lookup(var.settings, "reconciler_reserved_concurrency", null)
+  alarm_period_seconds               = lookup(var.settings, "alarm_period_seconds", 300)
+  deadline_failures_alarm_evaluation_periods = lookup(var.settings, "deadline_periods", 3)
   timeout_seconds                    = lookup(var.settings, "timeout_seconds", 60)
   reconciler_timeout_seconds         = lookup(var.settings, "reconciler_timeout_seconds", 300)
   lock_lease_seconds                 = lookup(var.settings, "lock_lease_seconds", 900)
@@ -1870,6 +1899,26 @@ def test_the_plan_accepts_the_edges_and_the_functions_would_start_with_them(
         for env, variable in environment_variables().items():
             if variable in values:
                 assert getattr(settings, env.lower()) == values[variable], env
+
+
+@pytest.mark.slow
+@needs_provider
+def test_an_alarm_longer_than_cloudwatch_allows_is_refused_at_plan_time(
+    workspace: Workspace,
+) -> None:
+    """GIVEN the zip and 289 five-minute periods for the deadline alarm (CloudWatch's
+    limit is one day: 288) WHEN planning THEN the plan fails naming the limit."""
+    zip_path = workspace.build_zip("python3.12", "x86_64")
+    try:
+        plan = workspace.plan(deadline_periods=289)
+    finally:
+        zip_path.unlink()
+    text = " ".join(plan.text.split())
+    assert plan.returncode == 1
+    assert (
+        "deadline_failures_alarm_evaluation_periods = 289 with alarm_period_seconds = 300:"
+        " CloudWatch allows at most 288 periods"
+    ) in text
 
 
 def _as_list(value: str | list[str]) -> list[str]:
