@@ -10,6 +10,9 @@ locals {
   alarms_on_functions      = local.deployed && var.alarms_enabled
   alarms_on_stream_trigger = local.stream_deployed && var.alarms_enabled
   alarm_actions            = var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]
+  # CloudWatch refuses an alarm whose period times evaluation periods exceeds one day
+  # (periods under an hour) or seven days: refused at plan time instead of at apply.
+  alarm_max_evaluation_periods = floor((var.alarm_period_seconds < 3600 ? 86400 : 604800) / var.alarm_period_seconds)
   # The functions this configuration deploys.
   function_names = merge(
     local.stream_trigger ? { trigger = var.function_name } : {},
@@ -83,6 +86,13 @@ resource "aws_cloudwatch_metric_alarm" "failed_jobs" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.failed_jobs_alarm_evaluation_periods <= local.alarm_max_evaluation_periods
+      error_message = "failed_jobs_alarm_evaluation_periods = ${var.failed_jobs_alarm_evaluation_periods} with alarm_period_seconds = ${var.alarm_period_seconds}: CloudWatch allows at most ${local.alarm_max_evaluation_periods} periods (one day in all for periods under an hour, seven days otherwise)."
+    }
+  }
 }
 
 # Only a bug ends a job with `unexpected_error`: worth one period, not three.
@@ -103,6 +113,37 @@ resource "aws_cloudwatch_metric_alarm" "unexpected_errors" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = var.tags
+}
+
+# Jobs that failed as `deadline`: their normal path (load, count, lock, send, mark) did
+# not fit in what was left of the invocation, AWS being slow or the timeout too small
+# for the batch. Each is retried (what a cut-short holder left is covered by its
+# lease), so one period is noise; several in a row are the silence issue 20 was about
+# (every job of every retry failing this way, with only JobsFailed to show for it).
+resource "aws_cloudwatch_metric_alarm" "deadline_failures" {
+  count = local.alarms_on_stream_trigger ? 1 : 0
+
+  alarm_name          = "${var.function_name}-deadline-failures"
+  alarm_description   = "Jobs keep failing as deadline (FailedDeadline above ${var.deadline_failures_alarm_threshold} in ${var.deadline_failures_alarm_evaluation_periods} consecutive periods): their normal path did not fit in the invocation's time left. Look at the AWS call latencies in the log, then raise timeout_seconds (now ${var.timeout_seconds} s) or lower batch_size / evaluation_concurrency."
+  namespace           = var.metrics_namespace
+  metric_name         = "FailedDeadline"
+  dimensions          = { FunctionName = var.function_name }
+  statistic           = "Sum"
+  period              = var.alarm_period_seconds
+  evaluation_periods  = var.deadline_failures_alarm_evaluation_periods
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.deadline_failures_alarm_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.deadline_failures_alarm_evaluation_periods <= local.alarm_max_evaluation_periods
+      error_message = "deadline_failures_alarm_evaluation_periods = ${var.deadline_failures_alarm_evaluation_periods} with alarm_period_seconds = ${var.alarm_period_seconds}: CloudWatch allows at most ${local.alarm_max_evaluation_periods} periods (one day in all for periods under an hour, seven days otherwise)."
+    }
+  }
 }
 
 # Invocations that crashed or timed out (per-job failures are reported, not raised).
@@ -126,7 +167,8 @@ resource "aws_cloudwatch_metric_alarm" "function_errors" {
 }
 
 # The stream function has no reserved concurrency: throttles mean the account's limit.
-# (The reconciler's reserved concurrency of 1 throttles an overlapping run on purpose.)
+# (The reconciler's are not alarmed: with reconciler_reserved_concurrency set, an
+# overlapping run is throttled on purpose; unreserved, overlapping runs are safe.)
 resource "aws_cloudwatch_metric_alarm" "function_throttles" {
   count = local.alarms_on_stream_trigger ? 1 : 0
 
@@ -164,6 +206,38 @@ resource "aws_cloudwatch_metric_alarm" "reconciler_enqueued" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
   tags                = var.tags
+}
+
+# Runs that stopped for time before reaching every job (the metric is 1 or 0 per run,
+# so the statistic is Maximum). The cursor makes the next run go on from there, so one
+# truncated run is normal for a large fleet; truncated for several periods in a row, the
+# fleet does not fit in the runs (and a run that examines nothing says only this).
+# With a schedule slower than alarm_period_seconds some periods have no run (not
+# breaching): keep the period at or above the schedule's interval.
+resource "aws_cloudwatch_metric_alarm" "reconciler_truncated" {
+  count = local.alarms_on_functions ? 1 : 0
+
+  alarm_name          = "${local.reconciler_name}-truncated"
+  alarm_description   = "Reconciler runs keep stopping for time before reaching every job (Truncated above ${var.reconciler_truncated_alarm_threshold} in ${var.reconciler_truncated_alarm_evaluation_periods} consecutive periods): the fleet does not fit. Compare JobsExamined with the jobs in flight, then raise reconciler_timeout_seconds (now ${var.reconciler_timeout_seconds} s, at most 900) or run the schedule more often; meanwhile the cursor moves, so no job is starved."
+  namespace           = var.metrics_namespace
+  metric_name         = "Truncated"
+  dimensions          = { FunctionName = local.reconciler_name }
+  statistic           = "Maximum"
+  period              = var.alarm_period_seconds
+  evaluation_periods  = var.reconciler_truncated_alarm_evaluation_periods
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.reconciler_truncated_alarm_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.reconciler_truncated_alarm_evaluation_periods <= local.alarm_max_evaluation_periods
+      error_message = "reconciler_truncated_alarm_evaluation_periods = ${var.reconciler_truncated_alarm_evaluation_periods} with alarm_period_seconds = ${var.alarm_period_seconds}: CloudWatch allows at most ${local.alarm_max_evaluation_periods} periods (one day in all for periods under an hour, seven days otherwise)."
+    }
+  }
 }
 
 # Sent, never claimed: the only case that still needs a person (re-send on purpose).

@@ -57,10 +57,12 @@ locals {
     aws_cloudwatch_metric_alarm.on_failure_messages[*].alarm_name,
     aws_cloudwatch_metric_alarm.failed_jobs[*].alarm_name,
     aws_cloudwatch_metric_alarm.unexpected_errors[*].alarm_name,
+    aws_cloudwatch_metric_alarm.deadline_failures[*].alarm_name,
     [for alarm in aws_cloudwatch_metric_alarm.function_errors : alarm.alarm_name],
     aws_cloudwatch_metric_alarm.function_throttles[*].alarm_name,
     aws_cloudwatch_metric_alarm.reconciler_enqueued[*].alarm_name,
     aws_cloudwatch_metric_alarm.unclaimed[*].alarm_name,
+    aws_cloudwatch_metric_alarm.reconciler_truncated[*].alarm_name,
   )
   alarm_arns = [
     for name in local.alarm_names : "arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${name}"

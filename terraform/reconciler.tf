@@ -25,9 +25,12 @@ resource "aws_lambda_function" "reconciler" {
   architectures    = [var.architecture]
   timeout          = var.reconciler_timeout_seconds
   memory_size      = var.reconciler_memory_size_mb
-  # One run at a time: two runs would do the same work twice (they are safe together,
-  # with the same conditional writes, but pointless).
-  reserved_concurrent_executions = 1
+  # Unreserved by default (null: the provider's -1). Overlapping runs are safe: every
+  # write a job depends on is conditional (the lock), and the cursor (the last write
+  # wins) only decides where the next run starts. A reservation, even of 1, fails
+  # apply on accounts whose concurrency limit leaves less than 100 unreserved (new and
+  # sandbox accounts): see var.reconciler_reserved_concurrency.
+  reserved_concurrent_executions = var.reconciler_reserved_concurrency
   publish                        = true
 
   environment {
@@ -78,8 +81,8 @@ resource "aws_lambda_alias" "reconciler_live" {
 }
 
 # The schedule invokes asynchronously. A failed or throttled run is not retried: the
-# next scheduled run does the same work, and retries would only queue up behind the
-# reserved concurrency of 1.
+# next scheduled run does the same work, and retries would only overlap it (or, with
+# reconciler_reserved_concurrency, queue up behind it).
 resource "aws_lambda_function_event_invoke_config" "reconciler" {
   count = local.deployed ? 1 : 0
 

@@ -47,13 +47,14 @@ variable "architecture" {
 }
 
 variable "timeout_seconds" {
-  description = "Stream function timeout. Keep it at or below lock_lease_seconds."
+  description = "Stream function timeout: a whole number from 2 (the code's minimum: one job's load, count, lock, send and mark fit, each AWS call bounded by the time left, after the 0.25 s kept to answer Lambda) to 900 (Lambda's limit). Every job of a batch is started while its normal path fits; whatever a deadline cuts short is covered by the lock's lease and retried."
   type        = number
   default     = 60
+  nullable    = false
 
   validation {
-    condition     = var.timeout_seconds >= 1 && var.timeout_seconds <= 900
-    error_message = "timeout_seconds must be 1 to 900 (Lambda's limit)."
+    condition     = var.timeout_seconds >= 2 && var.timeout_seconds <= 900 && floor(var.timeout_seconds) == var.timeout_seconds
+    error_message = "timeout_seconds must be a whole number from 2 to 900 s: below 2 s one job's bounded AWS calls (load, count, lock, send, mark) cannot fit before the 0.25 s kept to answer Lambda, and 900 s is Lambda's limit."
   }
 }
 
@@ -80,33 +81,60 @@ variable "snap_start" {
   default     = false
 }
 
+# The variables below that end up in the functions' environment (local.environment) are
+# held to the bounds Settings.from_env enforces at start-up: a value it refuses plans
+# fine and then fails every invocation, so the plan refuses it instead (and
+# tests/test_terraform.py derives the bounds from the code, so the two cannot drift).
+
 variable "lock_lease_seconds" {
-  description = "LOCK_LEASE_SECONDS: lease assumed for a reassembly lock that records none; at least the timeout."
+  description = "LOCK_LEASE_SECONDS: lease assumed for a reassembly lock that records none (written by the Lambda this one replaces); at least that Lambda's timeout. A whole number from 1 to 900 (Lambda's maximum timeout: no lease may outlive it)."
   type        = number
   default     = 900
+  nullable    = false
+
+  validation {
+    condition     = var.lock_lease_seconds >= 1 && var.lock_lease_seconds <= 900 && floor(var.lock_lease_seconds) == var.lock_lease_seconds
+    error_message = "lock_lease_seconds must be a whole number from 1 to 900: the functions refuse anything else at start-up (LOCK_LEASE_SECONDS), so every invocation would fail."
+  }
 }
 
 variable "lease_wait_seconds" {
-  description = "LEASE_WAIT_SECONDS: how long the stream path waits for a live lock holder before skipping the job as `deferred` (the reconciler takes it over once the lease is over)."
+  description = "LEASE_WAIT_SECONDS: how long the stream path waits for a live lock holder before skipping the job as `deferred` (the reconciler takes it over once the lease is over). A whole number from 0 to 60. The wait never runs past the invocation's deadline (it ends while a lock, send and mark still fit), so a value at or above timeout_seconds is allowed but buys nothing more than waiting out the invocation."
   type        = number
   default     = 5
+  nullable    = false
 
   validation {
-    condition     = var.lease_wait_seconds >= 0
-    error_message = "lease_wait_seconds must be 0 or more."
+    condition     = var.lease_wait_seconds >= 0 && var.lease_wait_seconds <= 60 && floor(var.lease_wait_seconds) == var.lease_wait_seconds
+    error_message = "lease_wait_seconds must be a whole number from 0 to 60: the functions refuse anything else at start-up (LEASE_WAIT_SECONDS), so every invocation would fail."
   }
 }
 
 variable "evaluation_concurrency" {
-  description = "EVALUATION_CONCURRENCY: jobs of one batch (or reconcile run) evaluated at once."
+  description = "EVALUATION_CONCURRENCY: jobs of one batch (or reconcile run) evaluated at once; a whole number from 1 to 128."
   type        = number
   default     = 16
+  nullable    = false
+
+  validation {
+    condition     = var.evaluation_concurrency >= 1 && var.evaluation_concurrency <= 128 && floor(var.evaluation_concurrency) == var.evaluation_concurrency
+    error_message = "evaluation_concurrency must be a whole number from 1 to 128: the functions refuse anything else at start-up (EVALUATION_CONCURRENCY), so every invocation would fail."
+  }
 }
 
 variable "metrics_namespace" {
   description = "METRICS_NAMESPACE: CloudWatch namespace of the EMF metrics both functions print (and the alarms and dashboard read)."
   type        = string
   default     = "StereoSpot/ReassemblyTrigger"
+  nullable    = false
+
+  validation {
+    # The code reads an empty METRICS_NAMESPACE as its default and strips spaces, while
+    # the alarms and the dashboard read this value as written: they would watch a
+    # namespace nothing writes to. "AWS/" is reserved for AWS's own metrics.
+    condition     = trimspace(var.metrics_namespace) != "" && trimspace(var.metrics_namespace) == var.metrics_namespace && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "metrics_namespace must be non-empty, without surrounding spaces, and not start with \"AWS/\": the functions would write their metrics elsewhere than the alarms and dashboard read (or CloudWatch would drop them)."
+  }
 }
 
 variable "application_log_level" {
@@ -185,13 +213,25 @@ variable "reconcile_schedule_expression" {
 }
 
 variable "reconciler_timeout_seconds" {
-  description = "Reconciler timeout; it stops starting jobs a few seconds before it and reports `truncated`."
+  description = "Reconciler timeout: a whole number from 2 (the code's minimum, as for timeout_seconds) to 900 (Lambda's limit). A run stops starting work when less than about 1 s is left (one bounded AWS call plus the 0.25 s kept to answer Lambda), saves its cursor and reports `truncated`; the next run goes on from there."
   type        = number
   default     = 300
+  nullable    = false
 
   validation {
-    condition     = var.reconciler_timeout_seconds >= 1 && var.reconciler_timeout_seconds <= 900
-    error_message = "reconciler_timeout_seconds must be 1 to 900 (Lambda's limit)."
+    condition     = var.reconciler_timeout_seconds >= 2 && var.reconciler_timeout_seconds <= 900 && floor(var.reconciler_timeout_seconds) == var.reconciler_timeout_seconds
+    error_message = "reconciler_timeout_seconds must be a whole number from 2 to 900 s: below 2 s one job's bounded AWS calls (load, count, lock, send, mark) cannot fit before the 0.25 s kept to answer Lambda, and 900 s is Lambda's limit."
+  }
+}
+
+variable "reconciler_reserved_concurrency" {
+  description = "Reserved concurrency of the reconciler; null (the default) reserves none. Overlapping runs are safe (every write a job depends on is conditional; the cursor only decides where the next run starts), so a reservation only saves duplicate reads when a run outlasts the schedule's interval. Set it (1: one run at a time) only on an account whose concurrency limit is above 100: Lambda keeps at least 100 units unreserved (on new and sandbox accounts, whose limit is 10 or 50, the whole limit), and a reservation that breaks that fails `apply` with InvalidParameterValueException (\"... decreases account's UnreservedConcurrentExecution below its minimum value\")."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.reconciler_reserved_concurrency == null || try(var.reconciler_reserved_concurrency >= 1 && floor(var.reconciler_reserved_concurrency) == var.reconciler_reserved_concurrency, false)
+    error_message = "reconciler_reserved_concurrency must be null (no reservation) or a whole number, 1 or more: 0 would throttle every run (to stop the schedule, set reconcile_enabled = false)."
   }
 }
 
@@ -216,27 +256,38 @@ variable "jobs_status_index_name" {
   description = "JOBS_STATUS_INDEX_NAME: the Jobs table's GSI on status (hash `status`, range `created_at`) the reconciler queries."
   type        = string
   default     = "status-created_at"
+  nullable    = false
+
+  validation {
+    # The code reads an empty name as its default and strips spaces, while the
+    # reconciler's role is granted Query on index/<this value> as written: it would be
+    # denied the index it queries.
+    condition     = trimspace(var.jobs_status_index_name) != "" && trimspace(var.jobs_status_index_name) == var.jobs_status_index_name
+    error_message = "jobs_status_index_name must be non-empty and without surrounding spaces: the reconciler would query another index than its role may read."
+  }
 }
 
 variable "reconcile_min_age_seconds" {
-  description = "RECONCILE_MIN_AGE_SECONDS: the reconciler skips jobs younger than this (the stream path handles them)."
+  description = "RECONCILE_MIN_AGE_SECONDS: the reconciler skips jobs younger than this (the stream path handles them). A whole number from 0 to 604800 (7 days)."
   type        = number
   default     = 300
+  nullable    = false
 
   validation {
-    condition     = var.reconcile_min_age_seconds >= 0
-    error_message = "reconcile_min_age_seconds must be 0 or more."
+    condition     = var.reconcile_min_age_seconds >= 0 && var.reconcile_min_age_seconds <= 604800 && floor(var.reconcile_min_age_seconds) == var.reconcile_min_age_seconds
+    error_message = "reconcile_min_age_seconds must be a whole number from 0 to 604800: the functions refuse anything else at start-up (RECONCILE_MIN_AGE_SECONDS), so every invocation would fail."
   }
 }
 
 variable "unclaimed_after_seconds" {
-  description = "UNCLAIMED_AFTER_SECONDS: a message not claimed by the media worker for this long is reported as Unclaimed (and alarms)."
+  description = "UNCLAIMED_AFTER_SECONDS: a message not claimed by the media worker for this long is reported as Unclaimed (and alarms). A whole number from 1 to 2592000 (30 days)."
   type        = number
   default     = 3600
+  nullable    = false
 
   validation {
-    condition     = var.unclaimed_after_seconds >= 1
-    error_message = "unclaimed_after_seconds must be 1 or more."
+    condition     = var.unclaimed_after_seconds >= 1 && var.unclaimed_after_seconds <= 2592000 && floor(var.unclaimed_after_seconds) == var.unclaimed_after_seconds
+    error_message = "unclaimed_after_seconds must be a whole number from 1 to 2592000: the functions refuse anything else at start-up (UNCLAIMED_AFTER_SECONDS), so every invocation would fail."
   }
 }
 
@@ -245,6 +296,12 @@ variable "unclaimed_after_seconds" {
 variable "jobs_table_name" {
   description = "Name of the Jobs table (JOBS_TABLE_NAME)."
   type        = string
+  nullable    = false
+
+  validation {
+    condition     = trimspace(var.jobs_table_name) != ""
+    error_message = "jobs_table_name must not be empty (nor only spaces): the functions refuse an empty JOBS_TABLE_NAME at start-up, so every invocation would fail."
+  }
 }
 
 variable "jobs_table_arn" {
@@ -266,6 +323,12 @@ variable "jobs_stream_arn" {
 variable "segment_completions_table_name" {
   description = "Name of the SegmentCompletions table (SEGMENT_COMPLETIONS_TABLE_NAME)."
   type        = string
+  nullable    = false
+
+  validation {
+    condition     = trimspace(var.segment_completions_table_name) != ""
+    error_message = "segment_completions_table_name must not be empty (nor only spaces): the functions refuse an empty SEGMENT_COMPLETIONS_TABLE_NAME at start-up, so every invocation would fail."
+  }
 }
 
 variable "segment_completions_table_arn" {
@@ -282,6 +345,12 @@ variable "segment_completions_stream_arn" {
 variable "reassembly_triggered_table_name" {
   description = "Name of the ReassemblyTriggered table (REASSEMBLY_TRIGGERED_TABLE_NAME)."
   type        = string
+  nullable    = false
+
+  validation {
+    condition     = trimspace(var.reassembly_triggered_table_name) != ""
+    error_message = "reassembly_triggered_table_name must not be empty (nor only spaces): the functions refuse an empty REASSEMBLY_TRIGGERED_TABLE_NAME at start-up, so every invocation would fail."
+  }
 }
 
 variable "reassembly_triggered_table_arn" {
@@ -292,6 +361,12 @@ variable "reassembly_triggered_table_arn" {
 variable "reassembly_queue_url" {
   description = "URL of the reassembly queue (REASSEMBLY_QUEUE_URL)."
   type        = string
+  nullable    = false
+
+  validation {
+    condition     = trimspace(var.reassembly_queue_url) != ""
+    error_message = "reassembly_queue_url must not be empty (nor only spaces): the functions refuse an empty REASSEMBLY_QUEUE_URL at start-up, so every invocation would fail."
+  }
 }
 
 variable "reassembly_queue_arn" {
@@ -417,12 +492,34 @@ variable "failed_jobs_alarm_evaluation_periods" {
   description = "Consecutive periods of failed jobs before the alarm fires (single failures are retried and usually pass)."
   type        = number
   default     = 3
+
+  validation {
+    condition     = var.failed_jobs_alarm_evaluation_periods >= 1 && floor(var.failed_jobs_alarm_evaluation_periods) == var.failed_jobs_alarm_evaluation_periods
+    error_message = "failed_jobs_alarm_evaluation_periods must be a whole number, 1 or more."
+  }
 }
 
 variable "unexpected_errors_alarm_threshold" {
   description = "Alarm when FailedUnexpectedError (a bug) exceeds this in one period."
   type        = number
   default     = 0
+}
+
+variable "deadline_failures_alarm_threshold" {
+  description = "Alarm when FailedDeadline (jobs whose normal path did not fit in the invocation's time left) exceeds this in deadline_failures_alarm_evaluation_periods consecutive periods."
+  type        = number
+  default     = 0
+}
+
+variable "deadline_failures_alarm_evaluation_periods" {
+  description = "Consecutive periods of deadline failures before the alarm fires (one slow period is retried and usually passes)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.deadline_failures_alarm_evaluation_periods >= 1 && floor(var.deadline_failures_alarm_evaluation_periods) == var.deadline_failures_alarm_evaluation_periods
+    error_message = "deadline_failures_alarm_evaluation_periods must be a whole number, 1 or more."
+  }
 }
 
 variable "function_errors_alarm_threshold" {
@@ -447,6 +544,23 @@ variable "unclaimed_alarm_threshold" {
   description = "Alarm when the reconciler reports more Unclaimed jobs than this (sent, never claimed by the media worker)."
   type        = number
   default     = 0
+}
+
+variable "reconciler_truncated_alarm_threshold" {
+  description = "Alarm when the reconciler's Truncated (1 for a run that stopped for time before reaching every job) exceeds this (Maximum per period) in reconciler_truncated_alarm_evaluation_periods consecutive periods."
+  type        = number
+  default     = 0
+}
+
+variable "reconciler_truncated_alarm_evaluation_periods" {
+  description = "Consecutive periods with a truncated reconciler run before the alarm fires (the cursor carries one truncated run over to the next)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.reconciler_truncated_alarm_evaluation_periods >= 1 && floor(var.reconciler_truncated_alarm_evaluation_periods) == var.reconciler_truncated_alarm_evaluation_periods
+    error_message = "reconciler_truncated_alarm_evaluation_periods must be a whole number, 1 or more."
+  }
 }
 
 variable "dashboard_enabled" {

@@ -26,7 +26,12 @@ import pytest
 from moto.events.models import EventPattern
 
 from reassembly_trigger.local.kit.records import stream_event
-from reassembly_trigger.settings import ENVIRONMENT_VARIABLES
+from reassembly_trigger.settings import (
+    ENVIRONMENT_VARIABLES,
+    REQUIRED_VARIABLES,
+    Settings,
+    SettingsError,
+)
 
 from conftest import CONTRACT_EVENTS, CORE_FAIL_METRICS, CORE_SKIP_METRICS, Invoker
 
@@ -108,10 +113,12 @@ GATED_ON_THE_ZIP = {
     ("aws_cloudwatch_metric_alarm", "iterator_age"),
     ("aws_cloudwatch_metric_alarm", "failed_jobs"),
     ("aws_cloudwatch_metric_alarm", "unexpected_errors"),
+    ("aws_cloudwatch_metric_alarm", "deadline_failures"),
     ("aws_cloudwatch_metric_alarm", "function_errors"),
     ("aws_cloudwatch_metric_alarm", "function_throttles"),
     ("aws_cloudwatch_metric_alarm", "reconciler_enqueued"),
     ("aws_cloudwatch_metric_alarm", "unclaimed"),
+    ("aws_cloudwatch_metric_alarm", "reconciler_truncated"),
     ("aws_cloudwatch_dashboard", "trigger"),
 }
 #: Resources of the stream function, its mappings and its queue: none without
@@ -130,6 +137,7 @@ GATED_ON_THE_STREAM_TRIGGER = {
     ("aws_cloudwatch_metric_alarm", "on_failure_messages"),
     ("aws_cloudwatch_metric_alarm", "failed_jobs"),
     ("aws_cloudwatch_metric_alarm", "unexpected_errors"),
+    ("aws_cloudwatch_metric_alarm", "deadline_failures"),
     ("aws_cloudwatch_metric_alarm", "function_throttles"),
 }
 #: The code's own calls (gateways.py), as a worker calling trigger_job needs them.
@@ -292,13 +300,14 @@ def test_the_readme_example_builds_what_it_deploys() -> None:
 
 def test_the_provider_lower_bound_is_the_release_that_has_what_the_module_uses() -> None:
     """aws >= 5.32 (logging_config and the python3.12 runtime value arrived in 5.32.0,
-    said in a comment); Terraform >= 1.5 for the check block."""
+    said in a comment) and below 7 (5.x and 6.x are what it is planned against: a major
+    release may remove what it uses); Terraform >= 1.5 for the check block."""
     versions = (MODULE / "versions.tf").read_text()
     terraform = module()["terraform"]
     (providers,) = terraform["required_providers"]
-    assert providers["aws"]["version"] == ">= 5.32"
+    assert providers["aws"]["version"] == ">= 5.32, < 7"
     assert terraform["required_version"] == ">= 1.5"
-    comment = versions.split("required_providers", 1)[1].split('version = ">= 5.32"')[0]
+    comment = versions.split("required_providers", 1)[1].split('version = ">= 5.32, < 7"')[0]
     assert "5.32.0" in comment
     assert "logging_config" in comment
     assert "python3.12" in comment
@@ -655,10 +664,15 @@ def test_a_level_that_would_drop_the_metric_lines_is_refused(
             "parallelization_factor",
             "${var.parallelization_factor >= 1 && var.parallelization_factor <= 10}",
         ),
-        ("timeout_seconds", "${var.timeout_seconds >= 1 && var.timeout_seconds <= 900}"),
+        (
+            "timeout_seconds",
+            "${var.timeout_seconds >= 2 && var.timeout_seconds <= 900"
+            " && floor(var.timeout_seconds) == var.timeout_seconds}",
+        ),
         (
             "reconciler_timeout_seconds",
-            "${var.reconciler_timeout_seconds >= 1 && var.reconciler_timeout_seconds <= 900}",
+            "${var.reconciler_timeout_seconds >= 2 && var.reconciler_timeout_seconds <= 900"
+            " && floor(var.reconciler_timeout_seconds) == var.reconciler_timeout_seconds}",
         ),
     ],
 )
@@ -666,11 +680,162 @@ def test_mapping_and_function_settings_are_held_to_lambdas_limits(
     variable: str, condition: str
 ) -> None:
     """Batch size 1-10,000, batching window 0-300 s, retries 0-10,000 (finite), record age
-    60-604,800 s (finite), parallelization 1-10, timeouts 1-900 s; defaults inside."""
+    60-604,800 s (finite), parallelization 1-10, timeouts 2-900 s (whole); defaults inside."""
     (validation,) = validations(variable)
     assert re.sub(r"\s+", " ", validation["condition"]) == condition
     bounds = [int(n) for n in re.findall(r"[<>]= (\d+)", condition)]
     assert bounds[0] <= default(variable) <= bounds[1]
+
+
+# ------------------------------------------------------------------ the code's own bounds
+
+#: The smallest function timeout the code works at (issue 20): one job's load, count,
+#: lock, send and mark, each AWS call bounded by the time left, fit after the 0.25 s
+#: kept to answer Lambda and the 0.75 s floor of one bounded call.
+MIN_TIMEOUT_SECONDS = 2
+#: The timeout variables and their bounds: the code's minimum, Lambda's maximum.
+TIMEOUT_BOUNDS = {
+    "timeout_seconds": (MIN_TIMEOUT_SECONDS, 900),
+    "reconciler_timeout_seconds": (MIN_TIMEOUT_SECONDS, 900),
+}
+#: A valid value for each variable the code requires; the probes vary one at a time.
+REQUIRED_SETTINGS = dict.fromkeys(REQUIRED_VARIABLES, "x")
+
+
+def code_accepts(variable: str, value: str) -> bool:
+    """Whether Settings.from_env starts with `variable` = `value` (the rest valid)."""
+    try:
+        Settings.from_env({**REQUIRED_SETTINGS, variable: value})
+    except SettingsError:
+        return False
+    return True
+
+
+def _last_accepted(variable: str, inside: int, outside: int) -> int:
+    """The accepted value nearest `outside`, between an accepted and a refused value."""
+    assert code_accepts(variable, str(inside))
+    assert not code_accepts(variable, str(outside))
+    while abs(outside - inside) > 1:
+        middle = (inside + outside) // 2
+        if code_accepts(variable, str(middle)):
+            inside = middle
+        else:
+            outside = middle
+    return inside
+
+
+@cache
+def code_whole_number_bounds() -> dict[str, tuple[int, int]]:
+    """The range Settings.from_env accepts for each whole-number setting (by environment
+    variable), found by asking it: its default is inside, -1 and a billion are outside,
+    and a value with a fraction is refused."""
+    defaults = Settings.from_env(REQUIRED_SETTINGS)
+    bounds: dict[str, tuple[int, int]] = {}
+    for variable in ENVIRONMENT_VARIABLES:
+        value = getattr(defaults, variable.lower())
+        if not isinstance(value, int):
+            continue
+        low = _last_accepted(variable, value, -1)
+        high = _last_accepted(variable, value, 10**9)
+        assert not code_accepts(variable, f"{low}.5"), variable
+        bounds[variable] = (low, high)
+    return bounds
+
+
+def environment_variables() -> dict[str, str]:
+    """The module variable each environment variable of the functions is set from."""
+    found: dict[str, str] = {}
+    for name, value in local("environment").items():
+        match = re.fullmatch(r"\$\{(?:tostring\()?var\.(\w+)\)?\}", value)
+        assert match, (name, value)
+        found[name] = match.group(1)
+    return found
+
+
+def terraform_whole_number_bounds() -> dict[str, tuple[int, int]]:
+    """The module variables that must be whole numbers in a range: the code's settings
+    (their bounds from the code) and the timeouts."""
+    variables = environment_variables()
+    return {
+        **{variables[env]: bounds for env, bounds in code_whole_number_bounds().items()},
+        **TIMEOUT_BOUNDS,
+    }
+
+
+def whole_number_message(variable: str, low: int, high: int) -> str:
+    """The start of the message a variable out of its range is refused with."""
+    return f"{variable} must be a whole number from {low} to {high}"
+
+
+def test_the_bounds_found_in_the_code_are_the_documented_ones() -> None:
+    """The probe finds what Settings.from_env says it enforces (so a probe that found
+    nothing cannot pass the tests below)."""
+    assert code_whole_number_bounds() == {
+        "LOCK_LEASE_SECONDS": (1, 900),
+        "EVALUATION_CONCURRENCY": (1, 128),
+        "LEASE_WAIT_SECONDS": (0, 60),
+        "RECONCILE_MIN_AGE_SECONDS": (0, 7 * 86400),
+        "UNCLAIMED_AFTER_SECONDS": (1, 30 * 86400),
+    }
+    for variable in REQUIRED_VARIABLES:
+        assert not code_accepts(variable, "")
+        assert not code_accepts(variable, "   ")
+
+
+def test_every_variable_in_the_environment_is_validated() -> None:
+    """Each variable that ends up in the functions' environment has a validation and
+    cannot be null (null would leave the setting unset or the plan failing on `tostring`)."""
+    for env, variable in environment_variables().items():
+        spec = module()["variable"][variable]
+        assert validations(variable), (env, variable)
+        assert spec.get("nullable") is False, variable
+
+
+@pytest.mark.parametrize("variable", sorted(terraform_whole_number_bounds()))
+def test_each_whole_number_variable_is_held_to_the_codes_bounds(variable: str) -> None:
+    """The validation is exactly `low <= x <= high` and whole, with the code's bounds
+    (the timeouts: the code's minimum and Lambda's maximum), a message naming them, and
+    the default inside."""
+    low, high = terraform_whole_number_bounds()[variable]
+    (validation,) = validations(variable)
+    assert " ".join(validation["condition"].split()) == (
+        f"${{var.{variable} >= {low} && var.{variable} <= {high}"
+        f" && floor(var.{variable}) == var.{variable}}}"
+    )
+    assert validation["error_message"].startswith(whole_number_message(variable, low, high))
+    assert isinstance(default(variable), int)
+    assert low <= default(variable) <= high
+
+
+@pytest.mark.parametrize("variable", ["timeout_seconds", "reconciler_timeout_seconds"])
+def test_a_timeout_too_small_to_work_is_refused_with_the_reason(variable: str) -> None:
+    """Below the code's minimum one job's bounded calls cannot fit: the message says so."""
+    (validation,) = validations(variable)
+    message = validation["error_message"]
+    assert f"below {MIN_TIMEOUT_SECONDS} s" in message
+    assert "0.25 s kept to answer Lambda" in message
+    assert "Lambda's limit" in message
+
+
+@pytest.mark.parametrize("env", REQUIRED_VARIABLES)
+def test_a_name_the_code_requires_may_not_be_empty(env: str) -> None:
+    """The names the code requires: refused empty or blank, as the code refuses them."""
+    variable = environment_variables()[env]
+    (validation,) = validations(variable)
+    assert validation["condition"] == f'${{trimspace(var.{variable}) != ""}}'
+    assert validation["error_message"].startswith(f"{variable} must not be empty")
+
+
+@pytest.mark.parametrize("variable", ["metrics_namespace", "jobs_status_index_name"])
+def test_a_name_the_code_would_read_otherwise_than_the_module_is_refused(variable: str) -> None:
+    """The code reads an empty namespace or index name as its default and strips spaces;
+    the alarms (namespace) and the reconciler's role (index) use the value as written,
+    so an empty or padded value is refused rather than watched or granted wrongly."""
+    (validation,) = validations(variable)
+    condition = validation["condition"]
+    assert f'trimspace(var.{variable}) != ""' in condition
+    assert f"trimspace(var.{variable}) == var.{variable}" in condition
+    assert validation["error_message"].startswith(f"{variable} must be non-empty")
 
 
 @pytest.mark.parametrize("setting", ["maximum_retry_attempts", "maximum_record_age_in_seconds"])
@@ -826,7 +991,8 @@ def test_the_jobs_filter_passes_only_chunking_complete() -> None:
 
 def test_the_reconciler_is_a_second_function_from_the_same_zip() -> None:
     """Same zip and hash, handler reassembly_trigger.reconcile.lambda_handler, its own
-    timeout (300 s by default), reserved concurrency 1, its role and its log group."""
+    timeout (300 s by default), no reserved concurrency unless asked, its role and its
+    log group."""
     reconciler = resource("aws_lambda_function", "reconciler")
     trigger = resource("aws_lambda_function", "trigger")
     for key in ("filename", "source_code_hash", "runtime", "architectures"):
@@ -835,11 +1001,34 @@ def test_the_reconciler_is_a_second_function_from_the_same_zip() -> None:
     assert reconciler["handler"] == "reassembly_trigger.reconcile.lambda_handler"
     assert reconciler["timeout"] == "${var.reconciler_timeout_seconds}"
     assert default("reconciler_timeout_seconds") == 300
-    assert reconciler["reserved_concurrent_executions"] == 1
+    assert reconciler["reserved_concurrent_executions"] == (
+        "${var.reconciler_reserved_concurrency}"
+    )
     assert reconciler["role"] == "${aws_iam_role.reconciler.arn}"
     logging = block(reconciler, "logging_config")
     assert logging["log_group"] == "${aws_cloudwatch_log_group.reconciler.name}"
     assert logging["log_format"] == "JSON"
+
+
+def test_the_reconcilers_reserved_concurrency_is_opt_in_and_says_why() -> None:
+    """Reserving any concurrency fails `apply` on an account whose limit leaves less than
+    100 unreserved (new and sandbox accounts: 10 or 50), and overlapping runs are safe,
+    so the default is none (null: the provider's -1, unreserved); 0 (every run
+    throttled) and fractions are refused; the description says why and when to set it."""
+    spec = module()["variable"]["reconciler_reserved_concurrency"]
+    assert spec["default"] is None
+    (validation,) = validations("reconciler_reserved_concurrency")
+    assert " ".join(validation["condition"].split()) == (
+        "${var.reconciler_reserved_concurrency == null || try(var.reconciler_reserved_concurrency"
+        " >= 1 && floor(var.reconciler_reserved_concurrency) =="
+        " var.reconciler_reserved_concurrency, false)}"
+    )
+    assert "reconcile_enabled = false" in validation["error_message"]
+    description = spec["description"]
+    for words in ("100", "new and sandbox accounts", "conditional", "null"):
+        assert words in description, words
+    for path in ("reconciler.tf", "alarms.tf"):
+        assert "reserved concurrency of 1" not in (MODULE / path).read_text(), path
 
 
 def test_the_schedule_runs_the_reconcilers_alias_every_five_minutes_by_default() -> None:
@@ -1008,6 +1197,16 @@ ALARMS = {
         "reconciler_enqueued_alarm_threshold",
     ),
     "unclaimed": ("${var.metrics_namespace}", "Unclaimed", "unclaimed_alarm_threshold"),
+    "deadline_failures": (
+        "${var.metrics_namespace}",
+        "FailedDeadline",
+        "deadline_failures_alarm_threshold",
+    ),
+    "reconciler_truncated": (
+        "${var.metrics_namespace}",
+        "Truncated",
+        "reconciler_truncated_alarm_threshold",
+    ),
 }
 
 
@@ -1068,8 +1267,71 @@ def test_the_metric_alarms_watch_the_right_function() -> None:
     assert alarm("on_failure_messages")["count"] == (
         "${var.alarms_enabled && local.stream_trigger ? 1 : 0}"
     )
-    for name in ("failed_jobs", "unexpected_errors", "function_throttles"):
+    for name in ("failed_jobs", "unexpected_errors", "deadline_failures", "function_throttles"):
         assert alarm(name)["count"] == "${local.alarms_on_stream_trigger ? 1 : 0}", name
+    for name in ("reconciler_enqueued", "unclaimed", "reconciler_truncated"):
+        assert alarm(name)["count"] == "${local.alarms_on_functions ? 1 : 0}", name
+
+
+def test_jobs_out_of_time_and_reconciler_runs_cut_short_are_alarmed() -> None:
+    """The two silences of issue 20: the stream function's jobs failing as `deadline`
+    (FailedDeadline, Sum) and reconciler runs that stop for time before reaching every
+    job (Truncated, 0 or 1 per run: Maximum), each for a number of consecutive periods
+    set by a variable (default 3: one slow period is retried, or covered by the cursor),
+    each on its own function; both listed in the alarm_names output and the dashboard."""
+    deadline = alarm("deadline_failures")
+    assert deadline["dimensions"] == {"FunctionName": "${var.function_name}"}
+    assert (deadline["metric_name"], deadline["statistic"]) == ("FailedDeadline", "Sum")
+    assert deadline["alarm_name"] == "${var.function_name}-deadline-failures"
+    assert deadline["evaluation_periods"] == "${var.deadline_failures_alarm_evaluation_periods}"
+    assert "timeout_seconds" in deadline["alarm_description"]
+    truncated = alarm("reconciler_truncated")
+    assert truncated["dimensions"] == {"FunctionName": "${local.reconciler_name}"}
+    assert (truncated["metric_name"], truncated["statistic"]) == ("Truncated", "Maximum")
+    assert truncated["alarm_name"] == "${local.reconciler_name}-truncated"
+    assert truncated["evaluation_periods"] == (
+        "${var.reconciler_truncated_alarm_evaluation_periods}"
+    )
+    assert "reconciler_timeout_seconds" in truncated["alarm_description"]
+    for variable in (
+        "failed_jobs_alarm_evaluation_periods",
+        "deadline_failures_alarm_evaluation_periods",
+        "reconciler_truncated_alarm_evaluation_periods",
+    ):
+        assert default(variable) == 3
+        (validation,) = validations(variable)
+        assert f"var.{variable} >= 1" in validation["condition"]
+    assert default("deadline_failures_alarm_threshold") == 0
+    assert default("reconciler_truncated_alarm_threshold") == 0
+    names = " ".join(local("alarm_names").split())
+    assert "aws_cloudwatch_metric_alarm.deadline_failures[*].alarm_name" in names
+    assert "aws_cloudwatch_metric_alarm.reconciler_truncated[*].alarm_name" in names
+
+
+#: CloudWatch's limit on period x evaluation periods: one day under an hour, else 7 days.
+def _cloudwatch_max_periods(period: int) -> int:
+    return (86400 if period < 3600 else 604800) // period
+
+
+def test_an_alarm_cloudwatch_would_refuse_for_its_length_is_refused_at_plan_time() -> None:
+    """Each alarm whose evaluation periods are a variable checks them against
+    CloudWatch's limit for alarm_period_seconds, which the local computes for each
+    allowed period as CloudWatch does."""
+    assert local("alarm_max_evaluation_periods") == (
+        "${floor((var.alarm_period_seconds < 3600 ? 86400 : 604800) / var.alarm_period_seconds)}"
+    )
+    (period_validation,) = validations("alarm_period_seconds")
+    periods = [int(n) for n in re.findall(r"\d+", period_validation["condition"])]
+    assert periods == [60, 300, 900, 3600]
+    assert [_cloudwatch_max_periods(p) for p in periods] == [1440, 288, 96, 168]
+    for name, body in module()["resource"]["aws_cloudwatch_metric_alarm"].items():
+        match = re.fullmatch(r"\$\{var\.(\w+)\}", str(body["evaluation_periods"]))
+        if match is None:
+            continue
+        (precondition,) = block(body, "lifecycle")["precondition"]
+        assert precondition["condition"] == (
+            f"${{var.{match.group(1)} <= local.alarm_max_evaluation_periods}}"
+        ), name
 
 
 def test_the_alarms_read_only_metrics_the_core_emits() -> None:
@@ -1087,9 +1349,9 @@ def test_the_alarms_read_only_metrics_the_core_emits() -> None:
     assert names("emf_stream") | names("emf_duration") <= CORE_STREAM_METRICS
     assert {"JobsExamined", "Unclaimed"} <= names("emf_reconciler")
     assert names("emf_reconciler") | names("emf_reconcile_duration") <= CORE_RECONCILER_METRICS
-    for name in ("failed_jobs", "unexpected_errors"):
+    for name in ("failed_jobs", "unexpected_errors", "deadline_failures"):
         assert alarm(name)["metric_name"] in CORE_STREAM_METRICS
-    for name in ("reconciler_enqueued", "unclaimed"):
+    for name in ("reconciler_enqueued", "unclaimed", "reconciler_truncated"):
         assert alarm(name)["metric_name"] in CORE_RECONCILER_METRICS
 
 
@@ -1160,9 +1422,18 @@ def test_outputs_name_the_functions_the_mappings_and_the_failure_queue() -> None
 #: Terraform registry is never reached.
 PLUGIN_DIR = Path(os.environ.get("TF_PLUGIN_DIR", "/opt/tf-plugins"))
 TERRAFORM = shutil.which("terraform")
-HAS_PROVIDER = any(
-    PLUGIN_DIR.glob("registry.terraform.io/hashicorp/aws/*/*/terraform-provider-aws*")
+#: Every AWS provider release installed there, oldest first: the plans below run
+#: against each (5.x, and 6.x where installed: the pipeline's own root pins 6.x).
+PROVIDER_VERSIONS = sorted(
+    {
+        path.parts[-3]
+        for path in PLUGIN_DIR.glob(
+            "registry.terraform.io/hashicorp/aws/*/*/terraform-provider-aws*"
+        )
+    },
+    key=lambda version: tuple(int(part) for part in re.findall(r"\d+", version)),
 )
+HAS_PROVIDER = bool(PROVIDER_VERSIONS)
 needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
 needs_provider = pytest.mark.skipif(
     TERRAFORM is None or not HAS_PROVIDER,
@@ -1201,18 +1472,31 @@ module "reassembly_trigger" {
   maximum_retry_attempts             = lookup(var.settings, "retries", 10)
   maximum_record_age_in_seconds      = lookup(var.settings, "record_age", 21600)
   stream_trigger_enabled             = lookup(var.settings, "stream_trigger", true)
-  jobs_table_name                    = "jobs"
+  reconciler_reserved_concurrency = lookup(var.settings, "reconciler_reserved_concurrency", null)
+  alarm_period_seconds               = lookup(var.settings, "alarm_period_seconds", 300)
+  deadline_failures_alarm_evaluation_periods = lookup(var.settings, "deadline_periods", 3)
+  timeout_seconds                    = lookup(var.settings, "timeout_seconds", 60)
+  reconciler_timeout_seconds         = lookup(var.settings, "reconciler_timeout_seconds", 300)
+  lock_lease_seconds                 = lookup(var.settings, "lock_lease_seconds", 900)
+  evaluation_concurrency             = lookup(var.settings, "evaluation_concurrency", 16)
+  lease_wait_seconds                 = lookup(var.settings, "lease_wait_seconds", 5)
+  reconcile_min_age_seconds          = lookup(var.settings, "reconcile_min_age_seconds", 300)
+  unclaimed_after_seconds            = lookup(var.settings, "unclaimed_after_seconds", 3600)
+  metrics_namespace = lookup(var.settings, "metrics_namespace", "StereoSpot/ReassemblyTrigger")
+  jobs_status_index_name = lookup(var.settings, "jobs_status_index_name", "status-created_at")
+  jobs_table_name                    = lookup(var.settings, "jobs_table_name", "jobs")
   jobs_table_arn                     = "arn:aws:dynamodb:eu-west-1:123456789012:table/jobs"
   jobs_stream_arn = (lookup(var.settings, "jobs_stream", true)
   ? "arn:aws:dynamodb:eu-west-1:123456789012:table/jobs/stream/x" : null)
-  segment_completions_table_name = "sc"
+  segment_completions_table_name = lookup(var.settings, "segment_completions_table_name", "sc")
   segment_completions_table_arn  = "arn:aws:dynamodb:eu-west-1:123456789012:table/sc"
   segment_completions_stream_arn = (lookup(var.settings, "completions_stream", true)
   ? "arn:aws:dynamodb:eu-west-1:123456789012:table/sc/stream/x" : null)
-  reassembly_triggered_table_name    = "rt"
-  reassembly_triggered_table_arn     = "arn:aws:dynamodb:eu-west-1:123456789012:table/rt"
-  reassembly_queue_url               = "https://sqs.eu-west-1.amazonaws.com/123456789012/r"
-  reassembly_queue_arn               = "arn:aws:sqs:eu-west-1:123456789012:r"
+  reassembly_triggered_table_name = lookup(var.settings, "reassembly_triggered_table_name", "rt")
+  reassembly_triggered_table_arn  = "arn:aws:dynamodb:eu-west-1:123456789012:table/rt"
+  reassembly_queue_url = lookup(var.settings, "reassembly_queue_url",
+  "https://sqs.eu-west-1.amazonaws.com/123456789012/r")
+  reassembly_queue_arn = "arn:aws:sqs:eu-west-1:123456789012:r"
 }
 output "deployed" {
   value = module.reassembly_trigger.deployed
@@ -1307,13 +1591,20 @@ class Plan:
 class Workspace:
     """A copy of the module beside a dist/ folder and a root module, initialised once."""
 
-    def __init__(self, where: Path, root_module: str = ROOT_MODULE) -> None:
+    def __init__(
+        self, where: Path, root_module: str = ROOT_MODULE, provider: str | None = None
+    ) -> None:
         self.where = where
         shutil.copytree(MODULE, where / "terraform")
         self.dist = where / "dist"
         self.dist.mkdir()
         self.root = where / "root"
         self.root.mkdir()
+        if provider is not None:
+            # Exactly this release of the installed ones (init would take the newest).
+            pinned = f'aws = {{ source = "hashicorp/aws", version = "{provider}" }}'
+            root_module = root_module.replace('aws = { source = "hashicorp/aws" }', pinned)
+            assert pinned in root_module
         (self.root / "main.tf").write_text(root_module)
         init = self.run("init", "-input=false", "-no-color", f"-plugin-dir={PLUGIN_DIR}")
         assert init.returncode == 0, init.stdout + init.stderr
@@ -1364,10 +1655,25 @@ class Workspace:
         return output
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """The module, initialised against the local provider."""
-    return Workspace(tmp_path_factory.mktemp("terraform"))
+#: The releases the workspace fixture is made for (None: no provider, the plans skip).
+WORKSPACE_PROVIDERS: list[str | None] = [*PROVIDER_VERSIONS] or [None]
+
+
+@pytest.fixture(scope="module", params=WORKSPACE_PROVIDERS, ids=lambda v: f"aws-{v}")
+def workspace(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Workspace:
+    """The module, initialised against each local provider release in turn."""
+    provider: str | None = request.param
+    return Workspace(tmp_path_factory.mktemp("terraform"), provider=provider)
+
+
+def test_every_installed_provider_release_is_one_the_module_accepts() -> None:
+    """The plans run against every release in TF_PLUGIN_DIR: each must be within the
+    module's bound (>= 5.32, < 7), or its workspace would not even initialise."""
+    for version in PROVIDER_VERSIONS:
+        major, minor = (int(part) for part in version.split(".")[:2])
+        assert (5, 32) <= (major, minor) < (7, 0), version
 
 
 @pytest.fixture(scope="module")
@@ -1416,7 +1722,7 @@ def test_a_plan_without_the_zip_succeeds_plans_no_code_and_warns(workspace: Work
 @needs_provider
 def test_a_plan_with_the_built_zip_plans_everything(workspace: Workspace) -> None:
     """GIVEN the zip (and manifest) for the default target WHEN planning THEN both
-    functions, both mappings on their own aliases, the schedule, ten alarms and a
+    functions, both mappings on their own aliases, the schedule, twelve alarms and a
     dashboard whose body names every alarm and each mapping's iterator age."""
     zip_path = workspace.build_zip("python3.12", "x86_64")
     try:
@@ -1430,7 +1736,19 @@ def test_a_plan_with_the_built_zip_plans_everything(workspace: Workspace) -> Non
         f"{prefix}aws_lambda_function.trigger[0]",
     ]
     assert len(plan.addresses("aws_lambda_event_source_mapping")) == 2
-    assert len(plan.addresses("aws_cloudwatch_metric_alarm")) == 10
+    assert len(plan.addresses("aws_cloudwatch_metric_alarm")) == 12
+    # No reserved concurrency by default: the provider's -1 (unreserved).
+    reconciler = plan.after(f"{prefix}aws_lambda_function.reconciler[0]")
+    assert reconciler["reserved_concurrent_executions"] == -1
+    namespace = "StereoSpot/ReassemblyTrigger"
+    for address, metric, function in (
+        ("deadline_failures[0]", "FailedDeadline", "stereo-spot-reassembly-trigger"),
+        ("reconciler_truncated[0]", "Truncated", "stereo-spot-reassembly-trigger-reconciler"),
+    ):
+        planned = plan.after(f"{prefix}aws_cloudwatch_metric_alarm.{address}")
+        assert (planned["namespace"], planned["metric_name"]) == (namespace, metric)
+        assert planned["dimensions"] == {"FunctionName": function}
+        assert planned["evaluation_periods"] == 3
     schedule = plan.after(f"{prefix}aws_scheduler_schedule.reconcile[0]")
     assert (schedule["schedule_expression"], schedule["state"]) == ("rate(5 minutes)", "ENABLED")
     trigger = plan.after(f"{prefix}aws_lambda_function.trigger[0]")
@@ -1438,7 +1756,7 @@ def test_a_plan_with_the_built_zip_plans_everything(workspace: Workspace) -> Non
     assert set(trigger["environment"][0]["variables"]) == CORE_ENVIRONMENT
     body = json.loads(plan.after(f"{prefix}aws_cloudwatch_dashboard.trigger[0]")["dashboard_body"])
     (alarms,) = [w for w in body["widgets"] if w["type"] == "alarm"]
-    assert len(alarms["properties"]["alarms"]) == 10
+    assert len(alarms["properties"]["alarms"]) == 12
     assert all(
         a.startswith("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:")
         for a in alarms["properties"]["alarms"]
@@ -1508,6 +1826,101 @@ def test_values_outside_lambdas_limits_are_refused_at_plan_time(workspace: Works
         assert message in text, message
 
 
+@pytest.mark.slow
+@needs_provider
+def test_the_plan_refuses_every_setting_the_code_would_refuse_at_start_up(
+    workspace: Workspace,
+) -> None:
+    """GIVEN each whole-number setting one below or one above its bounds (the code's,
+    found by asking Settings.from_env; the timeouts': 2 and 900) or with a fraction, and
+    each name the code requires blank WHEN planning THEN the plan fails with every
+    variable's message; and the code refuses each of those values too (the edges
+    themselves pass: test_the_plan_accepts_the_edges_...)."""
+    bounds = terraform_whole_number_bounds()
+    env_of = {variable: env for env, variable in environment_variables().items()}
+    names = [environment_variables()[env] for env in REQUIRED_VARIABLES]
+    cases: dict[str, dict[str, Any]] = {
+        "below": {name: low - 1 for name, (low, _) in bounds.items()},
+        "above": {name: high + 1 for name, (_, high) in bounds.items()},
+        "fraction": {name: low + 0.5 for name, (low, _) in bounds.items()},
+    }
+    # Blank names ride along with the first plan (other variables: each error is said).
+    # And a reserved concurrency of 0, which would throttle every reconciler run.
+    blank: dict[str, Any] = {
+        **dict.fromkeys(names, "  "),
+        "metrics_namespace": "",
+        "jobs_status_index_name": " x",
+        "reconciler_reserved_concurrency": 0,
+    }
+    for case, values in cases.items():
+        for name, value in values.items():
+            if name in env_of:
+                assert not code_accepts(env_of[name], str(value)), (case, name, value)
+        plan = workspace.plan(**values, **(blank if case == "below" else {}))
+        text = " ".join(plan.text.split())
+        assert plan.returncode == 1, (case, plan.text)
+        messages = [whole_number_message(name, *pair) for name, pair in bounds.items()]
+        if case == "below":
+            messages += [f"{name} must not be empty" for name in names]
+            messages += [
+                f"{name} must be non-empty"
+                for name in ("metrics_namespace", "jobs_status_index_name")
+            ]
+            messages.append("reconciler_reserved_concurrency must be null")
+        assert [m for m in messages if m not in text] == [], (case, text)
+
+
+@pytest.mark.slow
+@needs_provider
+@pytest.mark.parametrize("edge", ["low", "high"])
+def test_the_plan_accepts_the_edges_and_the_functions_would_start_with_them(
+    workspace: Workspace, edge: str
+) -> None:
+    """GIVEN every whole-number setting at its lowest (or highest) accepted value, the
+    timeouts included WHEN planning with the zip THEN the plan succeeds, both functions
+    get those values, and Settings.from_env starts with the planned environment."""
+    bounds = terraform_whole_number_bounds()
+    values = {name: pair[0 if edge == "low" else 1] for name, pair in bounds.items()}
+    zip_path = workspace.build_zip("python3.12", "x86_64")
+    try:
+        plan = workspace.plan(**values)
+    finally:
+        zip_path.unlink()
+    assert plan.returncode == 0, plan.text
+    prefix = "module.reassembly_trigger.aws_lambda_function."
+    for function, timeout in (
+        ("trigger", "timeout_seconds"),
+        ("reconciler", "reconciler_timeout_seconds"),
+    ):
+        planned = plan.after(f"{prefix}{function}[0]")
+        assert planned["timeout"] == values[timeout]
+        environment = planned["environment"][0]["variables"]
+        settings = Settings.from_env(environment)
+        for env, variable in environment_variables().items():
+            if variable in values:
+                assert getattr(settings, env.lower()) == values[variable], env
+
+
+@pytest.mark.slow
+@needs_provider
+def test_an_alarm_longer_than_cloudwatch_allows_is_refused_at_plan_time(
+    workspace: Workspace,
+) -> None:
+    """GIVEN the zip and 289 five-minute periods for the deadline alarm (CloudWatch's
+    limit is one day: 288) WHEN planning THEN the plan fails naming the limit."""
+    zip_path = workspace.build_zip("python3.12", "x86_64")
+    try:
+        plan = workspace.plan(deadline_periods=289)
+    finally:
+        zip_path.unlink()
+    text = " ".join(plan.text.split())
+    assert plan.returncode == 1
+    assert (
+        "deadline_failures_alarm_evaluation_periods = 289 with alarm_period_seconds = 300:"
+        " CloudWatch allows at most 288 periods"
+    ) in text
+
+
 def _as_list(value: str | list[str]) -> list[str]:
     """An IAM JSON field that is a string when it holds one value."""
     return [value] if isinstance(value, str) else value
@@ -1519,18 +1932,25 @@ def test_a_plan_for_trigger_on_write_alone_plans_the_reconciler_and_nothing_of_t
     workspace: Workspace,
 ) -> None:
     """GIVEN the zip and stream_trigger_enabled = false with no stream ARN WHEN planning
-    THEN the reconciler, its alias, schedule and three alarms are planned, no stream
+    THEN the reconciler, its alias, schedule and four alarms are planned, no stream
     function, role, log group, mapping or queue; the dashboard shows only the
     reconciler; and the output policy grants a worker exactly the code's calls."""
     zip_path = workspace.build_zip("python3.12", "x86_64")
     try:
-        plan = workspace.plan(stream_trigger=False, completions_stream=False, jobs_stream=False)
+        plan = workspace.plan(
+            stream_trigger=False,
+            completions_stream=False,
+            jobs_stream=False,
+            reconciler_reserved_concurrency=1,
+        )
     finally:
         zip_path.unlink()
     assert plan.returncode == 0, plan.text
     assert "Warning" not in plan.text
     prefix = "module.reassembly_trigger."
     assert plan.addresses("aws_lambda_function") == [f"{prefix}aws_lambda_function.reconciler[0]"]
+    reconciler = plan.after(f"{prefix}aws_lambda_function.reconciler[0]")
+    assert reconciler["reserved_concurrent_executions"] == 1
     assert plan.addresses("aws_lambda_alias") == [f"{prefix}aws_lambda_alias.reconciler_live[0]"]
     assert plan.addresses("aws_lambda_event_source_mapping") == []
     assert plan.addresses("aws_sqs_queue") == []
@@ -1544,6 +1964,7 @@ def test_a_plan_for_trigger_on_write_alone_plans_the_reconciler_and_nothing_of_t
     assert plan.addresses("aws_cloudwatch_metric_alarm") == [
         f'{prefix}aws_cloudwatch_metric_alarm.function_errors["reconciler"]',
         f"{prefix}aws_cloudwatch_metric_alarm.reconciler_enqueued[0]",
+        f"{prefix}aws_cloudwatch_metric_alarm.reconciler_truncated[0]",
         f"{prefix}aws_cloudwatch_metric_alarm.unclaimed[0]",
     ]
     schedule = plan.after(f"{prefix}aws_scheduler_schedule.reconcile[0]")
@@ -1554,7 +1975,7 @@ def test_a_plan_for_trigger_on_write_alone_plans_the_reconciler_and_nothing_of_t
 
     body = json.loads(plan.after(f"{prefix}aws_cloudwatch_dashboard.trigger[0]")["dashboard_body"])
     (alarms,) = [w for w in body["widgets"] if w["type"] == "alarm"]
-    assert len(alarms["properties"]["alarms"]) == 3
+    assert len(alarms["properties"]["alarms"]) == 4
     metrics = [
         m for w in body["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]
     ]
@@ -1659,6 +2080,21 @@ def test_the_docs_name_the_functions_log_groups_and_zip_the_module_and_build_use
     from reassembly_trigger.local.kit.contexts import DEFAULT_FUNCTION_NAME
 
     assert name == DEFAULT_FUNCTION_NAME
+
+
+#: Fields of the reconciler's summary, the manifest and log lines that the docs name
+#: with a variable-like suffix; not module variables.
+NOT_VARIABLES = {"age_seconds", "duration_ms", "python_version", "latency_ms", "waited_seconds"}
+
+
+def test_the_docs_name_only_variables_the_module_has() -> None:
+    """A setting the docs name in backticks with a variable's suffix is a variable of the
+    module (operations.md named `reconcile_timeout_seconds`, which does not exist)."""
+    suffixes = "seconds|ms|mb|threshold|periods|enabled|version|level|arns?|name|concurrency"
+    variables = set(module()["variable"])
+    for path in (ROOT / "README.md", MODULE / "README.md", ROOT / "docs" / "operations.md"):
+        named = set(re.findall(rf"`([a-z][a-z0-9_]*_(?:{suffixes}))`", path.read_text()))
+        assert named - variables - NOT_VARIABLES == set(), path.name
 
 
 @pytest.mark.parametrize(
