@@ -112,15 +112,18 @@ class ModelJobs:
         self._port = port
 
     def load_jobs(self, job_ids: Sequence[str], budget: Budget | None = None) -> LoadedJobs:
-        if budget is not None:
-            budget.ensure(f"read {JOBS_TABLE}", CALL_SECONDS)
         ids = list(job_ids)
 
         def effect() -> LoadedJobs:
             jobs = self._port.world.jobs
             return LoadedJobs({j: _decimal_item(j, jobs[j]) if j in jobs else None for j in ids})
 
-        return cast(LoadedJobs, self._port.request(Call("jobs.load", "read", effect)))
+        try:
+            if budget is not None:
+                budget.ensure(f"read {JOBS_TABLE}", CALL_SECONDS)
+            return cast(LoadedJobs, self._port.request(Call("jobs.load", "read", effect)))
+        except Exception as exc:  # as `JobStore`: the ids fail with the error, never the batch
+            return LoadedJobs({}, dict.fromkeys(ids, exc))
 
     def in_flight(
         self, index_name: str, *, status: str, created_before: int, budget: Budget | None = None
