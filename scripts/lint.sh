@@ -8,5 +8,6 @@ echo "== ruff"
 .venv/bin/ruff format --check reassembly_trigger tests shared-types scripts
 echo "== mypy --strict"
 .venv/bin/mypy reassembly_trigger
+.venv/bin/mypy --strict --explicit-package-bases tests/model
 echo "== state diagram"
 .venv/bin/reassembly-trigger diagram --check
