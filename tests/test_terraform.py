@@ -32,6 +32,7 @@ from reassembly_trigger.settings import (
     Settings,
     SettingsError,
 )
+from reassembly_trigger.timing import LAMBDA_MAX_TIMEOUT_SECONDS, MIN_FUNCTION_TIMEOUT_SECONDS
 
 from conftest import CONTRACT_EVENTS, CORE_FAIL_METRICS, CORE_SKIP_METRICS, Invoker
 
@@ -692,11 +693,11 @@ def test_mapping_and_function_settings_are_held_to_lambdas_limits(
 #: The smallest function timeout the code works at (issue 20): one job's load, count,
 #: lock, send and mark, each AWS call bounded by the time left, fit after the 0.25 s
 #: kept to answer Lambda and the 0.75 s floor of one bounded call.
-MIN_TIMEOUT_SECONDS = 2
+MIN_TIMEOUT_SECONDS = MIN_FUNCTION_TIMEOUT_SECONDS
 #: The timeout variables and their bounds: the code's minimum, Lambda's maximum.
 TIMEOUT_BOUNDS = {
-    "timeout_seconds": (MIN_TIMEOUT_SECONDS, 900),
-    "reconciler_timeout_seconds": (MIN_TIMEOUT_SECONDS, 900),
+    "timeout_seconds": (MIN_TIMEOUT_SECONDS, LAMBDA_MAX_TIMEOUT_SECONDS),
+    "reconciler_timeout_seconds": (MIN_TIMEOUT_SECONDS, LAMBDA_MAX_TIMEOUT_SECONDS),
 }
 #: A valid value for each variable the code requires; the probes vary one at a time.
 REQUIRED_SETTINGS = dict.fromkeys(REQUIRED_VARIABLES, "x")

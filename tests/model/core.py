@@ -4,10 +4,11 @@ Everything the model needs from `reassembly_trigger` goes through here: the
 gateways (fakes implementing the `JobReader`, `CompletionCounter`, `MessageSender`
 and `Clock` protocols; the real `ReassemblyLock` and `ReconcileCursorStore` on the
 in-memory table of `dynamo`), the settings, the invocation, and the three entry
-points (stream batch, `trigger_job`, reconciler run). When the core's timing changes
-(issue 20: the clock, invocation and budget move to one timing module, worst-case
-gates become time-aware calls), this is the module to adapt; see
-docs/protocol-model.md, "Adapting the model".
+points (stream batch, `trigger_job`, reconciler run). Every call the fakes make is
+bounded as the real clients bound it (`timing.attempt_read_timeout` on the budget of
+the block the actor's thread is in): refused below one attempt's floor. When the core
+changes shape, this is the module to adapt; see docs/protocol-model.md, "Adapting the
+model".
 """
 
 from __future__ import annotations
@@ -25,16 +26,8 @@ import structlog
 
 from reassembly_trigger.api import trigger_job
 from reassembly_trigger.batch import ReassemblyTrigger
-from reassembly_trigger.evaluation import (
-    LOCK_SECONDS,
-    STEP_SECONDS,
-    Gateways,
-    Invocation,
-    JobOutcome,
-)
+from reassembly_trigger.evaluation import Gateways, JobOutcome
 from reassembly_trigger.gateways import (
-    CLOCK_SKEW_SECONDS,
-    MAX_LEASE_SECONDS,
     Budget,
     CompletionCount,
     InFlightJob,
@@ -43,28 +36,52 @@ from reassembly_trigger.gateways import (
     ReconcileCursorStore,
 )
 from reassembly_trigger.machine import SkipReason
-from reassembly_trigger.reconcile import CHUNK_SECONDS, Reconciler
+from reassembly_trigger.reconcile import Reconciler
 from reassembly_trigger.settings import Settings
+from reassembly_trigger.timing import (
+    ANSWER_RESERVE_SECONDS,
+    CALL_FLOOR_SECONDS,
+    CLOCK_SKEW_SECONDS,
+    LAMBDA_MAX_TIMEOUT_SECONDS,
+    LOCK_STEP_SECONDS,
+    MIN_FUNCTION_TIMEOUT_SECONDS,
+    RECONCILE_CHUNK_SECONDS,
+    RECONCILE_CURSOR_SECONDS,
+    Invocation,
+    attempt_read_timeout,
+    current_budget,
+)
 from tests.model.calls import Call, Kind, Port
 from tests.model.world import LOCK_TABLE, SEQUENCE_BASE
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-#: What the deployed wiring (`runtime.build_gateways`) tells the Jobs and completions
-#: gateways each call needs before it may start.
-CALL_SECONDS = STEP_SECONDS
-#: Every time threshold the core decides by; the model's deadlines lie on both sides
-#: of each.
+#: Every time threshold the core decides by, as a time left before the deadline; the
+#: model's deadlines lie on both sides of each.
 THRESHOLDS: dict[str, float] = {
-    "STEP_SECONDS": STEP_SECONDS,
-    "LOCK_SECONDS": LOCK_SECONDS,
-    "CHUNK_SECONDS": CHUNK_SECONDS,
-    "MAX_LEASE_SECONDS": MAX_LEASE_SECONDS,
+    "one call (CALL_FLOOR_SECONDS + reserve)": CALL_FLOOR_SECONDS + ANSWER_RESERVE_SECONDS,
+    "the lock step (LOCK_STEP_SECONDS + reserve)": LOCK_STEP_SECONDS + ANSWER_RESERVE_SECONDS,
+    "a reconcile chunk (+ cursor + reserve)": RECONCILE_CHUNK_SECONDS
+    + RECONCILE_CURSOR_SECONDS
+    + ANSWER_RESERVE_SECONDS,
+    "MIN_FUNCTION_TIMEOUT_SECONDS": MIN_FUNCTION_TIMEOUT_SECONDS,
+    "LAMBDA_MAX_TIMEOUT_SECONDS": LAMBDA_MAX_TIMEOUT_SECONDS,
 }
 #: A lease counts as over only this long after its end.
 SKEW_SECONDS = CLOCK_SKEW_SECONDS
-MAX_LEASE = MAX_LEASE_SECONDS
+MAX_LEASE = LAMBDA_MAX_TIMEOUT_SECONDS
+
+
+def bounded(port: Port, call: Call) -> object:
+    """`call`, started only if one bounded attempt fits before the actor's deadline, as
+    the real clients start an attempt (`DeadlineReached` otherwise)."""
+    budget = current_budget()
+    if budget is not None:
+        attempt_read_timeout(budget, call.label)
+    return port.request(call)
+
+
 #: Reconciler leaves jobs younger than this to the stream (the deployed default).
 RECONCILE_MIN_AGE_SECONDS = 300
 JOBS_TABLE = "Jobs"
@@ -120,8 +137,8 @@ class ModelJobs:
 
         try:
             if budget is not None:
-                budget.ensure(f"read {JOBS_TABLE}", CALL_SECONDS)
-            return cast(LoadedJobs, self._port.request(Call("jobs.load", "read", effect)))
+                budget.ensure(f"read {JOBS_TABLE}")
+            return cast(LoadedJobs, bounded(self._port, Call("jobs.load", "read", effect)))
         except Exception as exc:  # as `JobStore`: the ids fail with the error, never the batch
             return LoadedJobs({}, dict.fromkeys(ids, exc))
 
@@ -129,7 +146,7 @@ class ModelJobs:
         self, index_name: str, *, status: str, created_before: int, budget: Budget | None = None
     ) -> list[InFlightJob]:
         if budget is not None:
-            budget.ensure(f"list {index_name}", CALL_SECONDS)
+            budget.ensure(f"list {index_name}")
 
         def effect() -> list[InFlightJob]:
             return [
@@ -138,7 +155,8 @@ class ModelJobs:
                 if job["status"] == status and job["created_at"] <= created_before
             ]
 
-        return cast(list[InFlightJob], self._port.request(Call("jobs.in_flight", "read", effect)))
+        call = Call("jobs.in_flight", "read", effect)
+        return cast(list[InFlightJob], bounded(self._port, call))
 
 
 def _decimal_item(job_id: str, job: dict[str, Any]) -> dict[str, Any]:
@@ -162,14 +180,14 @@ class ModelCompletions:
         self, job_id: str, total_segments: int, budget: Budget | None = None
     ) -> CompletionCount:
         if budget is not None:
-            budget.ensure("count completions", CALL_SECONDS)
+            budget.ensure("count completions")
 
         def effect() -> CompletionCount:
             indexes = self._port.world.completions.get(job_id, set())
             return CompletionCount(sum(1 for i in indexes if 0 <= i < total_segments), 1)
 
         call = Call("completions.count", "read", effect, job_id=job_id)
-        return cast(CompletionCount, self._port.request(call))
+        return cast(CompletionCount, bounded(self._port, call))
 
 
 class ModelQueue:
@@ -180,7 +198,7 @@ class ModelQueue:
 
     def send(self, job_id: str) -> str:
         call = Call("queue.send", "send", lambda: self._port.world.enqueue(job_id), job_id=job_id)
-        return cast(str, self._port.request(call))
+        return cast(str, bounded(self._port, call))
 
 
 class ModelLockClient:
@@ -202,7 +220,7 @@ class ModelLockClient:
                 self._port.world.holders.setdefault(holder["S"], self._port.name)
             return answer
 
-        return self._port.request(Call(label, kind, effect, job_id=job_id))
+        return bounded(self._port, Call(label, kind, effect, job_id=job_id))
 
     def put_item(self, **kwargs: Any) -> Any:
         return self._call("put_item", "write", kwargs["Item"]["job_id"]["S"], **kwargs)

@@ -14,11 +14,13 @@ from typing import Any
 
 from reassembly_trigger.errors import DeadlineReached
 from reassembly_trigger.evaluation import JobEvaluation
-from reassembly_trigger.gateways import MAX_LEASE_SECONDS, LockRecord, ReassemblyLock
+from reassembly_trigger.gateways import LockRecord, ReassemblyLock
 from reassembly_trigger.machine import SkipReason, Trigger
+from reassembly_trigger.timing import LAMBDA_MAX_TIMEOUT_SECONDS
 
-#: The worst case today's main reserves before it takes a lock: two DynamoDB calls of
-#: 18 s (3 attempts of 1 + 4 s, 3 s of backoff), one SQS call of 6 s, 1 s to answer.
+#: The worst case the code reserved before it took a lock until issue 20: two DynamoDB
+#: calls of 18 s (3 attempts of 1 + 4 s, 3 s of backoff), one SQS call of 6 s, 1 s to
+#: answer.
 WORST_CASE_LOCK_SECONDS = 2 * 18.0 + 6.0 + 1.0
 
 
@@ -36,7 +38,7 @@ def lease_outlives_deadline() -> contextlib.AbstractContextManager[None]:
     """Bug 1: the lease is the 900 s maximum, whatever the holder's deadline."""
 
     def lease(self: JobEvaluation) -> int:
-        return self._now() + MAX_LEASE_SECONDS
+        return self._now() + LAMBDA_MAX_TIMEOUT_SECONDS
 
     return _patched(JobEvaluation, "_lease", lease)
 
@@ -98,7 +100,7 @@ def stream_skips_held_job() -> contextlib.AbstractContextManager[None]:
 
 def budget_refuses_normal_case() -> contextlib.AbstractContextManager[None]:
     """Bug 5: taking a lock is refused unless its worst case fits (43 s), although its
-    normal case (three calls of milliseconds) fits. Today's main has this rule."""
+    normal case (three calls of milliseconds) fits: the rule before issue 20."""
     original = JobEvaluation._take_lock
 
     def take_lock(self: JobEvaluation) -> bool:

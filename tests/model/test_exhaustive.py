@@ -15,12 +15,13 @@ from tests.model.core import THRESHOLDS, model_process
 from tests.model.properties import LIVENESS
 from tests.model.scheduler import ActorSpec, Explorer, Report, Scenario
 
-#: Stream timeouts on both sides of STEP_SECONDS (19 s) and LOCK_SECONDS (43 s).
-STREAM_TIMEOUTS = (10.0, 30.0, 60.0)
-#: Reconciler timeouts on both sides of CHUNK_SECONDS (81 s).
-RECONCILER_TIMEOUTS = (60.0, 300.0)
-#: trigger_job timeouts below LOCK_SECONDS and above MAX_LEASE_SECONDS (900 s).
-TRIGGER_JOB_TIMEOUTS = (30.0, 1000.0)
+#: Stream time left below one bounded call (0.75 s with the reserve), between it and
+#: the lock step (0.95 s), and the replaced Lambda's 30 s.
+STREAM_TIMEOUTS = (0.6, 0.9, 30.0)
+#: Reconciler timeouts below a chunk with its cursor (1.45 s) and the deployed 300 s.
+RECONCILER_TIMEOUTS = (1.2, 300.0)
+#: trigger_job at its 2 s minimum and above Lambda's 900 s maximum (capped).
+TRIGGER_JOB_TIMEOUTS = (2.0, 1000.0)
 
 
 @pytest.fixture(autouse=True)
@@ -73,8 +74,8 @@ def test_two_deliveries_keep_every_property_in_every_interleaving() -> None:
         "two deliveries",
         jobs=(worlds.READY,),
         actors=(
-            worlds.stream("stream-1", 30.0, 60.0),
-            worlds.stream("stream-2", 30.0, 60.0, segment=1, number=2),
+            worlds.stream("stream-1", 0.9, 30.0),
+            worlds.stream("stream-2", 0.9, 30.0, segment=1, number=2),
         ),
         crashes=1,
         lost_answers=1,
@@ -101,13 +102,9 @@ def test_a_delivery_and_trigger_job_keep_every_property_in_every_interleaving() 
     assert_holds(explored(world))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 20: at 30 s no entry point may take a lock (LOCK_SECONDS = 43 s) and the "
-    "reconciler examines nothing (CHUNK_SECONDS = 81 s)",
-)
 def test_every_complete_job_is_triggered_at_the_replaced_lambdas_30_s_timeout() -> None:
-    """The contract's 30 s timeout on every entry point: liveness must hold."""
+    """The contract's 30 s timeout on every entry point: liveness holds (it did not
+    before issue 20: 43 s were needed to take a lock, 81 s per reconcile chunk)."""
     report = explored(worlds.SHORT_TIMEOUT_WORLD)
     violation = report.first(LIVENESS)
     if violation is not None:

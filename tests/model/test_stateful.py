@@ -23,9 +23,10 @@ from tests.model.core import model_process
 from tests.model.properties import liveness, safety
 from tests.model.scheduler import ActorSpec, Explorer, JobSpec, Node, Scenario, Violation
 
-STREAM_TIMEOUTS = (1.0, 3.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
-TRIGGER_JOB_TIMEOUTS = (1.0, 5.0, 30.0, 60.0, 1000.0)
-RECONCILER_TIMEOUTS = (30.0, 60.0, 120.0, 300.0, 900.0)
+STREAM_TIMEOUTS = (0.6, 0.9, 1.0, 2.0, 3.0, 10.0, 30.0, 60.0, 300.0, 900.0)
+#: trigger_job refuses less than 2 s (ValueError, before any call).
+TRIGGER_JOB_TIMEOUTS = (2.0, 5.0, 30.0, 60.0, 1000.0)
+RECONCILER_TIMEOUTS = (1.2, 2.0, 3.0, 30.0, 60.0, 300.0, 900.0)
 
 
 def large_world(*, legacy: bool, crashes: int, lost: int, errors: int) -> Scenario:
