@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from reassembly_trigger.api import trigger_job, trigger_jobs
-    from reassembly_trigger.evaluation import JobOutcome
+    from reassembly_trigger.outcome import JobOutcome
 
 __all__ = ["JobOutcome", "__version__", "trigger_job", "trigger_jobs"]
 
@@ -30,7 +30,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "JobOutcome":
-        from reassembly_trigger.evaluation import JobOutcome
+        from reassembly_trigger.outcome import JobOutcome
 
         return JobOutcome
     raise AttributeError(f"module 'reassembly_trigger' has no attribute {name!r}")

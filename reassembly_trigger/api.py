@@ -29,26 +29,14 @@ import time
 from collections.abc import Sequence
 
 from reassembly_trigger.batch import BatchResult, ReassemblyTrigger
-from reassembly_trigger.evaluation import JobOutcome
+from reassembly_trigger.outcome import JobOutcome
 from reassembly_trigger.records import JobRequest, ParsedBatch, is_job_id
-from reassembly_trigger.runtime import PerProcess, build_trigger
+from reassembly_trigger.runtime import process_trigger
 from reassembly_trigger.timing import MIN_FUNCTION_TIMEOUT_SECONDS, Invocation
 
 #: A caller's default deadline: the lease it takes when it locks a job, and how long the
 #: call may take at most (waiting for another holder included).
 DEFAULT_TIMEOUT_SECONDS = 60.0
-
-_trigger: PerProcess[ReassemblyTrigger] = PerProcess(build_trigger)
-
-
-def process_trigger() -> ReassemblyTrigger:
-    """The process's trigger, built from the environment on first use (then reused)."""
-    return _trigger.get()
-
-
-def reset_process_trigger() -> None:
-    """Forget the process's trigger (tests change the environment between cases)."""
-    _trigger.reset()
 
 
 def trigger_jobs(

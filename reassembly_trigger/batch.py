@@ -17,13 +17,11 @@ from typing import Any, TypedDict
 
 import structlog
 
-from reassembly_trigger.evaluation import (
-    Gateways,
-    JobEvaluation,
-    JobLookup,
-    JobOutcome,
-)
-from reassembly_trigger.gateways import Item, LoadedJobs, LockRecord
+from reassembly_trigger.evaluation import Gateways, JobEvaluation, JobLookup
+from reassembly_trigger.items import InvalidJob, JobItem
+from reassembly_trigger.lock import LockRecord
+from reassembly_trigger.outcome import JobOutcome
+from reassembly_trigger.ports import LoadedJobs
 from reassembly_trigger.records import JobRequest, ParsedBatch, parse_batch
 from reassembly_trigger.settings import Settings
 from reassembly_trigger.timing import Invocation, InvocationBudget, calls_within
@@ -74,10 +72,10 @@ class BatchResult:
 
 def job_lookup(loaded: LoadedJobs) -> JobLookup:
     """A lookup over loaded Jobs that raises, for a job whose read failed, why it failed."""
-    items: Mapping[str, Item | None] = loaded.items
+    items: Mapping[str, JobItem | InvalidJob | None] = loaded.items
     unavailable: Mapping[str, Exception] = loaded.unavailable
 
-    def lookup(job_id: str) -> Item | None:
+    def lookup(job_id: str) -> JobItem | InvalidJob | None:
         error = unavailable.get(job_id)
         if error is not None:
             # Each job whose read failed fails with that error, and is retried.

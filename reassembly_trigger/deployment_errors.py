@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from reassembly_trigger.errors import ReassemblyTriggerError
-from reassembly_trigger.evaluation import JobOutcome
 from reassembly_trigger.machine import FailReason
+from reassembly_trigger.outcome import JobOutcome
 from reassembly_trigger.settings import Settings
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from reassembly_trigger.gateways import LockRecord
+    from reassembly_trigger.lock import LockRecord
 
 
 class ReassemblyTriggerError(Exception):

@@ -25,38 +25,35 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 from transitions import EventData, Machine
 
-from reassembly_trigger.errors import (
-    DeadlineReached,
-    JobsUnavailable,
-    LockAlreadyHeld,
-    LockChanged,
-)
-from reassembly_trigger.gateways import (
-    CompletionCounter,
-    Item,
-    JobReader,
-    LockRecord,
-    LockStore,
-    MessageSender,
-    Uniform,
-    shown,
-    whole_number,
-)
+from reassembly_trigger.errors import LockAlreadyHeld, LockChanged
+from reassembly_trigger.items import CHUNKING_COMPLETE, InvalidJob, JobItem
+from reassembly_trigger.lock import LockRecord
 from reassembly_trigger.machine import (
     INITIAL_STATE,
     STATES,
     TRANSITIONS,
     FailReason,
-    Reason,
     SkipReason,
     State,
     Transition,
     Trigger,
 )
-from reassembly_trigger.records import JobRequest, lowest_sequence_number
+from reassembly_trigger.outcome import (
+    JobOutcome,
+    describe_aws_error,
+    failure,
+    logged_sequence_numbers,
+)
+from reassembly_trigger.ports import (
+    CompletionCounter,
+    JobReader,
+    LockStore,
+    MessageSender,
+    Uniform,
+)
+from reassembly_trigger.records import JobRequest
 from reassembly_trigger.timing import (
     CALL_FLOOR_SECONDS,
     CLOCK_SKEW_SECONDS,
@@ -70,12 +67,8 @@ from reassembly_trigger.timing import (
     calls_within,
 )
 
-#: Errors that mean "AWS did not do it": the job fails and is retried.
-AWS_ERRORS = (ClientError, BotoCoreError, JobsUnavailable)
 #: Take-overs that lose their race before the evaluation defers to a later one.
 MAX_TAKE_OVER_ATTEMPTS = 5
-#: The largest `total_segments` believed (segments are ~5 minutes: about a year of video).
-MAX_TOTAL_SEGMENTS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,49 +86,8 @@ class Gateways:
     uniform: Uniform = random.uniform
 
 
-@dataclass(frozen=True, slots=True)
-class JobOutcome:
-    """How one job's evaluation ended, with the path it took."""
-
-    job_id: str
-    state: State
-    reason: Reason | None
-    sequence_numbers: tuple[str, ...]
-    history: tuple[Transition, ...] = ()
-    completions: int | None = None
-    total_segments: int | None = None
-    message_id: str | None = None
-    #: The last lock this evaluation saw (None: none seen, or none read).
-    lock: LockRecord | None = None
-    #: The Job item as read (None: none read, or no such job).
-    item: Item | None = None
-
-    @property
-    def failed(self) -> bool:
-        """Whether the job's records must be retried."""
-        return self.state is State.FAILED
-
-    @property
-    def details(self) -> dict[str, Any]:
-        """The facts that explain the final transition (its reason excluded)."""
-        if not self.history:
-            return {}
-        return {k: v for k, v in self.history[-1].details.items() if k != "reason"}
-
-    @property
-    def lowest_sequence_number(self) -> str | None:
-        """Where Lambda resumes when this job failed (None: not from a stream)."""
-        return lowest_sequence_number(self.sequence_numbers) if self.sequence_numbers else None
-
-    @property
-    def path(self) -> tuple[State, ...]:
-        """The states the evaluation went through, the initial one first."""
-        if not self.history:
-            return (INITIAL_STATE,)
-        return (self.history[0].source, *(step.dest for step in self.history))
-
-
-JobLookup = Callable[[str], Item | None]
+#: A job's Job, decoded (None: no such job); raises the error its read failed with.
+JobLookup = Callable[[str], JobItem | InvalidJob | None]
 
 
 @functools.cache
@@ -160,6 +112,15 @@ def job_machine() -> Machine:
     )
 
 
+class HolderStopped(Exception):
+    """An error between the lock and the mark, after the lock was let go."""
+
+    def __init__(self, cause: Exception, lease_released: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.lease_released = lease_released
+
+
 class JobEvaluation:
     """Moves one job through the machine, recording and logging every transition."""
 
@@ -180,7 +141,7 @@ class JobEvaluation:
         self._gw = gateways
         self._invocation = invocation
         self._budget = InvocationBudget(invocation, gateways.clock)
-        self._lease_wait_seconds = max(0.0, lease_wait_seconds)
+        self._lease_wait_seconds = lease_wait_seconds
         self._known_lock = known_lock
         # Unique per evaluation: the lock's holder, so a release or mark can only
         # ever touch a lock this evaluation took.
@@ -190,8 +151,7 @@ class JobEvaluation:
         self.message_id: str | None = None
         self.lock: LockRecord | None = known_lock
         self.history: list[Transition] = []
-        self._item: Item | None = None
-        self._lease_released: bool | None = None
+        self._job: JobItem | InvalidJob | None = None
         self._log = structlog.get_logger("reassembly_trigger").bind(
             job_id=request.job_id,
             aws_request_id=invocation.aws_request_id,
@@ -204,27 +164,25 @@ class JobEvaluation:
     def run(self, lookup: JobLookup) -> JobOutcome:
         """Evaluate the job to a final state and say how it ended.
 
+        Every error ends in one place: `failure` names its reason, and a lock this
+        evaluation held was released on the way (`lease_released` says whether).
         An exception that is not an `Exception` (Ctrl-C, a test's simulated crash)
-        propagates, after any lock this evaluation held was released.
+        propagates, after that release.
         """
         try:
             with calls_within(self._budget):
                 self._evaluate(lookup)
-        except DeadlineReached as exc:
-            self._fire(Trigger.FAIL, reason=FailReason.DEADLINE, error=str(exc))
-        except LockChanged as exc:
-            self._fire(Trigger.FAIL, reason=FailReason.LOCK_LOST, error=str(exc))
-        except AWS_ERRORS as exc:
-            self._fire(Trigger.FAIL, reason=FailReason.AWS_ERROR, **describe_aws_error(exc))
+        except HolderStopped as stopped:
+            self._fail(stopped.cause, lease_released=stopped.lease_released)
         except Exception as exc:  # never swallowed: the job is retried
-            self._fire(
-                Trigger.FAIL,
-                reason=FailReason.UNEXPECTED_ERROR,
-                error_type=type(exc).__name__,
-                error=str(exc),
-            )
-            self._log.exception("evaluation_error")
+            self._fail(exc)
         return self.outcome()
+
+    def _fail(self, exc: Exception, **details: Any) -> None:
+        reason, facts = failure(exc)
+        self._fire(Trigger.FAIL, reason=reason, **facts, **details)
+        if reason is FailReason.UNEXPECTED_ERROR:
+            self._log.error("evaluation_error", exc_info=exc)
 
     def _evaluate(self, lookup: JobLookup) -> None:
         known = self._known_lock
@@ -246,43 +204,31 @@ class JobEvaluation:
             return
         try:
             self._send_and_mark()
-        except BaseException:
-            # Whatever stops us between the lock and the mark (an error, Ctrl-C, a
-            # crash the runtime lets us see): let go, so nobody waits for our lease.
-            self._lease_released = self._release()
+        except Exception as exc:
+            # Whatever stops us between the lock and the mark: let go, so nobody
+            # waits for our lease (it would end with the invocation anyway).
+            raise HolderStopped(exc, self._release()) from exc
+        except BaseException:  # Ctrl-C, a crash the runtime lets us see
+            self._release()
             raise
 
-    def _load(self, item: Item | None) -> int | None:
-        """Decide from `status` and `total_segments` only; skip with the reason otherwise."""
-        if item is None:
-            self._fire(Trigger.SKIP, reason=SkipReason.JOB_NOT_FOUND)
-            return None
-        self._item = item
-        status = item.get("status")
-        if not isinstance(status, str):
-            self._fire(
-                Trigger.SKIP, reason=SkipReason.JOB_INVALID, field="status", value=shown(status)
-            )
-            return None
-        if status != "chunking_complete":
-            self._fire(Trigger.SKIP, reason=SkipReason.NOT_CHUNKING_COMPLETE, status=status)
-            return None
-        raw_total = item.get("total_segments")
-        if raw_total is None:
-            self._fire(Trigger.SKIP, reason=SkipReason.TOTAL_SEGMENTS_MISSING, status=status)
-            return None
-        total = whole_number(raw_total)
-        if total is None or not 1 <= total <= MAX_TOTAL_SEGMENTS:
-            self._fire(
-                Trigger.SKIP,
-                reason=SkipReason.JOB_INVALID,
-                field="total_segments",
-                value=shown(raw_total),
-            )
-            return None
-        self.total_segments = total
-        self._fire(Trigger.LOAD, status=status)
-        return total
+    def _load(self, job: JobItem | InvalidJob | None) -> int | None:
+        """Decide from the decoded Job; skip with the reason unless it may be triggered."""
+        self._job = job
+        match job:
+            case None:
+                self._fire(Trigger.SKIP, reason=SkipReason.JOB_NOT_FOUND)
+            case InvalidJob(field=field, value=value):
+                self._fire(Trigger.SKIP, reason=SkipReason.JOB_INVALID, field=field, value=value)
+            case JobItem(status=status) if status != CHUNKING_COMPLETE:
+                self._fire(Trigger.SKIP, reason=SkipReason.NOT_CHUNKING_COMPLETE, status=status)
+            case JobItem(status=status, total_segments=None):
+                self._fire(Trigger.SKIP, reason=SkipReason.TOTAL_SEGMENTS_MISSING, status=status)
+            case JobItem(status=status, total_segments=int(total)):
+                self.total_segments = total
+                self._fire(Trigger.LOAD, status=status)
+                return total
+        return None
 
     def _take_lock(self) -> bool:
         """Hold the lock (created or taken over), or end in a skip; True when held."""
@@ -430,11 +376,10 @@ class JobEvaluation:
 
     def _is_own(self, seen: LockRecord | None) -> TypeGuard[LockRecord]:
         """An unfinished lock whose holder is this very evaluation (holders are unique)."""
-        return seen is not None and seen.holder == self._holder and not seen.finished
+        return seen is not None and seen.held_by(self._holder)
 
     def _lease_over(self, seen: LockRecord) -> bool:
-        now = self._gw.clock.now()
-        return now >= seen.lease_end(self._gw.lock_lease_seconds, now) + CLOCK_SKEW_SECONDS
+        return seen.lease_over(self._gw.lock_lease_seconds, self._gw.clock.now())
 
     def _fire(self, trigger: Trigger, **details: Any) -> None:
         job_machine().events[trigger.value].trigger(self, **details)
@@ -442,14 +387,12 @@ class JobEvaluation:
     def _record_transition(self, event: EventData) -> None:
         """The one place transitions are recorded and logged (`after_state_change`)."""
         details = {k: v for k, v in event.kwargs.items() if v is not None}
-        if self.state == State.FAILED and self._lease_released is not None:
-            details["lease_released"] = self._lease_released
-        transition = event.transition
         known = {"completions": self.completions, "total_segments": self.total_segments}
+        assert event.transition is not None  # after_state_change: always a transition
         step = Transition(
-            source=State(transition.source if transition else self.state),
+            source=State(event.transition.source),
             dest=State(self.state),
-            trigger=Trigger(event.event.name if event.event else Trigger.FAIL),
+            trigger=Trigger(event.event.name),
             details=details,
             counts={k: v for k, v in known.items() if v is not None},
         )
@@ -473,33 +416,5 @@ class JobEvaluation:
             total_segments=self.total_segments,
             message_id=self.message_id,
             lock=self.lock,
-            item=self._item,
+            item=self._job.item if self._job is not None else None,
         )
-
-
-#: Sequence numbers listed in full on each transition event; beyond this (a batch of
-#: up to 10,000 records of one job) the events would near CloudWatch's 256 KB limit.
-LOGGED_SEQUENCE_NUMBERS = 50
-
-
-def logged_sequence_numbers(sequence_numbers: tuple[str, ...]) -> dict[str, Any]:
-    """The job's sequence numbers as logged: all of them, or the first ones and a count."""
-    if len(sequence_numbers) <= LOGGED_SEQUENCE_NUMBERS:
-        return {"sequence_numbers": list(sequence_numbers)}
-    return {
-        "sequence_numbers": list(sequence_numbers[:LOGGED_SEQUENCE_NUMBERS]),
-        "sequence_number_count": len(sequence_numbers),
-        "lowest_sequence_number": lowest_sequence_number(sequence_numbers),
-    }
-
-
-def describe_aws_error(exc: BaseException) -> dict[str, Any]:
-    """Log fields for an AWS error."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return {
-            "error_code": error.get("Code", "Unknown"),
-            "error": error.get("Message") or str(exc),
-            "operation": exc.operation_name,
-        }
-    return {"error_code": type(exc).__name__, "error": str(exc)}

@@ -5,24 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from reassembly_trigger.batch import BatchResult, PartialBatchResponse, ReassemblyTrigger
+from reassembly_trigger.batch import BatchResult, PartialBatchResponse
 from reassembly_trigger.deployment_errors import raise_if_misconfigured
 from reassembly_trigger.metrics import emit_invocation_metrics
-from reassembly_trigger.runtime import PerProcess, build_trigger
+from reassembly_trigger.runtime import process_trigger
 from reassembly_trigger.timing import Invocation, SystemClock
-
-#: The container's trigger: settings, clients and logging set up on first use.
-_trigger: PerProcess[ReassemblyTrigger] = PerProcess(build_trigger)
-
-
-def container_trigger() -> ReassemblyTrigger:
-    """The container's trigger: settings, clients and logging set up on first use."""
-    return _trigger.get()
-
-
-def reset_container() -> None:
-    """Forget the container's trigger (tests change the environment between cases)."""
-    _trigger.reset()
 
 
 def handle_event(event: Any, context: Any) -> BatchResult:
@@ -31,7 +18,7 @@ def handle_event(event: Any, context: Any) -> BatchResult:
     Local tools (the poller, the simulations, the benchmark) call this to read the
     outcomes as data; Lambda calls `lambda_handler`, which answers with the response.
     """
-    trigger = container_trigger()
+    trigger = process_trigger()
     invocation = Invocation.from_lambda_context(context, SystemClock())
     started = time.perf_counter()
     result = trigger.handle(event, invocation)
@@ -48,5 +35,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
     mapping without ReportBatchItemFailures would drop its per-job failure.
     """
     result = handle_event(event, context)
-    raise_if_misconfigured(result.outcomes, container_trigger().settings)
+    raise_if_misconfigured(result.outcomes, process_trigger().settings)
     return result.response()

@@ -123,13 +123,6 @@ class FailReason(StrEnum):
 
 Reason = SkipReason | FailReason
 
-#: Skip reasons after which nothing more is owed for the job: no later evaluation
-#: will change its fate unless the Job or its completions change (which names it
-#: again on the stream, and the reconciler re-reads it anyway).
-FINAL_SKIP_REASONS = frozenset(
-    {SkipReason.ALREADY_TRIGGERED, SkipReason.REASSEMBLY_STARTED, SkipReason.JOB_NOT_FOUND}
-)
-
 
 @dataclass(frozen=True, slots=True)
 class ReasonSpec:

@@ -38,21 +38,13 @@ import structlog
 
 from reassembly_trigger.batch import ReassemblyTrigger, outcome_counts
 from reassembly_trigger.errors import DeadlineReached
-from reassembly_trigger.evaluation import (
-    AWS_ERRORS,
-    JobOutcome,
-    describe_aws_error,
-)
-from reassembly_trigger.gateways import (
-    BATCH_GET_LIMIT,
-    InFlightJob,
-    LockRecord,
-    ReconcileCursor,
-    ReconcileCursorStore,
-)
+from reassembly_trigger.gateways import BATCH_GET_LIMIT, ReconcileCursorStore
+from reassembly_trigger.lock import LockRecord
 from reassembly_trigger.machine import FailReason, SkipReason, State
+from reassembly_trigger.outcome import AWS_ERRORS, JobOutcome, describe_aws_error
+from reassembly_trigger.ports import InFlightJob, ReconcileCursor
 from reassembly_trigger.records import JobRequest, is_job_id
-from reassembly_trigger.runtime import PerProcess, build_trigger
+from reassembly_trigger.runtime import process_trigger
 from reassembly_trigger.settings import Settings
 from reassembly_trigger.timing import (
     RECONCILE_CHUNK_SECONDS,
@@ -393,25 +385,12 @@ def build_reconciler(trigger: ReassemblyTrigger) -> Reconciler:
     )
 
 
-_reconciler: PerProcess[Reconciler] = PerProcess(lambda: build_reconciler(build_trigger()))
-
-
-def container_reconciler() -> Reconciler:
-    """The container's reconciler, set up on first use."""
-    return _reconciler.get()
-
-
-def reset_container() -> None:
-    """Forget the container's reconciler (tests change the environment between cases)."""
-    _reconciler.reset()
-
-
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Reconcile every job in flight (or those `event["job_ids"]` names); return the summary."""
     from reassembly_trigger.deployment_errors import raise_if_misconfigured
     from reassembly_trigger.metrics import emit_reconcile_metrics
 
-    reconciler = container_reconciler()
+    reconciler = build_reconciler(process_trigger())
     invocation = Invocation.from_lambda_context(context, SystemClock())
     result = reconciler.run(event, invocation)
     emit_reconcile_metrics(result, reconciler.settings.metrics_namespace, context)

@@ -17,16 +17,16 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from reassembly_trigger.batch import ReassemblyTrigger
-from reassembly_trigger.clients import AwsClients, aws_clients
+from reassembly_trigger.clients import AwsClients, aws_clients, reset_clients
 from reassembly_trigger.evaluation import Gateways
 from reassembly_trigger.gateways import (
     JobStore,
     ReassemblyLock,
     ReassemblyQueue,
     SegmentCompletions,
-    Uniform,
 )
 from reassembly_trigger.logs import Renderer, configure_logging
+from reassembly_trigger.ports import Uniform
 from reassembly_trigger.settings import Settings
 from reassembly_trigger.timing import Clock, SystemClock
 
@@ -101,9 +101,8 @@ T = TypeVar("T")
 class PerProcess(Generic[T]):
     """One `T` per process (a Lambda container, a worker), built on first use.
 
-    The handler, the reconciler and the API each keep their object in one of these:
-    nothing is created at import time (cold start, and tests that change the
-    environment call `reset`).
+    Nothing is created at import time (the cold start, and a SnapStart snapshot, hold
+    no trigger, client or connection); tests that change the environment `reset` it.
     """
 
     def __init__(self, build: Callable[[], T]) -> None:
@@ -127,3 +126,19 @@ class PerProcess(Generic[T]):
         """Forget it: the next `get` builds a new one."""
         with self._lock:
             self._value = None
+
+
+#: The process's trigger, shared by every entry point it runs: the stream handler, the
+#: reconciler and `trigger_job` (a Lambda container runs one of them; a worker, the API).
+PROCESS_TRIGGER: PerProcess[ReassemblyTrigger] = PerProcess(build_trigger)
+
+
+def process_trigger() -> ReassemblyTrigger:
+    """The process's trigger: settings, clients and logging set up on first use."""
+    return PROCESS_TRIGGER.get()
+
+
+def reset_process() -> None:
+    """Forget the process's trigger and clients, as a new container would (tests)."""
+    PROCESS_TRIGGER.reset()
+    reset_clients()

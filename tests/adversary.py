@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import structlog
 
-from reassembly_trigger import handler
+from reassembly_trigger import handler, runtime
 from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.clients import AwsClients
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
@@ -221,7 +221,7 @@ def adversary(
     )
     trigger = build_trigger(settings, clients=arena.clients, clock=arena.clock, renderer=None)
     # The container's trigger and clock, as `lambda_handler` finds them.
-    monkeypatch.setattr(handler, "_trigger", PerProcess(lambda: trigger))
+    monkeypatch.setattr(runtime, "PROCESS_TRIGGER", PerProcess(lambda: trigger))
     monkeypatch.setattr(handler, "SystemClock", lambda: arena.clock)
     pipeline = Pipeline(arena.aws, arena.resources)
     worker = MediaWorker(arena.aws, arena.resources, arena.clock)

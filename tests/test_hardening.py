@@ -12,25 +12,23 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reassembly_trigger.evaluation import MAX_TOTAL_SEGMENTS, JobOutcome
-from reassembly_trigger.gateways import (
-    UNPROCESSED_KEYS_ROUNDS,
-    ReassemblyLock,
-    SegmentCompletions,
-    deserialize_item,
-)
+from reassembly_trigger.gateways import UNPROCESSED_KEYS_ROUNDS, ReassemblyLock
+from reassembly_trigger.items import MAX_TOTAL_SEGMENTS, deserialize_item
 from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
 from reassembly_trigger.local.kit.items import completion_item, job_item
 from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.local.kit.triggers import faulty_clients
 from reassembly_trigger.local.ops.doctor import Doctor
+from reassembly_trigger.local.ops.resend import segment_indexes
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.machine import State
+from reassembly_trigger.outcome import JobOutcome
 from reassembly_trigger.reconcile import warn_about_item_models
 from reassembly_trigger.records import MAX_JOB_ID_BYTES
 from reassembly_trigger.timing import (
@@ -394,7 +392,7 @@ def _doctor(adv: Adversary) -> Doctor:
     return Doctor(
         adv.trigger,
         lambda _job_id: None,
-        completions=SegmentCompletions(dynamodb, names.segment_completions_table),
+        indexes=partial(segment_indexes, dynamodb, names.segment_completions_table),
         lock=ReassemblyLock(dynamodb, names.reassembly_triggered_table),
     )
 

@@ -26,11 +26,11 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from reassembly_trigger.evaluation import MAX_TOTAL_SEGMENTS
-from reassembly_trigger.gateways import DECISIVE_LOCK_ATTRIBUTES
+from reassembly_trigger.items import MAX_TOTAL_SEGMENTS
 from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
 from reassembly_trigger.local.kit.items import completion_item
 from reassembly_trigger.local.kit.records import StreamRecords, stream_arn
+from reassembly_trigger.lock import DECISIVE_LOCK_ATTRIBUTES
 
 from adversary import Adversary, Arena, adversary
 

@@ -18,6 +18,7 @@ from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultR
 from reassembly_trigger.local.aws.stack import Resources
 from reassembly_trigger.local.kit.contexts import LocalLambdaContext
 from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.runtime import process_trigger
 from reassembly_trigger.timing import Invocation
 
 from conftest import Pipeline, simulated_trigger
@@ -301,7 +302,9 @@ def test_a_run_that_cannot_list_the_jobs_reports_it_and_fails_the_invocation(
     line written, then the handler raises so the function's Errors alarm sees it."""
     monkeypatch.setenv("JOBS_STATUS_INDEX_NAME", "no-such-index")
 
-    result = reconcile.container_reconciler().run({}, Invocation("r", time.time() + 300))
+    result = reconcile.build_reconciler(process_trigger()).run(
+        {}, Invocation("r", time.time() + 300)
+    )
     assert result.error is not None
     assert result.as_json()["error"]["error_code"] in (
         "ValidationException",

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import structlog
 
-from reassembly_trigger.evaluation import JobOutcome
 from reassembly_trigger.local.cli import main
 from reassembly_trigger.local.commands import simulate as simulate_command
 from reassembly_trigger.local.simulation.outcome_counts import OutcomeCounts
@@ -31,6 +30,7 @@ from reassembly_trigger.local.streams.poller import (
 )
 from reassembly_trigger.logs import configure_logging
 from reassembly_trigger.machine import FailReason, SkipReason, State
+from reassembly_trigger.outcome import JobOutcome
 
 SUMMARY_KEYS = {
     "jobs",

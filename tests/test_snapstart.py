@@ -68,22 +68,20 @@ def test_outside_lambda_there_is_no_hook_registry_and_nothing_fails(
     "entry_point", ["reassembly_trigger.handler", "reassembly_trigger.reconcile"]
 )
 def test_importing_an_entry_point_creates_nothing_per_process(entry_point: str) -> None:
-    """Init (the import a snapshot captures) builds no trigger, no reconciler and no
-    client (so no pool and no connection): all of it is created on the first
-    invocation, after any restore."""
+    """Init (the import a snapshot captures) builds no trigger and no client (so no
+    pool and no connection): all of it is created on the first invocation, after any
+    restore."""
     probe = f"""
 import json
 import {entry_point}
-from reassembly_trigger import clients, handler, reconcile
+from reassembly_trigger import clients, runtime
 print(json.dumps({{
-    "trigger": handler._trigger.built,
-    "reconciler": reconcile._reconciler.built,
+    "trigger": runtime.PROCESS_TRIGGER.built,
     "clients": len(clients._cache),
 }}))
 """
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == {
         "trigger": False,
-        "reconciler": False,
         "clients": 0,
     }

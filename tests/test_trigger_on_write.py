@@ -16,6 +16,7 @@ from reassembly_trigger import api, trigger_job
 from reassembly_trigger.local.aws.faults import FaultKind, FaultRule, SimulatedCrash
 from reassembly_trigger.local.aws.stack import Resources
 from reassembly_trigger.machine import SkipReason, State
+from reassembly_trigger.runtime import reset_process
 from reassembly_trigger.timing import Invocation
 
 from conftest import Pipeline, simulated_trigger
@@ -24,9 +25,9 @@ from conftest import Pipeline, simulated_trigger
 @pytest.fixture(autouse=True)
 def _fresh_process_trigger(lambda_env: dict[str, str]) -> Iterator[None]:
     """The API builds its trigger from this test's environment."""
-    api.reset_process_trigger()
+    reset_process()
     yield
-    api.reset_process_trigger()
+    reset_process()
 
 
 def test_the_worker_that_records_the_last_segment_sends_the_message(pipeline: Pipeline) -> None:

@@ -26,16 +26,12 @@ import structlog
 
 from reassembly_trigger.api import trigger_job
 from reassembly_trigger.batch import ReassemblyTrigger
-from reassembly_trigger.evaluation import Gateways, JobOutcome
-from reassembly_trigger.gateways import (
-    Budget,
-    CompletionCount,
-    InFlightJob,
-    LoadedJobs,
-    ReassemblyLock,
-    ReconcileCursorStore,
-)
+from reassembly_trigger.evaluation import Gateways
+from reassembly_trigger.gateways import ReassemblyLock, ReconcileCursorStore
+from reassembly_trigger.items import decode_job
 from reassembly_trigger.machine import SkipReason
+from reassembly_trigger.outcome import JobOutcome
+from reassembly_trigger.ports import Budget, CompletionCount, InFlightJob, LoadedJobs
 from reassembly_trigger.reconcile import Reconciler
 from reassembly_trigger.settings import Settings
 from reassembly_trigger.timing import (
@@ -133,7 +129,9 @@ class ModelJobs:
 
         def effect() -> LoadedJobs:
             jobs = self._port.world.jobs
-            return LoadedJobs({j: _decimal_item(j, jobs[j]) if j in jobs else None for j in ids})
+            return LoadedJobs(
+                {j: decode_job(_decimal_item(j, jobs[j])) if j in jobs else None for j in ids}
+            )
 
         try:
             if budget is not None:

@@ -29,12 +29,9 @@ from typing import Literal, cast
 
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from reassembly_trigger.gateways import (
-    RECONCILE_CURSOR_KEY,
-    CompletionCount,
-    LoadedJobs,
-    LockRecord,
-)
+from reassembly_trigger.gateways import RECONCILE_CURSOR_KEY
+from reassembly_trigger.lock import LockRecord
+from reassembly_trigger.ports import CompletionCount, LoadedJobs
 from tests.model import core
 from tests.model.calls import Call, Crash
 from tests.model.properties import (
@@ -798,7 +795,7 @@ def _answer_words(answer: tuple[str, object]) -> str:
         return type(exc).__name__
     if isinstance(value, LoadedJobs):
         return ", ".join(
-            f"{j}: {i['status'] if i else 'none'}" for j, i in sorted(value.items.items())
+            f"{j}: {i.item['status'] if i else 'none'}" for j, i in sorted(value.items.items())
         )
     if isinstance(value, CompletionCount):
         return f"{value.count} completions"

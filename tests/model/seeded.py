@@ -14,7 +14,8 @@ from typing import Any
 
 from reassembly_trigger.errors import DeadlineReached
 from reassembly_trigger.evaluation import JobEvaluation
-from reassembly_trigger.gateways import LockRecord, ReassemblyLock
+from reassembly_trigger.gateways import ReassemblyLock
+from reassembly_trigger.lock import LockRecord
 from reassembly_trigger.machine import SkipReason, Trigger
 from reassembly_trigger.timing import LAMBDA_MAX_TIMEOUT_SECONDS
 
@@ -49,7 +50,7 @@ def take_over_unconditioned() -> contextlib.AbstractContextManager[None]:
     def take_over(
         self: ReassemblyLock, seen: LockRecord, holder: str, now: int, lease_expires_at: int
     ) -> None:
-        self._conditional_update(
+        self.conditional_update(
             seen.job_id,
             update="SET #holder = :holder, #lease = :lease, #taken = :now, #takeovers = :takeovers",
             condition="attribute_exists(job_id)",

@@ -19,20 +19,11 @@ from botocore.exceptions import ReadTimeoutError
 
 from reassembly_trigger.errors import LockAlreadyHeld, LockChanged
 from reassembly_trigger.evaluation import Gateways
-from reassembly_trigger.gateways import (
-    DECISIVE_LOCK_ATTRIBUTES,
-    RELEASED,
-    Budget,
-    CompletionCount,
-    InFlightJob,
-    Item,
-    LoadedJobs,
-    LockRecord,
-    deserialize_item,
-    whole_number,
-)
+from reassembly_trigger.items import Item, decode_job, deserialize_item, whole_number
 from reassembly_trigger.local.kit.items import job_item
 from reassembly_trigger.local.simulation.clock import SimulatedClock
+from reassembly_trigger.lock import DECISIVE_LOCK_ATTRIBUTES, RELEASED, LockRecord
+from reassembly_trigger.ports import Budget, CompletionCount, InFlightJob, LoadedJobs
 from reassembly_trigger.timing import attempt_read_timeout, current_budget
 
 #: Any DynamoDB-JSON attribute value.
@@ -122,7 +113,7 @@ class FakeJobs:
                 failed[job_id] = self.unavailable[job_id]
             else:
                 raw = self.items.get(job_id)
-                found[job_id] = deserialize_item(raw) if raw else None
+                found[job_id] = decode_job(deserialize_item(raw)) if raw else None
         return LoadedJobs(found, failed)
 
     def in_flight(

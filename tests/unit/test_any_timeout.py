@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from reassembly_trigger.batch import job_lookup
 from reassembly_trigger.errors import DeadlineReached
-from reassembly_trigger.evaluation import JobEvaluation, JobOutcome
-from reassembly_trigger.gateways import LoadedJobs
+from reassembly_trigger.evaluation import JobEvaluation
 from reassembly_trigger.machine import FailReason, State
+from reassembly_trigger.outcome import JobOutcome
+from reassembly_trigger.ports import LoadedJobs
 from reassembly_trigger.records import JobRequest
 from reassembly_trigger.timing import (
     ANSWER_RESERVE_SECONDS,

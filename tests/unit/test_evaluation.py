@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 from botocore.exceptions import ClientError
 
-from reassembly_trigger.evaluation import JobEvaluation, JobOutcome
+from reassembly_trigger.evaluation import JobEvaluation
 from reassembly_trigger.machine import FailReason, SkipReason, State, Trigger
+from reassembly_trigger.outcome import JobOutcome
 from reassembly_trigger.records import JobRequest
 from reassembly_trigger.timing import (
     ANSWER_RESERVE_SECONDS,

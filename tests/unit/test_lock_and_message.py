@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from reassembly_trigger.gateways import LockRecord, fifo_message_ids, reassembly_body, whole_number
+from reassembly_trigger.gateways import fifo_message_ids, reassembly_body
+from reassembly_trigger.items import whole_number
+from reassembly_trigger.lock import LockRecord
 from reassembly_trigger.timing import CLOCK_SKEW_SECONDS, LAMBDA_MAX_TIMEOUT_SECONDS
 from stereo_spot_shared import ReassemblyPayload
 

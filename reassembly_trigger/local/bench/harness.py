@@ -16,7 +16,6 @@ from typing import Any
 
 from reassembly_trigger import handler
 from reassembly_trigger.batch import BatchResult
-from reassembly_trigger.evaluation import JobOutcome
 from reassembly_trigger.local.aws import library_seams
 from reassembly_trigger.local.aws.latency_proxy import ProxyControl
 from reassembly_trigger.local.aws.stack import DEFAULT_REGION, Resources, environment
@@ -26,6 +25,7 @@ from reassembly_trigger.local.kit.environment import lambda_environment
 from reassembly_trigger.local.kit.logs import trigger_output
 from reassembly_trigger.logs import configure_logging
 from reassembly_trigger.machine import State
+from reassembly_trigger.outcome import JobOutcome
 
 
 @dataclass(frozen=True, slots=True)

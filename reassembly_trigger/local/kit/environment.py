@@ -6,8 +6,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from reassembly_trigger import api, handler, reconcile
-from reassembly_trigger.clients import reset_clients
+from reassembly_trigger.runtime import reset_process
 
 #: Variables of the operator's shell that would send a local run elsewhere (a profile,
 #: a session, per-service endpoints): removed for the block.
@@ -21,10 +20,7 @@ FOREIGN_VARIABLES = (
 
 def fresh_container() -> None:
     """Forget the entry points' settings, clients and triggers, as a new container would."""
-    handler.reset_container()
-    reconcile.reset_container()
-    api.reset_process_trigger()
-    reset_clients()
+    reset_process()
 
 
 @contextmanager

@@ -17,9 +17,10 @@ import boto3
 
 from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.clients import AwsClients, session_clients
-from reassembly_trigger.gateways import BATCH_GET_LIMIT, ReconcileCursorStore, Uniform
+from reassembly_trigger.gateways import BATCH_GET_LIMIT, ReconcileCursorStore
 from reassembly_trigger.local.aws.faults import FaultInjector, instant_retries
 from reassembly_trigger.local.aws.stack import DEFAULT_REGION, LOCAL_CREDENTIALS, Resources
+from reassembly_trigger.ports import Uniform
 from reassembly_trigger.reconcile import Reconciler
 from reassembly_trigger.runtime import build_trigger
 

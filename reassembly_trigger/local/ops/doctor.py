@@ -29,16 +29,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 from reassembly_trigger.batch import ReassemblyTrigger, job_lookup
 from reassembly_trigger.clients import aws_clients
 from reassembly_trigger.errors import LockChanged
-from reassembly_trigger.evaluation import JobEvaluation, JobOutcome
-from reassembly_trigger.gateways import (
-    RELEASED,
-    LockRecord,
-    ReassemblyLock,
-    SegmentCompletions,
-    whole_number,
-)
+from reassembly_trigger.evaluation import JobEvaluation
+from reassembly_trigger.gateways import ReassemblyLock
+from reassembly_trigger.items import whole_number
 from reassembly_trigger.local.ops.dry_run import WouldWrite, read_only
+from reassembly_trigger.local.ops.resend import (
+    ResendLock,
+    resend_in_progress_until,
+    segment_indexes,
+)
+from reassembly_trigger.lock import RELEASED, LockRecord
 from reassembly_trigger.machine import SkipReason, State, Trigger
+from reassembly_trigger.outcome import JobOutcome
 from reassembly_trigger.records import JobRequest
 from reassembly_trigger.runtime import build_trigger
 from reassembly_trigger.settings import Settings
@@ -336,7 +338,8 @@ class Doctor:
     #: The newest completion's `completed_at` of a job (None when none is recorded).
     completion_times: Callable[[str], int | None]
     _: KW_ONLY
-    completions: SegmentCompletions
+    #: Every recorded `segment_index` of a job.
+    indexes: Callable[[str], list[Decimal]]
     lock: ReassemblyLock
     grace_seconds: float = DEFAULT_GRACE_SECONDS
 
@@ -355,7 +358,7 @@ class Doctor:
         return cls(
             build_trigger(settings, clients=clients, clock=clock, renderer=None),
             partial(latest_completion_at, clients.dynamodb, completions_table),
-            completions=SegmentCompletions(clients.dynamodb, completions_table),
+            indexes=partial(segment_indexes, clients.dynamodb, completions_table),
             lock=ReassemblyLock(clients.dynamodb, settings.reassembly_triggered_table_name),
             grace_seconds=grace_seconds,
         )
@@ -435,14 +438,14 @@ class Doctor:
                 f"its message was sent {duration(now - sent)} ago: it is not unclaimed "
                 f"until {duration(unclaimed_after)} have passed"
             )
-        in_progress = lock.resend_in_progress_until(now)
+        in_progress = resend_in_progress_until(lock, now)
         if in_progress is not None:
             return refuse(
                 f"another re-send was claimed and is in progress until {when(in_progress)}"
             )
         holder = f"resend-{uuid.uuid4().hex[:12]}"
         try:
-            self.lock.claim_resend(lock, holder, now)
+            ResendLock(self.lock).claim(lock, holder, now)
         except LockChanged:
             return refuse("the lock changed since it was read (someone else re-sent?)")
         try:
@@ -451,11 +454,11 @@ class Doctor:
             # Nothing went out: end the claim so no one waits for it (best effort; its
             # lease ends by itself otherwise), then report the send's error.
             with contextlib.suppress(Exception):
-                self.lock.abandon_resend(job_id, holder)
+                ResendLock(self.lock).abandon(job_id, holder)
             raise
         reason = "re-sent"
         try:
-            self.lock.record_resend(job_id, holder, message_id, now)
+            ResendLock(self.lock).record(job_id, holder, message_id, now)
         except (LockChanged, ClientError, BotoCoreError) as exc:
             # Sent: say so, even though the new message id is not on the lock.
             reason = f"re-sent, but the new message id was not recorded ({type(exc).__name__})"
@@ -474,8 +477,9 @@ class Doctor:
         loaded = gateways.jobs.load_jobs([job_id])
         if job_id in loaded.unavailable:
             raise loaded.unavailable[job_id]
-        item = loaded.items.get(job_id)
-        recorded = sorted(set(self.completions.segment_indexes(job_id)))
+        job = loaded.items.get(job_id)
+        item = job.item if job is not None else None
+        recorded = sorted(set(self.indexes(job_id)))
         whole = {n for n in (whole_number(i) for i in recorded) if n is not None}
         record = gateways.lock.read(job_id)
         status = item.get("status") if item else None

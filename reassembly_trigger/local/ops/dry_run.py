@@ -12,8 +12,9 @@ from dataclasses import replace
 
 from reassembly_trigger.errors import LockAlreadyHeld
 from reassembly_trigger.evaluation import Gateways
-from reassembly_trigger.gateways import Budget, LockRecord, LockStore
+from reassembly_trigger.lock import LockRecord
 from reassembly_trigger.machine import Trigger
+from reassembly_trigger.ports import Budget, LockStore
 
 
 class WouldWrite(BaseException):

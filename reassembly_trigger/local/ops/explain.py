@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from reassembly_trigger.machine import FINAL_STATES
 
 if TYPE_CHECKING:
-    from reassembly_trigger.evaluation import JobOutcome
+    from reassembly_trigger.outcome import JobOutcome
 
 _FINAL = {state.value for state in FINAL_STATES}
 #: Keys under which wrappers carry the logged message.

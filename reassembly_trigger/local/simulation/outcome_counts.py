@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from reassembly_trigger.evaluation import JobOutcome
 from reassembly_trigger.local.streams.poller import InvocationReport, PollerReport
 from reassembly_trigger.machine import FailReason, State
+from reassembly_trigger.outcome import JobOutcome
 
 
 @dataclass(slots=True)

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reassembly_trigger.batch import BatchResult
-from reassembly_trigger.evaluation import JobOutcome
 from reassembly_trigger.local.kit.contexts import (
     DEFAULT_FUNCTION_NAME,
     DEFAULT_TIMEOUT_SECONDS,
@@ -53,6 +52,7 @@ from reassembly_trigger.local.streams.shapes import (
     stream_account,
     stream_region,
 )
+from reassembly_trigger.outcome import JobOutcome
 from reassembly_trigger.timing import LAMBDA_MAX_TIMEOUT_SECONDS, Clock, SystemClock
 
 if TYPE_CHECKING:

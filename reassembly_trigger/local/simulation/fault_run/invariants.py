@@ -13,11 +13,11 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from reassembly_trigger.gateways import LockRecord
 from reassembly_trigger.local.aws.stack import LocalAws
 from reassembly_trigger.local.simulation.fault_run.config import MAX_FINAL_RECONCILES, FaultScenario
 from reassembly_trigger.local.simulation.fault_run.planning import ScriptedJob
 from reassembly_trigger.local.simulation.fault_run.report import FaultRunReport, Invariant
+from reassembly_trigger.lock import LockRecord
 from reassembly_trigger.machine import FailReason
 
 if TYPE_CHECKING:

@@ -16,7 +16,6 @@ from typing import Any
 
 from reassembly_trigger.api import trigger_job
 from reassembly_trigger.batch import BatchResult
-from reassembly_trigger.evaluation import JobOutcome
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, SimulatedCrash
 from reassembly_trigger.local.aws.latency_proxy import SubprocessStack
 from reassembly_trigger.local.aws.stack import (
@@ -61,6 +60,7 @@ from reassembly_trigger.local.simulation.fault_run.targets import Targets
 from reassembly_trigger.local.simulation.media_worker import MediaWorker
 from reassembly_trigger.local.simulation.reconcile_schedule import ReconcileRun, ScheduledReconciler
 from reassembly_trigger.machine import SkipReason
+from reassembly_trigger.outcome import JobOutcome
 from reassembly_trigger.records import JobRequest
 from reassembly_trigger.timing import CLOCK_SKEW_SECONDS, LAMBDA_MAX_TIMEOUT_SECONDS, Invocation
 
