@@ -231,7 +231,15 @@ class JobEvaluation:
         return None
 
     def _take_lock(self) -> bool:
-        """Hold the lock (created or taken over), or end in a skip; True when held."""
+        """Hold the lock (created or taken over), or end in a skip; True when held.
+
+        First writer wins: the lock is created only where none exists, and only its
+        holder sends, so concurrent evaluations of one job (two shards, the API and the
+        stream, the reconciler) start one reassembly. The lease written is this
+        invocation's deadline (`lease_end`): whatever happens to us, the job is free
+        again by then. Started when the normal case of lock, send and mark fits, never
+        refused for a worst case (the lease covers a holder cut short).
+        """
         lock = self._gw.lock
         self._budget.ensure("take the lock and send", LOCK_STEP_SECONDS)
         try:
@@ -297,7 +305,13 @@ class JobEvaluation:
             )
 
     def _try_take_over(self, seen: LockRecord | None) -> bool:
-        """One conditional take-over of an unfinished lock whose lease is over."""
+        """One conditional take-over of an unfinished lock whose lease is over.
+
+        Conditioned on the lock exactly as `seen` (every decisive attribute), so of
+        several takers only one wins, and a holder that marked or a media worker that
+        claimed meanwhile makes it fail: without that, two takers would each send
+        (two reassemblies), or a taker would resend a job already started.
+        """
         self._budget.ensure("take over the lock and send", LOCK_STEP_SECONDS)
         try:
             if seen is None:
@@ -314,7 +328,12 @@ class JobEvaluation:
         return True
 
     def _wait_for_change(self, seen: LockRecord, wait_until: float) -> LockRecord | None:
-        """Poll the lock until it changes, its lease ends, or the wait is over."""
+        """Poll the lock until it changes, its lease ends, or the wait is over.
+
+        The stream path waits a little for a live holder (most finish in
+        milliseconds) so that its records need no retry; it never waits past the time
+        a lock step still needs, nor for ever.
+        """
         clock = self._gw.clock
         lease_over_at = seen.lease_end(self._gw.lock_lease_seconds, clock.now()) + (
             CLOCK_SKEW_SECONDS
@@ -330,6 +349,9 @@ class JobEvaluation:
                 return current
 
     def _defer(self, seen: LockRecord | None) -> None:
+        """Skip as `deferred`: not final. The holder finishes, or fails and its own
+        records are retried, or dies and is taken over after its lease by a later
+        delivery or the reconciler; skipping as final here would strand the job."""
         lease_end = (
             seen.lease_end(self._gw.lock_lease_seconds, self._gw.clock.now()) if seen else None
         )
@@ -345,7 +367,13 @@ class JobEvaluation:
         self._fire(Trigger.SKIP, reason=reason, lock=seen.as_log())
 
     def _send_and_mark(self) -> None:
-        """Send the message and record it."""
+        """Send the message, then mark the lock with it.
+
+        In this order: a mark before the send, if the send then failed or the holder
+        died, would make every later look skip a job that has no message (stuck). A
+        send without its mark (a crash, a lost answer) is taken over after the lease and
+        sent again: at most one extra message, which the media worker's claim absorbs.
+        """
         self.message_id = self._gw.queue.send(self.job_id)
         self._fire(Trigger.SEND, message_id=self.message_id)
         self._budget.ensure("mark the lock")
@@ -353,6 +381,8 @@ class JobEvaluation:
         self._fire(Trigger.MARK, message_id=self.message_id)
 
     def _release(self) -> bool:
+        """Give the lease up at once after a failure (only our own, unmarked lock), so
+        the retry need not wait for the deadline; False when it could not."""
         try:
             # After a failed mark no time may be left: the lease then ends with the
             # invocation, as for a holder that Lambda stopped.

@@ -14,8 +14,9 @@ gateways, as the stream handler.
   run looks again. It takes over only what the stream path would take over, with the
   same conditional writes, so it can run beside any number of stream invocations.
 - Bounded: every call is bounded by the run's time left, and it starts a chunk of
-  jobs whenever one job's normal case still fits (`timing.RECONCILE_CHUNK_SECONDS`,
-  about 1.3 s), so a run of any timeout from 2 s reaches every job it has time for.
+  jobs whenever its normal case still fits (`timing.RECONCILE_CHUNK_SECONDS`, with the
+  cursor's write and the answer kept: about 1.45 s before the deadline), so a run of
+  any timeout from 2 s reaches every job it has time for.
   When time runs out it reports `truncated`; the next run starts after the last job
   this one examined (a cursor in ReassemblyTriggered; a job cut short by the deadline
   is not passed over), so a fleet too large for one run is covered in turn.
@@ -39,6 +40,7 @@ import structlog
 from reassembly_trigger.batch import ReassemblyTrigger, outcome_counts
 from reassembly_trigger.errors import DeadlineReached
 from reassembly_trigger.gateways import BATCH_GET_LIMIT, ReconcileCursorStore
+from reassembly_trigger.items import CHUNKING_COMPLETE
 from reassembly_trigger.lock import LockRecord
 from reassembly_trigger.machine import FailReason, SkipReason, State
 from reassembly_trigger.outcome import AWS_ERRORS, JobOutcome, describe_aws_error
@@ -56,7 +58,7 @@ from reassembly_trigger.timing import (
 )
 
 #: The Job status whose jobs are in flight: chunked, waiting for their reassembly.
-IN_FLIGHT_STATUS = "chunking_complete"
+IN_FLIGHT_STATUS = CHUNKING_COMPLETE
 #: The most job ids a targeted event may name.
 MAX_TARGETED_JOBS = 10_000
 

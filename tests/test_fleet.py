@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from reassembly_trigger.gateways import ReassemblyLock
 from reassembly_trigger.local import cli
 from reassembly_trigger.local.ops.doctor import Doctor
+from reassembly_trigger.local.ops.resend import ResendLock
 from reassembly_trigger.settings import Settings
 from reassembly_trigger.timing import CLOCK_SKEW_SECONDS, RESEND_LEASE_SECONDS
 
@@ -177,7 +178,7 @@ def test_a_resend_claimed_by_someone_else_and_not_yet_recorded_is_not_doubled(
     assert seen is not None
 
     # The first re-sender claims and (as far as the second can tell) is still sending.
-    lock.claim_resend(seen, "resend-first", int(clock.now()))
+    ResendLock(lock).claim(seen, "resend-first", int(clock.now()))
     assert second.resend("job-unclaimed").sent is False
     assert pipeline.bodies() == []
 
