@@ -178,23 +178,15 @@ def session_clients(
     The one place clients are configured: the Lambda, the reconciler, the CLI and the
     tests all get DynamoDB's retries and SQS's single attempt from here.
     """
+
+    def client(service: str, max_attempts: int) -> Any:
+        config = client_config(pool_size, max_attempts=max_attempts)
+        made = session.client(service, endpoint_url=endpoint_url, config=config)  # type: ignore[call-overload]
+        return bound_by_deadline(made, max_attempts)
+
     return AwsClients(
-        dynamodb=bound_by_deadline(
-            session.client(
-                "dynamodb",
-                endpoint_url=endpoint_url,
-                config=client_config(pool_size, max_attempts=DYNAMODB_MAX_ATTEMPTS),
-            ),
-            DYNAMODB_MAX_ATTEMPTS,
-        ),
-        sqs=bound_by_deadline(
-            session.client(
-                "sqs",
-                endpoint_url=endpoint_url,
-                config=client_config(pool_size, max_attempts=SQS_MAX_ATTEMPTS),
-            ),
-            SQS_MAX_ATTEMPTS,
-        ),
+        dynamodb=client("dynamodb", DYNAMODB_MAX_ATTEMPTS),
+        sqs=client("sqs", SQS_MAX_ATTEMPTS),
     )
 
 
