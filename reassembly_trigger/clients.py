@@ -85,12 +85,21 @@ def attempt_floor_seconds() -> float:
 
 
 def _bound_attempt(request: Any, event_name: str = "", **_: Any) -> None:
-    """`before-send`: start this attempt only if it fits, with its read cut to fit."""
+    """`before-send`: start this attempt only if it fits, with its read cut to fit.
+
+    The read timeout is set on the request only when it is cut: an uncut one is the
+    client's own (`READ_TIMEOUT_SECONDS`), and setting it anyway made botocore build a
+    `urllib3.Timeout` for every request.
+    """
     budget = current_budget()
     if budget is None:
         return
+    if budget.usable_seconds() >= CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS:
+        return  # the attempt fits whole: no cut (and above any floor)
     operation = event_name.rsplit(".", 1)[-1] or "AWS call"
     read_timeout = attempt_read_timeout(budget, operation, attempt_floor_seconds())
+    if read_timeout >= READ_TIMEOUT_SECONDS:
+        return
     context = getattr(request, "context", None)
     if isinstance(context, dict):
         context["read_timeout"] = read_timeout
@@ -105,10 +114,25 @@ class _DeadlineRetries:
         self._adapter = standard.RetryEventAdapter()
         self._retryable = standard.StandardRetryConditions(max_attempts=max_attempts)
         self._throttled = standard.ThrottledRetryableChecker()
+        #: The longest backoff any retry of this client can have (the last retry's, at
+        #: throttling's base); None when it makes no retries at all.
+        self._longest_backoff = (
+            min(_THROTTLING_BACKOFF_BASE * 2 ** (max_attempts - 2), _MAX_BACKOFF_SECONDS)
+            if max_attempts > 1
+            else None
+        )
 
     def __call__(self, **kwargs: Any) -> None:
+        # `needs-retry` follows every attempt, successful ones included: decide from the
+        # time left first. With no retries, or more time left than the longest retry
+        # needs, there is nothing to decline, and botocore's retry conditions (a retry
+        # context and five checkers, a CRC32 of every DynamoDB body) are not evaluated.
+        if self._longest_backoff is None:
+            return
         budget = current_budget()
         if budget is None:
+            return
+        if budget.usable_seconds() >= self._longest_backoff + attempt_floor_seconds():
             return
         context = self._adapter.create_retry_context(**kwargs)
         if not self._retryable.is_retryable(context):

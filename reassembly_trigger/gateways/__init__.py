@@ -8,13 +8,13 @@ response: items come back decoded, conditional failures as the domain errors of
 propagates unchanged; the evaluation reports it back to Lambda.
 """
 
+from reassembly_trigger.gateways.cursor import RECONCILE_CURSOR_KEY, ReconcileCursorStore
 from reassembly_trigger.gateways.dynamodb import (
     BATCH_GET_LIMIT,
-    RECONCILE_CURSOR_KEY,
+    COUNT_FILTER_LIMIT,
     UNPROCESSED_KEYS_ROUNDS,
     JobStore,
     ReassemblyLock,
-    ReconcileCursorStore,
     SegmentCompletions,
     is_conditional_check_failure,
 )
@@ -22,6 +22,7 @@ from reassembly_trigger.gateways.sqs import ReassemblyQueue, fifo_message_ids, r
 
 __all__ = [
     "BATCH_GET_LIMIT",
+    "COUNT_FILTER_LIMIT",
     "RECONCILE_CURSOR_KEY",
     "UNPROCESSED_KEYS_ROUNDS",
     "JobStore",

@@ -33,7 +33,6 @@ from reassembly_trigger.ports import (
     CompletionCount,
     InFlightJob,
     LoadedJobs,
-    ReconcileCursor,
     Uniform,
 )
 from reassembly_trigger.timing import CALL_FLOOR_SECONDS, LOCK_TTL_SECONDS
@@ -43,10 +42,10 @@ if TYPE_CHECKING:
 
 #: BatchGetItem's limit on keys per call.
 BATCH_GET_LIMIT = 100
+#: Up to this many segments the count is DynamoDB's (`IN` takes at most 100 operands).
+COUNT_FILTER_LIMIT = 100
 #: Rounds of retrying `UnprocessedKeys` (with jittered backoff) before giving up on them.
 UNPROCESSED_KEYS_ROUNDS = 8
-#: The key of the reconciler's cursor item in ReassemblyTriggered (no job has it).
-RECONCILE_CURSOR_KEY = "#reassembly-trigger/reconcile-cursor"
 
 
 def is_conditional_check_failure(exc: ClientError) -> bool:
@@ -214,38 +213,57 @@ class SegmentCompletions:
     ) -> CompletionCount:
         """Strongly consistent count of the whole indexes in `[0, total_segments)`.
 
-        The range is the key condition, so out-of-range indexes are never read; the
-        keys are read (not `Select=COUNT`, which cannot tell 0.5 from 1) and only whole
-        numbers count. The sort key makes each index unique (1 and 1.0 are one key), so
-        the count is exact across pages. Reading keys costs the same capacity as a count.
+        The range is the key condition, so out-of-range indexes are never read, and the
+        sort key makes each index unique (1 and 1.0 are one key), so the count is exact
+        across pages. Only whole numbers count: up to `COUNT_FILTER_LIMIT` segments,
+        DynamoDB counts them itself (`Select=COUNT` filtered on `IN (0, 1, ...)`, which
+        0.5 never equals; `ScannedCount - Count` are the fractional ones) and no item is
+        sent or parsed; above it, the keys are read and judged here. Either costs the
+        same read capacity.
         """
         count = pages = fractional = 0
+        values = {
+            ":job": {"S": job_id},
+            ":first": {"N": "0"},
+            ":last": {"N": str(total_segments - 1)},
+        }
         params: dict[str, Any] = {
             "TableName": self._table,
             "ConsistentRead": True,
             "KeyConditionExpression": "job_id = :job AND #index BETWEEN :first AND :last",
             "ExpressionAttributeNames": {"#index": "segment_index"},
-            "ExpressionAttributeValues": {
-                ":job": {"S": job_id},
-                ":first": {"N": "0"},
-                ":last": {"N": str(total_segments - 1)},
-            },
-            "ProjectionExpression": "#index",
+            "ExpressionAttributeValues": values,
         }
+        counted_by_dynamodb = total_segments <= COUNT_FILTER_LIMIT
+        if counted_by_dynamodb:
+            wanted = {f":i{i}": {"N": str(i)} for i in range(total_segments)}
+            values.update(wanted)
+            params.update(Select="COUNT", FilterExpression=f"#index IN ({', '.join(wanted)})")
+        else:
+            params["ProjectionExpression"] = "#index"
         while True:
             if budget is not None:
                 budget.ensure("count completions")
             page = self._client.query(**params)
             pages += 1
-            for item in page.get("Items", []):
-                index = item.get("segment_index", {}).get("N")
-                if index is not None and whole_number(Decimal(index)) is not None:
-                    count += 1
-                else:
-                    fractional += 1
+            if counted_by_dynamodb:
+                count += int(page.get("Count", 0))
+                fractional += int(page.get("ScannedCount", 0)) - int(page.get("Count", 0))
+            else:
+                whole = sum(1 for item in page.get("Items", []) if _whole_index(item))
+                count += whole
+                fractional += len(page.get("Items", [])) - whole
             if not page.get("LastEvaluatedKey"):
                 return CompletionCount(count=count, pages=pages, fractional=fractional)
             params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _whole_index(item: Mapping[str, Any]) -> bool:
+    """Whether a completion's key is a whole number (plain digits need no Decimal)."""
+    index = item.get("segment_index", {}).get("N")
+    return index is not None and (
+        (index.isascii() and index.isdigit()) or whole_number(Decimal(index)) is not None
+    )
 
 
 # -------------------------------------------------------------- ReassemblyTriggered
@@ -407,41 +425,3 @@ class ReassemblyLock:
             if is_conditional_check_failure(exc):
                 raise LockChanged(f"reassembly lock for {job_id} changed") from exc
             raise
-
-
-class ReconcileCursorStore:
-    """The reconciler's cursor, one item in ReassemblyTriggered under a reserved key."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
-    def read(self) -> ReconcileCursor | None:
-        """The saved cursor, if any (a damaged one reads as none)."""
-        response = self._client.get_item(
-            TableName=self._table,
-            Key={"job_id": {"S": RECONCILE_CURSOR_KEY}},
-            ConsistentRead=True,
-        )
-        item = response.get("Item") or {}
-        created_at = timestamp(item.get("cursor_created_at"))
-        job_id = string(item.get("cursor_job_id"))
-        if created_at is None or job_id is None:
-            return None
-        return ReconcileCursor(created_at, job_id)
-
-    def write(self, cursor: ReconcileCursor | None, now: int) -> None:
-        """Save the cursor (None: the last run covered every job, start from the oldest).
-
-        Always a PutItem (an item without a position means "from the oldest"), so the
-        reconciler needs no DeleteItem permission.
-        """
-        item: dict[str, Any] = {
-            "job_id": {"S": RECONCILE_CURSOR_KEY},
-            "updated_at": {"N": str(now)},
-            "ttl": {"N": str(now + LOCK_TTL_SECONDS)},
-        }
-        if cursor is not None:
-            item["cursor_created_at"] = {"N": str(cursor.created_at)}
-            item["cursor_job_id"] = {"S": cursor.job_id}
-        self._client.put_item(TableName=self._table, Item=item)
