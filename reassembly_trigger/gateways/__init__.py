@@ -11,7 +11,6 @@ propagates unchanged; the evaluation reports it back to Lambda.
 from reassembly_trigger.gateways.cursor import RECONCILE_CURSOR_KEY, ReconcileCursorStore
 from reassembly_trigger.gateways.dynamodb import (
     BATCH_GET_LIMIT,
-    COUNT_FILTER_LIMIT,
     UNPROCESSED_KEYS_ROUNDS,
     JobStore,
     ReassemblyLock,
@@ -22,7 +21,6 @@ from reassembly_trigger.gateways.sqs import ReassemblyQueue, fifo_message_ids, r
 
 __all__ = [
     "BATCH_GET_LIMIT",
-    "COUNT_FILTER_LIMIT",
     "RECONCILE_CURSOR_KEY",
     "UNPROCESSED_KEYS_ROUNDS",
     "JobStore",
