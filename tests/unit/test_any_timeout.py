@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from reassembly_trigger.batch import job_lookup
 from reassembly_trigger.errors import DeadlineReached
 from reassembly_trigger.evaluation import JobEvaluation
-from reassembly_trigger.machine import FailReason, State
+from reassembly_trigger.machine import FailReason, SkipReason, State
 from reassembly_trigger.outcome import JobOutcome
 from reassembly_trigger.ports import LoadedJobs
 from reassembly_trigger.records import JobRequest
@@ -117,4 +117,8 @@ def test_a_retry_after_the_lease_finishes_with_at_most_one_extra_message(
     assert "job" in world.queue.bodies
     assert world.lock.value("job").get("enqueued_at") is not None
     assert len(world.queue.bodies) <= 1 + (first.state is not State.ENQUEUED and sent_first)
-    assert first.state is State.ENQUEUED or retry.state is State.ENQUEUED
+    # The retry sends unless the first did and its mark landed (a mark whose answer alone
+    # was lost still marks: the retry then finds the job triggered).
+    assert State.ENQUEUED in (first.state, retry.state) or (
+        retry.reason is SkipReason.ALREADY_TRIGGERED and sent_first == 1
+    )
