@@ -1,0 +1,1 @@
+"""`diagram`: docs/state-diagram.md drawn from the machine (`state_diagram.py`), written by `cli.py`."""
