@@ -22,8 +22,8 @@ from reassembly_trigger.local.commands.common import (
     seconds,
     use_endpoint,
 )
+from reassembly_trigger.local.commands.explain.story import transition_facts, transition_rows
 from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS, LocalLambdaContext
-from reassembly_trigger.local.ops.explain import transition_facts, transition_rows
 
 
 def register(subparsers: Any) -> None:
