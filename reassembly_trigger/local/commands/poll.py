@@ -29,7 +29,7 @@ from reassembly_trigger.local.commands.common import (
     seconds,
     use_endpoint,
 )
-from reassembly_trigger.local.commands.explain.story import transition_facts, transition_rows
+from reassembly_trigger.local.commands.transitions import transition_facts, transition_rows
 from reassembly_trigger.local.streams.batch_response import InvocationOutcome
 from reassembly_trigger.local.streams.poller import (
     BATCH_SIZE_LIMITS,

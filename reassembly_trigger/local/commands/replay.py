@@ -22,7 +22,7 @@ from reassembly_trigger.local.commands.common import (
     seconds,
     use_endpoint,
 )
-from reassembly_trigger.local.commands.explain.story import transition_facts, transition_rows
+from reassembly_trigger.local.commands.transitions import transition_facts, transition_rows
 from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS, LocalLambdaContext
 
 

@@ -254,7 +254,7 @@ def render_repair(console: Console, result: RepairResult) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from reassembly_trigger.local.commands.explain.story import transition_facts
+    from reassembly_trigger.local.commands.transitions import transition_facts
 
     table = Table(title=f"repair {result.outcome.job_id}: the state machine's transitions")
     for column in ("#", "transition", "trigger", "reason", "facts"):
