@@ -243,7 +243,7 @@ def _handler_logs(mode: str, metrics: bool) -> AbstractContextManager[None]:
     """Route the handler's logs (and EMF lines) as asked, for the block."""
     import structlog
 
-    from reassembly_trigger.local.kit.logs import trigger_output
+    from reassembly_trigger.local.invocations.logs import trigger_output
     from reassembly_trigger.logs import configure_logging
 
     def route(_: TextIO) -> None:

@@ -33,7 +33,7 @@ from reassembly_trigger.local.commands.bench.config import BenchConfig
 from reassembly_trigger.local.commands.bench.data import completion_records, write_items
 from reassembly_trigger.local.commands.bench.harness import Endpoints
 from reassembly_trigger.local.commands.bench.results import PROJECT, ColdPath, ColdVariant
-from reassembly_trigger.local.kit.items import completion_item, job_item
+from reassembly_trigger.local.invocations.items import completion_item, job_item
 
 #: The Terraform module's default runtime: the cold path runs on its interpreter.
 TARGET_RUNTIME = "3.12"

@@ -58,8 +58,8 @@ from reassembly_trigger.local.commands.bench.results import (
     WorkloadResult,
     machine_description,
 )
-from reassembly_trigger.local.kit.items import completion_item, finished_lock_item, job_item
-from reassembly_trigger.local.kit.records import StreamRecords
+from reassembly_trigger.local.invocations.items import completion_item, finished_lock_item, job_item
+from reassembly_trigger.local.invocations.records import StreamRecords
 from reassembly_trigger.machine import State
 from reassembly_trigger.timing import DYNAMODB_MAX_ATTEMPTS
 
