@@ -1,7 +1,7 @@
 """The adversary's harness: Lambda's entry point on the real trigger, against moto.
 
 `lambda_handler` itself is called, with the container's trigger built on clients that
-carry a `FaultInjector` (`kit.triggers.faulty_clients`), and on a simulated clock that
+carry a `FaultInjector` (`invocations.triggers.faulty_clients`), and on a simulated clock that
 also drives the context's remaining time, so leases, backoffs and deadlines pass
 without real waiting while every AWS call still goes to the moto server. Used through
 conftest's `arena`, `fifo_arena` and `adv` fixtures.
@@ -22,8 +22,8 @@ from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.clients import AwsClients
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
 from reassembly_trigger.local.aws.stack import LocalAws, Resources
-from reassembly_trigger.local.kit.contexts import LocalLambdaContext
-from reassembly_trigger.local.kit.triggers import faulty_clients
+from reassembly_trigger.local.invocations.contexts import LocalLambdaContext
+from reassembly_trigger.local.invocations.triggers import faulty_clients
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.local.simulation.media_worker import MediaWorker
 from reassembly_trigger.runtime import PerProcess, build_trigger

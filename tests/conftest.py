@@ -27,9 +27,9 @@ from reassembly_trigger.local.aws.stack import (
     embedded_moto_server,
     environment,
 )
-from reassembly_trigger.local.kit.contexts import LocalLambdaContext
-from reassembly_trigger.local.kit.environment import FOREIGN_VARIABLES, fresh_container
-from reassembly_trigger.local.kit.triggers import FaultyTrigger, faulty_trigger
+from reassembly_trigger.local.invocations.contexts import LocalLambdaContext
+from reassembly_trigger.local.invocations.environment import FOREIGN_VARIABLES, fresh_container
+from reassembly_trigger.local.invocations.triggers import FaultyTrigger, faulty_trigger
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.settings import ENVIRONMENT_VARIABLES, Settings
 
@@ -198,7 +198,7 @@ def faults(lambda_clients: AwsClients) -> FaultInjector:
 
 @dataclass(frozen=True, slots=True)
 class SimulatedTrigger(FaultyTrigger):
-    """The kit's trigger on faulty clients, with the simulated clock it runs on."""
+    """The trigger on faulty clients (`local.invocations.triggers`), on a simulated clock."""
 
     clock: SimulatedClock
 

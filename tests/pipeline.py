@@ -1,7 +1,7 @@
 """The pipeline around the trigger, as tests write and read it through moto.
 
-The items are the kit's (`local.kit.items`: what the chunker and the video workers
-write) and the records Lambda would deliver of them the kit's too (`local.kit.records`),
+The items come from `local.invocations.items` (what the chunker and the video workers
+write) and the records Lambda would deliver of them from `local.invocations.records`,
 so every test feeds the trigger the contract's shapes.
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reassembly_trigger.local.aws.stack import LocalAws, ResourceNames, Resources, create_resources
-from reassembly_trigger.local.kit.items import Item, completion_item, job_item
-from reassembly_trigger.local.kit.records import StreamRecords
+from reassembly_trigger.local.invocations.items import Item, completion_item, job_item
+from reassembly_trigger.local.invocations.records import StreamRecords
 
 
 def fresh_resources(aws: LocalAws, *, fifo: bool = False) -> Resources:

@@ -7,7 +7,7 @@ import pytest
 from reassembly_trigger.clients import AwsClients
 from reassembly_trigger.deployment_errors import DeploymentMisconfigured
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
-from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.invocations.records import stream_event
 from reassembly_trigger.timing import DYNAMODB_MAX_ATTEMPTS
 
 from conftest import Invoker, Pipeline

@@ -33,11 +33,11 @@ from reassembly_trigger.local.aws.latency_proxy import (
     identify_call,
 )
 from reassembly_trigger.local.aws.stack import LOCAL_CREDENTIALS, LocalAws
-from reassembly_trigger.local.bench import Bench, BenchConfig, Endpoints, bounds
-from reassembly_trigger.local.bench import render as bench_render
-from reassembly_trigger.local.bench.cold_start import measure_cold_path
-from reassembly_trigger.local.bench.results import PROJECT
 from reassembly_trigger.local.cli import main
+from reassembly_trigger.local.commands.bench import Bench, BenchConfig, Endpoints, bounds
+from reassembly_trigger.local.commands.bench import render as bench_render
+from reassembly_trigger.local.commands.bench.cold_start import measure_cold_path
+from reassembly_trigger.local.commands.bench.results import PROJECT
 from reassembly_trigger.settings import DEFAULT_EVALUATION_CONCURRENCY
 
 from conftest import REGION, run_cli

@@ -18,7 +18,7 @@ import pytest
 
 from reassembly_trigger.clients import AwsClients, aws_clients
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule, instant_retries
-from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.invocations.records import stream_event
 from reassembly_trigger.settings import DEFAULT_EVALUATION_CONCURRENCY
 
 from conftest import Invoker, Pipeline

@@ -23,8 +23,8 @@ from reassembly_trigger.deployment_errors import (
     misconfigurations,
 )
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
-from reassembly_trigger.local.kit.contexts import LocalLambdaContext
-from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.invocations.contexts import LocalLambdaContext
+from reassembly_trigger.local.invocations.records import stream_event
 from reassembly_trigger.settings import Settings
 
 from conftest import REGION, Invoker, Pipeline

@@ -12,9 +12,9 @@ import pytest
 
 from reassembly_trigger import handler, logs
 from reassembly_trigger.local import cli
-from reassembly_trigger.local.kit.contexts import LocalLambdaContext
-from reassembly_trigger.local.kit.records import stream_event
-from reassembly_trigger.local.ops.explain import Explanation, read_events
+from reassembly_trigger.local.commands.explain.story import Explanation, read_events
+from reassembly_trigger.local.invocations.contexts import LocalLambdaContext
+from reassembly_trigger.local.invocations.records import stream_event
 
 from conftest import Pipeline
 

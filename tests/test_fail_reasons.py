@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
-from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.invocations.records import stream_event
 from reassembly_trigger.machine import FAIL_REASONS, FailReason
 from reassembly_trigger.timing import ANSWER_RESERVE_SECONDS, LOCK_STEP_SECONDS
 

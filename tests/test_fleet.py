@@ -13,8 +13,8 @@ from botocore.exceptions import ClientError
 
 from reassembly_trigger.gateways import ReassemblyLock
 from reassembly_trigger.local import cli
-from reassembly_trigger.local.ops.doctor import Doctor
-from reassembly_trigger.local.ops.resend import ResendLock
+from reassembly_trigger.local.commands.doctor.diagnosis import Doctor
+from reassembly_trigger.local.commands.doctor.resend import ResendLock
 from reassembly_trigger.settings import Settings
 from reassembly_trigger.timing import CLOCK_SKEW_SECONDS, RESEND_LEASE_SECONDS
 

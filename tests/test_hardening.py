@@ -21,11 +21,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from reassembly_trigger.gateways import UNPROCESSED_KEYS_ROUNDS, ReassemblyLock
 from reassembly_trigger.items import MAX_TOTAL_SEGMENTS, deserialize_item
 from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
-from reassembly_trigger.local.kit.items import completion_item, job_item
-from reassembly_trigger.local.kit.records import stream_event
-from reassembly_trigger.local.kit.triggers import faulty_clients
-from reassembly_trigger.local.ops.doctor import Doctor
-from reassembly_trigger.local.ops.resend import segment_indexes
+from reassembly_trigger.local.commands.doctor.diagnosis import Doctor
+from reassembly_trigger.local.commands.doctor.resend import segment_indexes
+from reassembly_trigger.local.invocations.items import completion_item, job_item
+from reassembly_trigger.local.invocations.records import stream_event
+from reassembly_trigger.local.invocations.triggers import faulty_clients
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.machine import State
 from reassembly_trigger.outcome import JobOutcome

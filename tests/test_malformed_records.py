@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.invocations.records import stream_event
 
 from conftest import CONTRACT_EVENTS, Invoker, Pipeline
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
-from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.invocations.records import stream_event
 from reassembly_trigger.machine import FailReason, SkipReason
 from reassembly_trigger.metrics import METRIC_UNITS, metric_name
 from reassembly_trigger.settings import DEFAULT_METRICS_NAMESPACE

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from reassembly_trigger.local.cli import main
-from reassembly_trigger.local.kit.environment import lambda_environment
+from reassembly_trigger.local.invocations.environment import lambda_environment
 from reassembly_trigger.local.streams.poller import MappingSettings
 
 from conftest import REGION, run_cli

@@ -18,8 +18,8 @@ import pytest
 
 from reassembly_trigger.local.aws.stack import LocalAws, Resources
 from reassembly_trigger.local.cli import main
-from reassembly_trigger.local.kit.items import completion_item
-from reassembly_trigger.local.kit.records import StreamRecords
+from reassembly_trigger.local.invocations.items import completion_item
+from reassembly_trigger.local.invocations.records import StreamRecords
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.local.streams.poller import (
     MappingSettings,

@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 
 from reassembly_trigger.items import MAX_TOTAL_SEGMENTS
 from reassembly_trigger.local.aws.faults import FaultKind, FaultRule
-from reassembly_trigger.local.kit.items import completion_item
-from reassembly_trigger.local.kit.records import StreamRecords, stream_arn
+from reassembly_trigger.local.invocations.items import completion_item
+from reassembly_trigger.local.invocations.records import StreamRecords, stream_arn
 from reassembly_trigger.lock import DECISIVE_LOCK_ATTRIBUTES
 
 from adversary import Adversary, Arena, adversary
@@ -319,8 +319,8 @@ def _build_record(spec: RecordSpec, job_ids: list[str], adv: Adversary) -> Any:
     keys = {"job_id": {"S": job_id}}
     if spec.kind == "completion":
         keys["segment_index"] = spec.index
-    # Any JSON for the event name, and for the values kept out of the kit's record (a
-    # status may be bytes, which the kit's record size cannot measure).
+    # Any JSON for the event name, and for the values kept out of `StreamRecords`' record (a
+    # status may be bytes, which `StreamRecords`' size cannot measure).
     record: dict[str, Any] = _stream(table).record(spec.event_name, keys=keys)
     record["dynamodb"]["SequenceNumber"] = spec.sequence_number
     if spec.kind != "completion":

@@ -16,8 +16,8 @@ from reassembly_trigger import handler, reconcile
 from reassembly_trigger.gateways import RECONCILE_CURSOR_KEY
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
 from reassembly_trigger.local.aws.stack import Resources
-from reassembly_trigger.local.kit.contexts import LocalLambdaContext
-from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.invocations.contexts import LocalLambdaContext
+from reassembly_trigger.local.invocations.records import stream_event
 from reassembly_trigger.runtime import process_trigger
 from reassembly_trigger.timing import Invocation
 

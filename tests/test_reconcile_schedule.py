@@ -8,7 +8,7 @@ import pytest
 from reassembly_trigger.gateways import ReconcileCursorStore
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
 from reassembly_trigger.local.aws.stack import Resources
-from reassembly_trigger.local.kit.triggers import faulty_trigger
+from reassembly_trigger.local.invocations.triggers import faulty_trigger
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.local.simulation.reconcile_schedule import (
     REQUEST_PREFIX,

@@ -16,7 +16,7 @@ import pytest
 from reassembly_trigger.batch import PartialBatchResponse
 from reassembly_trigger.gateways import fifo_message_ids
 from reassembly_trigger.local.aws.faults import FaultKind, FaultRule, SimulatedCrash
-from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.invocations.records import stream_event
 from reassembly_trigger.settings import DEFAULT_LOCK_LEASE_SECONDS
 from reassembly_trigger.timing import (
     ANSWER_RESERVE_SECONDS,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.invocations.records import stream_event
 from reassembly_trigger.machine import SKIP_REASONS, SkipReason
 
 from conftest import Invoker, Pipeline

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from reassembly_trigger.local.cli import main
-from reassembly_trigger.local.commands.diagram import repository_root
-from reassembly_trigger.local.diagram import document, mermaid
+from reassembly_trigger.local.commands.diagram.cli import repository_root
+from reassembly_trigger.local.commands.diagram.state_diagram import document, mermaid
 from reassembly_trigger.machine import FAIL_REASONS, SKIP_REASONS, STATES, TRANSITIONS
 
 ROOT = Path(__file__).resolve().parents[1]

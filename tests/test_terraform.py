@@ -25,7 +25,7 @@ import hcl2
 import pytest
 from moto.events.models import EventPattern
 
-from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.invocations.records import stream_event
 from reassembly_trigger.settings import (
     ENVIRONMENT_VARIABLES,
     REQUIRED_VARIABLES,
@@ -2081,7 +2081,7 @@ def test_the_docs_name_the_functions_log_groups_and_zip_the_module_and_build_use
             assert "deploy-<runtime>-<arch" in text, where
     assert f"/aws/lambda/{name}" in texts["docs/operations.md"]
     assert f"/aws/lambda/{name}" in texts["README.md"].split("section:operations")[1]
-    from reassembly_trigger.local.kit.contexts import DEFAULT_FUNCTION_NAME
+    from reassembly_trigger.local.invocations.contexts import DEFAULT_FUNCTION_NAME
 
     assert name == DEFAULT_FUNCTION_NAME
 

@@ -17,9 +17,9 @@ import pytest
 
 from reassembly_trigger import api, reconcile
 from reassembly_trigger.local.aws.latency_proxy import LatencyProxy
-from reassembly_trigger.local.kit.contexts import LocalLambdaContext
-from reassembly_trigger.local.kit.environment import fresh_container
-from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.invocations.contexts import LocalLambdaContext
+from reassembly_trigger.local.invocations.environment import fresh_container
+from reassembly_trigger.local.invocations.records import stream_event
 from reassembly_trigger.machine import State
 from reassembly_trigger.timing import ANSWER_RESERVE_SECONDS, MIN_FUNCTION_TIMEOUT_SECONDS
 

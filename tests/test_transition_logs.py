@@ -6,8 +6,8 @@ import io
 import json
 
 from reassembly_trigger.handler import lambda_handler
-from reassembly_trigger.local.kit.contexts import LocalLambdaContext
-from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.invocations.contexts import LocalLambdaContext
+from reassembly_trigger.local.invocations.records import stream_event
 from reassembly_trigger.logs import configure_logging
 from reassembly_trigger.machine import (
     TRANSITION_LOG_FIELDS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from reassembly_trigger.local.kit.records import stream_event
+from reassembly_trigger.local.invocations.records import stream_event
 
 from conftest import Invoker, Pipeline
 

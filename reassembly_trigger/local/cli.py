@@ -1,7 +1,8 @@
 """`reassembly-trigger`: the command line of the local and operator tooling.
 
-Each command lives in its own module exposing `register(subparsers)`, which sets `run`
-(and `extra`, the optional extra the command needs) as parser defaults; this module
+Each command's module (`commands/NAME.py`, or `commands/NAME/cli.py` for a command with
+logic of its own) exposes `register(subparsers)`, which sets `run` (and `extra`, the
+optional extra the command needs) as parser defaults; this module
 assembles them and turns every failure into one line on stderr and a documented exit
 code (README, "Exit codes"). It imports neither rich nor moto: the commands an operator
 runs against AWS work without the `local` extra, and a command whose extra is missing
@@ -41,11 +42,11 @@ COMMAND_MODULES = (
     "reassembly_trigger.local.commands.local_up",
     "reassembly_trigger.local.commands.poll",
     "reassembly_trigger.local.commands.replay",
-    "reassembly_trigger.local.commands.doctor",
-    "reassembly_trigger.local.commands.reconcile",
-    "reassembly_trigger.local.commands.explain",
-    "reassembly_trigger.local.commands.bench",
-    "reassembly_trigger.local.commands.diagram",
+    "reassembly_trigger.local.commands.doctor.cli",
+    "reassembly_trigger.local.commands.reconcile.cli",
+    "reassembly_trigger.local.commands.explain.cli",
+    "reassembly_trigger.local.commands.bench.cli",
+    "reassembly_trigger.local.commands.diagram.cli",
 )
 
 

@@ -1,5 +1,5 @@
 """The model stands on the core alone: nothing of `reassembly_trigger.local` (the
-tooling: moto, the simulation, the kit) is imported by it."""
+tooling: moto, the simulation, the invocations it builds) is imported by it."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from botocore.exceptions import ReadTimeoutError
 from reassembly_trigger.errors import LockAlreadyHeld, LockChanged
 from reassembly_trigger.evaluation import Gateways
 from reassembly_trigger.items import Item, decode_job, deserialize_item, whole_number
-from reassembly_trigger.local.kit.items import job_item
+from reassembly_trigger.local.invocations.items import job_item
 from reassembly_trigger.local.simulation.clock import SimulatedClock
 from reassembly_trigger.lock import DECISIVE_LOCK_ATTRIBUTES, RELEASED, LockRecord
 from reassembly_trigger.ports import Budget, CompletionCount, InFlightJob, LoadedJobs

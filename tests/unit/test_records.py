@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import structlog
 
-from reassembly_trigger.local.kit.records import StreamRecords
+from reassembly_trigger.local.invocations.records import StreamRecords
 from reassembly_trigger.records import Ignored, Malformed, parse_batch
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"

@@ -1,11 +1,11 @@
-"""`kit.logs.trigger_output`: no log output inside the block, the configuration restored after."""
+"""`invocations.logs.trigger_output`: silent inside the block, the configuration restored after."""
 
 from __future__ import annotations
 
 import pytest
 import structlog
 
-from reassembly_trigger.local.kit.logs import trigger_output
+from reassembly_trigger.local.invocations.logs import trigger_output
 from reassembly_trigger.logs import configure_logging
 
 

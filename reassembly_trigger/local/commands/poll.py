@@ -29,7 +29,7 @@ from reassembly_trigger.local.commands.common import (
     seconds,
     use_endpoint,
 )
-from reassembly_trigger.local.ops.explain import transition_facts, transition_rows
+from reassembly_trigger.local.commands.transitions import transition_facts, transition_rows
 from reassembly_trigger.local.streams.batch_response import InvocationOutcome
 from reassembly_trigger.local.streams.poller import (
     BATCH_SIZE_LIMITS,
@@ -243,7 +243,7 @@ def _handler_logs(mode: str, metrics: bool) -> AbstractContextManager[None]:
     """Route the handler's logs (and EMF lines) as asked, for the block."""
     import structlog
 
-    from reassembly_trigger.local.kit.logs import trigger_output
+    from reassembly_trigger.local.invocations.logs import trigger_output
     from reassembly_trigger.logs import configure_logging
 
     def route(_: TextIO) -> None:

@@ -22,8 +22,11 @@ from reassembly_trigger.local.commands.common import (
     seconds,
     use_endpoint,
 )
-from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS, LocalLambdaContext
-from reassembly_trigger.local.ops.explain import transition_facts, transition_rows
+from reassembly_trigger.local.commands.transitions import transition_facts, transition_rows
+from reassembly_trigger.local.invocations.contexts import (
+    DEFAULT_TIMEOUT_SECONDS,
+    LocalLambdaContext,
+)
 
 
 def register(subparsers: Any) -> None:

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from reassembly_trigger.api import trigger_job
 from reassembly_trigger.batch import ReassemblyTrigger
 from reassembly_trigger.local.aws.stack import LocalAws
-from reassembly_trigger.local.kit.items import completion_item, job_item
+from reassembly_trigger.local.invocations.items import completion_item, job_item
 from reassembly_trigger.local.simulation.outcome_counts import OutcomeCounts
 from reassembly_trigger.local.simulation.workload import SegmentWrite, WorkloadJob, WorkloadPlan
 

@@ -34,8 +34,8 @@ from reassembly_trigger.local.aws.stack import (
     embedded_moto_server,
     environment,
 )
-from reassembly_trigger.local.kit.environment import lambda_environment
-from reassembly_trigger.local.kit.logs import trigger_output
+from reassembly_trigger.local.invocations.environment import lambda_environment
+from reassembly_trigger.local.invocations.logs import trigger_output
 from reassembly_trigger.local.simulation.actors import (
     AfterWrite,
     Chunker,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from reassembly_trigger.local.kit.contexts import DEFAULT_TIMEOUT_SECONDS
+from reassembly_trigger.local.invocations.contexts import DEFAULT_TIMEOUT_SECONDS
 from reassembly_trigger.local.simulation.trigger_modes import TriggerMode
 from reassembly_trigger.timing import LAMBDA_MAX_TIMEOUT_SECONDS, MIN_FUNCTION_TIMEOUT_SECONDS
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reassembly_trigger.batch import BatchResult
-from reassembly_trigger.local.kit.contexts import (
+from reassembly_trigger.local.invocations.contexts import (
     DEFAULT_FUNCTION_NAME,
     DEFAULT_TIMEOUT_SECONDS,
     LocalLambdaContext,

@@ -3,7 +3,7 @@
 A seeded, reproducible run of the real handler (`ReassemblyTrigger.handle`) and the real
 reconciler (`reconcile.Reconciler`) against a moto server, with faults injected at the
 HTTP layer of the Lambda's own clients (`faults.FaultInjector`, on the Lambda's client
-configuration from `kit.triggers`) and the media worker modelled with the contract's
+configuration from `invocations.triggers`) and the media worker modelled with the contract's
 lock (`media_worker.MediaWorker`):
 
 - **the pipeline** (`planning`): jobs of varied sizes and fates, their completions

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from reassembly_trigger.local.kit.items import Item, completion_item, job_item
+from reassembly_trigger.local.invocations.items import Item, completion_item, job_item
 from reassembly_trigger.local.simulation.clock import DEFAULT_START
 from reassembly_trigger.local.simulation.fault_run.config import FaultScenario
 

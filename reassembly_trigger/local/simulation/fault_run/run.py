@@ -24,10 +24,10 @@ from reassembly_trigger.local.aws.stack import (
     ResourceNames,
     create_resources,
 )
-from reassembly_trigger.local.kit.items import Item
-from reassembly_trigger.local.kit.logs import trigger_output
-from reassembly_trigger.local.kit.records import StreamRecords
-from reassembly_trigger.local.kit.triggers import faulty_trigger
+from reassembly_trigger.local.invocations.items import Item
+from reassembly_trigger.local.invocations.logs import trigger_output
+from reassembly_trigger.local.invocations.records import StreamRecords
+from reassembly_trigger.local.invocations.triggers import faulty_trigger
 from reassembly_trigger.local.simulation.clock import DEFAULT_START, SimulatedClock
 from reassembly_trigger.local.simulation.fault_run.config import (
     CALL_FAULTS,

@@ -39,27 +39,27 @@ from reassembly_trigger.local.aws.stack import (
     Resources,
     create_resources,
 )
-from reassembly_trigger.local.bench import bounds
-from reassembly_trigger.local.bench.config import (
+from reassembly_trigger.local.commands.bench import bounds
+from reassembly_trigger.local.commands.bench.config import (
     INVOCATION_TIMEOUT_MS,
     RECONCILE_TIMEOUT_MS,
     BenchConfig,
 )
-from reassembly_trigger.local.bench.data import chunks, completion_records, write_items
-from reassembly_trigger.local.bench.harness import (
+from reassembly_trigger.local.commands.bench.data import chunks, completion_records, write_items
+from reassembly_trigger.local.commands.bench.harness import (
     Endpoints,
     InvocationMeter,
     container,
     count_pages,
 )
-from reassembly_trigger.local.bench.results import (
+from reassembly_trigger.local.commands.bench.results import (
     BenchReport,
     ScalingPoint,
     WorkloadResult,
     machine_description,
 )
-from reassembly_trigger.local.kit.items import completion_item, finished_lock_item, job_item
-from reassembly_trigger.local.kit.records import StreamRecords
+from reassembly_trigger.local.invocations.items import completion_item, finished_lock_item, job_item
+from reassembly_trigger.local.invocations.records import StreamRecords
 from reassembly_trigger.machine import State
 from reassembly_trigger.timing import DYNAMODB_MAX_ATTEMPTS
 
@@ -520,7 +520,7 @@ class Bench:
 
     def run(self) -> BenchReport:
         """Every workload at every latency and concurrency, then the cold path."""
-        from reassembly_trigger.local.bench.cold_start import measure_cold_path
+        from reassembly_trigger.local.commands.bench.cold_start import measure_cold_path
 
         cfg = self.config
         machine = machine_description()

@@ -3,7 +3,7 @@
 `Doctor.diagnose` changes nothing. It reads the Job, the recorded segment indexes (a
 keys-only query), the time of the latest completion and the lock, and it runs the real
 state machine as a dry run (the Lambda's `JobEvaluation` on gateways that cannot write,
-`local.dry_run`), which stops at the first write and says which it would have been.
+`dry_run.py`), which stops at the first write and says which it would have been.
 The facts map to one `Verdict` with a reason and the next action. `Doctor.repair` runs
 the real machine for real: the same code path as the Lambda, lease rules included, so it
 can only ever send a message the Lambda would have sent.
@@ -32,8 +32,8 @@ from reassembly_trigger.errors import LockChanged
 from reassembly_trigger.evaluation import JobEvaluation
 from reassembly_trigger.gateways import ReassemblyLock
 from reassembly_trigger.items import whole_number
-from reassembly_trigger.local.ops.dry_run import WouldWrite, read_only
-from reassembly_trigger.local.ops.resend import (
+from reassembly_trigger.local.commands.doctor.dry_run import WouldWrite, read_only
+from reassembly_trigger.local.commands.doctor.resend import (
     ResendLock,
     resend_in_progress_until,
     segment_indexes,

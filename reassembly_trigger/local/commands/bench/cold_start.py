@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import reassembly_trigger
 from reassembly_trigger.local.aws.stack import (
     DEFAULT_REGION,
     LocalAws,
@@ -28,11 +29,11 @@ from reassembly_trigger.local.aws.stack import (
     create_resources,
     environment,
 )
-from reassembly_trigger.local.bench.config import BenchConfig
-from reassembly_trigger.local.bench.data import completion_records, write_items
-from reassembly_trigger.local.bench.harness import Endpoints
-from reassembly_trigger.local.bench.results import PROJECT, ColdPath, ColdVariant
-from reassembly_trigger.local.kit.items import completion_item, job_item
+from reassembly_trigger.local.commands.bench.config import BenchConfig
+from reassembly_trigger.local.commands.bench.data import completion_records, write_items
+from reassembly_trigger.local.commands.bench.harness import Endpoints
+from reassembly_trigger.local.commands.bench.results import PROJECT, ColdPath, ColdVariant
+from reassembly_trigger.local.invocations.items import completion_item, job_item
 
 #: The Terraform module's default runtime: the cold path runs on its interpreter.
 TARGET_RUNTIME = "3.12"
@@ -45,7 +46,9 @@ COLD_JOB_SEGMENTS = 3
 #: How the deployment build compiles: hashes the runtime never checks (/var/task is fixed).
 COMPILE = ("-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash")
 _MARK = "BENCH-RESULT "
-_REPOSITORY = Path(__file__).resolve().parents[3]
+#: `reassembly_trigger/` (the code the zip holds) and the checkout around it.
+_CODE = Path(reassembly_trigger.__file__).resolve().parent
+_REPOSITORY = _CODE.parent
 #: This interpreter's `major.minor`.
 _CURRENT = f"{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -187,8 +190,7 @@ def deployment_folder(
         )
     _copy_distributions(_project_distributions(), dest)
     # `reassembly_trigger/` as the zip holds it: no `local/`, no byte caches.
-    code = Path(__file__).resolve().parents[2]
-    shutil.copytree(code, dest / code.name, ignore=shutil.ignore_patterns("__pycache__", "local"))
+    shutil.copytree(_CODE, dest / _CODE.name, ignore=shutil.ignore_patterns("__pycache__", "local"))
     return dest, "this virtualenv's packages and reassembly_trigger/ (the zip's files, offline)"
 
 

@@ -1,7 +1,7 @@
 """The benchmark's data: items written straight to moto, and the stream records of them.
 
 Data is written straight to moto (neither delayed nor counted by the proxy), so only
-the handler's own calls are measured. Items and records are the kit's (`local/kit`).
+the handler's own calls are measured. Items and records are `local/invocations`'.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reassembly_trigger.local.aws.stack import DEFAULT_REGION
-from reassembly_trigger.local.kit.records import StreamRecords
+from reassembly_trigger.local.invocations.records import StreamRecords
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

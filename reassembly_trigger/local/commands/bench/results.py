@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reassembly_trigger.local.bench.config import BenchConfig
+from reassembly_trigger.local.commands.bench.config import BenchConfig
 
 #: "Well inside the function timeout": at most this share of it.
 TIMEOUT_SHARE = 0.5

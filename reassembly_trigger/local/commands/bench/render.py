@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from reassembly_trigger.local.bench.results import (
+from reassembly_trigger.local.commands.bench.results import (
     PROJECT,
     BenchReport,
     ColdPath,

@@ -17,8 +17,13 @@ from reassembly_trigger.local.commands.common import (
     require_extra,
     use_endpoint,
 )
-from reassembly_trigger.local.ops.doctor import ACTION_NEEDED, Doctor, DoctorError, duration
-from reassembly_trigger.local.ops.fleet import Fleet, FleetEntry, FleetReport
+from reassembly_trigger.local.commands.doctor.diagnosis import (
+    ACTION_NEEDED,
+    Doctor,
+    DoctorError,
+    duration,
+)
+from reassembly_trigger.local.commands.reconcile.fleet import Fleet, FleetEntry, FleetReport
 
 
 def register(subparsers: Any) -> None:

@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reassembly_trigger.local.kit.contexts import LOCAL_ACCOUNT
-from reassembly_trigger.local.kit.items import CREATED_AT, Item, item_keys
+from reassembly_trigger.local.invocations.contexts import LOCAL_ACCOUNT
+from reassembly_trigger.local.invocations.items import CREATED_AT, Item, item_keys
 from reassembly_trigger.local.streams.shapes import lambda_event, lambda_record
 
 #: Where sequence numbers start when no one says otherwise.

@@ -16,7 +16,7 @@ from reassembly_trigger.local.commands.common import (
     report_console,
     require_extra,
 )
-from reassembly_trigger.local.ops.explain import Explanation, JobStory, Step, read_events
+from reassembly_trigger.local.commands.explain.story import Explanation, JobStory, Step, read_events
 
 if TYPE_CHECKING:
     from rich.console import Console, Group

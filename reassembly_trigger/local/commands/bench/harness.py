@@ -19,10 +19,10 @@ from reassembly_trigger.batch import BatchResult
 from reassembly_trigger.local.aws import library_seams
 from reassembly_trigger.local.aws.latency_proxy import ProxyControl
 from reassembly_trigger.local.aws.stack import DEFAULT_REGION, Resources, environment
-from reassembly_trigger.local.bench.config import INVOCATION_TIMEOUT_MS
-from reassembly_trigger.local.kit.contexts import LocalLambdaContext
-from reassembly_trigger.local.kit.environment import lambda_environment
-from reassembly_trigger.local.kit.logs import trigger_output
+from reassembly_trigger.local.commands.bench.config import INVOCATION_TIMEOUT_MS
+from reassembly_trigger.local.invocations.contexts import LocalLambdaContext
+from reassembly_trigger.local.invocations.environment import lambda_environment
+from reassembly_trigger.local.invocations.logs import trigger_output
 from reassembly_trigger.logs import configure_logging
 from reassembly_trigger.machine import State
 from reassembly_trigger.outcome import JobOutcome

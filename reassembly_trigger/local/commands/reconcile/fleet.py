@@ -14,7 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reassembly_trigger.local.ops.doctor import ACTION_NEEDED, Diagnosis, Doctor, Verdict
+from reassembly_trigger.local.commands.doctor.diagnosis import (
+    ACTION_NEEDED,
+    Diagnosis,
+    Doctor,
+    Verdict,
+)
 from reassembly_trigger.reconcile import IN_FLIGHT_STATUS, ReconcileResult, build_reconciler
 from reassembly_trigger.timing import Invocation
 

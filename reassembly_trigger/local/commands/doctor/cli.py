@@ -21,7 +21,7 @@ from reassembly_trigger.local.commands.common import (
     seconds,
     use_endpoint,
 )
-from reassembly_trigger.local.ops.doctor import (
+from reassembly_trigger.local.commands.doctor.diagnosis import (
     ACTION_NEEDED,
     DEFAULT_GRACE_SECONDS,
     DEFAULT_REPAIR_TIMEOUT_SECONDS,
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _preflight(settings: Settings, args: argparse.Namespace) -> int:
     from reassembly_trigger.clients import aws_clients
-    from reassembly_trigger.local.ops.preflight import preflight
+    from reassembly_trigger.local.commands.doctor.preflight import preflight
 
     report = preflight(
         settings, aws_clients(settings.evaluation_concurrency), send_probe=args.send_probe
@@ -254,7 +254,7 @@ def render_repair(console: Console, result: RepairResult) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from reassembly_trigger.local.ops.explain import transition_facts
+    from reassembly_trigger.local.commands.transitions import transition_facts
 
     table = Table(title=f"repair {result.outcome.job_id}: the state machine's transitions")
     for column in ("#", "transition", "trigger", "reason", "facts"):

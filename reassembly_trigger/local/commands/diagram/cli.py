@@ -63,7 +63,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write, print or check the diagram."""
-    from reassembly_trigger.local.diagram import document
+    from reassembly_trigger.local.commands.diagram.state_diagram import document
 
     text = document()
     if args.stdout:

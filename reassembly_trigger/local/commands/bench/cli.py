@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from reassembly_trigger.local.aws.latency_proxy import SubprocessStack
-from reassembly_trigger.local.bench import Bench, BenchConfig, Endpoints
-from reassembly_trigger.local.bench.render import markdown, render
+from reassembly_trigger.local.commands.bench import Bench, BenchConfig, Endpoints
+from reassembly_trigger.local.commands.bench.render import markdown, render
 from reassembly_trigger.local.commands.common import (
     EXIT_FAILED,
     UsageError,

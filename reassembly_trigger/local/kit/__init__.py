@@ -1,1 +1,0 @@
-"""The kit local tools and tests build from: records, items, Lambda contexts, environments."""

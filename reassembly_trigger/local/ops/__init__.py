@@ -1,1 +1,0 @@
-"""The operators' tools: doctor, the fleet view, explain, the dry run."""
