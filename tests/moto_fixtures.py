@@ -1,6 +1,8 @@
-"""Shared fixtures: a real moto server on 127.0.0.1, fresh resources per test, the
+"""The fixtures of the tiers that run against AWS (trigger, tooling, build; each tier's
+conftest brings them in): a real moto server on 127.0.0.1, fresh resources per test, the
 pipeline around the trigger (`pipeline.py`), a Lambda-style invoker, and the trigger on
-faulty clients and simulated time (`adversary.py`)."""
+faulty clients and simulated time (`adversary.py`). What every tier shares (the
+isolated environment and logging) is in `conftest.py`, without any of this."""
 
 from __future__ import annotations
 
@@ -28,14 +30,14 @@ from reassembly_trigger.local.aws.stack import (
     environment,
 )
 from reassembly_trigger.local.kit.contexts import LocalLambdaContext
-from reassembly_trigger.local.kit.environment import FOREIGN_VARIABLES, fresh_container
 from reassembly_trigger.local.kit.triggers import FaultyTrigger, faulty_trigger
 from reassembly_trigger.local.simulation.clock import SimulatedClock
-from reassembly_trigger.settings import ENVIRONMENT_VARIABLES, Settings
+from reassembly_trigger.settings import Settings
 
 from adversary import Adversary, Arena, CapturedLogs, adversary, make_arena
 from pipeline import Pipeline, fresh_resources
 
+#: The region of the moto resources: the one `conftest.py` sets for every test.
 REGION = DEFAULT_REGION
 #: Copies of the contract's sample events (`../shared/contract/events/`), kept here so a
 #: clone alone passes; `test_contract_events.py` checks they match when ../shared is there.
@@ -53,40 +55,6 @@ CORE_SKIP_METRICS = [
     "SkippedDeferred",
 ]
 CORE_FAIL_METRICS = ["FailedAwsError", "FailedLockLost", "FailedDeadline", "FailedUnexpectedError"]
-#: Variables that make rich (and other libraries) colour output that is not a terminal;
-#: Nx sets FORCE_COLOR. Tests read plain text whatever the caller's terminal.
-COLOUR_VARIABLES = ("FORCE_COLOR", "CLICOLOR_FORCE", "NO_COLOR", "TTY_COMPATIBLE", "COLUMNS")
-
-
-@pytest.fixture(autouse=True)
-def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No test can reach real AWS (fake credentials, no profile, no stray endpoint), each
-    starts and ends in a fresh container, and no test sees the caller's colour settings."""
-    for var in (*FOREIGN_VARIABLES, "AWS_ENDPOINT_URL", *ENVIRONMENT_VARIABLES, *COLOUR_VARIABLES):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("TERM", "dumb")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
-    fresh_container()
-    yield
-    fresh_container()
-
-
-@pytest.fixture(autouse=True)
-def _isolated_logging() -> Iterator[None]:
-    """Each test ends with structlog configured as it found it: a command that configures
-    logging for its process (`doctor` writes warnings to the stderr pytest captured, at
-    WARNING) must not leave later tests logging to a closed stream or dropping events."""
-    configured = structlog.is_configured()
-    saved = structlog.get_config()
-    yield
-    if configured:
-        structlog.configure(**saved)
-    else:
-        structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

@@ -22,11 +22,11 @@ import pytest
 
 from reassembly_trigger.local.aws.stack import Resources, environment
 
-from conftest import CONTRACT_EVENTS, REGION, Pipeline
+from moto_fixtures import CONTRACT_EVENTS, REGION, Pipeline
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 #: ELF e_machine values: what a native library was compiled for.
 ELF_MACHINES = {"x86_64": 62, "arm64": 183}
@@ -485,11 +485,11 @@ def test_the_unzipped_local_build_handles_a_contract_event_with_only_boto3_besid
     assert pipeline.lock(job_a) is not None
 
 
-@pytest.mark.parametrize("folder", [ROOT, ROOT / "tests" / "monorepo"], ids=["root", "monorepo"])
+@pytest.mark.parametrize("folder", [ROOT, ROOT / "tests" / "build" / "monorepo"], ids=["root", "monorepo"])
 def test_the_npm_lock_is_in_sync_with_package_json_so_npm_ci_works(folder: Path) -> None:
     """package-lock.json pins what package.json asks for, and every optional (platform)
     dependency of a locked package is locked too: `npm ci` refuses a lock missing them.
-    (tests/monorepo/: the monorepo-shaped workspace of tests/test_monorepo.py.)"""
+    (tests/build/monorepo/: the monorepo-shaped workspace of tests/build/test_monorepo.py.)"""
     package = json.loads((folder / "package.json").read_text())
     lock = json.loads((folder / "package-lock.json").read_text())
     packages = lock["packages"]

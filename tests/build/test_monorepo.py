@@ -2,7 +2,7 @@
 
 A monorepo-shaped workspace is built in a temporary folder, as the contract describes
 the pipeline's ("Where this package lives"): a root package.json with Nx 22 from the npm
-registry (tests/monorepo/: package.json and its package-lock.json, so `npm ci`
+registry (tests/build/monorepo/: package.json and its package-lock.json, so `npm ci`
 installs exactly that), an nx.json, a packages/shared-types Nx project whose `build`
 runs `python -m build` and writes its wheel to packages/shared-types/dist/, and this
 repository's files at packages/reassembly-trigger. From the workspace root, Nx must see
@@ -10,8 +10,8 @@ exactly the two projects, `nx run reassembly-trigger:build` must build the zip f
 that wheel (at dist/deploy.zip too, for the monorepo's Terraform), and
 `nx run reassembly-trigger:test` must pass against that wheel.
 
-The nested test run is narrowed to tests/test_shared_wheel.py (Nx forwards what follows
-`--` to pytest: `nx run reassembly-trigger:test -- tests/test_shared_wheel.py`), so the
+The nested test run is narrowed to tests/build/test_shared_wheel.py (Nx forwards what follows
+`--` to pytest: `nx run reassembly-trigger:test -- tests/build/test_shared_wheel.py`), so the
 suite is not run a second time inside itself; its cost is the nested .venv's bootstrap.
 Needs Node.js and npm (the npm registry); without them the tests skip, saying so.
 """
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "monorepo"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "build" / "monorepo"
 NODE = shutil.which("node")
 NPM = shutil.which("npm")
 
@@ -216,13 +216,13 @@ def test_the_build_makes_the_zip_from_the_monorepos_wheel_at_both_paths(
 def test_the_tests_run_from_the_workspace_root_against_the_monorepos_wheel(
     monorepo: Monorepo,
 ) -> None:
-    """GIVEN the workspace WHEN `nx run reassembly-trigger:test -- tests/test_shared_wheel.py`
+    """GIVEN the workspace WHEN `nx run reassembly-trigger:test -- tests/build/test_shared_wheel.py`
     runs at its root THEN the package's .venv holds the monorepo's wheel and they pass."""
     result = monorepo.nx(
         "run",
         "reassembly-trigger:test",
         "--",
-        "tests/test_shared_wheel.py",
+        "tests/build/test_shared_wheel.py",
         "-p",
         "no:cacheprovider",
     )

@@ -14,7 +14,7 @@ from packaging.utils import parse_wheel_filename
 
 import stereo_spot_shared
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @cache

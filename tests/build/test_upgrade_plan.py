@@ -2,7 +2,7 @@
 project's module, with root-level `moved` blocks, on a state holding what the running
 deployment has (the contract, "Where this package lives").
 
-Offline, as tests/test_terraform.py plans: the local AWS provider, fake credentials,
+Offline, as tests/build/test_terraform.py plans: the local AWS provider, fake credentials,
 `-refresh=false` (the state is taken as AWS's truth, nothing is read). The root module
 is shaped like packages/aws-infra: the tables and the queue are the root's (here fixed
 names and ARNs), lambda.tf its role, policy, `aws_lambda_function.reassembly_trigger[0]`
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from test_terraform import ROOT_MODULE, Plan, Workspace, needs_provider
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "upgrade.md"
 PREFIX = "stereo-spot-dev"
 FUNCTION = f"{PREFIX}-reassembly-trigger"

@@ -40,7 +40,7 @@ from reassembly_trigger.local.bench.results import PROJECT
 from reassembly_trigger.local.cli import main
 from reassembly_trigger.settings import DEFAULT_EVALUATION_CONCURRENCY
 
-from conftest import REGION, run_cli
+from moto_fixtures import REGION, run_cli
 
 QUICK = BenchConfig.quick(
     latency_ms=0, latencies_ms=(0.0,), burst_latencies_ms=(0.0,), cold_start_runs=0

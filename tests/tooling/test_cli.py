@@ -342,7 +342,7 @@ def test_the_operators_commands_run_without_moto(
 def test_the_readmes_command_table_lists_every_command() -> None:
     """The README's table under "The command line" has a row for each command the CLI
     registers (`reconcile` was missing), and none it does not have."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("### The command line", 1)[1].split("\n### ", 1)[0]
     table = [line for line in section.splitlines() if line.startswith("| `")]
     in_readme = {line.split("`")[1].split()[0] for line in table}

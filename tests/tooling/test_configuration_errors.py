@@ -16,10 +16,10 @@ from botocore.exceptions import ClientError
 
 from reassembly_trigger.local.aws.stack import LOCAL_CREDENTIALS, Resources, environment
 
-from conftest import REGION, run_cli
+from moto_fixtures import REGION, run_cli
 from pipeline import Pipeline
 
-EVENT = Path(__file__).parent / "events" / "segment-completions-batch.json"
+EVENT = Path(__file__).parents[1] / "events" / "segment-completions-batch.json"
 
 
 def clean_environment(tmp_path: Path, **variables: str) -> dict[str, str]:

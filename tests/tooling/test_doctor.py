@@ -11,7 +11,7 @@ import pytest
 
 from reassembly_trigger.local import cli
 
-from conftest import Pipeline, cli_json, run_cli
+from moto_fixtures import Pipeline, cli_json, run_cli
 
 HOUR = 3600
 
@@ -461,7 +461,7 @@ def test_reconcile_against_an_endpoint_that_does_not_answer_is_one_line() -> Non
 def test_replay_reports_failed_jobs_in_its_table_not_as_log_lines_too() -> None:
     """The sibling in `replay`: the failed transitions are in its report (exit 1), and
     not printed again on stderr as `[error] transition` lines."""
-    event = Path(__file__).parent / "events" / "segment-completions-batch.json"
+    event = Path(__file__).parents[1] / "events" / "segment-completions-batch.json"
 
     result = run_cli("replay", str(event), "--endpoint-url", DEAD_ENDPOINT)
 

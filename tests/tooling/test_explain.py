@@ -16,7 +16,7 @@ from reassembly_trigger.local.kit.contexts import LocalLambdaContext
 from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.local.ops.explain import Explanation, read_events
 
-from conftest import Pipeline
+from moto_fixtures import Pipeline
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from reassembly_trigger.local.ops.doctor import Doctor
 from reassembly_trigger.settings import Settings
 from reassembly_trigger.timing import CLOCK_SKEW_SECONDS, RESEND_LEASE_SECONDS
 
-from conftest import Pipeline, cli_json
+from moto_fixtures import Pipeline, cli_json
 
 HOUR = 3600
 

@@ -19,7 +19,7 @@ from reassembly_trigger.local.aws.faults import (
 from reassembly_trigger.local.aws.library_seams import LibraryChanged, Seam
 from reassembly_trigger.local.aws.stack import LocalAws, Resources
 
-from conftest import REGION
+from moto_fixtures import REGION
 
 
 @pytest.mark.parametrize("seam", library_seams.SEAMS, ids=lambda s: f"{s.library}:{s.attribute}")

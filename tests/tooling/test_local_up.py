@@ -17,7 +17,7 @@ from reassembly_trigger.local.aws.stack import LocalAws, ResourceNames, Resource
 from reassembly_trigger.local.cli import main
 from reassembly_trigger.local.commands.local_up import ON_FAILURE_QUEUE_VARIABLE
 
-from conftest import REGION, run_cli
+from moto_fixtures import REGION, run_cli
 
 
 def _default_sigint() -> None:
@@ -148,7 +148,7 @@ def test_the_readmes_sample_exports_the_variables_local_up_prints(
 ) -> None:
     """The README's `local up` sample lists the variables the command prints, in its
     order (four settings were missing from it)."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     start = readme.index("$ .venv/bin/reassembly-trigger local up --env-file")
     sample = readme[start : readme.index("```", start)]
     shown = [

@@ -10,7 +10,7 @@ from reassembly_trigger.local.cli import main
 from reassembly_trigger.local.kit.environment import lambda_environment
 from reassembly_trigger.local.streams.poller import MappingSettings
 
-from conftest import REGION, run_cli
+from moto_fixtures import REGION, run_cli
 
 
 @pytest.mark.parametrize(

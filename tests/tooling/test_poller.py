@@ -29,7 +29,7 @@ from reassembly_trigger.local.streams.poller import (
     StreamPoller,
 )
 
-from conftest import REGION, Pipeline
+from moto_fixtures import REGION, Pipeline
 
 Response = dict[str, Any] | None
 

@@ -7,7 +7,7 @@ import pytest
 
 from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultRule
 
-from conftest import REGION, Pipeline, cli_json
+from moto_fixtures import REGION, Pipeline, cli_json
 
 #: (action, resource kind) of every call the stream function and the reconciler make.
 CALLS = {

@@ -17,7 +17,7 @@ from reassembly_trigger.local.simulation.reconcile_schedule import (
 from reassembly_trigger.machine import SkipReason
 from reassembly_trigger.reconcile import Reconciler
 
-from conftest import Pipeline
+from moto_fixtures import Pipeline
 
 EVERY = 300.0
 

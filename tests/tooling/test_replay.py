@@ -18,7 +18,7 @@ from reassembly_trigger.local.aws.stack import (
 )
 from reassembly_trigger.local.cli import main
 
-from conftest import CONTRACT_EVENTS, REGION, Pipeline
+from moto_fixtures import CONTRACT_EVENTS, REGION, Pipeline
 
 #: The contract's events name these tables (`stereo-spot-jobs`, ...).
 CONTRACT_PREFIX = "stereo-spot"

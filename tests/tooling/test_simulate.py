@@ -494,7 +494,7 @@ def test_the_help_of_fault_rate_names_every_client_it_hits(
 
 # ------------------------------------------------------------------ the README's figures
 
-README = Path(__file__).parents[1] / "README.md"
+README = Path(__file__).parents[2] / "README.md"
 
 
 def _readme_example(command: str) -> str:

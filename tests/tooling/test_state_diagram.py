@@ -15,7 +15,7 @@ from reassembly_trigger.local.commands.diagram import repository_root
 from reassembly_trigger.local.diagram import document, mermaid
 from reassembly_trigger.machine import FAIL_REASONS, SKIP_REASONS, STATES, TRANSITIONS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DIAGRAM = ROOT / "docs" / "state-diagram.md"
 
 

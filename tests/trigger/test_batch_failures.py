@@ -10,7 +10,7 @@ from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultR
 from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.timing import DYNAMODB_MAX_ATTEMPTS
 
-from conftest import Invoker, Pipeline
+from moto_fixtures import Invoker, Pipeline
 
 
 def test_a_throttled_count_fails_the_job_with_its_lowest_sequence_number_and_the_retry_enqueues(

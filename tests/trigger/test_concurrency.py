@@ -21,7 +21,7 @@ from reassembly_trigger.local.aws.faults import FaultInjector, FaultKind, FaultR
 from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.settings import DEFAULT_EVALUATION_CONCURRENCY
 
-from conftest import Invoker, Pipeline
+from moto_fixtures import Invoker, Pipeline
 
 
 def _interleaved(per_job: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -67,7 +67,7 @@ class CallWatcher:
 def test_the_default_concurrency_is_the_one_the_readme_and_the_module_state() -> None:
     """The code's default of EVALUATION_CONCURRENCY is what the README's settings table and
     the Terraform module's variable say (three places a person reads it)."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     readme = (root / "README.md").read_text()
     row = next(
         line for line in readme.splitlines() if line.startswith("| `EVALUATION_CONCURRENCY`")

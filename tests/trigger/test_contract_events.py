@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONTRACT_EVENTS
+from moto_fixtures import CONTRACT_EVENTS
 
 #: Where the pipeline's shared contract sits when this repository is checked out beside it.
-SHARED_EVENTS = Path(__file__).resolve().parents[2] / "shared" / "contract" / "events"
+SHARED_EVENTS = Path(__file__).resolve().parents[3] / "shared" / "contract" / "events"
 #: The events the tests read.
 NEEDED = (
     "jobs-chunking-complete.json",

@@ -27,7 +27,7 @@ from reassembly_trigger.local.kit.contexts import LocalLambdaContext
 from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.settings import Settings
 
-from conftest import REGION, Invoker, Pipeline
+from moto_fixtures import REGION, Invoker, Pipeline
 
 
 def _ready(pipeline: Pipeline, job_id: str = "job-a") -> dict[str, Any]:

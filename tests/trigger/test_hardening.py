@@ -39,7 +39,7 @@ from reassembly_trigger.timing import (
 )
 
 from adversary import MARK, Adversary, Arena, adversary
-from conftest import Pipeline
+from moto_fixtures import Pipeline
 
 YEAR = 365 * 86400
 

@@ -11,7 +11,7 @@ import pytest
 
 from reassembly_trigger.local.kit.records import stream_event
 
-from conftest import CONTRACT_EVENTS, Invoker, Pipeline
+from moto_fixtures import CONTRACT_EVENTS, Invoker, Pipeline
 
 
 def _without(record: dict[str, Any], *path: str) -> dict[str, Any]:

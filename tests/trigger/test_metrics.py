@@ -14,7 +14,7 @@ from reassembly_trigger.machine import FailReason, SkipReason
 from reassembly_trigger.metrics import METRIC_UNITS, metric_name
 from reassembly_trigger.settings import DEFAULT_METRICS_NAMESPACE
 
-from conftest import CORE_FAIL_METRICS, CORE_SKIP_METRICS, Invoker, Pipeline
+from moto_fixtures import CORE_FAIL_METRICS, CORE_SKIP_METRICS, Invoker, Pipeline
 
 #: CloudWatch's metric units (MetricDatum), as the EMF specification's schema lists them.
 _SIZES = ("Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes")
@@ -182,7 +182,7 @@ def test_namespace_and_function_name_come_from_the_environment(
 
 def test_every_reason_of_the_machine_has_its_metric() -> None:
     """One metric per skip and per fail reason of machine.py, named as the alarms and the
-    dashboard name them (written out in conftest: a rename must change the tests)."""
+    dashboard name them (written out in moto_fixtures: a rename must change the tests)."""
     per_reason = {name for name in METRIC_UNITS if name.startswith(("Skipped", "Failed"))}
     assert per_reason == {*CORE_SKIP_METRICS, *CORE_FAIL_METRICS}
     assert len(per_reason) == len(SkipReason) + len(FailReason)
@@ -191,7 +191,7 @@ def test_every_reason_of_the_machine_has_its_metric() -> None:
 
 def test_the_operations_guide_documents_every_metric() -> None:
     """docs/operations.md names every metric the line carries, and how many there are."""
-    guide = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text()
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
 
     assert [name for name in METRIC_UNITS if f"`{name}`" not in guide] == []
     assert f"({len(METRIC_UNITS)} per function)" in guide
@@ -201,7 +201,7 @@ def test_the_operations_guide_documents_every_reconciler_metric() -> None:
     """docs/operations.md names every metric of the reconciler's line, and their number."""
     from reassembly_trigger.metrics import RECONCILE_METRIC_UNITS
 
-    guide = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text()
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
 
     assert [name for name in RECONCILE_METRIC_UNITS if f"`{name}`" not in guide] == []
     assert f"({len(RECONCILE_METRIC_UNITS)} in all)" in guide

@@ -21,7 +21,7 @@ from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.runtime import process_trigger
 from reassembly_trigger.timing import Invocation
 
-from conftest import Pipeline, simulated_trigger
+from moto_fixtures import Pipeline, simulated_trigger
 
 
 @pytest.fixture

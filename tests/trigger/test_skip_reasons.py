@@ -10,7 +10,7 @@ import pytest
 from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.machine import SKIP_REASONS, SkipReason
 
-from conftest import Invoker, Pipeline
+from moto_fixtures import Invoker, Pipeline
 
 
 def _job_not_found(pipeline: Pipeline) -> None:

@@ -23,7 +23,7 @@ from reassembly_trigger.local.kit.records import stream_event
 from reassembly_trigger.machine import State
 from reassembly_trigger.timing import ANSWER_RESERVE_SECONDS, MIN_FUNCTION_TIMEOUT_SECONDS
 
-from conftest import Invoker, Pipeline
+from moto_fixtures import Invoker, Pipeline
 
 #: The timeouts users set: the minimum, Lambda's default, small ones, the replaced
 #: Lambda's, the module's default.

@@ -16,7 +16,7 @@ from reassembly_trigger.machine import (
     State,
 )
 
-from conftest import Invoker, Pipeline
+from moto_fixtures import Invoker, Pipeline
 
 
 def test_each_transition_event_carries_the_documented_fields(

@@ -19,7 +19,7 @@ from reassembly_trigger.machine import SkipReason, State
 from reassembly_trigger.runtime import reset_process
 from reassembly_trigger.timing import Invocation
 
-from conftest import Pipeline, simulated_trigger
+from moto_fixtures import Pipeline, simulated_trigger
 
 
 @pytest.fixture(autouse=True)

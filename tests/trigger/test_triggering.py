@@ -6,7 +6,7 @@ import threading
 
 from reassembly_trigger.local.kit.records import stream_event
 
-from conftest import Invoker, Pipeline
+from moto_fixtures import Invoker, Pipeline
 
 
 def test_a_complete_job_is_enqueued_once_with_the_exact_body(
