@@ -40,11 +40,22 @@ def entries() -> list[str]:
     return re.split(r"\n(?=[A-Za-z0-9])", LOCK.read_text().split("\n", 2)[2])
 
 
+def test_the_pin_pattern_reads_every_entry_of_the_lock() -> None:
+    """Every entry is a pin the pattern reads, and the lock holds the tools: a change of
+    the lock's format fails here, instead of leaving the checks below nothing to check."""
+    found = entries()
+    assert [e.splitlines()[0] for e in found if not _PIN.match(e)] == []
+    assert len(found) >= 50
+    assert {"boto3", "moto", "pytest", "ruff", "mypy", "structlog"} <= set(pins())
+
+
 def test_every_pin_carries_hashes() -> None:
     """pip installs the lock with --require-hashes: every entry has a sha256."""
-    for entry in entries():
-        if _PIN.match(entry):
-            assert "--hash=sha256:" in entry, entry.splitlines()[0]
+    found = entries()
+    assert found
+    for entry in found:
+        assert _PIN.match(entry), entry.splitlines()[0]
+        assert "--hash=sha256:" in entry, entry.splitlines()[0]
 
 
 def test_the_lock_satisfies_every_requirement_of_the_project() -> None:
@@ -53,7 +64,9 @@ def test_the_lock_satisfies_every_requirement_of_the_project() -> None:
     locked = pins()
     shared = canonicalize_name("stereo-spot-shared")
     assert shared not in locked
-    for requirement in project_requirements():
+    requirements = project_requirements()
+    assert {"boto3", "moto", "pytest"} <= {canonicalize_name(r.name) for r in requirements}
+    for requirement in requirements:
         name = canonicalize_name(requirement.name)
         if name == shared:
             continue
@@ -65,10 +78,13 @@ def test_the_venv_runs_the_versions_the_lambda_zip_bundles() -> None:
     """transitions, structlog and pydantic are the zip's (requirements/lambda-runtime.in)."""
     locked = pins()
     runtime = ROOT / "requirements" / "lambda-runtime.in"
+    checked = set()
     for line in runtime.read_text().splitlines():
         if "==" in line and not line.startswith("#"):
             requirement = Requirement(line.split("#")[0].strip())
             assert locked[canonicalize_name(requirement.name)] in requirement.specifier
+            checked.add(canonicalize_name(requirement.name))
+    assert checked >= {"transitions", "structlog", "pydantic"}
 
 
 def test_moto_is_held_to_the_major_version_it_was_written_against() -> None:
