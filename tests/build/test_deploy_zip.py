@@ -330,11 +330,16 @@ def test_the_zip_holds_the_handler_and_the_shared_types_from_the_wheel(
 def test_the_zip_leaves_out_the_sdk_tests_and_local_tooling(
     builds: dict[str, Build], build_name: str
 ) -> None:
-    """No boto3/botocore (the runtime's), tests, moto or reassembly_trigger/local."""
+    """No boto3/botocore (the runtime's), tests, moto, reassembly_trigger/local or the
+    test helpers of reassembly_trigger/testing.py (source or bytecode)."""
     names = builds[build_name].names()
     top_levels = {name.split("/")[0] for name in names}
     assert not top_levels & {*RUNTIME_PROVIDED, "tests", "moto", "rich"}
     assert not [n for n in names if n.startswith("reassembly_trigger/local/")]
+    assert not [n for n in names if n.startswith("reassembly_trigger/") and "testing." in n]
+    assert "reassembly_trigger/testing.py" in {
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "reassembly_trigger").glob("*.py")
+    }
     assert not [n for n in names if "/tests/" in n or n.startswith("test_")]
 
 
@@ -485,7 +490,9 @@ def test_the_unzipped_local_build_handles_a_contract_event_with_only_boto3_besid
     assert pipeline.lock(job_a) is not None
 
 
-@pytest.mark.parametrize("folder", [ROOT, ROOT / "tests" / "build" / "monorepo"], ids=["root", "monorepo"])
+@pytest.mark.parametrize(
+    "folder", [ROOT, ROOT / "tests" / "build" / "monorepo"], ids=["root", "monorepo"]
+)
 def test_the_npm_lock_is_in_sync_with_package_json_so_npm_ci_works(folder: Path) -> None:
     """package-lock.json pins what package.json asks for, and every optional (platform)
     dependency of a locked package is locked too: `npm ci` refuses a lock missing them.
