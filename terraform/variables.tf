@@ -84,7 +84,7 @@ variable "snap_start" {
 # The variables below that end up in the functions' environment (local.environment) are
 # held to the bounds Settings.from_env enforces at start-up: a value it refuses plans
 # fine and then fails every invocation, so the plan refuses it instead (and
-# tests/test_terraform.py derives the bounds from the code, so the two cannot drift).
+# tests/build/test_terraform.py derives the bounds from the code, so the two cannot drift).
 
 variable "lock_lease_seconds" {
   description = "LOCK_LEASE_SECONDS: lease assumed for a reassembly lock that records none (written by the Lambda this one replaces); at least that Lambda's timeout. A whole number from 1 to 900 (Lambda's maximum timeout: no lease may outlive it)."

@@ -4,7 +4,7 @@
 carry a `FaultInjector` (`invocations.triggers.faulty_clients`), and on a simulated clock that
 also drives the context's remaining time, so leases, backoffs and deadlines pass
 without real waiting while every AWS call still goes to the moto server. Used through
-conftest's `arena`, `fifo_arena` and `adv` fixtures.
+moto_fixtures' `arena`, `fifo_arena` and `adv` fixtures.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Property: at any deadline from 1 s to 900 s, and however slow AWS is, an evaluation
 triggers a complete job whenever its normal path fits, and never overruns its deadline.
 
-In-memory gateways on a simulated clock; every call goes through `FakeNetwork`, which
+In-memory gateways on a simulated clock; every call goes through `SimulatedNetwork`, which
 applies the clients' own bound (`timing.attempt_read_timeout`) and spends a latency:
 a call slower than its attempt's read timeout is carried out and its answer lost.
 """
@@ -19,6 +19,7 @@ from reassembly_trigger.machine import FailReason, SkipReason, State
 from reassembly_trigger.outcome import JobOutcome
 from reassembly_trigger.ports import LoadedJobs
 from reassembly_trigger.records import JobRequest
+from reassembly_trigger.testing import InMemoryAws, SimulatedNetwork
 from reassembly_trigger.timing import (
     ANSWER_RESERVE_SECONDS,
     CALL_FLOOR_SECONDS,
@@ -28,7 +29,6 @@ from reassembly_trigger.timing import (
     InvocationBudget,
     calls_within,
 )
-from tests.unit.fakes import FakeNetwork, World
 
 #: Latencies from an idle in-region call to one slower than any read timeout.
 LATENCIES = st.sampled_from([0.0, 0.002, 0.02, NORMAL_CALL_SECONDS, 0.4, 1.5, 3.0, 30.0])
@@ -38,10 +38,10 @@ DEADLINES = st.one_of(
 )
 
 
-def evaluate(world: World, seconds: float, latency: float) -> tuple[JobOutcome, float]:
+def evaluate(world: InMemoryAws, seconds: float, latency: float) -> tuple[JobOutcome, float]:
     """The job evaluated as `ReassemblyTrigger.evaluate_jobs` does (the Job read first,
     its failure failing the job), `seconds` before the deadline, every call `latency`."""
-    network = FakeNetwork(world.clock, latency)
+    network = SimulatedNetwork(world.clock, latency)
     gateways = world.gateways(network)
     invocation = Invocation("req", world.clock.now() + seconds)
     try:
@@ -55,9 +55,9 @@ def evaluate(world: World, seconds: float, latency: float) -> tuple[JobOutcome, 
     return evaluation.run(job_lookup(loaded)), invocation.deadline
 
 
-def ready_world(*, lock_held: bool = False) -> World:
+def ready_world(*, lock_held: bool = False) -> InMemoryAws:
     """A complete job of three segments; with `lock_held`, a dead holder's lock."""
-    world = World()
+    world = InMemoryAws()
     world.ready("job", total=3)
     if lock_held:
         now = int(world.clock.now())

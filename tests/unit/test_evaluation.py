@@ -11,6 +11,7 @@ from reassembly_trigger.evaluation import JobEvaluation
 from reassembly_trigger.machine import FailReason, SkipReason, State, Trigger
 from reassembly_trigger.outcome import JobOutcome
 from reassembly_trigger.records import JobRequest
+from reassembly_trigger.testing import InMemoryAws
 from reassembly_trigger.timing import (
     ANSWER_RESERVE_SECONDS,
     LAMBDA_MAX_TIMEOUT_SECONDS,
@@ -18,16 +19,15 @@ from reassembly_trigger.timing import (
     MIN_FUNCTION_TIMEOUT_SECONDS,
     Invocation,
 )
-from tests.unit.fakes import World
 
 
 @pytest.fixture
-def world() -> World:
-    return World()
+def world() -> InMemoryAws:
+    return InMemoryAws()
 
 
 def evaluate(
-    world: World, job_id: str = "job", *, seconds: float = 30.0, lease_wait: float = 0.0
+    world: InMemoryAws, job_id: str = "job", *, seconds: float = 30.0, lease_wait: float = 0.0
 ) -> JobOutcome:
     invocation = Invocation("req", world.clock.now() + seconds)
     gateways = world.gateways()
@@ -38,7 +38,7 @@ def evaluate(
     return evaluation.run(loaded.items.get)
 
 
-def test_a_complete_job_is_locked_sent_and_marked(world: World) -> None:
+def test_a_complete_job_is_locked_sent_and_marked(world: InMemoryAws) -> None:
     """load -> count -> acquire -> send -> mark, one message, the lock marked."""
     world.ready("job", total=3)
 
@@ -79,7 +79,7 @@ def test_a_complete_job_is_locked_sent_and_marked(world: World) -> None:
     ],
 )
 def test_only_status_and_total_segments_decide_and_nothing_is_coerced(
-    world: World, job: dict[str, object] | None, reason: SkipReason
+    world: InMemoryAws, job: dict[str, object] | None, reason: SkipReason
 ) -> None:
     """A Job the trigger cannot decide on is skipped with the reason; nothing is written."""
     if job is not None:
@@ -92,7 +92,7 @@ def test_only_status_and_total_segments_decide_and_nothing_is_coerced(
     assert world.lock.writes == []
 
 
-def test_a_fractional_total_is_invalid_and_names_the_value(world: World) -> None:
+def test_a_fractional_total_is_invalid_and_names_the_value(world: InMemoryAws) -> None:
     """`total_segments` 2.5 is refused with the value seen."""
     world.jobs.put("job", status="chunking_complete", total_segments=Decimal("2.5"))
     outcome = evaluate(world)
@@ -100,14 +100,14 @@ def test_a_fractional_total_is_invalid_and_names_the_value(world: World) -> None
     assert outcome.details == {"field": "total_segments", "value": "2.5"}
 
 
-def test_other_attributes_never_stop_a_job(world: World) -> None:
+def test_other_attributes_never_stop_a_job(world: InMemoryAws) -> None:
     """An unknown mode, no created_at: the job still triggers (the model is only warned)."""
     world.jobs.put("job", status="chunking_complete", total_segments=1, mode="hologram")
     world.completions.complete("job", 0)
     assert evaluate(world).state is State.ENQUEUED
 
 
-def test_only_whole_indexes_in_range_count(world: World) -> None:
+def test_only_whole_indexes_in_range_count(world: InMemoryAws) -> None:
     """0, 0.5, 1 and 7 out of 3: two count; the job waits for segment 2."""
     world.jobs.put("job", status="chunking_complete", total_segments=3)
     world.completions.complete("job", 0, "0.5", 1, 7, -1)
@@ -126,7 +126,7 @@ def test_only_whole_indexes_in_range_count(world: World) -> None:
     ],
 )
 def test_a_finished_lock_ends_the_job(
-    world: World, lock: dict[str, object], reason: SkipReason
+    world: InMemoryAws, lock: dict[str, object], reason: SkipReason
 ) -> None:
     """Marked, or claimed by the media worker: skipped, nothing sent."""
     world.ready("job")
@@ -136,7 +136,9 @@ def test_a_finished_lock_ends_the_job(
     assert world.queue.bodies == []
 
 
-def test_a_live_holder_is_deferred_to_and_never_waited_for_beyond_the_wait(world: World) -> None:
+def test_a_live_holder_is_deferred_to_and_never_waited_for_beyond_the_wait(
+    world: InMemoryAws,
+) -> None:
     """Within its lease: wait up to lease_wait, then `deferred` (not failed); lock intact."""
     world.ready("job")
     now = int(world.clock.now())
@@ -162,7 +164,7 @@ def test_a_live_holder_is_deferred_to_and_never_waited_for_beyond_the_wait(world
     ids=["expired", "released", "legacy", "far_lease", "null_marks", "odd_types"],
 )
 def test_an_unfinished_lock_whose_lease_is_over_is_taken_over_whatever_its_shape(
-    world: World, lock: dict[str, object]
+    world: InMemoryAws, lock: dict[str, object]
 ) -> None:
     """Any lock that means "unfinished and its lease is over" is taken over and sent once."""
     world.ready("job")
@@ -182,7 +184,7 @@ def test_an_unfinished_lock_whose_lease_is_over_is_taken_over_whatever_its_shape
     assert value["takeovers"] >= 1
 
 
-def test_a_take_over_that_keeps_losing_is_bounded_and_defers(world: World) -> None:
+def test_a_take_over_that_keeps_losing_is_bounded_and_defers(world: InMemoryAws) -> None:
     """Every take-over loses its race (a rival rewrites the lock each time): a bounded
     number of attempts, then `deferred`; no spin."""
     world.ready("job")
@@ -203,7 +205,7 @@ def test_a_take_over_that_keeps_losing_is_bounded_and_defers(world: World) -> No
     assert world.queue.bodies == []
 
 
-def test_a_failed_send_releases_the_lock_and_fails_the_job(world: World) -> None:
+def test_a_failed_send_releases_the_lock_and_fails_the_job(world: InMemoryAws) -> None:
     """The send fails: the lease is released at once, the job fails with aws_error."""
     world.ready("job")
     world.queue.fail_with = ClientError({"Error": {"Code": "InternalError"}}, "SendMessage")
@@ -215,7 +217,7 @@ def test_a_failed_send_releases_the_lock_and_fails_the_job(world: World) -> None
     assert world.lock.value("job")["lease_expires_at"] == 0
 
 
-def test_a_lock_taken_over_before_the_mark_fails_as_lock_lost(world: World) -> None:
+def test_a_lock_taken_over_before_the_mark_fails_as_lock_lost(world: InMemoryAws) -> None:
     """Between send and mark another holder took the lock: `lock_lost`, retried."""
     world.ready("job")
 
@@ -230,7 +232,7 @@ def test_a_lock_taken_over_before_the_mark_fails_as_lock_lost(world: World) -> N
     assert (outcome.state, outcome.reason) == (State.FAILED, FailReason.LOCK_LOST)
 
 
-def test_too_little_time_fails_the_job_before_it_locks(world: World) -> None:
+def test_too_little_time_fails_the_job_before_it_locks(world: InMemoryAws) -> None:
     """With less time left than the lock and the normal case of the send and the mark
     after it need (plus the answer reserve), nothing is written: `deadline`."""
     world.ready("job")
@@ -241,7 +243,7 @@ def test_too_little_time_fails_the_job_before_it_locks(world: World) -> None:
     assert world.lock.writes == []
 
 
-def test_the_lock_is_taken_as_soon_as_its_normal_case_fits(world: World) -> None:
+def test_the_lock_is_taken_as_soon_as_its_normal_case_fits(world: InMemoryAws) -> None:
     """About a second is enough: the step is never refused for its worst case (issue 20:
     43 s were asked for, so a 30 s function never triggered a job)."""
     world.ready("job")
@@ -252,14 +254,16 @@ def test_the_lock_is_taken_as_soon_as_its_normal_case_fits(world: World) -> None
 
 
 @pytest.mark.parametrize("seconds", [MIN_FUNCTION_TIMEOUT_SECONDS, 3, 5, 10, 30, 60, 900])
-def test_every_timeout_a_user_sets_triggers_a_complete_job(world: World, seconds: int) -> None:
+def test_every_timeout_a_user_sets_triggers_a_complete_job(
+    world: InMemoryAws, seconds: int
+) -> None:
     """Lambda's default 3 s, the replaced Lambda's 30 s, the minimum 2 s, the maximum."""
     world.ready("job")
 
     assert evaluate(world, seconds=seconds).state is State.ENQUEUED
 
 
-def test_the_lease_is_the_deadline_but_never_beyond_the_maximum(world: World) -> None:
+def test_the_lease_is_the_deadline_but_never_beyond_the_maximum(world: InMemoryAws) -> None:
     """A caller with an hour to live still leases the lock for at most 900 s."""
     world.ready("job")
     now = world.clock.now()
@@ -267,7 +271,7 @@ def test_the_lease_is_the_deadline_but_never_beyond_the_maximum(world: World) ->
     assert world.lock.value("job")["lease_expires_at"] <= now + LAMBDA_MAX_TIMEOUT_SECONDS
 
 
-def test_an_unreadable_job_fails_with_the_read_error(world: World) -> None:
+def test_an_unreadable_job_fails_with_the_read_error(world: InMemoryAws) -> None:
     """A Job whose read failed fails the job (aws_error), so its records are retried."""
     world.ready("job")
     world.jobs.unavailable["job"] = ClientError(

@@ -9,12 +9,11 @@ from typing import Any
 import pytest
 import structlog
 
-from reassembly_trigger.local.invocations.records import StreamRecords
 from reassembly_trigger.records import Ignored, Malformed, parse_batch
+from reassembly_trigger.testing import stream_record
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 JOBS, COMPLETIONS = "stereo-spot-jobs", "stereo-spot-segment-completions"
-STREAMS = {table: StreamRecords(table) for table in (JOBS, COMPLETIONS)}
 
 
 def record(
@@ -32,7 +31,9 @@ def record(
         keys = {"job_id": {"S": job_id}}
         if table == COMPLETIONS:
             keys["segment_index"] = {"N": "0"}
-    built = STREAMS[table].record(event_name, new=new_image, keys=keys, sequence_number=sequence)
+    built = stream_record(
+        table, keys, event_name=event_name, new_image=new_image, sequence_number=sequence
+    )
     if arn is not None:
         built["eventSourceARN"] = arn
     return built

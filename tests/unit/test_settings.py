@@ -94,7 +94,7 @@ def test_the_handler_fails_loudly_when_misconfigured(monkeypatch: pytest.MonkeyP
     """A Lambda without its variables raises at the first invocation (Lambda retries the
     batch), instead of silently skipping every job."""
     from reassembly_trigger.handler import lambda_handler
-    from reassembly_trigger.local.invocations.contexts import LocalLambdaContext
+    from reassembly_trigger.testing import LambdaContext
 
     with pytest.raises(SettingsError, match="JOBS_TABLE_NAME"):
-        lambda_handler({"Records": []}, LocalLambdaContext())
+        lambda_handler({"Records": []}, LambdaContext())
