@@ -7,7 +7,7 @@
 #     absent); SHARED_TYPES_WHEEL names another (scripts/shared_types.sh decides);
 #   - the other run-time dependencies for the TARGET runtime, not this machine:
 #     manylinux wheels only, exactly the files hashed in requirements/lambda-runtime.txt;
-#   - reassembly_trigger/ without local/ (local tooling) and testing.py (test helpers);
+#   - reassembly_trigger/ without local/ (local tooling) and testing/ (test helpers);
 #   - bytecode for the target's Python only, compiled by that Python when this machine
 #     has it (unchecked-hash .pyc: reproducible, never re-validated), else none, said so;
 #   - zipped by scripts/make_zip.py: sorted entries, fixed timestamps and permissions,
@@ -134,9 +134,9 @@ rm -f "$staging"/*.dist-info/direct_url.json
 sed -i '/\.dist-info\/direct_url\.json,/d' "$staging"/*.dist-info/RECORD
 
 # The Lambda's own code: its modules, never local/ (CLI, local stack, simulation) nor
-# testing.py (in-memory stores for the users' tests).
+# testing/ (in-memory stores for the users' tests).
 find reassembly_trigger -path reassembly_trigger/local -prune -o \
-  -path reassembly_trigger/testing.py -prune -o \
+  -path reassembly_trigger/testing -prune -o \
   -type f \( -name '*.py' -o -name 'py.typed' \) -print |
   while read -r file; do
     mkdir -p "$staging/$(dirname "$file")"

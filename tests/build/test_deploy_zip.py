@@ -331,15 +331,13 @@ def test_the_zip_leaves_out_the_sdk_tests_and_local_tooling(
     builds: dict[str, Build], build_name: str
 ) -> None:
     """No boto3/botocore (the runtime's), tests, moto, reassembly_trigger/local or the
-    test helpers of reassembly_trigger/testing.py (source or bytecode)."""
+    test helpers of reassembly_trigger/testing/ (source or bytecode)."""
     names = builds[build_name].names()
     top_levels = {name.split("/")[0] for name in names}
     assert not top_levels & {*RUNTIME_PROVIDED, "tests", "moto", "rich"}
     assert not [n for n in names if n.startswith("reassembly_trigger/local/")]
-    assert not [n for n in names if n.startswith("reassembly_trigger/") and "testing." in n]
-    assert "reassembly_trigger/testing.py" in {
-        p.relative_to(ROOT).as_posix() for p in (ROOT / "reassembly_trigger").glob("*.py")
-    }
+    assert not [n for n in names if n.startswith("reassembly_trigger/testing")]
+    assert (ROOT / "reassembly_trigger" / "testing" / "__init__.py").is_file()
     assert not [n for n in names if "/tests/" in n or n.startswith("test_")]
 
 
