@@ -21,6 +21,7 @@ found is reached by a shortest interleaving.
 from __future__ import annotations
 
 import copy
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -122,6 +123,25 @@ class Scenario:
     final_reconciler_timeout: float = 300.0
     #: Scheduled reconciler runs after the faults stop.
     final_reconciler_runs: int = 2
+    #: Pairs of actors the world cannot tell apart (symmetry reduction): the same kind,
+    #: timeouts and job, records that exist from the start. A state and its mirror
+    #: image, the two swapped, are one state.
+    symmetric: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        specs = {a.name: a for a in self.actors}
+        written = {j.job_id: set(j.written) for j in self.jobs}
+        for first, second in self.symmetric:
+            a, b = specs[first], specs[second]
+            jobs_a = sorted(j for j, _, _ in a.records)
+            jobs_b = sorted(j for j, _, _ in b.records)
+            if (a.kind, a.timeouts, a.job_id, jobs_a) != (b.kind, b.timeouts, b.job_id, jobs_b):
+                raise ValueError(f"{first} and {second} are told apart by what they are")
+            if not all(i in written[j] for j, i, _ in a.records + b.records):
+                raise ValueError(f"{first} and {second} become ready at different steps")
+        names = [a.name for a in self.actors]
+        if self.symmetric and any(n != m and m.startswith(n) for n in names for m in names):
+            raise ValueError("an actor's name begins another's (symmetry renames by text)")
 
     def initial_world(self) -> World:
         world = World(
@@ -286,6 +306,7 @@ class Node:
     step: str = ""
 
     def key(self) -> str:
+        """The unreduced key: the world, and every actor's state."""
         return self.world.key() + repr(sorted((n, a.key()) for n, a in self.actors.items()))
 
     def trace(self) -> list[Node]:
@@ -325,6 +346,9 @@ class Report:
     terminal: int = 0
     interleavings: int = 0
     violations: dict[str, Violation] = field(default_factory=dict)
+    #: The worlds of the end states (up to the scenario's symmetry), to compare a
+    #: reduced search with an unreduced one.
+    ends: set[str] = field(default_factory=set)
 
     def first(self, prop: str) -> Violation | None:
         return self.violations.get(prop)
@@ -339,10 +363,20 @@ class Report:
 
 
 class Explorer:
-    """Explores every interleaving of a scenario (or follows one, step by step)."""
+    """Explores every interleaving of a scenario (or follows one, step by step).
 
-    def __init__(self, scenario: Scenario) -> None:
+    `reduce` (the default) explores a reduced graph with the same reachable worlds,
+    end states and shortest violations (docs/protocol-model.md, "Why the reductions
+    are sound"): a read nothing can change is explored alone (a persistent set); a
+    finished actor is one state whatever its deadline, answers or outcome (nothing
+    reads them any more); and two actors of `Scenario.symmetric` are interchangeable.
+    `reduce=False` explores every interleaving, for `test_reduction.py` to compare.
+    """
+
+    def __init__(self, scenario: Scenario, *, reduce: bool = True) -> None:
         self.scenario = scenario
+        self.reduce = reduce
+        self._swaps = [_swap(scenario, pair) for pair in scenario.symmetric] if reduce else []
         self.specs = {a.name: a for a in scenario.actors}
         self._numbers = {a.name: n + 1 for n, a in enumerate(scenario.actors)}
         self.handoff = threading.Semaphore(0)
@@ -353,6 +387,37 @@ class Explorer:
     def root(self) -> Node:
         idle = {a.name: ActorState() for a in self.scenario.actors}
         return Node(self.scenario.initial_world(), idle)
+
+    # -- comparing states
+
+    def key(self, node: Node) -> str:
+        """The state's identity for the search: `Node.key`, reduced.
+
+        A finished actor (done or crashed) is keyed by that alone: no step takes its
+        answers, and the properties that read it were decided at the step it finished
+        (its outcome, its time) or the step it last wrote a lock (its lease against its
+        deadline, unchanged while its holder string stays on the item). Under symmetry
+        the key is the least of the state's and its mirror images'.
+        """
+        if not self.reduce:
+            return node.key()
+        world = node.world.key()
+        actors = [(n, repr(_reduced(a))) for n, a in node.actors.items()]
+        keys = [world + repr(sorted(actors))]
+        for rename, text in self._swaps:
+            mirrored = sorted((rename.get(n, n), text(k)) for n, k in actors)
+            keys.append(text(world) + repr(mirrored))
+        return min(keys)
+
+    def world_key(self, world: World) -> str:
+        """The world's key, the least of its mirror images' under the scenario's
+        symmetry (whether or not this search reduces by it)."""
+        return self.mirrored(world.key())
+
+    def mirrored(self, key: str) -> str:
+        """The least of a world key's mirror images under the scenario's symmetry."""
+        swaps = [_swap(self.scenario, pair) for pair in self.scenario.symmetric]
+        return min([key, *(text(key) for _, text in swaps)])
 
     # -- restoring a state
 
@@ -397,6 +462,8 @@ class Explorer:
         sleepers = [a.pending.wake for a in running.values() if a.pending and a.pending.wake]
         earliest = min((w for w in sleepers if w is not None), default=None)
         for name, actor in sorted(running.items()):
+            if not self.reduce:
+                break
             if self._local(world, actor.pending) or self._alone(world, name, actors, actor):
                 # Persistent set: a read nothing can change any more commutes with every
                 # other step, so only this actor's choices are explored here.
@@ -675,7 +742,7 @@ class Explorer:
         """Breadth first over every interleaving; each state expanded once."""
         report = Report(self.scenario.name)
         root = self.root()
-        ids: dict[str, int] = {root.key(): 0}
+        ids: dict[str, int] = {self.key(root): 0}
         edges: list[list[int]] = [[]]
         terminal: set[int] = set()
         frontier = [(0, root)]
@@ -701,7 +768,7 @@ class Explorer:
                             if stop_at_first:
                                 return report
                             continue
-                        key = child.key()
+                        key = self.key(child)
                         child_id = ids.get(key)
                         if child_id is None:
                             child_id = ids[key] = len(edges)
@@ -719,6 +786,7 @@ class Explorer:
         return report
 
     def _check_end(self, node: Node, report: Report) -> None:
+        report.ends.add(self.world_key(node.world))
         world, notes = self.epilogue(node)
         broken = liveness(world) + safety(world, node.actors)
         for prop, why in broken:
@@ -733,6 +801,31 @@ class Explorer:
             self.restore(node)
             node = self.apply(node, choice)
             yield node
+
+
+def _reduced(actor: ActorState) -> tuple[object, ...]:
+    return ("finished",) if actor.status in ("done", "crashed") else actor.key()
+
+
+def _swap(scenario: Scenario, pair: tuple[str, str]) -> tuple[dict[str, str], Callable[[str], str]]:
+    """The renaming that swaps two symmetric actors: their names, and in text (keys,
+    lock items, answers) their names and holder strings (an actor's holder ids begin
+    with its name and, in hex, its number: `core.enter_actor`)."""
+    first, second = pair
+    numbers = {a.name: n + 1 for n, a in enumerate(scenario.actors)}
+    holder = {name: f"{name}/{numbers[name]:04x}" for name in pair}
+    words = {
+        holder[first]: holder[second],
+        holder[second]: holder[first],
+        first: second,
+        second: first,
+    }
+    pattern = re.compile("|".join(re.escape(w) for w in words))
+
+    def text(value: str) -> str:
+        return pattern.sub(lambda match: words[match.group(0)], value)
+
+    return {first: second, second: first}, text
 
 
 def _same(a: tuple[Answered, ...], b: tuple[Answered, ...]) -> bool:

@@ -80,10 +80,11 @@ def test_two_deliveries_keep_every_property_in_every_interleaving() -> None:
         crashes=1,
         lost_answers=1,
         lease_wait_seconds=1,
+        symmetric=(("stream-1", "stream-2"),),
     )
     report = explored(world)
     assert_holds(report)
-    assert report.states > 1000
+    assert report.states > 500  # 1734 before the two were one up to symmetry
 
 
 def test_a_delivery_and_trigger_job_keep_every_property_in_every_interleaving() -> None:
