@@ -175,8 +175,12 @@ class Runner:
         entry: core.EntryPoint,
         start: float,
         history: tuple[Answered, ...] = (),
+        timeout: float | None = None,
     ) -> None:
         self.name = name
+        #: The run this thread is: its timeout and start (two runs of one actor with
+        #: the same answers so far are different runs when these differ).
+        self.origin = (timeout, start)
         self._explorer = explorer
         self._number = number
         self._entry = entry
@@ -441,12 +445,12 @@ class Explorer:
                     live.kill()
                     del self._runners[name]
                 continue
-            if live is not None and _same(live.history, state.history) and not live.finished:
+            if live is not None and _fits(live, state) and not live.finished:
                 continue
             if live is not None:
                 live.kill()
             spare = self._spares.pop(name, None)
-            if spare is not None and _same(spare.history, state.history):
+            if spare is not None and _fits(spare, state):
                 self._runners[name] = spare
                 continue
             if spare is not None:
@@ -460,6 +464,7 @@ class Explorer:
                 entry=self.specs[name].entry(state.timeout, self.scenario.lease_wait_seconds),
                 start=state.start,
                 history=state.history,
+                timeout=state.timeout,
             )
             self._runners[name] = runner
             runner.start()
@@ -617,6 +622,7 @@ class Explorer:
             number=self._numbers[spec.name],
             entry=spec.entry(timeout, self.scenario.lease_wait_seconds),
             start=start,
+            timeout=timeout,
         )
         self._runners[spec.name] = runner
         runner.start()
@@ -759,14 +765,21 @@ class Explorer:
 
     # -- the search
 
-    def explore(self, *, stop_at_first: bool = False, max_states: int | None = None) -> Report:
+    def explore(
+        self,
+        *,
+        stop_at_first: bool = False,
+        max_states: int | None = None,
+        progress: Callable[[Report, int], None] | None = None,
+    ) -> Report:
         """Breadth first over every interleaving; each state expanded once.
 
         Reduced (the default), with sleep sets: a step slept at a state is one that
         commutes with the step that led there and was explored from an earlier state
         already, before it (`independent`); the state after it is reached the other
         way round, by a path as short. A state reached again with a smaller sleep set
-        is expanded again by the steps it had slept.
+        is expanded again by the steps it had slept. `progress` is called after each
+        level with the report so far and the next level's size.
         """
         report = Report(self.scenario.name)
         graph = _Graph(self.root(), self.key(self.root()), max_states)
@@ -813,6 +826,9 @@ class Explorer:
                         key, rename = self._keyed(child)
                         following += graph.add(node_id, child, key, rename, asleep)
                 frontier = following
+                if progress is not None:
+                    report.states = len(graph.edges)
+                    progress(report, len(frontier))
         finally:
             self.close()
         report.states = len(graph.edges)
@@ -1008,8 +1024,13 @@ def _swap(scenario: Scenario, pair: tuple[str, str]) -> tuple[dict[str, str], Ca
     return {first: second, second: first}, text
 
 
-def _same(a: tuple[Answered, ...], b: tuple[Answered, ...]) -> bool:
-    return len(a) == len(b) and (not a or a[-1] is b[-1])
+def _fits(runner: Runner, state: ActorState) -> bool:
+    """Whether a live runner is this actor state's run, at its pending call: the same
+    timeout and start (an empty history alone says nothing), the same answers."""
+    a, b = runner.history, state.history
+    return runner.origin == (state.timeout, state.start) and (
+        len(a) == len(b) and (not a or a[-1] is b[-1])
+    )
 
 
 def _carry_out(call: Call) -> tuple[str, object]:

@@ -13,22 +13,12 @@ import pytest
 from tests.model import worlds
 from tests.model.core import model_process
 from tests.model.scheduler import Explorer, Report, Scenario
+from tests.model.test_exhaustive import EXHAUSTIVE, TWO_DELIVERIES
 from tests.model.test_seeded_bugs import BUGS
 
 #: Two deliveries racing with one crash and one lost answer, each on both sides of the
 #: lock step's threshold (0.95 s): every fault, every kind of contention, symmetric.
-FAULTY_PAIR = Scenario(
-    "two deliveries, one crash, one lost answer",
-    jobs=(worlds.READY,),
-    actors=(
-        worlds.stream("stream-1", 0.9, 30.0),
-        worlds.stream("stream-2", 0.9, 30.0, segment=1, number=2),
-    ),
-    crashes=1,
-    lost_answers=1,
-    lease_wait_seconds=1,
-    symmetric=(("stream-1", "stream-2"),),
-)
+FAULTY_PAIR = TWO_DELIVERIES
 WORLDS = [
     worlds.LEASE_WORLD,
     worlds.TAKE_OVER_WORLD,
@@ -91,3 +81,11 @@ def test_the_symmetry_only_merges_mirror_images() -> None:
     assert separate.states > merged.states
     mirrored = Explorer(FAULTY_PAIR)
     assert {mirrored.mirrored(k) for k in separate.ends} == merged.ends
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("world", [w for w in EXHAUSTIVE if w not in WORLDS], ids=lambda w: w.name)
+def test_the_reduction_is_sound_on_every_world_of_the_normal_suite(world: Scenario) -> None:
+    """The normal suite's exhaustive worlds, reduced and whole (about 20 s more)."""
+    reduced, unreduced = both(world)
+    assert_same(reduced, unreduced)
