@@ -6,6 +6,7 @@ with `-s` to read them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -130,4 +131,14 @@ def test_the_whole_small_world_keeps_every_property_in_every_interleaving() -> N
         trigger_job_timeouts=TRIGGER_JOB_TIMEOUTS,
         reconciler_timeouts=RECONCILER_TIMEOUTS,
     )
-    assert_holds(explored(world))
+    began = time.monotonic()
+
+    def level(report: Report, following: int) -> None:
+        print(
+            f"  {time.monotonic() - began:5.0f} s: {report.states} states, "
+            f"{report.transitions} transitions, {report.slept} slept; next level {following}"
+        )
+
+    report = Explorer(world).explore(progress=level)
+    print(f"\n{report.summary()} in {time.monotonic() - began:.0f} s")
+    assert_holds(report)
