@@ -21,6 +21,7 @@ found is reached by a shortest interleaving.
 from __future__ import annotations
 
 import copy
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -119,6 +120,25 @@ class Scenario:
     final_reconciler_timeout: float = 300.0
     #: Scheduled reconciler runs after the faults stop.
     final_reconciler_runs: int = 2
+    #: Pairs of actors the world cannot tell apart (symmetry reduction): the same kind,
+    #: timeouts and job, records that exist from the start. A state and its mirror
+    #: image, the two swapped, are one state.
+    symmetric: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        specs = {a.name: a for a in self.actors}
+        written = {j.job_id: set(j.written) for j in self.jobs}
+        for first, second in self.symmetric:
+            a, b = specs[first], specs[second]
+            jobs_a = sorted(j for j, _, _ in a.records)
+            jobs_b = sorted(j for j, _, _ in b.records)
+            if (a.kind, a.timeouts, a.job_id, jobs_a) != (b.kind, b.timeouts, b.job_id, jobs_b):
+                raise ValueError(f"{first} and {second} are told apart by what they are")
+            if not all(i in written[j] for j, i, _ in a.records + b.records):
+                raise ValueError(f"{first} and {second} become ready at different steps")
+        names = [a.name for a in self.actors]
+        if self.symmetric and any(n != m and m.startswith(n) for n in names for m in names):
+            raise ValueError("an actor's name begins another's (symmetry renames by text)")
 
     def initial_world(self) -> World:
         world = World(
@@ -152,8 +172,12 @@ class Runner:
         entry: core.EntryPoint,
         start: float,
         history: tuple[Answered, ...] = (),
+        timeout: float | None = None,
     ) -> None:
         self.name = name
+        #: The run this thread is: its timeout and start (two runs of one actor with
+        #: the same answers so far are different runs when these differ).
+        self.origin = (timeout, start)
         self._explorer = explorer
         self._number = number
         self._entry = entry
@@ -283,6 +307,7 @@ class Node:
     step: str = ""
 
     def key(self) -> str:
+        """The unreduced key: the world, and every actor's state."""
         return self.world.key() + repr(sorted((n, a.key()) for n, a in self.actors.items()))
 
     def trace(self) -> list[Node]:
@@ -322,6 +347,11 @@ class Report:
     terminal: int = 0
     interleavings: int = 0
     violations: dict[str, Violation] = field(default_factory=dict)
+    #: Steps not taken because a sleep set showed them taken in another order.
+    slept: int = 0
+    #: The worlds of the end states (up to the scenario's symmetry), to compare a
+    #: reduced search with an unreduced one.
+    ends: set[str] = field(default_factory=set)
 
     def first(self, prop: str) -> Violation | None:
         return self.violations.get(prop)
@@ -336,20 +366,70 @@ class Report:
 
 
 class Explorer:
-    """Explores every interleaving of a scenario (or follows one, step by step)."""
+    """Explores every interleaving of a scenario (or follows one, step by step).
 
-    def __init__(self, scenario: Scenario) -> None:
+    `reduce` (the default) explores a reduced graph with the same reachable worlds,
+    end states and shortest violations (docs/protocol-model.md, "Why the reductions
+    are sound"): a read nothing can change is explored alone (a persistent set); a
+    finished actor is one state whatever its deadline, answers or outcome (nothing
+    reads them any more); and two actors of `Scenario.symmetric` are interchangeable.
+    `reduce=False` explores every interleaving, for `test_reduction.py` to compare.
+    """
+
+    def __init__(self, scenario: Scenario, *, reduce: bool = True) -> None:
         self.scenario = scenario
+        self.reduce = reduce
+        self._swaps = [_swap(scenario, pair) for pair in scenario.symmetric] if reduce else []
         self.specs = {a.name: a for a in scenario.actors}
         self._numbers = {a.name: n + 1 for n, a in enumerate(scenario.actors)}
         self.handoff = threading.Semaphore(0)
         self.world = scenario.initial_world()
         self._runners: dict[str, Runner] = {}
+        #: Runners still stopped at the call their actor crashed at in the last step:
+        #: the next sibling step of the same state reuses them (no re-run).
+        self._spares: dict[str, Runner] = {}
         self._reconcilers = sum(1 for a in scenario.actors if a.kind == "reconciler")
 
     def root(self) -> Node:
         idle = {a.name: ActorState() for a in self.scenario.actors}
         return Node(self.scenario.initial_world(), idle)
+
+    # -- comparing states
+
+    def key(self, node: Node) -> str:
+        """The state's identity for the search: `Node.key`, reduced.
+
+        A finished actor (done or crashed) is keyed by that alone: no step takes its
+        answers, and the properties that read it were decided at the step it finished
+        (its outcome, its time) or the step it last wrote a lock (its lease against its
+        deadline, unchanged while its holder string stays on the item). Under symmetry
+        the key is the least of the state's and its mirror images'.
+        """
+        return self._keyed(node)[0]
+
+    def _keyed(self, node: Node) -> tuple[str, dict[str, str]]:
+        """The key, and the renaming of actors that gives it (empty: none)."""
+        if not self.reduce:
+            return node.key(), {}
+        world = node.world.key()
+        actors = [(n, repr(_reduced(a))) for n, a in node.actors.items()]
+        best: tuple[str, dict[str, str]] = (world + repr(sorted(actors)), {})
+        for rename, text in self._swaps:
+            mirrored = sorted((rename.get(n, n), text(k)) for n, k in actors)
+            key = text(world) + repr(mirrored)
+            if key < best[0]:
+                best = (key, rename)
+        return best
+
+    def world_key(self, world: World) -> str:
+        """The world's key, the least of its mirror images' under the scenario's
+        symmetry (whether or not this search reduces by it)."""
+        return self.mirrored(world.key())
+
+    def mirrored(self, key: str) -> str:
+        """The least of a world key's mirror images under the scenario's symmetry."""
+        swaps = [_swap(self.scenario, pair) for pair in self.scenario.symmetric]
+        return min([key, *(text(key) for _, text in swaps)])
 
     # -- restoring a state
 
@@ -362,10 +442,16 @@ class Explorer:
                     live.kill()
                     del self._runners[name]
                 continue
-            if live is not None and _same(live.history, state.history) and not live.finished:
+            if live is not None and _fits(live, state) and not live.finished:
                 continue
             if live is not None:
                 live.kill()
+            spare = self._spares.pop(name, None)
+            if spare is not None and _fits(spare, state):
+                self._runners[name] = spare
+                continue
+            if spare is not None:
+                spare.kill()
             assert state.timeout is not None
             assert state.start is not None
             runner = Runner(
@@ -375,14 +461,16 @@ class Explorer:
                 entry=self.specs[name].entry(state.timeout, self.scenario.lease_wait_seconds),
                 start=state.start,
                 history=state.history,
+                timeout=state.timeout,
             )
             self._runners[name] = runner
             runner.start()
 
     def close(self) -> None:
-        for runner in self._runners.values():
+        for runner in (*self._runners.values(), *self._spares.values()):
             runner.kill()
         self._runners.clear()
+        self._spares.clear()
 
     # -- what may happen next
 
@@ -394,6 +482,8 @@ class Explorer:
         sleepers = [a.pending.wake for a in running.values() if a.pending and a.pending.wake]
         earliest = min((w for w in sleepers if w is not None), default=None)
         for name, actor in sorted(running.items()):
+            if not self.reduce:
+                break
             if self._local(world, actor.pending) or self._alone(world, name, actors, actor):
                 # Persistent set: a read nothing can change any more commutes with every
                 # other step, so only this actor's choices are explored here.
@@ -529,6 +619,7 @@ class Explorer:
             number=self._numbers[spec.name],
             entry=spec.entry(timeout, self.scenario.lease_wait_seconds),
             start=start,
+            timeout=timeout,
         )
         self._runners[spec.name] = runner
         runner.start()
@@ -563,8 +654,11 @@ class Explorer:
                     world.faults_after_send[call.job_id] = (
                         world.faults_after_send.get(call.job_id, 0) + 1
                     )
-            runner.kill()
             del self._runners[name]
+            old = self._spares.pop(name, None)
+            if old is not None:
+                old.kill()
+            self._spares[name] = runner  # still at this call: a sibling may resume it
             where = "after" if what == "crash_after" else "before"
             done = replace(state, status="crashed", pending=None, now=world.clock)
             return done, f"CRASHES {where} {call.label}"
@@ -668,26 +762,46 @@ class Explorer:
 
     # -- the search
 
-    def explore(self, *, stop_at_first: bool = False, max_states: int | None = None) -> Report:
-        """Breadth first over every interleaving; each state expanded once."""
+    def explore(
+        self,
+        *,
+        stop_at_first: bool = False,
+        max_states: int | None = None,
+        progress: Callable[[Report, int], None] | None = None,
+    ) -> Report:
+        """Breadth first over every interleaving; each state expanded once.
+
+        Reduced (the default), with sleep sets: a step slept at a state is one that
+        commutes with the step that led there and was explored from an earlier state
+        already, before it (`independent`); the state after it is reached the other
+        way round, by a path as short. A state reached again with a smaller sleep set
+        is expanded again by the steps it had slept. `progress` is called after each
+        level with the report so far and the next level's size.
+        """
         report = Report(self.scenario.name)
-        root = self.root()
-        ids: dict[str, int] = {root.key(): 0}
-        edges: list[list[int]] = [[]]
-        terminal: set[int] = set()
-        frontier = [(0, root)]
+        graph = _Graph(self.root(), self.key(self.root()), max_states)
+        frontier: list[tuple[int, frozenset[Choice] | None]] = [(0, None)]
         try:
             while frontier:
-                following: list[tuple[int, Node]] = []
-                for node_id, node in frontier:
-                    choices = self.choices(node)
-                    if not choices:
-                        terminal.add(node_id)
-                        self._check_end(node, report)
-                        if stop_at_first and report.violations:
-                            return report
+                following: list[tuple[int, frozenset[Choice] | None]] = []
+                for node_id, only in frontier:
+                    node = graph.nodes[node_id]
+                    enabled = self.choices(node)
+                    if not enabled:
+                        if node_id not in graph.terminal:
+                            graph.terminal.add(node_id)
+                            self._check_end(node, report)
+                            if stop_at_first and report.violations:
+                                return report
                         continue
-                    for choice in choices:
+                    slept = graph.sleeps[node_id]
+                    if only is None and graph.expanded[node_id]:
+                        continue
+                    todo = [c for c in enabled if (c in only if only else c not in slept)]
+                    graph.expanded[node_id] = True
+                    report.slept += len(enabled) - len(todo)
+                    done: list[Choice] = []
+                    for choice in todo:
                         self.restore(node)
                         child = self.apply(node, choice)
                         report.transitions += 1
@@ -697,25 +811,78 @@ class Explorer:
                                 report.violations.setdefault(prop, Violation(prop, why, child))
                             if stop_at_first:
                                 return report
+                            # Not slept by its siblings: beyond a violation the search
+                            # stops, so the other order must be taken.
                             continue
-                        key = child.key()
-                        child_id = ids.get(key)
-                        if child_id is None:
-                            child_id = ids[key] = len(edges)
-                            edges.append([])
-                            following.append((child_id, child))
-                            if max_states is not None and len(edges) > max_states:
-                                raise RuntimeError(f"more than {max_states} states")
-                        edges[node_id].append(child_id)
+                        asleep = frozenset(
+                            z
+                            for z in (*slept, *done)
+                            if self.reduce and self.independent(node, z, choice)
+                        )
+                        done.append(choice)
+                        key, rename = self._keyed(child)
+                        following += graph.add(node_id, child, key, rename, asleep)
                 frontier = following
+                if progress is not None:
+                    report.states = len(graph.edges)
+                    progress(report, len(frontier))
         finally:
             self.close()
-        report.states = len(edges)
-        report.terminal = len(terminal)
-        report.interleavings = _count_paths(edges, terminal)
+        report.states = len(graph.edges)
+        report.terminal = len(graph.terminal)
+        report.interleavings = _count_paths(graph.edges, graph.terminal)
         return report
 
+    # -- which steps commute
+
+    def independent(self, node: Node, first: Choice, second: Choice) -> bool:
+        """Whether two steps enabled at `node` commute: either leaves the other enabled
+        and both orders give the same state. Decided by what each step reads and
+        writes (conservatively: a step's footprint covers every fate of its call)."""
+        reads_a, writes_a = self._footprint(node, first)
+        reads_b, writes_b = self._footprint(node, second)
+        return not (_meets(writes_a, reads_b | writes_b) or _meets(writes_b, reads_a))
+
+    def _footprint(self, node: Node, choice: Choice) -> tuple[set[str], set[str]]:
+        """(reads, writes) of a step, as names of what it touches.
+
+        Every step reads the clock (an actor records the time it resumes; a start
+        reads it for its deadline); a sleep or the clock's jump writes it. An actor's
+        step writes the actor; a fault writes the fault budget. A call touches what it
+        names: `lock:<job>` (`lock:*` for a read of many), `jobs`, `completions`, the
+        `queue` (a send: message ids count the queue). The media worker's claim writes
+        the job's lock and reads its message; the world's workers write `jobs` and
+        `completions` (which decide whether an actor may start).
+        """
+        reads, writes = {"clock"}, set[str]()
+        if choice.actor in self.specs and choice.what != "start":
+            writes.add(f"actor:{choice.actor}")
+            pending = node.actors[choice.actor].pending
+            if pending is None:
+                return reads, {"*"}
+            if pending.kind == "sleep":
+                return reads, writes | {"clock"}
+            if choice.what != "step":
+                writes.add(f"budget:{_BUDGET[choice.what]}")
+            if choice.what not in ("crash_before", "error"):  # else not carried out
+                _call_footprint(pending, reads, writes)
+            return reads, writes
+        if choice.what == "start":
+            writes.add(f"actor:{choice.actor}")
+            reads |= {"jobs", "completions"}
+        elif choice.what == "claim":
+            message = next(m for m in node.world.queue if m.message_id == choice.arg)
+            writes |= {f"lock:{message.job_id}", f"message:{message.message_id}"}
+        elif choice.what == "write":
+            writes.add("completions")
+        elif choice.what == "chunk":
+            writes.add("jobs")
+        else:
+            writes.add("clock")
+        return reads, writes
+
     def _check_end(self, node: Node, report: Report) -> None:
+        report.ends.add(self.world_key(node.world))
         world, notes = self.epilogue(node)
         broken = liveness(world) + safety(world, node.actors)
         for prop, why in broken:
@@ -732,8 +899,135 @@ class Explorer:
             yield node
 
 
-def _same(a: tuple[Answered, ...], b: tuple[Answered, ...]) -> bool:
-    return len(a) == len(b) and (not a or a[-1] is b[-1])
+class _Graph:
+    """The states found so far: their ids, edges, sleep sets and expansion."""
+
+    def __init__(self, root: Node, key: str, max_states: int | None) -> None:
+        self.ids: dict[str, int] = {key: 0}
+        self.nodes: list[Node] = [root]
+        self.edges: list[list[int]] = [[]]
+        self.terminal: set[int] = set()
+        #: The steps slept at each state (named as in its stored node).
+        self.sleeps: list[frozenset[Choice]] = [frozenset()]
+        self.expanded: list[bool] = [False]
+        #: The renaming that gives each stored node its key.
+        self.renames: list[dict[str, str]] = [{}]
+        self._max = max_states
+
+    def add(
+        self,
+        parent: int,
+        child: Node,
+        key: str,
+        rename: dict[str, str],
+        asleep: frozenset[Choice],
+    ) -> list[tuple[int, frozenset[Choice] | None]]:
+        """Record the edge to `child`; what to expand (a new state, or the steps an
+        expanded state had slept and now must take)."""
+        todo: list[tuple[int, frozenset[Choice] | None]] = []
+        child_id = self.ids.get(key)
+        if child_id is None:
+            child_id = self.ids[key] = len(self.edges)
+            self.nodes.append(child)
+            self.edges.append([])
+            self.sleeps.append(asleep)
+            self.expanded.append(False)
+            self.renames.append(rename)
+            todo.append((child_id, None))
+            if self._max is not None and len(self.edges) > self._max:
+                raise RuntimeError(f"more than {self._max} states")
+        else:
+            mine = _renamed(asleep, rename, self.renames[child_id])
+            missing = self.sleeps[child_id] - mine
+            self.sleeps[child_id] &= mine
+            if missing and self.expanded[child_id]:
+                todo.append((child_id, missing))
+        self.edges[parent].append(child_id)
+        return todo
+
+
+def _call_footprint(pending: Pending, reads: set[str], writes: set[str]) -> None:
+    """What a call carried out touches (see `Explorer._footprint`)."""
+    label, job_id = pending.label, pending.job_id
+    if label.startswith("lock."):
+        target = f"lock:{job_id}" if job_id is not None else "lock:*"
+        (reads if pending.kind == "read" else writes).add(target)
+    elif label.startswith("jobs."):
+        reads.add("jobs")
+    elif label == "completions.count":
+        reads.add("completions")
+    elif pending.kind == "send":
+        writes.add("queue")
+    else:  # a call this model does not know: touches everything
+        writes.add("*")
+
+
+_BUDGET = {
+    "crash_before": "crash",
+    "crash_after": "crash",
+    "lost": "lost",
+    "lost_retry": "lost",
+    "error": "error",
+}
+
+
+def _meets(writes: set[str], touched: set[str]) -> bool:
+    """Whether a step writing `writes` conflicts with one touching `touched`."""
+    if "*" in writes or "*" in touched:
+        return bool(writes)
+    if writes & touched:
+        return True
+    locks = any(w.startswith("lock:") for w in writes)
+    return (locks and "lock:*" in touched) or (
+        "lock:*" in writes and any(t.startswith("lock:") for t in touched)
+    )
+
+
+def _renamed(
+    choices: frozenset[Choice], mine: dict[str, str], theirs: dict[str, str]
+) -> frozenset[Choice]:
+    """Choices named as in a state keyed with renaming `mine`, named as in the stored
+    state keyed with `theirs` (each renaming swaps pairs: its own inverse)."""
+    if mine == theirs:
+        return choices
+    return frozenset(
+        replace(c, actor=theirs.get(mine.get(c.actor, c.actor), mine.get(c.actor, c.actor)))
+        for c in choices
+    )
+
+
+def _reduced(actor: ActorState) -> tuple[object, ...]:
+    return ("finished",) if actor.status in ("done", "crashed") else actor.key()
+
+
+def _swap(scenario: Scenario, pair: tuple[str, str]) -> tuple[dict[str, str], Callable[[str], str]]:
+    """The renaming that swaps two symmetric actors: their names, and in text (keys,
+    lock items, answers) their names and holder strings (an actor's holder ids begin
+    with its name and, in hex, its number: `core.enter_actor`)."""
+    first, second = pair
+    numbers = {a.name: n + 1 for n, a in enumerate(scenario.actors)}
+    holder = {name: f"{name}/{numbers[name]:04x}" for name in pair}
+    words = {
+        holder[first]: holder[second],
+        holder[second]: holder[first],
+        first: second,
+        second: first,
+    }
+    pattern = re.compile("|".join(re.escape(w) for w in words))
+
+    def text(value: str) -> str:
+        return pattern.sub(lambda match: words[match.group(0)], value)
+
+    return {first: second, second: first}, text
+
+
+def _fits(runner: Runner, state: ActorState) -> bool:
+    """Whether a live runner is this actor state's run, at its pending call: the same
+    timeout and start (an empty history alone says nothing), the same answers."""
+    a, b = runner.history, state.history
+    return runner.origin == (state.timeout, state.start) and (
+        len(a) == len(b) and (not a or a[-1] is b[-1])
+    )
 
 
 def _carry_out(call: Call) -> tuple[str, object]:

@@ -54,7 +54,26 @@ class World:
     holders: dict[str, str] = field(default_factory=dict)
 
     def snapshot(self) -> World:
-        return copy.deepcopy(self)
+        """A copy no later step of either can change (a field-wise copy: `deepcopy` was
+        a fifth of the search's time)."""
+        locks = Table(self.locks.name)
+        locks.items = {
+            job_id: {name: _copy_attr(attr) for name, attr in item.items()}
+            for job_id, item in self.locks.items.items()
+        }
+        return World(
+            clock=self.clock,
+            jobs={job_id: dict(job) for job_id, job in self.jobs.items()},
+            completions={job_id: set(done) for job_id, done in self.completions.items()},
+            locks=locks,
+            queue=[copy.copy(message) for message in self.queue],
+            starts=dict(self.starts),
+            faults_after_send=dict(self.faults_after_send),
+            crashes_left=self.crashes_left,
+            lost_left=self.lost_left,
+            errors_left=self.errors_left,
+            holders=dict(self.holders),
+        )
 
     # ---------------------------------------------------------------- the pipeline
 
@@ -171,6 +190,12 @@ class World:
                 f"msgs={self.messages(job_id)} starts={self.starts.get(job_id, 0)}]"
             )
         return " ".join(parts)
+
+
+def _copy_attr(attr: Attr) -> Attr:
+    """A DynamoDB attribute value; scalars (`S`, `N`) copied flat, the rest deeply."""
+    ((kind, value),) = attr.items()
+    return {kind: value} if isinstance(value, str) else copy.deepcopy(attr)
 
 
 def _plain(attr: Attr | None) -> str | None:

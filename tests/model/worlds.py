@@ -40,6 +40,7 @@ def small_world(
         lost_answers=lost_answers,
         lease_wait_seconds=1,
         final_reconciler_timeout=final_reconciler_timeout,
+        symmetric=(("stream-1", "stream-2"),),
     )
 
 
@@ -50,6 +51,7 @@ TAKE_OVER_WORLD = Scenario(
     "two deliveries, a lock orphaned 10 minutes ago",
     jobs=(JobSpec(JOB, total=2, chunked=True, written=(0, 1), orphaned_lock_age=600.0),),
     actors=(stream("stream-1", 60.0), stream("stream-2", 60.0, segment=1, number=2)),
+    symmetric=(("stream-1", "stream-2"),),
 )
 MARK_WORLD = Scenario(
     "one delivery, one crash",
@@ -62,6 +64,7 @@ HELD_WORLD = Scenario(
     jobs=(READY,),
     actors=(stream("stream-1", 60.0), stream("stream-2", 60.0, segment=1, number=2)),
     crashes=1,
+    symmetric=(("stream-1", "stream-2"),),
 )
 #: The replaced Lambda's timeout (30 s) everywhere, the reconciler's too.
 SHORT_TIMEOUT_WORLD = Scenario(
