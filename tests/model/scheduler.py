@@ -352,6 +352,8 @@ class Report:
     #: The worlds of the end states (up to the scenario's symmetry), to compare a
     #: reduced search with an unreduced one.
     ends: set[str] = field(default_factory=set)
+    #: The search stopped at its `max_levels`: deeper interleavings were not explored.
+    bounded: bool = False
 
     def first(self, prop: str) -> Violation | None:
         return self.violations.get(prop)
@@ -767,6 +769,7 @@ class Explorer:
         *,
         stop_at_first: bool = False,
         max_states: int | None = None,
+        max_levels: int | None = None,
         progress: Callable[[Report, int], None] | None = None,
     ) -> Report:
         """Breadth first over every interleaving; each state expanded once.
@@ -776,13 +779,18 @@ class Explorer:
         already, before it (`independent`); the state after it is reached the other
         way round, by a path as short. A state reached again with a smaller sleep set
         is expanded again by the steps it had slept. `progress` is called after each
-        level with the report so far and the next level's size.
+        level with the report so far and the next level's size. With `max_levels`, the
+        search stops after that many levels (every interleaving of that many steps is
+        explored; `Report.bounded` says it stopped there, and end-of-run liveness is
+        checked only on the runs that ended within it).
         """
         report = Report(self.scenario.name)
         graph = _Graph(self.root(), self.key(self.root()), max_states)
         frontier: list[tuple[int, frozenset[Choice] | None]] = [(0, None)]
+        levels = max_levels if max_levels is not None else -1
         try:
-            while frontier:
+            while frontier and levels != 0:
+                levels -= 1
                 following: list[tuple[int, frozenset[Choice] | None]] = []
                 for node_id, only in frontier:
                     node = graph.nodes[node_id]
@@ -828,6 +836,7 @@ class Explorer:
                     progress(report, len(frontier))
         finally:
             self.close()
+        report.bounded = bool(frontier)
         report.states = len(graph.edges)
         report.terminal = len(graph.terminal)
         report.interleavings = _count_paths(graph.edges, graph.terminal)

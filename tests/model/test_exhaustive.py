@@ -122,10 +122,20 @@ def test_every_complete_job_is_triggered_at_the_replaced_lambdas_30_s_timeout() 
     assert_holds(report)
 
 
+#: How deep the whole small world is explored: every interleaving of its first steps.
+WHOLE_WORLD_LEVELS = 14
+
+
 @pytest.mark.slow
-def test_the_whole_small_world_keeps_every_property_in_every_interleaving() -> None:
+def test_the_whole_small_world_keeps_every_property_in_every_interleaving_of_its_first_steps() -> (
+    None
+):
     """Issue 21's small world in full: two deliveries, a `trigger_job` call and a
-    reconciler run, each with any timeout of its set, one crash and one lost answer."""
+    reconciler run, each with any timeout of its set, one crash and one lost answer,
+    explored breadth first to `WHOLE_WORLD_LEVELS` steps (every interleaving that long;
+    the whole of it does not finish: it was stopped at 647,129 states, still growing
+    1.2-1.3x a level). Safety is checked on every state reached, liveness on the runs
+    that ended within the bound."""
     world = worlds.small_world(
         stream_timeouts=(30.0, 60.0),
         trigger_job_timeouts=TRIGGER_JOB_TIMEOUTS,
@@ -139,6 +149,7 @@ def test_the_whole_small_world_keeps_every_property_in_every_interleaving() -> N
             f"{report.transitions} transitions, {report.slept} slept; next level {following}"
         )
 
-    report = Explorer(world).explore(progress=level)
-    print(f"\n{report.summary()} in {time.monotonic() - began:.0f} s")
+    report = Explorer(world).explore(progress=level, max_levels=WHOLE_WORLD_LEVELS)
+    print(f"\n{report.summary()} in {time.monotonic() - began:.0f} s (bounded: {report.bounded})")
     assert_holds(report)
+    assert report.states > 1000
