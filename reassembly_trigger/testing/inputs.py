@@ -108,14 +108,21 @@ class ManualClock:
             self._now = max(self._now, when)
 
 
+#: The Terraform module's default function_name (so local metrics and log groups match).
+DEFAULT_FUNCTION_NAME = "stereo-spot-reassembly-trigger"
+#: The timeout of the Lambda this project replaces (`../shared/contract`): tests run
+#: where users run, not at the module's more generous default.
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+
 @dataclass(slots=True)
 class LambdaContext:
     """The context object Lambda passes a handler: the request id, the function's names
     and the time left, which runs down from `timeout_seconds` on `now` (real monotonic
     time by default; give a `ManualClock`'s `now` to make the deadline follow it)."""
 
-    function_name: str = "stereo-spot-reassembly-trigger"
-    timeout_seconds: float = 30.0
+    function_name: str = DEFAULT_FUNCTION_NAME
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     region: str = "us-east-1"
     account_id: str = "123456789012"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -137,10 +144,14 @@ class LambdaContext:
         """The function's log group."""
         return f"/aws/lambda/{self.function_name}"
 
+    @property
+    def deadline(self) -> float:
+        """When Lambda would stop this invocation, on `now`'s clock."""
+        return self._started + self.timeout_seconds
+
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds until Lambda would stop this invocation (never negative)."""
-        deadline = self._started + self.timeout_seconds
-        return max(0, int((deadline - self.now()) * 1000))
+        return max(0, int((self.deadline - self.now()) * 1000))
 
 
 # ------------------------------------------------------------------ stream records

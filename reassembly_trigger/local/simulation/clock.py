@@ -10,37 +10,27 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from reassembly_trigger.testing import START, ManualClock
+
 #: Where simulated time starts (epoch seconds, 2026-11-15): any fixed value keeps
 #: runs reproducible.
-DEFAULT_START = 1_794_700_000.0
+DEFAULT_START = START
 
 
-class SimulatedClock:
-    """`now()` and `sleep()` over simulated epoch seconds; safe to share between threads.
-
-    `sleep(s)` returns at once and moves the shared time forward by `s`: with several
-    threads the time is the sum of everyone's sleeps, so it only ever moves forward,
-    and a waiter always sees the time pass it waits for.
+class SimulatedClock(ManualClock):
+    """The users' `ManualClock` (time moves only when slept or advanced, safe to share
+    between threads), plus actions run at a thread's next sleep: how a test makes
+    something happen "while an evaluation waits" at a deterministic point.
     """
 
     def __init__(self, start: float = DEFAULT_START) -> None:
-        self._now = start
-        self._lock = threading.Lock()
+        super().__init__(start)
         self._at_sleep: list[tuple[int | None, Callable[[], None]]] = []
-        #: Total simulated seconds slept (for reports).
-        self.slept = 0.0
-
-    def now(self) -> float:
-        """The simulated epoch seconds."""
-        with self._lock:
-            return self._now
 
     def sleep(self, seconds: float) -> None:
         """Advance the simulated time by `seconds` (never backwards) and return at once."""
+        super().sleep(seconds)
         with self._lock:
-            step = max(0.0, seconds)
-            self._now += step
-            self.slept += step
             action = self._take_action(threading.get_ident())
         if action is not None:
             action()  # outside the lock: the action may read the time or sleep
@@ -65,14 +55,3 @@ class SimulatedClock:
                 del self._at_sleep[index]
                 return action
         return None
-
-    def advance(self, seconds: float) -> float:
-        """Move time forward by `seconds` (a test or simulation passing time); the new time."""
-        with self._lock:
-            self._now += max(0.0, seconds)
-            return self._now
-
-    def set(self, when: float) -> None:
-        """Jump to `when` if it lies ahead; time never goes back."""
-        with self._lock:
-            self._now = max(self._now, when)
