@@ -1,6 +1,6 @@
 """The boto3 clients, created once per container, every call bounded by the time left.
 
-Each client is configured for the normal case (`timing`: connect 0.5 s, read 2 s per
+Each client is configured for the normal case (`timing`: connect 0.3 s, read 2 s per
 attempt; DynamoDB in botocore's "standard" retry mode with 3 attempts, SendMessage with
 ONE attempt) and then bounded, call by call, by the deadline of the invocation the
 calling thread is in (`timing.calls_within`), through botocore's event system:

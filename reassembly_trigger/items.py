@@ -75,6 +75,12 @@ def shown(value: object) -> object:
     return repr(value)
 
 
+def is_digits(text: str) -> bool:
+    """Plain ASCII decimal digits (`"0"`, `"12"`): a whole number as DynamoDB, Lambda and
+    people write it; never `"²"`, `"-1"` or `"1.0"` (Python's `isdigit` alone takes `"²"`)."""
+    return text.isascii() and text.isdigit()
+
+
 def whole_number(value: object) -> int | None:
     """`value` as an int when it is a finite, integral DynamoDB number (never a bool)."""
     if isinstance(value, bool) or not isinstance(value, int | Decimal):

@@ -22,6 +22,8 @@ from typing import Any, TypeGuard
 
 import structlog
 
+from reassembly_trigger.items import is_digits
+
 #: DynamoDB Streams sequence numbers: decimal strings of 21 to 40 digits.
 _MAX_SEQUENCE_DIGITS = 40
 #: DynamoDB's limit on a partition key value, in UTF-8 bytes.
@@ -63,12 +65,7 @@ def lowest_sequence_number(sequence_numbers: tuple[str, ...]) -> str:
 
 def is_sequence_number(value: object) -> bool:
     """Whether `value` is a stream sequence number (a decimal string), safe to compare."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= _MAX_SEQUENCE_DIGITS
-        and value.isascii()
-        and value.isdigit()
-    )
+    return isinstance(value, str) and 0 < len(value) <= _MAX_SEQUENCE_DIGITS and is_digits(value)
 
 
 def is_job_id(value: object) -> TypeGuard[str]:

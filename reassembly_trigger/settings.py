@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reassembly_trigger.errors import SettingsError
+from reassembly_trigger.items import is_digits
 from reassembly_trigger.timing import LAMBDA_MAX_TIMEOUT_SECONDS
 
 #: A lock written without a lease is treated as leased for Lambda's maximum timeout
@@ -82,7 +83,7 @@ class Settings:
         def integer(var: str, default: int, low: int, high: int) -> int:
             if not text[var]:
                 return default
-            if text[var].isascii() and text[var].isdigit() and low <= int(text[var]) <= high:
+            if is_digits(text[var]) and low <= int(text[var]) <= high:
                 return int(text[var])
             invalid.append(f"{var}={text[var]!r} (expected a whole number in [{low}, {high}])")
             return default

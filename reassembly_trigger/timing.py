@@ -206,12 +206,8 @@ def attempt_read_timeout(
     The one rule that keeps a started attempt inside the deadline (the clients apply it
     to every attempt; the unit tier's in-memory gateways apply it to every call).
     """
-    usable = budget.usable_seconds()
-    if usable < floor:
-        raise DeadlineReached(
-            f"call {operation}", budget.seconds_left(), floor + ANSWER_RESERVE_SECONDS
-        )
-    return min(READ_TIMEOUT_SECONDS, usable - CONNECT_TIMEOUT_SECONDS)
+    budget.ensure(f"call {operation}", floor)
+    return min(READ_TIMEOUT_SECONDS, budget.usable_seconds() - CONNECT_TIMEOUT_SECONDS)
 
 
 _current: ContextVar[InvocationBudget | None] = ContextVar(

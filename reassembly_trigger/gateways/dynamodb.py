@@ -22,6 +22,7 @@ from reassembly_trigger.items import (
     Item,
     decode_job,
     deserialize_item,
+    is_digits,
     is_null,
     string,
     timestamp,
@@ -248,9 +249,7 @@ class SegmentCompletions:
 def _whole_index(item: Mapping[str, Any]) -> bool:
     """Whether a completion's key is a whole number (plain digits need no Decimal)."""
     index = item.get("segment_index", {}).get("N")
-    return index is not None and (
-        (index.isascii() and index.isdigit()) or whole_number(Decimal(index)) is not None
-    )
+    return index is not None and (is_digits(index) or whole_number(Decimal(index)) is not None)
 
 
 # -------------------------------------------------------------- ReassemblyTriggered
